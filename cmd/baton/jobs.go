@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baton-run/baton/db"
+)
+
+func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	delay := fs.Duration("delay", 0, "run no earlier than this long from now (e.g. 3s, 5m)")
+	priority := fs.Int("priority", 0, "0 (first) to 100")
+	maxAttempts := fs.Int("max-attempts", 0, "attempts before the job is dead (default: the stage's, else 5)")
+	key := fs.String("key", "", "idempotency key: submitting the same key again returns the first job")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		return usagef("submit: usage: baton submit QUEUE [JSON | -] [--delay D] [--priority N] [--max-attempts N] [--key K]")
+	}
+	payload := []byte("{}")
+	if len(pos) == 2 {
+		payload = []byte(pos[1])
+		if pos[1] == "-" {
+			if payload, err = io.ReadAll(io.LimitReader(stdin, 64<<20)); err != nil {
+				return fmt.Errorf("submit: reading payload from stdin: %w", err)
+			}
+		}
+	}
+	if !json.Valid(payload) {
+		return usagef("submit: payload is not valid JSON")
+	}
+	if *priority < 0 || *priority > db.MaxPriority {
+		return usagef("submit: --priority %d must be between 0 and %d", *priority, db.MaxPriority)
+	}
+	if *maxAttempts < 0 || *maxAttempts > db.MaxMaxAttempts || *maxAttempts > math.MaxInt32 {
+		return usagef("submit: --max-attempts %d must be between 1 and %d", *maxAttempts, db.MaxMaxAttempts)
+	}
+	if *delay < 0 || *delay > db.MaxDelay {
+		return usagef("submit: --delay %s must be between 0 and %s", *delay, db.MaxDelay)
+	}
+	job := db.NewJob{
+		Queue: pos[0], Payload: payload, Priority: int16(*priority), Delay: *delay,
+		MaxAttempts: int32(*maxAttempts), IdempotencyKey: *key,
+	}
+	if err := db.ValidateQueueName(job.Queue); err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	pool, err := db.Connect(ctx, databaseURL(), "baton-cli", 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ids, err := db.Submit(ctx, pool, job)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, ids[0])
+	return nil
+}
+
+func jobID(cmd string, args []string) (int64, error) {
+	pos, err := parseFlags(flag.NewFlagSet(cmd, flag.ContinueOnError), args)
+	if err != nil {
+		return 0, err
+	}
+	if len(pos) != 1 {
+		return 0, usagef("%s: usage: baton %s ID", cmd, cmd)
+	}
+	id, err := strconv.ParseInt(pos[0], 10, 64)
+	if err != nil || id < 1 {
+		return 0, usagef("%s: job id must be a positive integer, got %q", cmd, pos[0])
+	}
+	return id, nil
+}
+
+func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	id, err := jobID("status", args)
+	if err != nil {
+		return err
+	}
+	pool, err := db.Connect(ctx, databaseURL(), "baton-cli", 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	s, err := db.Status(ctx, pool, id)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+func cancelCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	return changeState(ctx, "cancel", args, stdout, db.Cancel)
+}
+
+func retryCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	return changeState(ctx, "retry", args, stdout, db.Retry)
+}
+
+func changeState(ctx context.Context, cmd string, args []string, stdout io.Writer,
+	change func(context.Context, *pgxpool.Pool, int64) error) error {
+	id, err := jobID(cmd, args)
+	if err != nil {
+		return err
+	}
+	pool, err := db.Connect(ctx, databaseURL(), "baton-cli", 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := change(ctx, pool, id); err != nil {
+		return err
+	}
+	s, err := db.Status(ctx, pool, id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "job %d is %s\n", id, s.State)
+	return nil
+}

@@ -1,0 +1,116 @@
+// Command baton is Baton's single binary: migrations, worker replicas, and
+// the job commands. Configuration comes from flags, then environment
+// variables, then defaults.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/worker"
+)
+
+const usage = `Baton: a Postgres-centric job runner.
+
+Usage:
+  baton migrate up | down [N] | version
+  baton worker --config FILE            run one worker replica of a pipeline
+  baton submit QUEUE [JSON | -]         submit a job; prints its id
+        [--delay 3s] [--priority N] [--max-attempts N] [--key KEY]
+  baton status ID                       a job's status and history as JSON
+  baton cancel ID                       cancel an unfinished job
+  baton retry ID                        re-drive a dead or canceled job
+
+Environment:
+  DATABASE_URL   Postgres connection string (default ` + db.DefaultURL + `)
+`
+
+// exitCode: 1 for failures, 2 for bad input (usage, flags, data, pipeline files).
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) || errors.Is(err, db.ErrInvalid) || errors.Is(err, worker.ErrPipeline) {
+		return 2
+	}
+	return 1
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "baton:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "migrate":
+		return migrateCmd(ctx, args, stdout)
+	case "worker":
+		return workerCmd(ctx, args)
+	case "submit":
+		return submitCmd(ctx, args, stdin, stdout)
+	case "status":
+		return statusCmd(ctx, args, stdout)
+	case "cancel":
+		return cancelCmd(ctx, args, stdout)
+	case "retry":
+		return retryCmd(ctx, args, stdout)
+	}
+	return usagef("unknown command %q (run baton --help)", cmd)
+}
+
+func databaseURL() string {
+	if u := os.Getenv("DATABASE_URL"); u != "" {
+		return u
+	}
+	return db.DefaultURL
+}
+
+func logger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if os.Getenv("BATON_LOG_LEVEL") == "debug" {
+		opts.Level = slog.LevelDebug
+	}
+	if os.Getenv("BATON_LOG_FORMAT") == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)).With("service", "baton")
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)).With("service", "baton")
+}
+
+// parseFlags parses flags that may come before, between or after positional
+// arguments, and returns the positional ones.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

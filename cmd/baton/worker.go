@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"flag"
+
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/worker"
+)
+
+func workerCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	config := fs.String("config", "", "pipeline file (YAML)")
+	id := fs.String("id", "", "name of this replica in leases and history (default hostname-pid)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if *config == "" || len(pos) > 0 {
+		return usagef("worker: usage: baton worker --config FILE [--id NAME]")
+	}
+	p, err := worker.LoadPipeline(*config)
+	if err != nil {
+		return err
+	}
+	pool, err := db.Connect(ctx, databaseURL(), "baton-worker", worker.PoolSize(p))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger()})
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}

@@ -1,0 +1,404 @@
+// Package db is Baton's data layer: the sqlc-generated queries (files ending
+// in .gen.go, never edited by hand) plus this file, which connects, migrates,
+// runs transactions, maps driver errors to domain errors in one place, and
+// holds the few operations that need more than one query.
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4"
+	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // registers pgx5://
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baton-run/baton/migrations"
+)
+
+// DefaultURL is used when DATABASE_URL is not set.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/baton?sslmode=disable"
+
+// Domain errors. Callers test them with errors.Is; the driver error, when
+// there is one, stays in the chain.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrInvalid     = errors.New("invalid input")
+	ErrConflict    = errors.New("conflict")
+	ErrLeaseLost   = errors.New("lease lost")
+	ErrUnavailable = errors.New("database unavailable")
+)
+
+// Limits on submitted jobs.
+const (
+	MaxPriority     = 100
+	MaxMaxAttempts  = 1000
+	MaxDelay        = 365 * 24 * time.Hour
+	DefaultAttempts = 5
+)
+
+var queueNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// ValidateQueueName reports whether name can name a queue: 1 to 63 characters
+// of a-z, 0-9, '_', '.', '-', starting with a letter or digit.
+func ValidateQueueName(name string) error {
+	if !queueNameRE.MatchString(name) {
+		return fmt.Errorf("%w: queue name %q must match %s", ErrInvalid, name, queueNameRE)
+	}
+	return nil
+}
+
+// Connect opens a pool. maxConns sets the pool size unless the URL sets
+// pool_max_conns itself; application_name defaults to appName so operators
+// can tell Baton's connections apart in pg_stat_activity.
+func Connect(ctx context.Context, databaseURL, appName string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: parsing database URL: %w", ErrInvalid, err)
+	}
+	if maxConns > 0 && !strings.Contains(databaseURL, "pool_max_conns") {
+		cfg.MaxConns = maxConns
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok && appName != "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = appName
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to database: %w", MapError(err))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to database: %w", MapError(err))
+	}
+	return pool, nil
+}
+
+// MapError translates driver errors into domain errors: no rows becomes
+// ErrNotFound, data errors ErrInvalid, lost connections and server shutdowns
+// ErrUnavailable. Other errors are returned unchanged.
+func MapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "22P05", pgErr.Code == "22021": // NUL or bad encoding in text/jsonb
+			return fmt.Errorf("%w: %s", ErrInvalid, pgErr.Message)
+		case strings.HasPrefix(pgErr.Code, "22"), pgErr.Code == "23514": // data exception, check violation
+			return fmt.Errorf("%w: %s", ErrInvalid, pgErr.Message)
+		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"),
+			pgErr.Code == "53300", pgErr.Code == "25006":
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return err
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) || pgconn.SafeToRetry(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// WithTx runs fn in a transaction on pool: committed when fn returns nil,
+// rolled back otherwise.
+func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(q *Queries) error) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(New(tx)) })
+}
+
+// EnsureDatabase creates the database named in databaseURL if it does not
+// exist, connecting to the server's "postgres" database to do so.
+func EnsureDatabase(ctx context.Context, databaseURL string) error {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return fmt.Errorf("%w: parsing database URL: %w", ErrInvalid, err)
+	}
+	name := cfg.Database
+	if name == "" || name == "postgres" {
+		return nil
+	}
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connecting to create database %q: %w", name, MapError(err))
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("looking up database %q: %w", name, MapError(err))
+	}
+	if exists {
+		return nil
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created meanwhile by another process
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating database %q: %w", name, MapError(err))
+	}
+	return nil
+}
+
+// Migrator returns golang-migrate over the embedded migrations, creating the
+// database first if needed. Close it when done.
+func Migrator(ctx context.Context, databaseURL string) (*migrate.Migrate, error) {
+	if err := EnsureDatabase(ctx, databaseURL); err != nil {
+		return nil, err
+	}
+	src, err := iofs.New(migrations.FS, ".")
+	if err != nil {
+		return nil, fmt.Errorf("reading embedded migrations: %w", err)
+	}
+	u, err := migrateURL(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	m, err := migrate.NewWithSourceInstance("iofs", src, u)
+	if err != nil {
+		return nil, fmt.Errorf("opening migrations: %w", MapError(err))
+	}
+	return m, nil
+}
+
+// MigrateUp applies every migration not yet applied.
+func MigrateUp(ctx context.Context, databaseURL string) error {
+	m, err := Migrator(ctx, databaseURL)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("migrating up: %w", err)
+	}
+	return nil
+}
+
+// migrateURL turns a postgres:// URL into the pgx5:// form golang-migrate's
+// pgx driver requires, keeping Baton's version table apart from the user's.
+func migrateURL(databaseURL string) (string, error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("%w: database URL must look like postgres://user@host:port/db", ErrInvalid)
+	}
+	u.Scheme = "pgx5"
+	q := u.Query()
+	q.Set("x-migrations-table", "baton_schema_migrations")
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// NewJob describes a job to submit.
+type NewJob struct {
+	// Queue names the queue. Required.
+	Queue string
+	// Payload is the job's JSON input. Defaults to {}.
+	Payload json.RawMessage
+	// Priority orders due jobs of a queue: 0 (first, the default) to 100.
+	Priority int16
+	// Delay postpones the job by this long from the database's now().
+	Delay time.Duration
+	// RunAt, when set, is the absolute time the job becomes due (overrides Delay).
+	RunAt time.Time
+	// MaxAttempts caps attempts. Defaults to the queue's stage setting, else 5.
+	MaxAttempts int32
+	// IdempotencyKey, when set, makes the submit return the existing job with
+	// that key instead of creating a second one.
+	IdempotencyKey string
+}
+
+func (j *NewJob) validate() error {
+	if err := ValidateQueueName(j.Queue); err != nil {
+		return err
+	}
+	if len(j.Payload) == 0 {
+		j.Payload = json.RawMessage("{}")
+	}
+	if !json.Valid(j.Payload) {
+		return fmt.Errorf("%w: payload is not valid JSON", ErrInvalid)
+	}
+	if j.Priority < 0 || j.Priority > MaxPriority {
+		return fmt.Errorf("%w: priority %d must be between 0 and %d", ErrInvalid, j.Priority, MaxPriority)
+	}
+	if j.MaxAttempts < 0 || j.MaxAttempts > MaxMaxAttempts {
+		return fmt.Errorf("%w: max_attempts %d must be between 1 and %d", ErrInvalid, j.MaxAttempts, MaxMaxAttempts)
+	}
+	if j.Delay < 0 || j.Delay > MaxDelay {
+		return fmt.Errorf("%w: delay %s must be between 0 and %s", ErrInvalid, j.Delay, MaxDelay)
+	}
+	if len(j.IdempotencyKey) > 255 {
+		return fmt.Errorf("%w: idempotency key is longer than 255 bytes", ErrInvalid)
+	}
+	return nil
+}
+
+// Submit inserts jobs through x, which may be a pool or the caller's own
+// transaction (then the jobs commit or roll back with the caller's work).
+// Many jobs go in one statement. It returns the job ids in input order; a job
+// whose IdempotencyKey already exists yields the existing job's id.
+func Submit(ctx context.Context, x DBTX, jobs ...NewJob) ([]int64, error) {
+	p := JobInsertManyParams{
+		Queues:          make([]string, len(jobs)),
+		Payloads:        make([]string, len(jobs)),
+		Priorities:      make([]int16, len(jobs)),
+		DelaysMs:        make([]int64, len(jobs)),
+		RunAts:          make([]time.Time, len(jobs)),
+		MaxAttempts:     make([]int32, len(jobs)),
+		IdempotencyKeys: make([]string, len(jobs)),
+	}
+	keyed := false
+	for i := range jobs {
+		j := jobs[i]
+		if err := j.validate(); err != nil {
+			if len(jobs) > 1 {
+				return nil, fmt.Errorf("job %d: %w", i, err)
+			}
+			return nil, err
+		}
+		p.Queues[i], p.Payloads[i], p.Priorities[i] = j.Queue, string(j.Payload), j.Priority
+		p.DelaysMs[i], p.RunAts[i], p.MaxAttempts[i] = j.Delay.Milliseconds(), j.RunAt.UTC(), j.MaxAttempts
+		p.IdempotencyKeys[i] = j.IdempotencyKey
+		keyed = keyed || j.IdempotencyKey != ""
+	}
+	inserted, err := New(x).JobInsertMany(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("submitting jobs: %w", MapError(err))
+	}
+	if !keyed {
+		return inserted, nil
+	}
+	// Ids are assigned in input order; keyed jobs that already existed were
+	// skipped, so fill their places with the existing ids.
+	existing, err := New(x).JobIDsByIdempotencyKey(ctx, p.IdempotencyKeys)
+	if err != nil {
+		return nil, fmt.Errorf("looking up idempotency keys: %w", MapError(err))
+	}
+	byKey := make(map[string]int64, len(existing))
+	keyedIDs := make(map[int64]bool, len(existing))
+	for _, e := range existing {
+		byKey[e.IdempotencyKey] = e.ID
+		keyedIDs[e.ID] = true
+	}
+	unkeyed := inserted[:0:0]
+	for _, id := range inserted {
+		if !keyedIDs[id] {
+			unkeyed = append(unkeyed, id)
+		}
+	}
+	ids := make([]int64, len(jobs))
+	for i, key := range p.IdempotencyKeys {
+		if key != "" {
+			ids[i] = byKey[key]
+			continue
+		}
+		ids[i], unkeyed = unkeyed[0], unkeyed[1:]
+	}
+	return ids, nil
+}
+
+// Event is one entry of a job's history.
+type Event struct {
+	At      time.Time `json:"at"`
+	From    *JobState `json:"from"`
+	To      JobState  `json:"to"`
+	Attempt int32     `json:"attempt"`
+	Worker  *string   `json:"worker,omitempty"`
+	Error   *string   `json:"error,omitempty"`
+}
+
+// JobStatus is a job as users see it (CLI and API): its row, history and children.
+type JobStatus struct {
+	ID             int64           `json:"id"`
+	Queue          string          `json:"queue"`
+	State          JobState        `json:"state"`
+	Payload        json.RawMessage `json:"payload"`
+	Priority       int16           `json:"priority"`
+	Attempts       int32           `json:"attempts"`
+	MaxAttempts    int32           `json:"max_attempts"`
+	RunAt          time.Time       `json:"run_at"`
+	CreatedAt      time.Time       `json:"created_at"`
+	StartedAt      *time.Time      `json:"started_at"`
+	FinishedAt     *time.Time      `json:"finished_at"`
+	LeaseExpiresAt *time.Time      `json:"lease_expires_at,omitempty"`
+	LastError      *string         `json:"last_error"`
+	Result         json.RawMessage `json:"result"`
+	ParentID       *int64          `json:"parent_id"`
+	Children       []int64         `json:"children"`
+	History        []Event         `json:"history"`
+}
+
+// Status reads a job, its history and the ids of the jobs it handed off to,
+// from one snapshot.
+func Status(ctx context.Context, pool *pgxpool.Pool, id int64) (*JobStatus, error) {
+	var s *JobStatus
+	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		q := New(tx)
+		j, err := q.JobGet(ctx, id)
+		if err != nil {
+			return err
+		}
+		events, err := q.JobEvents(ctx, id)
+		if err != nil {
+			return err
+		}
+		children, err := q.JobChildren(ctx, id)
+		if err != nil {
+			return err
+		}
+		s = &JobStatus{
+			ID: j.ID, Queue: j.Queue, State: j.State, Payload: j.Payload, Priority: j.Priority,
+			Attempts: j.Attempts, MaxAttempts: j.MaxAttempts, RunAt: j.RunAt, CreatedAt: j.CreatedAt,
+			StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, LeaseExpiresAt: j.LeaseExpiresAt,
+			LastError: j.LastError, Result: j.Result, ParentID: j.ParentID,
+			Children: append([]int64{}, children...), History: make([]Event, len(events)),
+		}
+		for i, e := range events {
+			s.History[i] = Event{At: e.At, From: e.FromState, To: e.ToState, Attempt: e.Attempt, Worker: e.Worker, Error: e.Error}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading job %d: %w", id, MapError(err))
+	}
+	return s, nil
+}
+
+// Cancel cancels a job that has not finished yet.
+func Cancel(ctx context.Context, pool *pgxpool.Pool, id int64) error {
+	_, err := New(pool).JobCancel(ctx, id)
+	return explainStateChange(ctx, pool, id, "canceled", "only unfinished jobs can be canceled", err)
+}
+
+// Retry re-drives a dead or canceled job with a fresh set of attempts.
+func Retry(ctx context.Context, pool *pgxpool.Pool, id int64) error {
+	_, err := New(pool).JobRetry(ctx, id)
+	return explainStateChange(ctx, pool, id, "retried", "only dead or canceled jobs can be retried", err)
+}
+
+// explainStateChange turns "no row changed" into ErrNotFound or ErrConflict
+// naming the job's current state.
+func explainStateChange(ctx context.Context, pool *pgxpool.Pool, id int64, verb, rule string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("job %d could not be %s: %w", id, verb, MapError(err))
+	}
+	j, getErr := New(pool).JobGet(ctx, id)
+	if getErr != nil {
+		return fmt.Errorf("job %d: %w", id, MapError(getErr))
+	}
+	return fmt.Errorf("%w: job %d is %s; %s", ErrConflict, id, j.State, rule)
+}

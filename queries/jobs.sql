@@ -1,0 +1,276 @@
+-- name: JobInsertMany :many
+-- Inserts one or many jobs with their creation events, creating queues on
+-- first use. A job whose idempotency key already exists is skipped (the
+-- caller looks it up). A zero run_at (0001-01-01) means now() + delay.
+WITH input AS (
+    SELECT unnest(@queues::text[]) AS queue,
+           unnest(@payloads::text[]) AS payload,
+           unnest(@priorities::smallint[]) AS priority,
+           unnest(@delays_ms::bigint[]) AS delay_ms,
+           nullif(unnest(@run_ats::timestamptz[]), '0001-01-01 00:00:00+00') AS run_at,
+           unnest(@max_attempts::integer[]) AS max_attempts,
+           unnest(@idempotency_keys::text[]) AS idempotency_key,
+           generate_subscripts(@queues::text[], 1) AS ord
+), new_queues AS (
+    INSERT INTO baton.queues (name)
+    SELECT DISTINCT queue FROM input
+    ON CONFLICT DO NOTHING
+), inserted AS (
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, idempotency_key)
+    SELECT i.queue,
+           CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
+                THEN 'scheduled' ELSE 'available' END::baton.job_state,
+           i.payload::jsonb,
+           i.priority,
+           coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
+           coalesce(nullif(i.max_attempts, 0), q.max_attempts, 5),
+           nullif(i.idempotency_key, '')
+    FROM input i
+    LEFT JOIN baton.queues q ON q.name = i.queue
+    ORDER BY i.ord
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, state
+), events AS (
+    INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
+    SELECT id, state, 0, 0 FROM inserted
+)
+SELECT id FROM inserted ORDER BY id;
+
+-- name: JobIDsByIdempotencyKey :many
+SELECT id, idempotency_key::text AS idempotency_key
+FROM baton.jobs
+WHERE idempotency_key = any(@keys::text[]);
+
+-- name: JobClaim :many
+-- Claims up to max_jobs due jobs of one queue in one statement: the
+-- MATERIALIZED CTE locks exactly the rows it returns (never the
+-- IN (SELECT ... LIMIT) shape, which can claim more), and the lease is set from
+-- database time. Each claim bumps the job's lease_token, which fences every
+-- later write.
+WITH locked AS MATERIALIZED (
+    SELECT j.id, j.state
+    FROM baton.jobs j
+    WHERE j.queue = @queue_name::text
+      AND j.state IN ('scheduled', 'available', 'retrying')
+      AND j.run_at <= now()
+      AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = @queue_name::text AND q.paused)
+    ORDER BY j.priority, j.run_at, j.id
+    LIMIT @max_jobs::integer
+    FOR UPDATE OF j SKIP LOCKED
+), claimed AS (
+    UPDATE baton.jobs j
+    SET state = 'running',
+        attempts = j.attempts + 1,
+        lease_token = j.lease_token + 1,
+        lease_expires_at = now() + interval '1 millisecond' * @lease_ms::bigint,
+        leased_by = @worker_id::text,
+        started_at = now()
+    FROM locked
+    WHERE j.id = locked.id
+    RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
+              j.run_at, j.created_at, j.started_at, j.parent_id, locked.state AS from_state
+), events AS (
+    INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_token, worker)
+    SELECT id, started_at, from_state, 'running', attempts, lease_token, @worker_id::text FROM claimed
+)
+SELECT id, queue, payload, priority, attempts, max_attempts, lease_token, run_at, created_at,
+       started_at::timestamptz AS started_at, parent_id
+FROM claimed
+ORDER BY priority, run_at, id;
+
+-- name: JobHeartbeat :many
+-- Extends the leases of running jobs this worker still owns; the ids not
+-- returned have lost their lease (reaped or canceled).
+UPDATE baton.jobs j
+SET lease_expires_at = now() + interval '1 millisecond' * @lease_ms::bigint
+FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token) h
+WHERE j.id = h.id
+  AND j.lease_token = h.lease_token
+  AND j.state = 'running'
+RETURNING j.id;
+
+-- name: JobCompleteMany :many
+-- Completes jobs in one statement, fenced by their lease tokens: marks each
+-- succeeded, records the event, and hands its result to the next queue (if
+-- any) as a new job whose parent is the completed one. A job whose token no
+-- longer matches changes nothing and is absent from the result.
+WITH input AS (
+    SELECT unnest(@ids::bigint[]) AS id,
+           unnest(@lease_tokens::bigint[]) AS lease_token,
+           unnest(@results::text[]) AS result,
+           unnest(@next_queues::text[]) AS next_queue
+), done AS (
+    UPDATE baton.jobs j
+    SET state = 'succeeded',
+        result = i.result::jsonb,
+        finished_at = now(),
+        lease_expires_at = NULL
+    FROM input i
+    WHERE j.id = i.id
+      AND j.lease_token = i.lease_token
+      AND j.state = 'running'
+    RETURNING j.id, j.attempts, j.lease_token, j.leased_by, j.priority, j.result, i.next_queue
+), done_events AS (
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker)
+    SELECT id, 'running', 'succeeded', attempts, lease_token, leased_by FROM done
+), new_queues AS (
+    INSERT INTO baton.queues (name)
+    SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
+    ON CONFLICT DO NOTHING
+), handed AS (
+    INSERT INTO baton.jobs (queue, state, payload, priority, max_attempts, parent_id, parent_seq)
+    SELECT d.next_queue, 'available', coalesce(d.result, 'null'::jsonb), d.priority,
+           coalesce(q.max_attempts, 5), d.id, 0
+    FROM done d
+    LEFT JOIN baton.queues q ON q.name = d.next_queue
+    WHERE d.next_queue <> ''
+    ORDER BY d.id
+    RETURNING id, parent_id
+), handed_events AS (
+    INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
+    SELECT id, 'available', 0, 0 FROM handed
+)
+SELECT d.id, coalesce(h.id, 0)::bigint AS next_id
+FROM done d
+LEFT JOIN handed h ON h.parent_id = d.id
+ORDER BY d.id;
+
+-- name: JobFail :one
+-- Records a failed attempt, fenced by the lease token: retrying after the
+-- given delay, or dead when attempts are exhausted or the failure is permanent.
+WITH failed AS (
+    UPDATE baton.jobs j
+    SET state = CASE WHEN @permanent::boolean OR j.attempts >= j.max_attempts
+                     THEN 'dead' ELSE 'retrying' END::baton.job_state,
+        run_at = CASE WHEN @permanent::boolean OR j.attempts >= j.max_attempts
+                      THEN j.run_at ELSE now() + interval '1 millisecond' * @delay_ms::bigint END,
+        finished_at = CASE WHEN @permanent::boolean OR j.attempts >= j.max_attempts
+                           THEN now() END,
+        last_error = @error::text,
+        lease_expires_at = NULL
+    WHERE j.id = @id::bigint
+      AND j.lease_token = @lease_token::bigint
+      AND j.state = 'running'
+    RETURNING j.id, j.state, j.attempts, j.lease_token, j.leased_by, j.last_error, j.run_at
+), events AS (
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error)
+    SELECT id, 'running', state, attempts, lease_token, leased_by, last_error FROM failed
+)
+SELECT id, state, attempts, run_at FROM failed;
+
+-- name: JobReleaseMany :many
+-- Gives running jobs back on shutdown, fenced by their lease tokens: they are
+-- available again at once and the interrupted attempt is not counted.
+WITH released AS (
+    UPDATE baton.jobs j
+    SET state = 'available',
+        attempts = j.attempts - 1,
+        run_at = now(),
+        lease_expires_at = NULL
+    FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token) r
+    WHERE j.id = r.id
+      AND j.lease_token = r.lease_token
+      AND j.state = 'running'
+    RETURNING j.id, j.attempts, j.lease_token, j.leased_by
+), events AS (
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error)
+    SELECT id, 'running', 'available', attempts, lease_token, leased_by, 'released on worker shutdown'
+    FROM released
+)
+SELECT id FROM released ORDER BY id;
+
+-- name: JobReap :many
+-- Returns jobs whose lease expired to the queue (or to dead when attempts are
+-- exhausted). One guarded statement: SKIP LOCKED skips rows a completion holds,
+-- and the UPDATE re-checks state and expiry, so it is safe on every replica at
+-- once and can never overwrite a job that completed meanwhile.
+WITH expired AS MATERIALIZED (
+    SELECT id
+    FROM baton.jobs
+    WHERE state = 'running' AND lease_expires_at < now()
+    ORDER BY id
+    LIMIT @max_jobs::integer
+    FOR UPDATE SKIP LOCKED
+), reaped AS (
+    UPDATE baton.jobs j
+    SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'available' END::baton.job_state,
+        run_at = CASE WHEN j.attempts >= j.max_attempts THEN j.run_at ELSE now() END,
+        finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+        last_error = 'lease expired: worker ' || coalesce(j.leased_by, '?') || ' stopped heartbeating',
+        lease_expires_at = NULL
+    FROM expired
+    WHERE j.id = expired.id
+      AND j.state = 'running'
+      AND j.lease_expires_at < now()
+    RETURNING j.id, j.state, j.attempts, j.lease_token, j.leased_by, j.last_error
+), events AS (
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error)
+    SELECT id, 'running', state, attempts, lease_token, leased_by, last_error FROM reaped
+)
+SELECT id, state FROM reaped ORDER BY id;
+
+-- name: JobPromote :execrows
+-- Moves delayed and retrying jobs whose run_at has passed to available. Claims
+-- take due jobs in these states directly; this keeps the stored state honest.
+WITH due AS MATERIALIZED (
+    SELECT id, state
+    FROM baton.jobs
+    WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
+    ORDER BY id
+    LIMIT @max_jobs::integer
+    FOR UPDATE SKIP LOCKED
+), promoted AS (
+    UPDATE baton.jobs j
+    SET state = 'available'
+    FROM due
+    WHERE j.id = due.id
+    RETURNING j.id, j.attempts, j.lease_token, due.state AS from_state
+)
+INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
+SELECT id, from_state, 'available', attempts, lease_token FROM promoted;
+
+-- name: JobCancel :one
+-- Cancels a job that has not finished. A running job's lease is fenced by the
+-- state change: its worker's heartbeat notices and stops the handler.
+WITH target AS MATERIALIZED (
+    SELECT id, state FROM baton.jobs
+    WHERE id = @id::bigint AND state IN ('scheduled', 'available', 'running', 'retrying')
+    FOR UPDATE
+), canceled AS (
+    UPDATE baton.jobs j
+    SET state = 'canceled', finished_at = now(), lease_expires_at = NULL
+    FROM target
+    WHERE j.id = target.id
+    RETURNING j.id, j.attempts, j.lease_token, target.state AS from_state
+), events AS (
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
+    SELECT id, from_state, 'canceled', attempts, lease_token FROM canceled
+)
+SELECT id FROM canceled;
+
+-- name: JobRetry :one
+-- Re-drives a dead or canceled job: available at once with a fresh set of attempts.
+WITH target AS MATERIALIZED (
+    SELECT id, state FROM baton.jobs
+    WHERE id = @id::bigint AND state IN ('dead', 'canceled')
+    FOR UPDATE
+), retried AS (
+    UPDATE baton.jobs j
+    SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL
+    FROM target
+    WHERE j.id = target.id
+    RETURNING j.id, j.lease_token, target.state AS from_state
+), events AS (
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
+    SELECT id, from_state, 'available', 0, lease_token FROM retried
+)
+SELECT id FROM retried;
+
+-- name: JobGet :one
+SELECT * FROM baton.jobs WHERE id = @id::bigint;
+
+-- name: JobEvents :many
+SELECT * FROM baton.job_events WHERE job_id = @job_id::bigint ORDER BY id;
+
+-- name: JobChildren :many
+SELECT id FROM baton.jobs WHERE parent_id = @parent_id::bigint ORDER BY parent_seq, id;

@@ -1,0 +1,133 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Job is what a handler sees of the job it runs.
+type Job struct {
+	ID          int64
+	Queue       string
+	Payload     json.RawMessage
+	Attempt     int // 1 for the first run
+	MaxAttempts int
+	Priority    int
+	ParentID    *int64 // the job that handed off to this one, if any
+	CreatedAt   time.Time
+}
+
+// Handler runs one job. Its result (valid JSON, or nil for null) becomes the
+// payload of the next stage's job. An error fails the attempt; wrap it with
+// Permanent to skip the remaining attempts.
+type Handler interface {
+	Handle(ctx context.Context, job *Job) (json.RawMessage, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, job *Job) (json.RawMessage, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, job *Job) (json.RawMessage, error) {
+	return f(ctx, job)
+}
+
+// Typed adapts a function over decoded input and output types to a Handler:
+// the payload is decoded into In (a payload that does not decode fails
+// permanently) and the Out value is encoded as the result.
+func Typed[In, Out any](fn func(ctx context.Context, job *Job, in In) (Out, error)) HandlerFunc {
+	return func(ctx context.Context, job *Job) (json.RawMessage, error) {
+		var in In
+		if err := json.Unmarshal(job.Payload, &in); err != nil {
+			return nil, Permanent(fmt.Errorf("decoding payload: %w", err))
+		}
+		out, err := fn(ctx, job, in)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			return nil, Permanent(fmt.Errorf("encoding result: %w", err))
+		}
+		return b, nil
+	}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks a handler error as not worth retrying: the job goes
+// straight to dead, keeping the error text.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+var registry = struct {
+	sync.RWMutex
+	handlers map[string]Handler
+}{handlers: map[string]Handler{}}
+
+// Register makes a Go handler available to pipeline files as
+// `handler: {go: name}`. It panics if name is empty or taken: registration is
+// start-up wiring, and a clash is a programming error.
+func Register(name string, h Handler) {
+	registry.Lock()
+	defer registry.Unlock()
+	if name == "" || h == nil {
+		panic("worker.Register: empty name or nil handler")
+	}
+	if _, dup := registry.handlers[name]; dup {
+		panic(fmt.Sprintf("worker.Register: handler %q registered twice", name))
+	}
+	registry.handlers[name] = h
+}
+
+func lookupGo(name string) (Handler, bool) {
+	registry.RLock()
+	defer registry.RUnlock()
+	h, ok := registry.handlers[name]
+	return h, ok
+}
+
+// handlerFor builds the handler a stage's spec names.
+func handlerFor(spec HandlerSpec) (Handler, error) {
+	switch {
+	case len(spec.Exec) > 0:
+		return &execHandler{argv: spec.Exec}, nil
+	case spec.HTTP != nil:
+		return newHTTPHandler(*spec.HTTP), nil
+	case spec.Go != "":
+		h, ok := lookupGo(spec.Go)
+		if !ok {
+			return nil, fmt.Errorf("%w: no Go handler registered as %q", ErrPipeline, spec.Go)
+		}
+		return h, nil
+	}
+	return nil, fmt.Errorf("%w: stage has no handler", ErrPipeline)
+}
+
+// result normalises handler output: empty means null, anything else must be JSON.
+func result(out []byte, source string) (json.RawMessage, error) {
+	if len(out) == 0 || len(bytesTrimSpace(out)) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	if !json.Valid(out) {
+		return nil, fmt.Errorf("%s is not valid JSON: %q", source, truncate(out, 200))
+	}
+	return json.RawMessage(bytesTrimSpace(out)), nil
+}

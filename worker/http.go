@@ -1,0 +1,60 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// httpHandler POSTs each job's payload to a webhook. A 2xx response's body is
+// the result; any other status fails the attempt. The job id is sent as
+// Idempotency-Key so the receiver can drop repeated deliveries.
+type httpHandler struct {
+	spec   HTTPSpec
+	client *http.Client
+}
+
+func newHTTPHandler(spec HTTPSpec) *httpHandler {
+	// No client timeout: the stage timeout bounds each request through ctx.
+	return &httpHandler{spec: spec, client: &http.Client{}}
+}
+
+func (h *httpHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.spec.URL, bytes.NewReader(job.Payload))
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("building request: %w", err))
+	}
+	for k, v := range h.spec.Headers {
+		req.Header.Set(k, v)
+	}
+	id := strconv.FormatInt(job.ID, 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", id)
+	req.Header.Set("Baton-Job-Id", id)
+	req.Header.Set("Baton-Queue", job.Queue)
+	req.Header.Set("Baton-Attempt", strconv.Itoa(job.Attempt))
+
+	resp, err := h.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, fmt.Errorf("POST %s: %w", h.spec.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxOutput+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading response of POST %s: %w", h.spec.URL, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, fmt.Errorf("POST %s: %s: %s", h.spec.URL, resp.Status, bytes.TrimSpace(truncate(body, 512)))
+	}
+	if len(body) > maxOutput {
+		return nil, fmt.Errorf("response body is larger than %d bytes", maxOutput)
+	}
+	return result(body, "response body")
+}

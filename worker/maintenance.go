@@ -1,0 +1,67 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baton-run/baton/db"
+)
+
+// maintenanceBatch bounds the rows one reaper or promotion statement touches.
+const maintenanceBatch = 1000
+
+// RunMaintenance runs the reaper and the promotion of due jobs every interval
+// until ctx is done. Both are single guarded statements using SKIP LOCKED, so
+// every replica runs them at once without a leader.
+func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			Maintain(ctx, pool, log)
+		}
+	}
+}
+
+// Maintain runs one round of maintenance: expired leases go back to their
+// queue (or to dead when attempts are exhausted), and delayed or retrying jobs
+// that are due become available. It returns how many jobs it reaped.
+func Maintain(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
+	q := db.New(pool)
+	reaped := 0
+	for {
+		rows, err := q.JobReap(ctx, maintenanceBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("reaping expired leases", "error", db.MapError(err))
+			}
+			break
+		}
+		for _, r := range rows {
+			log.Warn("lease expired", "job_id", r.ID, "state", r.State)
+		}
+		reaped += len(rows)
+		if len(rows) < maintenanceBatch {
+			break
+		}
+	}
+	for {
+		n, err := q.JobPromote(ctx, maintenanceBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("promoting due jobs", "error", db.MapError(err))
+			}
+			break
+		}
+		if n < maintenanceBatch {
+			break
+		}
+	}
+	return reaped
+}

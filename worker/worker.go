@@ -1,0 +1,478 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baton-run/baton/db"
+)
+
+// Reasons a running handler's context is cancelled by the worker itself.
+var (
+	// errLeaseLost: the heartbeat found the job no longer ours (reaped or canceled).
+	errLeaseLost = fmt.Errorf("job %w", db.ErrLeaseLost)
+	// errReleased: shutdown grace ran out and the lease was handed back.
+	errReleased = errors.New("worker shut down: lease released")
+)
+
+// dbTimeout bounds each write the worker makes after a claim, independent of
+// shutdown, so a completion is never abandoned half-way by a signal.
+const dbTimeout = 10 * time.Second
+
+// Config configures a Worker.
+type Config struct {
+	// Pipeline is the stages to run. Required.
+	Pipeline *Pipeline
+	// ID names this replica in leases and history. Defaults to hostname-pid.
+	ID string
+	// Logger receives the worker's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+	// MaintenanceInterval is how often the reaper and promotion run. Defaults to 1s.
+	MaintenanceInterval time.Duration
+}
+
+// Stats counts what a worker did; read it with Worker.Stats.
+type Stats struct {
+	Claimed    int64 // jobs claimed
+	Succeeded  int64 // completions committed
+	Failed     int64 // failed attempts recorded (retrying or dead)
+	LeasesLost int64 // fenced writes that changed nothing: the lease had moved on
+	Released   int64 // leases handed back at shutdown
+}
+
+// Worker is one replica: it runs every stage of a pipeline and the reaper.
+type Worker struct {
+	pool   *pgxpool.Pool
+	cfg    Config
+	log    *slog.Logger
+	stages map[string]*stage
+	stats  struct{ claimed, succeeded, failed, leasesLost, released atomic.Int64 }
+}
+
+// New builds a worker. It fails if a stage names a Go handler that is not registered.
+func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
+	if cfg.Pipeline == nil {
+		return nil, fmt.Errorf("%w: no pipeline", ErrPipeline)
+	}
+	if cfg.ID == "" {
+		host, _ := os.Hostname()
+		cfg.ID = fmt.Sprintf("%s-%d", cmp.Or(host, "worker"), os.Getpid())
+	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	cfg.MaintenanceInterval = cmp.Or(cfg.MaintenanceInterval, time.Second)
+	w := &Worker{pool: pool, cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), stages: map[string]*stage{}}
+	for _, st := range cfg.Pipeline.Stages {
+		h, err := handlerFor(st.Handler)
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: %w", st.Queue, err)
+		}
+		w.stages[st.Queue] = &stage{
+			w: w, cfg: st, handler: h, log: w.log.With("queue", st.Queue),
+			running: map[int64]*inflight{}, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+		}
+	}
+	return w, nil
+}
+
+// PoolSize is the connection pool size that fits a pipeline: enough for
+// claims, completions and heartbeats to overlap, but near the core count,
+// since more connections than cores make Postgres slower, not faster.
+func PoolSize(p *Pipeline) int32 {
+	total := 0
+	for _, s := range p.Stages {
+		total += s.Concurrency
+	}
+	return int32(min(total, max(4, 2*runtime.GOMAXPROCS(0))) + len(p.Stages) + 2)
+}
+
+// Stats returns counters of what the worker has done so far.
+func (w *Worker) Stats() Stats {
+	return Stats{
+		Claimed: w.stats.claimed.Load(), Succeeded: w.stats.succeeded.Load(), Failed: w.stats.failed.Load(),
+		LeasesLost: w.stats.leasesLost.Load(), Released: w.stats.released.Load(),
+	}
+}
+
+// Run works the pipeline until ctx is done, then shuts down gracefully: it
+// stops claiming, waits up to the pipeline's shutdown grace for in-flight
+// handlers, releases the leases of those still running, and returns nil.
+func (w *Worker) Run(ctx context.Context) error {
+	bg := context.WithoutCancel(ctx)
+	for _, st := range w.cfg.Pipeline.Stages {
+		qctx, cancel := context.WithTimeout(bg, dbTimeout)
+		err := db.New(w.pool).QueueConfigure(qctx, db.QueueConfigureParams{Name: st.Queue, MaxAttempts: int32(st.MaxAttempts)})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("registering queue %s: %w", st.Queue, db.MapError(err))
+		}
+	}
+	w.log.Info("worker started", "stages", len(w.stages), "pool_max_conns", w.pool.Config().MaxConns)
+
+	// Handlers run under their own context: shutdown must not cancel them
+	// until the grace period is over.
+	handlerCtx, cancelHandlers := context.WithCancel(bg)
+	defer cancelHandlers()
+	hbCtx, stopHeartbeats := context.WithCancel(bg)
+	var loops, heartbeats sync.WaitGroup
+	for _, s := range w.stages {
+		loops.Go(func() { s.claimLoop(ctx, handlerCtx) })
+		heartbeats.Go(func() { s.heartbeatLoop(hbCtx) })
+	}
+	loops.Go(func() { RunMaintenance(ctx, w.pool, w.cfg.MaintenanceInterval, w.log) })
+	loops.Wait()
+
+	// Draining: heartbeats continue so in-flight jobs keep their leases.
+	w.log.Info("draining", "in_flight", w.inFlight(), "grace", w.cfg.Pipeline.ShutdownGrace.D())
+	drained := make(chan struct{})
+	go func() {
+		for _, s := range w.stages {
+			s.handlers.Wait()
+		}
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(w.cfg.Pipeline.ShutdownGrace.D()):
+		for _, s := range w.stages {
+			s.releaseAll(bg)
+		}
+		<-drained
+	}
+	stopHeartbeats()
+	heartbeats.Wait()
+	st := w.Stats()
+	w.log.Info("worker stopped", "succeeded", st.Succeeded, "failed", st.Failed,
+		"leases_lost", st.LeasesLost, "released", st.Released)
+	return nil
+}
+
+func (w *Worker) inFlight() int {
+	n := 0
+	for _, s := range w.stages {
+		n += s.count()
+	}
+	return n
+}
+
+// stage runs one pipeline stage: its claim loop, handlers and heartbeats.
+type stage struct {
+	w       *Worker
+	cfg     Stage
+	handler Handler
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	running  map[int64]*inflight
+	handlers sync.WaitGroup
+	wake     chan struct{} // a job may be due (hand-off from a stage of this worker)
+	freed    chan struct{} // a slot became free
+}
+
+// inflight is a job whose handler is running.
+type inflight struct {
+	token  int64
+	cancel context.CancelCauseFunc
+}
+
+func (s *stage) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.running)
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// claimLoop claims as many jobs as there are free slots and starts them. When
+// a claim fills every free slot there may be more due, so it claims again as
+// soon as a slot frees; otherwise it waits for the poll interval or a wake-up.
+func (s *stage) claimLoop(ctx, handlerCtx context.Context) {
+	poll := time.NewTicker(s.w.cfg.Pipeline.PollInterval.D())
+	defer poll.Stop()
+	backlog := true
+	for ctx.Err() == nil {
+		if free := s.cfg.Concurrency - s.count(); free > 0 {
+			n, err := s.claim(ctx, handlerCtx, free)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Warn("claiming jobs", "error", err)
+				backlog = false
+			case err == nil:
+				backlog = n == free
+			}
+		}
+		for {
+			select {
+			case <-ctx.Done():
+			case <-poll.C:
+			case <-s.wake:
+			case <-s.freed:
+				if !backlog {
+					continue // an idle queue is polled, not re-claimed per completion
+				}
+			}
+			break
+		}
+	}
+}
+
+func (s *stage) claim(ctx, handlerCtx context.Context, n int) (int, error) {
+	// Not cancelled by shutdown: a claim cut off after its commit would strand
+	// its jobs until their leases expire.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
+	defer cancel()
+	rows, err := db.New(s.w.pool).JobClaim(ctx, db.JobClaimParams{
+		QueueName: s.cfg.Queue, MaxJobs: int32(n), LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: s.w.cfg.ID,
+	})
+	if err != nil {
+		return 0, db.MapError(err)
+	}
+	s.w.stats.claimed.Add(int64(len(rows)))
+	for _, r := range rows {
+		job := &Job{
+			ID: r.ID, Queue: r.Queue, Payload: r.Payload, Attempt: int(r.Attempts), MaxAttempts: int(r.MaxAttempts),
+			Priority: int(r.Priority), ParentID: r.ParentID, CreatedAt: r.CreatedAt,
+		}
+		jctx, cancel := context.WithCancelCause(handlerCtx)
+		s.mu.Lock()
+		s.running[job.ID] = &inflight{token: r.LeaseToken, cancel: cancel}
+		s.mu.Unlock()
+		s.handlers.Go(func() { s.execute(jctx, job, r.LeaseToken) })
+	}
+	return len(rows), nil
+}
+
+// execute runs one job's handler under the stage timeout, with no
+// transaction open, then records the outcome in one fenced write.
+func (s *stage) execute(ctx context.Context, job *Job, token int64) {
+	defer func() {
+		s.mu.Lock()
+		if in := s.running[job.ID]; in != nil {
+			in.cancel(nil)
+			delete(s.running, job.ID)
+		}
+		s.mu.Unlock()
+		signal(s.freed)
+	}()
+	log := s.log.With("job_id", job.ID, "attempt", job.Attempt)
+	hctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout.D(),
+		fmt.Errorf("timeout: handler ran longer than %s", s.cfg.Timeout.D()))
+	out, err := safeHandle(hctx, s.handler, job)
+	cause := context.Cause(hctx)
+	cancel()
+	if lost := context.Cause(ctx); lost != nil {
+		// The lease moved on (reaped, canceled, or released at shutdown): any
+		// write would be fenced, so make none.
+		if !errors.Is(lost, errReleased) {
+			s.w.stats.leasesLost.Add(1)
+			log.Warn("handler stopped: lease lost", "cause", lost)
+		}
+		return
+	}
+	if err != nil && cause != nil {
+		err = cause // report the timeout, not the handler's reaction to it
+	}
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
+	defer dcancel()
+	if err != nil {
+		s.fail(dctx, log, job, token, err)
+		return
+	}
+	s.complete(dctx, log, job, token, out)
+}
+
+func safeHandle(ctx context.Context, h Handler, job *Job) (out json.RawMessage, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	out, err = h.Handle(ctx, job)
+	if err == nil {
+		out, err = result(out, "handler result")
+	}
+	return out, err
+}
+
+// complete commits the job's success and its hand-off to the next queue in
+// one statement, fenced by the lease token.
+func (s *stage) complete(ctx context.Context, log *slog.Logger, job *Job, token int64, out json.RawMessage) {
+	rows, err := retryDB(ctx, func() ([]db.JobCompleteManyRow, error) {
+		return db.New(s.w.pool).JobCompleteMany(ctx, db.JobCompleteManyParams{
+			Ids: []int64{job.ID}, LeaseTokens: []int64{token}, Results: []string{string(out)}, NextQueues: []string{s.cfg.Next},
+		})
+	})
+	switch {
+	case err != nil:
+		log.Error("recording success failed; the job will run again when its lease expires", "error", err)
+	case len(rows) == 0:
+		s.w.stats.leasesLost.Add(1)
+		log.Warn("completion fenced: lease lost, nothing committed")
+	default:
+		s.w.stats.succeeded.Add(1)
+		if next := s.w.stages[s.cfg.Next]; next != nil {
+			signal(next.wake)
+		}
+		log.Debug("job succeeded", "next_id", rows[0].NextID)
+	}
+}
+
+// fail records a failed attempt: retrying after backoff, or dead.
+func (s *stage) fail(ctx context.Context, log *slog.Logger, job *Job, token int64, herr error) {
+	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
+		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
+			ID: job.ID, LeaseToken: token, Error: errorText(herr), Permanent: IsPermanent(herr),
+			DelayMs: backoff(job.Attempt, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D()).Milliseconds(),
+		})
+	})
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		s.w.stats.leasesLost.Add(1)
+		log.Warn("failure fenced: lease lost, nothing committed", "error", herr)
+	case err != nil:
+		log.Error("recording failure failed; the job will run again when its lease expires", "error", err)
+	default:
+		s.w.stats.failed.Add(1)
+		log.Info("attempt failed", "state", row.State, "error", herr)
+	}
+}
+
+// retryDB retries a fenced, idempotent write while the database is
+// unavailable, until ctx ends.
+func retryDB[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	delay := 50 * time.Millisecond
+	for {
+		v, err := fn()
+		err = db.MapError(err)
+		if err == nil || !errors.Is(err, db.ErrUnavailable) || ctx.Err() != nil {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(delay):
+			delay = min(2*delay, time.Second)
+		}
+	}
+}
+
+// heartbeatLoop extends the leases of this stage's running jobs every lease/3
+// and stops the handlers of jobs whose lease is gone.
+func (s *stage) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Lease.D() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.heartbeat(ctx)
+		}
+	}
+}
+
+func (s *stage) heartbeat(ctx context.Context) {
+	ids, tokens := s.snapshot()
+	if len(ids) == 0 {
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	kept, err := db.New(s.w.pool).JobHeartbeat(hctx, db.JobHeartbeatParams{
+		Ids: ids, LeaseTokens: tokens, LeaseMs: s.cfg.Lease.D().Milliseconds(),
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("heartbeat failed", "error", db.MapError(err), "jobs", len(ids))
+		}
+		return
+	}
+	if len(kept) == len(ids) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, id := range ids {
+		if in := s.running[id]; in != nil && in.token == tokens[i] && !slices.Contains(kept, id) {
+			in.cancel(errLeaseLost)
+		}
+	}
+}
+
+// snapshot lists running jobs in id order, so batch writes lock rows in a
+// consistent order.
+func (s *stage) snapshot() (ids, tokens []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.running {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		tokens = append(tokens, s.running[id].token)
+	}
+	return ids, tokens
+}
+
+// releaseAll hands the leases of still-running jobs back to the queue, then
+// stops their handlers; their own writes are then fenced.
+func (s *stage) releaseAll(ctx context.Context) {
+	ids, tokens := s.snapshot()
+	if len(ids) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	released, err := db.New(s.w.pool).JobReleaseMany(rctx, db.JobReleaseManyParams{Ids: ids, LeaseTokens: tokens})
+	if err != nil {
+		s.log.Error("releasing leases failed; they come back when they expire", "error", db.MapError(err))
+	}
+	s.w.stats.released.Add(int64(len(released)))
+	s.log.Warn("shutdown grace over: released leases of unfinished jobs", "released", len(released), "running", len(ids))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, in := range s.running {
+		in.cancel(errReleased)
+	}
+}
+
+// backoff is the delay before retry number attempt: base doubled per attempt,
+// capped at maxDelay, with equal jitter (half fixed, half random) so failed
+// jobs spread out instead of retrying in lock-step.
+func backoff(attempt int, base, maxDelay time.Duration) time.Duration {
+	d := maxDelay
+	if attempt-1 < 40 {
+		d = min(base<<(attempt-1), maxDelay)
+	}
+	if d <= 0 {
+		return maxDelay
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// errorText keeps error text bounded in the row and the history.
+func errorText(err error) string {
+	const max = 4 << 10
+	s := err.Error()
+	if len(s) > max {
+		s = "…" + s[len(s)-max:]
+	}
+	return s
+}
