@@ -65,7 +65,7 @@ type Job struct {
 	Priority       int16      `json:"priority"`
 	RunAt          time.Time  `json:"run_at"`
 	Attempts       int32      `json:"attempts"`
-	MaxAttempts    int32      `json:"max_attempts"`
+	MaxAttempts    *int32     `json:"max_attempts"`
 	LeaseToken     int64      `json:"lease_token"`
 	LeaseExpiresAt *time.Time `json:"lease_expires_at"`
 	LeasedBy       *string    `json:"leased_by"`
@@ -92,10 +92,9 @@ type JobEvent struct {
 }
 
 type Queue struct {
-	Name        string    `json:"name"`
-	Paused      bool      `json:"paused"`
-	MaxAttempts *int32    `json:"max_attempts"`
-	CreatedAt   time.Time `json:"created_at"`
+	Name      string    `json:"name"`
+	Paused    bool      `json:"paused"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 type QueueSummaryView struct {

@@ -9,22 +9,12 @@ import (
 	"context"
 )
 
-const queueConfigure = `-- name: QueueConfigure :exec
-INSERT INTO baton.queues (name, max_attempts)
-VALUES ($1::text, $2::integer)
-ON CONFLICT (name) DO UPDATE SET max_attempts = excluded.max_attempts
-WHERE baton.queues.max_attempts IS DISTINCT FROM excluded.max_attempts
+const queueCreate = `-- name: QueueCreate :exec
+INSERT INTO baton.queues (name) VALUES ($1::text) ON CONFLICT DO NOTHING
 `
 
-type QueueConfigureParams struct {
-	Name        string `json:"name"`
-	MaxAttempts int32  `json:"max_attempts"`
-}
-
-// Creates a queue or records the max_attempts its stage runs with, so that
-// jobs submitted without one get the stage's setting.
-func (q *Queries) QueueConfigure(ctx context.Context, arg QueueConfigureParams) error {
-	_, err := q.db.Exec(ctx, queueConfigure, arg.Name, arg.MaxAttempts)
+func (q *Queries) QueueCreate(ctx context.Context, name string) error {
+	_, err := q.db.Exec(ctx, queueCreate, name)
 	return err
 }
 

@@ -47,11 +47,16 @@ const (
 
 var queueNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 
-// ValidateQueueName reports whether name can name a queue: 1 to 63 characters
-// of a-z, 0-9, '_', '.', '-', starting with a letter or digit.
+// QueueNameRule says what a queue name may be, for error messages.
+const QueueNameRule = "a queue name must be 1 to 63 characters of a-z, 0-9, '_', '.' or '-', starting with a letter or digit"
+
+// ValidQueueName reports whether name can name a queue (see QueueNameRule).
+func ValidQueueName(name string) bool { return queueNameRE.MatchString(name) }
+
+// ValidateQueueName returns an ErrInvalid error unless name can name a queue.
 func ValidateQueueName(name string) error {
-	if !queueNameRE.MatchString(name) {
-		return fmt.Errorf("%w: queue name %q must match %s", ErrInvalid, name, queueNameRE)
+	if !ValidQueueName(name) {
+		return fmt.Errorf("%w: queue %q: %s", ErrInvalid, name, QueueNameRule)
 	}
 	return nil
 }
@@ -212,7 +217,8 @@ type NewJob struct {
 	Delay time.Duration
 	// RunAt, when set, is the absolute time the job becomes due (overrides Delay).
 	RunAt time.Time
-	// MaxAttempts caps attempts. Defaults to the queue's stage setting, else 5.
+	// MaxAttempts caps attempts. Defaults to the max_attempts of the stage
+	// that first claims the job.
 	MaxAttempts int32
 	// IdempotencyKey, when set, makes the submit return the existing job with
 	// that key instead of creating a second one.
@@ -326,7 +332,7 @@ type JobStatus struct {
 	Payload        json.RawMessage `json:"payload"`
 	Priority       int16           `json:"priority"`
 	Attempts       int32           `json:"attempts"`
-	MaxAttempts    int32           `json:"max_attempts"`
+	MaxAttempts    *int32          `json:"max_attempts"` // nil until the first claim fills in the stage's setting
 	RunAt          time.Time       `json:"run_at"`
 	CreatedAt      time.Time       `json:"created_at"`
 	StartedAt      *time.Time      `json:"started_at"`

@@ -11,13 +11,12 @@ CREATE TYPE baton.job_state AS ENUM (
     'canceled'    -- terminal (re-drivable)
 );
 
--- One row per named queue, created on first use. Workers record their stage's
--- max_attempts here so that jobs submitted without one get the stage's setting.
+-- One row per named queue, created on first use (submit, hand-off or a worker
+-- starting on it).
 CREATE TABLE baton.queues (
-    name         text PRIMARY KEY CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
-    paused       boolean NOT NULL DEFAULT false,
-    max_attempts integer CHECK (max_attempts BETWEEN 1 AND 1000),
-    created_at   timestamptz NOT NULL DEFAULT now()
+    name       text PRIMARY KEY CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+    paused     boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE TABLE baton.jobs (
@@ -28,7 +27,9 @@ CREATE TABLE baton.jobs (
     priority         smallint NOT NULL DEFAULT 0 CHECK (priority BETWEEN 0 AND 100),
     run_at           timestamptz NOT NULL DEFAULT now(),
     attempts         integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-    max_attempts     integer NOT NULL CHECK (max_attempts BETWEEN 1 AND 1000),
+    -- NULL until the first claim when the submitter left it to the stage: the
+    -- claim fills in the stage's max_attempts.
+    max_attempts     integer CHECK (max_attempts BETWEEN 1 AND 1000),
     -- Fencing: bumped by every claim; every later write is conditioned on it.
     lease_token      bigint NOT NULL DEFAULT 0,
     lease_expires_at timestamptz,

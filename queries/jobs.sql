@@ -23,10 +23,9 @@ WITH input AS (
            i.payload::jsonb,
            i.priority,
            coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
-           coalesce(nullif(i.max_attempts, 0), q.max_attempts, 5),
+           nullif(i.max_attempts, 0),
            nullif(i.idempotency_key, '')
     FROM input i
-    LEFT JOIN baton.queues q ON q.name = i.queue
     ORDER BY i.ord
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, state
@@ -46,7 +45,7 @@ WHERE idempotency_key = any(@keys::text[]);
 -- MATERIALIZED CTE locks exactly the rows it returns (never the
 -- IN (SELECT ... LIMIT) shape, which can claim more), and the lease is set from
 -- database time. Each claim bumps the job's lease_token, which fences every
--- later write.
+-- later write, and fills in the stage's max_attempts if the job has none.
 WITH locked AS MATERIALIZED (
     SELECT j.id, j.state
     FROM baton.jobs j
@@ -61,6 +60,7 @@ WITH locked AS MATERIALIZED (
     UPDATE baton.jobs j
     SET state = 'running',
         attempts = j.attempts + 1,
+        max_attempts = coalesce(j.max_attempts, @max_attempts::integer),
         lease_token = j.lease_token + 1,
         lease_expires_at = now() + interval '1 millisecond' * @lease_ms::bigint,
         leased_by = @worker_id::text,
@@ -73,7 +73,7 @@ WITH locked AS MATERIALIZED (
     INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_token, worker)
     SELECT id, started_at, from_state, 'running', attempts, lease_token, @worker_id::text FROM claimed
 )
-SELECT id, queue, payload, priority, attempts, max_attempts, lease_token, run_at, created_at,
+SELECT id, queue, payload, priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
        started_at::timestamptz AS started_at, parent_id
 FROM claimed
 ORDER BY priority, run_at, id;
@@ -118,11 +118,9 @@ WITH input AS (
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
     ON CONFLICT DO NOTHING
 ), handed AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, max_attempts, parent_id, parent_seq)
-    SELECT d.next_queue, 'available', coalesce(d.result, 'null'::jsonb), d.priority,
-           coalesce(q.max_attempts, 5), d.id, 0
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq)
+    SELECT d.next_queue, 'available', coalesce(d.result, 'null'::jsonb), d.priority, d.id, 0
     FROM done d
-    LEFT JOIN baton.queues q ON q.name = d.next_queue
     WHERE d.next_queue <> ''
     ORDER BY d.id
     RETURNING id, parent_id

@@ -1,10 +1,5 @@
--- name: QueueConfigure :exec
--- Creates a queue or records the max_attempts its stage runs with, so that
--- jobs submitted without one get the stage's setting.
-INSERT INTO baton.queues (name, max_attempts)
-VALUES (@name::text, @max_attempts::integer)
-ON CONFLICT (name) DO UPDATE SET max_attempts = excluded.max_attempts
-WHERE baton.queues.max_attempts IS DISTINCT FROM excluded.max_attempts;
+-- name: QueueCreate :exec
+INSERT INTO baton.queues (name) VALUES (@name::text) ON CONFLICT DO NOTHING;
 
 -- name: QueueSummary :many
 SELECT queue::text AS queue,

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sort"
@@ -135,7 +136,7 @@ func LoadPipeline(path string) (*Pipeline, error) {
 func ParsePipeline(data []byte) (*Pipeline, error) {
 	var p Pipeline
 	dec := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict())
-	if err := dec.Decode(&p); err != nil {
+	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: %s", ErrPipeline, yaml.FormatError(err, false, true))
 	}
 	if err := p.validate(); err != nil {
@@ -168,22 +169,22 @@ func (s *Stage) validate() error {
 	if s.Queue == "" {
 		return errors.New("queue is required")
 	}
-	if err := db.ValidateQueueName(s.Queue); err != nil {
-		return errors.Unwrap(err) // drop the generic "invalid input" prefix
+	if !db.ValidQueueName(s.Queue) {
+		return fmt.Errorf("queue %q: %s", s.Queue, db.QueueNameRule)
 	}
 	if s.Next != "" {
-		if err := db.ValidateQueueName(s.Next); err != nil {
-			return fmt.Errorf("next: %w", errors.Unwrap(err))
+		if !db.ValidQueueName(s.Next) {
+			return fmt.Errorf("next %q: %s", s.Next, db.QueueNameRule)
 		}
 		if s.Next == s.Queue {
 			return errors.New("next must name another queue")
 		}
 	}
 	switch h := s.Handler; {
-	case len(h.Exec) == 0 && h.HTTP == nil && h.Go == "":
-		return fmt.Errorf("handler is required (one of %s)", strings.Join(handlerKinds, ", "))
 	case h.Exec != nil && (len(h.Exec) == 0 || h.Exec[0] == ""):
 		return errors.New("handler exec needs a command")
+	case len(h.Exec) == 0 && h.HTTP == nil && h.Go == "":
+		return fmt.Errorf("handler is required (one of %s)", strings.Join(handlerKinds, ", "))
 	case h.HTTP != nil && !strings.HasPrefix(h.HTTP.URL, "http://") && !strings.HasPrefix(h.HTTP.URL, "https://"):
 		return fmt.Errorf("handler http url %q must start with http:// or https://", h.HTTP.URL)
 	}

@@ -113,7 +113,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	bg := context.WithoutCancel(ctx)
 	for _, st := range w.cfg.Pipeline.Stages {
 		qctx, cancel := context.WithTimeout(bg, dbTimeout)
-		err := db.New(w.pool).QueueConfigure(qctx, db.QueueConfigureParams{Name: st.Queue, MaxAttempts: int32(st.MaxAttempts)})
+		err := db.New(w.pool).QueueCreate(qctx, st.Queue)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("registering queue %s: %w", st.Queue, db.MapError(err))
@@ -240,6 +240,7 @@ func (s *stage) claim(ctx, handlerCtx context.Context, n int) (int, error) {
 	defer cancel()
 	rows, err := db.New(s.w.pool).JobClaim(ctx, db.JobClaimParams{
 		QueueName: s.cfg.Queue, MaxJobs: int32(n), LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: s.w.cfg.ID,
+		MaxAttempts: int32(s.cfg.MaxAttempts),
 	})
 	if err != nil {
 		return 0, db.MapError(err)
@@ -457,13 +458,11 @@ func (s *stage) releaseAll(ctx context.Context) {
 // capped at maxDelay, with equal jitter (half fixed, half random) so failed
 // jobs spread out instead of retrying in lock-step.
 func backoff(attempt int, base, maxDelay time.Duration) time.Duration {
-	d := maxDelay
-	if attempt-1 < 40 {
-		d = min(base<<(attempt-1), maxDelay)
+	d := max(base, time.Millisecond)
+	for i := 1; i < attempt && d < maxDelay; i++ {
+		d *= 2
 	}
-	if d <= 0 {
-		return maxDelay
-	}
+	d = min(d, maxDelay)
 	return d/2 + rand.N(d/2+1)
 }
 

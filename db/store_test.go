@@ -1,0 +1,433 @@
+package db_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/dbtest"
+)
+
+func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), sql, args...).Scan(&n))
+	return n
+}
+
+func submit(t *testing.T, pool *pgxpool.Pool, jobs ...db.NewJob) []int64 {
+	t.Helper()
+	ids, err := db.Submit(context.Background(), pool, jobs...)
+	require.NoError(t, err)
+	return ids
+}
+
+func claim(t *testing.T, pool *pgxpool.Pool, queue string, n int) []db.JobClaimRow {
+	t.Helper()
+	rows, err := db.New(pool).JobClaim(context.Background(), db.JobClaimParams{QueueName: queue, MaxJobs: int32(n), LeaseMs: 30000, WorkerID: "test", MaxAttempts: 5})
+	require.NoError(t, err)
+	return rows
+}
+
+func TestSubmitRejectsBadInputAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	tests := []struct {
+		name string
+		job  db.NewJob
+	}{
+		{"EmptyQueue", db.NewJob{Queue: ""}},
+		{"UpperCaseQueue", db.NewJob{Queue: "Resize"}},
+		{"InjectionQueue", db.NewJob{Queue: "a'; DROP TABLE baton.jobs;--"}},
+		{"LongQueue", db.NewJob{Queue: string(make([]byte, 64))}},
+		{"MalformedJSON", db.NewJob{Queue: "a", Payload: json.RawMessage(`{"a":`)}},
+		{"NulInPayload", db.NewJob{Queue: "a", Payload: json.RawMessage(`{"a":"\u0000"}`)}},
+		{"NegativePriority", db.NewJob{Queue: "a", Priority: -1}},
+		{"PriorityTooHigh", db.NewJob{Queue: "a", Priority: 101}},
+		{"MaxAttemptsTooHigh", db.NewJob{Queue: "a", MaxAttempts: 1001}},
+		{"NegativeDelay", db.NewJob{Queue: "a", Delay: -time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := db.Submit(context.Background(), pool, tt.job)
+			require.ErrorIs(t, err, db.ErrInvalid)
+		})
+	}
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs"))
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.job_events"))
+}
+
+func TestSubmitBatchIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	_, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a"}, db.NewJob{Queue: "a", Priority: 500})
+	require.ErrorIs(t, err, db.ErrInvalid)
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs"))
+
+	ids := submit(t, pool, db.NewJob{Queue: "a"}, db.NewJob{Queue: "b", Delay: time.Hour}, db.NewJob{Queue: "a"})
+	require.Len(t, ids, 3)
+	require.Less(t, ids[0], ids[1])
+	require.Less(t, ids[1], ids[2])
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND queue = 'b' AND state = 'scheduled'", ids[1]))
+	require.Equal(t, 3, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE from_state IS NULL"))
+}
+
+func TestSubmitIdempotencyKeyReturnsTheFirstJob(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	first := submit(t, pool, db.NewJob{Queue: "a", IdempotencyKey: "k1"})
+	again := submit(t, pool, db.NewJob{Queue: "a"}, db.NewJob{Queue: "a", IdempotencyKey: "k1"}, db.NewJob{Queue: "a", IdempotencyKey: "k2"})
+	require.Equal(t, first[0], again[1])
+	require.NotEqual(t, again[0], again[2])
+	require.Equal(t, 3, count(t, pool, "SELECT count(*) FROM baton.jobs"))
+
+	// Concurrent submits of one key create exactly one job.
+	var wg sync.WaitGroup
+	got := make([]int64, 16)
+	for i := range got {
+		wg.Go(func() {
+			ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a", IdempotencyKey: "k3"})
+			if err == nil {
+				got[i] = ids[0]
+			}
+		})
+	}
+	wg.Wait()
+	for _, id := range got {
+		require.Equal(t, got[0], id)
+	}
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE idempotency_key = 'k3'"))
+}
+
+func TestClaimFillsInTheStageMaxAttempts(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	ids := submit(t, pool, db.NewJob{Queue: "a"}, db.NewJob{Queue: "a", MaxAttempts: 2})
+	j, err := db.New(pool).JobGet(ctx, ids[0])
+	require.NoError(t, err)
+	require.Nil(t, j.MaxAttempts, "left to the stage until claimed")
+	rows, err := db.New(pool).JobClaim(ctx, db.JobClaimParams{QueueName: "a", MaxJobs: 2, LeaseMs: 1000, WorkerID: "w", MaxAttempts: 9})
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	require.Equal(t, int32(9), rows[0].MaxAttempts)
+	require.Equal(t, int32(2), rows[1].MaxAttempts, "the submitter's setting wins")
+}
+
+func TestClaimNeverReturnsMoreThanAskedAndNeverSharesAJob(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	jobs := make([]db.NewJob, 500)
+	for i := range jobs {
+		jobs[i] = db.NewJob{Queue: "a", Priority: int16(i % 3)}
+	}
+	submit(t, pool, jobs...)
+	submit(t, pool, db.NewJob{Queue: "other"})
+
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for {
+				rows, err := db.New(pool).JobClaim(context.Background(), db.JobClaimParams{QueueName: "a", MaxJobs: 7, LeaseMs: 30000, WorkerID: "w", MaxAttempts: 5})
+				if err != nil || len(rows) == 0 {
+					return
+				}
+				mu.Lock()
+				if len(rows) > 7 {
+					seen[-1]++
+				}
+				for _, r := range rows {
+					seen[r.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	require.Zero(t, seen[-1], "a claim returned more rows than asked for")
+	require.Len(t, seen, 500)
+	for id, n := range seen {
+		require.Equal(t, 1, n, "job %d claimed %d times", id, n)
+	}
+	require.Equal(t, 500, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'a' AND state = 'running' AND attempts = 1 AND lease_token = 1"))
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'other' AND state = 'available'"))
+}
+
+func TestClaimOrderAndDueTime(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ids := submit(t, pool,
+		db.NewJob{Queue: "a", Priority: 5},
+		db.NewJob{Queue: "a", Priority: 1},
+		db.NewJob{Queue: "a", Delay: time.Hour},
+		db.NewJob{Queue: "a", Priority: 1},
+	)
+	rows := claim(t, pool, "a", 10)
+	var got []int64
+	for _, r := range rows {
+		got = append(got, r.ID)
+	}
+	require.Equal(t, []int64{ids[1], ids[3], ids[0]}, got, "priority, then run_at, then id; the delayed job is not due")
+
+	// Moving run_at into the past makes the delayed job due.
+	_, err := pool.Exec(context.Background(), "UPDATE baton.jobs SET run_at = now() - interval '1s' WHERE id = $1", ids[2])
+	require.NoError(t, err)
+	rows = claim(t, pool, "a", 10)
+	require.Len(t, rows, 1)
+	require.Equal(t, ids[2], rows[0].ID)
+}
+
+func TestClaimSkipsPausedQueues(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	submit(t, pool, db.NewJob{Queue: "a"})
+	_, err := pool.Exec(context.Background(), "UPDATE baton.queues SET paused = true WHERE name = 'a'")
+	require.NoError(t, err)
+	require.Empty(t, claim(t, pool, "a", 10))
+}
+
+func complete(t *testing.T, x db.DBTX, id, token int64, next string) []db.JobCompleteManyRow {
+	t.Helper()
+	rows, err := db.New(x).JobCompleteMany(context.Background(), db.JobCompleteManyParams{
+		Ids: []int64{id}, LeaseTokens: []int64{token}, Results: []string{`{"ok":true}`}, NextQueues: []string{next},
+	})
+	require.NoError(t, err)
+	return rows
+}
+
+func TestCompleteHandsOffOnceAndStaleTokensCommitNothing(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	id := submit(t, pool, db.NewJob{Queue: "a", Priority: 3, MaxAttempts: 4})[0]
+	c := claim(t, pool, "a", 1)[0]
+
+	require.Empty(t, complete(t, pool, id, c.LeaseToken+1, "b"), "a wrong token must be fenced")
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"))
+
+	rows := complete(t, pool, id, c.LeaseToken, "b")
+	require.Len(t, rows, 1)
+	next, err := db.New(pool).JobGet(context.Background(), rows[0].NextID)
+	require.NoError(t, err)
+	require.Equal(t, "b", next.Queue)
+	require.Equal(t, id, *next.ParentID)
+	require.JSONEq(t, `{"ok":true}`, string(next.Payload))
+	require.Equal(t, int16(3), next.Priority)
+
+	require.Empty(t, complete(t, pool, id, c.LeaseToken, "b"), "a second completion must be fenced")
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"))
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE job_id = $1 AND to_state = 'succeeded'", id))
+
+	// The unique hand-off guard holds even if a fence were bypassed.
+	_, err = pool.Exec(context.Background(), "INSERT INTO baton.jobs (queue, state, payload, max_attempts, parent_id, parent_seq) VALUES ('b', 'available', '{}', 5, $1, 0)", id)
+	require.ErrorContains(t, err, "jobs_handoff_once")
+}
+
+// expireLease moves a job's lease into the past instead of waiting for it.
+func expireLease(t *testing.T, pool *pgxpool.Pool, id int64) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), "UPDATE baton.jobs SET lease_expires_at = now() - interval '1s' WHERE id = $1", id)
+	require.NoError(t, err)
+}
+
+func TestReaperRaceCompletionFirst(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	id := submit(t, pool, db.NewJob{Queue: "a"})[0]
+	c := claim(t, pool, "a", 1)[0]
+	expireLease(t, pool, id)
+
+	// The completion has written but not committed when the reaper runs.
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	require.Len(t, complete(t, tx, id, c.LeaseToken, "b"), 1)
+	reaped, err := db.New(pool).JobReap(ctx, 100)
+	require.NoError(t, err)
+	require.Empty(t, reaped, "the reaper must skip a row a completion holds")
+	require.NoError(t, tx.Commit(ctx))
+
+	reaped, err = db.New(pool).JobReap(ctx, 100)
+	require.NoError(t, err)
+	require.Empty(t, reaped, "the reaper must not touch a finished job")
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND state = 'succeeded'", id))
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE parent_id = $1", id))
+}
+
+func TestReaperRaceReaperFirst(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	id := submit(t, pool, db.NewJob{Queue: "a"})[0]
+	zombie := claim(t, pool, "a", 1)[0]
+	expireLease(t, pool, id)
+
+	reaped, err := db.New(pool).JobReap(ctx, 100)
+	require.NoError(t, err)
+	require.Len(t, reaped, 1)
+	require.Equal(t, db.BatonJobStateAvailable, reaped[0].State)
+
+	// The zombie's completion is fenced while the job waits...
+	require.Empty(t, complete(t, pool, id, zombie.LeaseToken, "b"))
+	// ...and after another worker claimed it.
+	fresh := claim(t, pool, "a", 1)[0]
+	require.Equal(t, zombie.LeaseToken+1, fresh.LeaseToken)
+	require.Equal(t, int32(2), fresh.Attempts)
+	require.Empty(t, complete(t, pool, id, zombie.LeaseToken, "b"))
+	_, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: zombie.LeaseToken, Error: "late"})
+	require.ErrorIs(t, err, pgx.ErrNoRows)
+
+	require.Len(t, complete(t, pool, id, fresh.LeaseToken, "b"), 1)
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE parent_id = $1", id))
+}
+
+func TestReaperDeadLettersExhaustedJobs(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	id := submit(t, pool, db.NewJob{Queue: "a", MaxAttempts: 1})[0]
+	claim(t, pool, "a", 1)
+	expireLease(t, pool, id)
+	reaped, err := db.New(pool).JobReap(ctx, 100)
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateDead, reaped[0].State)
+	j, err := db.New(pool).JobGet(ctx, id)
+	require.NoError(t, err)
+	require.Contains(t, *j.LastError, "lease expired")
+	require.NotNil(t, j.FinishedAt)
+}
+
+func TestFailRetriesThenDies(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	id := submit(t, pool, db.NewJob{Queue: "a", MaxAttempts: 2})[0]
+
+	c := claim(t, pool, "a", 1)[0]
+	row, err := db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom", DelayMs: 3_600_000})
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateRetrying, row.State)
+	require.Empty(t, claim(t, pool, "a", 1), "a retrying job waits for its backoff")
+
+	_, err = pool.Exec(ctx, "UPDATE baton.jobs SET run_at = now() WHERE id = $1", id)
+	require.NoError(t, err)
+	c = claim(t, pool, "a", 1)[0]
+	row, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom again"})
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateDead, row.State)
+
+	s, err := db.Status(ctx, pool, id)
+	require.NoError(t, err)
+	require.Equal(t, "boom again", *s.LastError)
+	var path []db.JobState
+	for _, e := range s.History {
+		path = append(path, e.To)
+	}
+	require.Equal(t, []db.JobState{"available", "running", "retrying", "running", "dead"}, path)
+
+	// Permanent failures skip the remaining attempts.
+	id = submit(t, pool, db.NewJob{Queue: "a", MaxAttempts: 5})[0]
+	c = claim(t, pool, "a", 1)[0]
+	row, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "bad input", Permanent: true})
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateDead, row.State)
+}
+
+func TestCancelAndRetry(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	ids := submit(t, pool, db.NewJob{Queue: "a"}, db.NewJob{Queue: "a"})
+
+	require.NoError(t, db.Cancel(ctx, pool, ids[0]))
+	require.ErrorIs(t, db.Cancel(ctx, pool, ids[0]), db.ErrConflict)
+	require.ErrorIs(t, db.Retry(ctx, pool, ids[1]), db.ErrConflict, "an available job cannot be retried")
+	require.ErrorIs(t, db.Cancel(ctx, pool, 999999), db.ErrNotFound)
+
+	// Canceling a running job fences its worker's completion.
+	c := claim(t, pool, "a", 1)[0]
+	require.Equal(t, ids[1], c.ID)
+	require.NoError(t, db.Cancel(ctx, pool, ids[1]))
+	require.Empty(t, complete(t, pool, ids[1], c.LeaseToken, "b"))
+
+	require.NoError(t, db.Retry(ctx, pool, ids[1]))
+	s, err := db.Status(ctx, pool, ids[1])
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateAvailable, s.State)
+	require.Zero(t, s.Attempts)
+}
+
+func TestStatusOfUnknownJob(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	_, err := db.Status(context.Background(), pool, 42)
+	require.True(t, errors.Is(err, db.ErrNotFound))
+}
+
+func TestReleaseDoesNotCountTheAttempt(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	id := submit(t, pool, db.NewJob{Queue: "a"})[0]
+	c := claim(t, pool, "a", 1)[0]
+	released, err := db.New(pool).JobReleaseMany(ctx, db.JobReleaseManyParams{Ids: []int64{id}, LeaseTokens: []int64{c.LeaseToken}})
+	require.NoError(t, err)
+	require.Equal(t, []int64{id}, released)
+	j, err := db.New(pool).JobGet(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateAvailable, j.State)
+	require.Zero(t, j.Attempts)
+}
+
+func TestPromoteAndQueueSummary(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	ids := submit(t, pool, db.NewJob{Queue: "a", Delay: time.Hour}, db.NewJob{Queue: "a", Delay: time.Hour}, db.NewJob{Queue: "b"})
+	_, err := pool.Exec(ctx, "UPDATE baton.jobs SET run_at = now() - interval '1 minute' WHERE id = $1", ids[0])
+	require.NoError(t, err)
+	n, err := db.New(pool).JobPromote(ctx, 100)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+
+	sum, err := db.New(pool).QueueSummary(ctx)
+	require.NoError(t, err)
+	require.Len(t, sum, 2)
+	require.Equal(t, "a", sum[0].Queue)
+	require.Equal(t, int64(1), sum[0].Scheduled)
+	require.Equal(t, int64(1), sum[0].Available)
+	require.GreaterOrEqual(t, sum[0].OldestAvailableSeconds, 59.0)
+	require.Equal(t, int64(1), sum[1].Available)
+}
+
+func TestJobEventsAreAppendOnly(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	submit(t, pool, db.NewJob{Queue: "a"})
+	_, err := pool.Exec(context.Background(), "UPDATE baton.job_events SET error = 'rewritten'")
+	require.ErrorContains(t, err, "append-only")
+}
+
+func TestMigrateDownAndUpAgain(t *testing.T) {
+	t.Parallel()
+	_, u := dbtest.NewWithURL(t)
+	m, err := db.Migrator(context.Background(), u)
+	require.NoError(t, err)
+	defer m.Close()
+	require.NoError(t, m.Down())
+	require.NoError(t, m.Up())
+	v, dirty, err := m.Version()
+	require.NoError(t, err)
+	require.False(t, dirty)
+	require.Equal(t, uint(1), v)
+}

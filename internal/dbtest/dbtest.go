@@ -1,0 +1,179 @@
+// Package dbtest gives each test its own Postgres database, cloned from a
+// template that holds Baton's migrated schema. The server is the one at
+// TEST_DATABASE_URL, else the local 127.0.0.1:5432, else (built with
+// -tags containers) a testcontainers Postgres when a Docker engine answers.
+// Under CI=true a missing server fails the test instead of skipping it.
+package dbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/migrations"
+)
+
+const localURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// startContainer is set by containers.go when built with -tags containers.
+var startContainer func(ctx context.Context) (string, error)
+
+var server struct {
+	once     sync.Once
+	url      string // the maintenance database of the server
+	template string
+	err      error
+}
+
+// New returns a pool on a fresh, migrated database for t, dropped when t ends.
+func New(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, _ := NewWithURL(t)
+	return pool
+}
+
+// NewWithURL is New that also returns the database's URL, for tests that
+// start processes of their own.
+func NewWithURL(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool, u, cleanup, err := Open(ctx)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no test database: %v", err)
+		}
+		t.Skipf("no test database: %v", err)
+	}
+	t.Cleanup(cleanup)
+	return pool, u
+}
+
+// Open creates a fresh migrated database and returns a pool on it, its URL,
+// and a function that closes the pool and drops the database. Examples use
+// it directly; tests use New.
+func Open(ctx context.Context) (*pgxpool.Pool, string, func(), error) {
+	server.once.Do(func() { server.url, server.template, server.err = prepare(ctx) })
+	if server.err != nil {
+		return nil, "", nil, server.err
+	}
+	name := "baton_t_" + randomHex(8)
+	admin, err := pgx.Connect(ctx, server.url)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, server.template)); err != nil {
+		return nil, "", nil, fmt.Errorf("creating test database: %w", err)
+	}
+	u := withDatabase(server.url, name)
+	pool, err := db.Connect(ctx, u, "baton-test", 8)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cleanup := func() {
+		pool.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if conn, err := pgx.Connect(ctx, server.url); err == nil {
+			_, _ = conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
+			conn.Close(ctx)
+		}
+	}
+	return pool, u, cleanup, nil
+}
+
+// prepare finds the server and builds the template once per schema version;
+// an advisory lock keeps parallel test processes from building it twice.
+func prepare(ctx context.Context) (string, string, error) {
+	base, err := serverURL(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	template := "baton_tmpl_" + migrationsHash()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", "", err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(727274)"); err != nil {
+		return "", "", err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(727274)") //nolint:errcheck
+	var ready *bool
+	err = conn.QueryRow(ctx, "SELECT datistemplate FROM pg_database WHERE datname = $1", template).Scan(&ready)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return "", "", err
+	}
+	if ready != nil && *ready {
+		return base, template, nil
+	}
+	if ready != nil { // a build that died half-way
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+template+" WITH (FORCE)"); err != nil {
+			return "", "", err
+		}
+	}
+	if err := db.MigrateUp(ctx, withDatabase(base, template)); err != nil {
+		return "", "", fmt.Errorf("migrating template: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+template+" WITH IS_TEMPLATE true"); err != nil {
+		return "", "", err
+	}
+	return base, template, nil
+}
+
+func serverURL(ctx context.Context) (string, error) {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u, nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(pctx, localURL)
+	if err == nil {
+		conn.Close(ctx)
+		return localURL, nil
+	}
+	if startContainer != nil {
+		return startContainer(ctx)
+	}
+	return "", fmt.Errorf("TEST_DATABASE_URL is unset and %s does not answer (%v); start Postgres or build with -tags containers", localURL, err)
+}
+
+func migrationsHash() string {
+	h := sha256.New()
+	files, _ := fs.Glob(migrations.FS, "*.sql")
+	for _, f := range files {
+		b, _ := fs.ReadFile(migrations.FS, f)
+		h.Write([]byte(f))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+func withDatabase(raw, name string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic(fmt.Sprintf("dbtest: bad URL %q: %v", raw, err))
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,374 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/worker"
+)
+
+type running struct {
+	w      *worker.Worker
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start runs a worker on the pipeline YAML until the test ends (or stop).
+func start(t *testing.T, pool *pgxpool.Pool, pipeline string) *running {
+	t.Helper()
+	p, err := worker.ParsePipeline([]byte(pipeline))
+	require.NoError(t, err)
+	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: "test-worker", MaintenanceInterval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{w: w, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- w.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop signals shutdown and waits for Run to return.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err, ok := <-r.done:
+		if ok {
+			require.NoError(t, err)
+			close(r.done)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not stop")
+	}
+}
+
+// submit puts a job into queue "a".
+func submit(t *testing.T, pool *pgxpool.Pool, payload string) int64 {
+	t.Helper()
+	ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a", Payload: json.RawMessage(payload)})
+	require.NoError(t, err)
+	return ids[0]
+}
+
+// waitState waits until job id is in state (polling the database, since the
+// state lives there), and returns its status.
+func waitState(t *testing.T, pool *pgxpool.Pool, id int64, state db.JobState) *db.JobStatus {
+	t.Helper()
+	var s *db.JobStatus
+	require.Eventually(t, func() bool {
+		var err error
+		s, err = db.Status(context.Background(), pool, id)
+		require.NoError(t, err)
+		return s.State == state
+	}, 20*time.Second, 10*time.Millisecond, "job %d never reached %s (last: %+v)", id, state, s)
+	return s
+}
+
+func TestWorkerHandsOffThroughTwoStages(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	worker.Register(t.Name()+"/double", worker.Typed(func(ctx context.Context, job *worker.Job, in struct{ N int }) (map[string]int, error) {
+		return map[string]int{"n": in.N * 2}, nil
+	}))
+	r := start(t, pool, fmt.Sprintf(`
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler: {go: %q}
+    next: b
+  - queue: b
+    handler: {exec: ["cat"]}
+`, t.Name()+"/double"))
+	ids := make([]int64, 20)
+	for i := range ids {
+		ids[i] = submit(t, pool, fmt.Sprintf(`{"n": %d}`, i))
+	}
+	for i, id := range ids {
+		s := waitState(t, pool, id, "succeeded")
+		require.Len(t, s.Children, 1)
+		child := waitState(t, pool, s.Children[0], "succeeded")
+		require.Equal(t, "b", child.Queue)
+		require.Equal(t, id, *child.ParentID)
+		require.JSONEq(t, fmt.Sprintf(`{"n": %d}`, 2*i), string(child.Payload))
+		require.JSONEq(t, string(child.Payload), string(child.Result), "cat echoes its payload")
+	}
+	r.stop(t)
+	require.Equal(t, int64(40), r.w.Stats().Succeeded)
+}
+
+func TestExecHandlerSeesJobEnvironment(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	start(t, pool, `
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler:
+      exec: ["sh", "-c", 'read p; printf "{\"id\": %s, \"queue\": \"%s\", \"attempt\": %s, \"in\": %s}" $BATON_JOB_ID $BATON_QUEUE $BATON_ATTEMPT "$p"']
+`)
+	id := submit(t, pool, `{"x": 1}`)
+	s := waitState(t, pool, id, "succeeded")
+	require.JSONEq(t, fmt.Sprintf(`{"id": %d, "queue": "a", "attempt": 1, "in": {"x": 1}}`, id), string(s.Result))
+}
+
+func TestFailingHandlerEndsDeadWithItsStderr(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	start(t, pool, `
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler: {exec: ["sh", "-c", "echo noise; echo disk full >&2; exit 3"]}
+    max_attempts: 3
+    backoff: 1ms
+    max_backoff: 4ms
+`)
+	id := submit(t, pool, `{}`)
+	s := waitState(t, pool, id, "dead")
+	require.Equal(t, int32(3), s.Attempts)
+	require.Contains(t, *s.LastError, "exit status 3")
+	require.Contains(t, *s.LastError, "disk full")
+	var path []string
+	for _, e := range s.History {
+		if e.To != "available" { // promotion may or may not beat the claim to a due job
+			path = append(path, string(e.To))
+		}
+	}
+	require.Equal(t, "running retrying running retrying running dead", strings.Join(path, " "))
+}
+
+func TestHandlerOutputMustBeJSON(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	start(t, pool, `
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler: {exec: ["echo", "not json"]}
+    max_attempts: 1
+`)
+	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
+	require.Contains(t, *s.LastError, "stdout is not valid JSON")
+}
+
+func TestPermanentErrorsSkipRetries(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	worker.Register(t.Name(), worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
+		return nil, worker.Permanent(errors.New("no such customer"))
+	}))
+	start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 9\n", t.Name()))
+	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
+	require.Equal(t, int32(1), s.Attempts)
+	require.Equal(t, "no such customer", *s.LastError)
+}
+
+func TestPanickingHandlerFailsTheAttempt(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	worker.Register(t.Name(), worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
+		panic("nil map")
+	}))
+	start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 1\n", t.Name()))
+	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
+	require.Contains(t, *s.LastError, "handler panicked: nil map")
+}
+
+func TestTimeoutStopsTheHandler(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	start(t, pool, `
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler: {exec: ["sh", "-c", "sleep 60 & wait"]}
+    timeout: 200ms
+    max_attempts: 1
+`)
+	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
+	require.Contains(t, *s.LastError, "timeout: handler ran longer than 200ms")
+}
+
+func TestHTTPHandler(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	keys := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		keys <- r.Header.Get("Idempotency-Key")
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), "fail") {
+			http.Error(w, "upstream says no", http.StatusBadGateway)
+			return
+		}
+		fmt.Fprintf(w, `{"echo": %s, "auth": %q}`, body, r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	start(t, pool, fmt.Sprintf(`
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler: {http: {url: %q, headers: {Authorization: "Bearer s3cret"}}}
+    max_attempts: 1
+`, srv.URL))
+	ok := submit(t, pool, `{"v": 1}`)
+	s := waitState(t, pool, ok, "succeeded")
+	require.JSONEq(t, `{"echo": {"v": 1}, "auth": "Bearer s3cret"}`, string(s.Result))
+	require.Equal(t, fmt.Sprint(ok), <-keys)
+
+	bad := submit(t, pool, `{"fail": true}`)
+	s = waitState(t, pool, bad, "dead")
+	require.Contains(t, *s.LastError, "502 Bad Gateway")
+	require.Contains(t, *s.LastError, "upstream says no")
+}
+
+// gate is a Go handler that reports each start and blocks until released or
+// until its context ends.
+type gate struct {
+	started  chan int64
+	release  chan struct{}
+	stopped  chan error
+	attempts chan int
+}
+
+func newGate(t *testing.T) (string, *gate) {
+	g := &gate{started: make(chan int64, 10), release: make(chan struct{}), stopped: make(chan error, 10), attempts: make(chan int, 10)}
+	worker.Register(t.Name(), worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
+		g.attempts <- job.Attempt
+		g.started <- job.ID
+		select {
+		case <-g.release:
+			return json.RawMessage(`{"done": true}`), nil
+		case <-ctx.Done():
+			g.stopped <- context.Cause(ctx)
+			return nil, ctx.Err()
+		}
+	}))
+	return t.Name(), g
+}
+
+func TestGracefulShutdownLetsHandlersFinish(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	name, g := newGate(t)
+	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 1m\nstages:\n  - queue: a\n    handler: {go: %q}\n", name))
+	id := submit(t, pool, `{}`)
+	<-g.started
+	r.cancel()
+	select {
+	case <-r.done:
+		t.Fatal("Run returned while a handler was still running")
+	default:
+	}
+	later := submit(t, pool, `{}`) // a draining worker claims nothing new
+	close(g.release)
+	r.stop(t)
+	s := waitState(t, pool, id, "succeeded")
+	require.Equal(t, int32(1), s.Attempts)
+	s, err := db.Status(context.Background(), pool, later)
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateAvailable, s.State)
+}
+
+func TestShutdownGraceReleasesUnfinishedJobs(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	name, g := newGate(t)
+	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 50ms\nstages:\n  - queue: a\n    handler: {go: %q}\n", name))
+	id := submit(t, pool, `{}`)
+	<-g.started
+	r.stop(t)
+	require.Error(t, <-g.stopped, "the handler's context is cancelled")
+	s, err := db.Status(context.Background(), pool, id)
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateAvailable, s.State)
+	require.Zero(t, s.Attempts, "a released attempt is not counted")
+	require.Equal(t, "released on worker shutdown", *s.History[len(s.History)-1].Error)
+	require.Equal(t, int64(1), r.w.Stats().Released)
+	require.Zero(t, r.w.Stats().LeasesLost)
+}
+
+func TestHeartbeatsKeepTheLeaseOfLongHandlers(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	name, g := newGate(t)
+	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 300ms\n", name))
+	id := submit(t, pool, `{}`)
+	<-g.started
+	var first time.Time
+	require.NoError(t, pool.QueryRow(ctx, "SELECT lease_expires_at FROM baton.jobs WHERE id = $1", id).Scan(&first))
+	// Wait until a heartbeat has pushed the lease past its first deadline...
+	require.Eventually(t, func() bool {
+		var passed bool
+		require.NoError(t, pool.QueryRow(ctx, "SELECT now() > $2 AND lease_expires_at > $2 FROM baton.jobs WHERE id = $1", id, first).Scan(&passed))
+		return passed
+	}, 10*time.Second, 10*time.Millisecond)
+	// ...so the reaper, run now, leaves the job alone.
+	require.Zero(t, worker.Maintain(ctx, pool, nil))
+	close(g.release)
+	s := waitState(t, pool, id, "succeeded")
+	require.Equal(t, int32(1), s.Attempts)
+	r.stop(t)
+	require.Zero(t, r.w.Stats().LeasesLost)
+}
+
+func TestCancelStopsARunningHandler(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	name, g := newGate(t)
+	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 300ms\n", name))
+	id := submit(t, pool, `{}`)
+	<-g.started
+	require.NoError(t, db.Cancel(context.Background(), pool, id))
+	require.ErrorIs(t, <-g.stopped, db.ErrLeaseLost, "the next heartbeat cancels the handler")
+	r.stop(t)
+	s, err := db.Status(context.Background(), pool, id)
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateCanceled, s.State)
+	require.Equal(t, int64(1), r.w.Stats().LeasesLost)
+}
+
+func TestExpiredLeaseIsReclaimedAndTheZombieIsFenced(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	name, g := newGate(t)
+	// A lease long enough that no heartbeat runs during the test.
+	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 1h\n    concurrency: 2\n", name))
+	id := submit(t, pool, `{}`)
+	<-g.started
+	_, err := pool.Exec(ctx, "UPDATE baton.jobs SET lease_expires_at = now() - interval '1s' WHERE id = $1", id)
+	require.NoError(t, err)
+	require.Equal(t, id, <-g.started, "the reaper returned the job and the worker claimed it again")
+	require.Equal(t, 1, <-g.attempts)
+	require.Equal(t, 2, <-g.attempts)
+	close(g.release) // both runs finish; only the second may commit
+	s := waitState(t, pool, id, "succeeded")
+	require.Equal(t, int32(2), s.Attempts)
+	require.Eventually(t, func() bool { return r.w.Stats().LeasesLost == 1 }, 10*time.Second, 10*time.Millisecond)
+	var succeeded int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM baton.job_events WHERE job_id = $1 AND to_state = 'succeeded'", id).Scan(&succeeded))
+	require.Equal(t, 1, succeeded)
+}
+
+func TestUnknownGoHandlerIsAnError(t *testing.T) {
+	t.Parallel()
+	p, err := worker.ParsePipeline([]byte("stages:\n  - queue: a\n    handler: {go: nobody-registered-this}\n"))
+	require.NoError(t, err)
+	_, err = worker.New(nil, worker.Config{Pipeline: p})
+	require.ErrorIs(t, err, worker.ErrPipeline)
+	require.ErrorContains(t, err, "nobody-registered-this")
+}
