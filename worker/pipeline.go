@@ -222,4 +222,3 @@ func (p *Pipeline) Queues() []string {
 	sort.Strings(qs)
 	return qs
 }
-

@@ -28,6 +28,7 @@ Usage:
   baton status ID                       a job's status and history as JSON
   baton cancel ID                       cancel an unfinished job
   baton retry ID                        re-drive a dead or canceled job
+  baton report [queue_summary]          jobs per queue and state
 
 Environment:
   DATABASE_URL   Postgres connection string (default ` + db.DefaultURL + `)
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return cancelCmd(ctx, args, stdout)
 	case "retry":
 		return retryCmd(ctx, args, stdout)
+	case "report":
+		return reportCmd(ctx, args, stdout)
 	}
 	return usagef("unknown command %q (run baton --help)", cmd)
 }

@@ -1,0 +1,33 @@
+# Baton. `make run` runs the example pipeline; `make test` runs the tests.
+SHELL := /bin/bash
+SQLC_VERSION := v1.31.1
+STATICCHECK_VERSION := v0.7.0
+GOBIN := $(shell go env GOPATH)/bin
+
+.PHONY: run test build generate check lint tools help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+run: build ## migrate, start a worker on examples/pipeline.yaml, submit jobs, show them finish
+	@scripts/run-example.sh
+
+test: ## run the tests against a real PostgreSQL (started or created if needed)
+	@scripts/test.sh
+
+build: ## build bin/baton
+	@mkdir -p bin
+	go build -o bin/baton ./cmd/baton
+
+generate: tools ## regenerate the sqlc code in db/ from queries/ and migrations/
+	$(GOBIN)/sqlc generate
+
+check: tools ## gofmt, go vet, staticcheck, and the sqlc drift check
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting" >&2; exit 1; }
+	go vet ./...
+	$(GOBIN)/staticcheck ./...
+	$(GOBIN)/sqlc diff || { echo "sqlc: generated code in db/ is out of date; run make generate" >&2; exit 1; }
+
+tools: ## install sqlc and staticcheck through the Go module proxy
+	@test -x $(GOBIN)/sqlc && $(GOBIN)/sqlc version | grep -q $(SQLC_VERSION) || go install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+	@test -x $(GOBIN)/staticcheck && $(GOBIN)/staticcheck -version | grep -q $(patsubst v%,%,$(STATICCHECK_VERSION)) || go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

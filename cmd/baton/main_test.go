@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/baton-run/baton/internal/dbtest"
+)
+
+// batonBin is the binary under test, built once by TestMain.
+var batonBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "baton-bin")
+	if err != nil {
+		panic(err)
+	}
+	batonBin = filepath.Join(dir, "baton")
+	if out, err := exec.Command("go", "build", "-o", batonBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building baton: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// baton runs the binary against databaseURL, with stdin if given.
+func baton(t *testing.T, databaseURL, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, batonBin, args...)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("running baton %v: %v", args, err)
+	}
+	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+}
+
+func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), sql, args...).Scan(&n))
+	return n
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	return path
+}
+
+// workerProc is a `baton worker` process.
+type workerProc struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+func startWorker(t *testing.T, databaseURL, config, id string) *workerProc {
+	t.Helper()
+	cmd := exec.Command(batonBin, "worker", "--config", config, "--id", id)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL)
+	w := &workerProc{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = w.stderr
+	require.NoError(t, cmd.Start())
+	go func() { w.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-w.done
+		}
+	})
+	return w
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (w *workerProc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-w.done:
+		return w.cmd.ProcessState.ExitCode()
+	case <-time.After(time.Minute):
+		t.Fatalf("worker did not exit; stderr:\n%s", w.stderr)
+		return -1
+	}
+}
+
+func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	badPipeline := writeFile(t, "bad.yaml", "stages:\n  - queue: a\n    handler: {grpc: x}\n")
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		want  string
+	}{
+		{"UnknownCommand", []string{"frobnicate"}, "", `unknown command "frobnicate"`},
+		{"SubmitNoQueue", []string{"submit"}, "", "usage: baton submit"},
+		{"SubmitBadQueueName", []string{"submit", "Bad Queue", "{}"}, "", `queue "Bad Queue"`},
+		{"SubmitInjectionQueue", []string{"submit", "a';DROP TABLE baton.jobs;--", "{}"}, "", "queue name must be"},
+		{"SubmitMalformedJSON", []string{"submit", "a", `{"x":`}, "", "not valid JSON"},
+		{"SubmitMalformedStdin", []string{"submit", "a", "-"}, "{nope", "not valid JSON"},
+		{"SubmitNulInPayload", []string{"submit", "a", `{"x":"\u0000"}`}, "", "invalid input"},
+		{"SubmitPriorityRange", []string{"submit", "a", "{}", "--priority", "500"}, "", "--priority 500"},
+		{"SubmitBadDelay", []string{"submit", "a", "{}", "--delay", "soon"}, "", "invalid value \"soon\""},
+		{"SubmitNegativeDelay", []string{"submit", "a", "{}", "--delay", "-3s"}, "", "--delay -3s"},
+		{"SubmitMaxAttempts", []string{"submit", "a", "--max-attempts", "0x"}, "", "max-attempts"},
+		{"SubmitUnknownFlag", []string{"submit", "a", "--prio", "1"}, "", "flag provided but not defined: -prio"},
+		{"StatusNotANumber", []string{"status", "abc"}, "", "positive integer"},
+		{"CancelNoID", []string{"cancel"}, "", "usage: baton cancel ID"},
+		{"RetryTooMany", []string{"retry", "1", "2"}, "", "usage: baton retry ID"},
+		{"WorkerNoConfig", []string{"worker"}, "", "--config FILE"},
+		{"WorkerUnreadableConfig", []string{"worker", "--config", "/nonexistent.yaml"}, "", "/nonexistent.yaml"},
+		{"WorkerUnknownHandlerKind", []string{"worker", "--config", badPipeline}, "", `unknown handler kind "grpc"`},
+		{"MigrateSideways", []string{"migrate", "sideways"}, "", "want up, down [N] or version"},
+		{"MigrateDownBadN", []string{"migrate", "down", "x"}, "", "positive number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := baton(t, u, tt.stdin, tt.args...)
+			require.Equal(t, 2, r.code, "stderr: %s", r.stderr)
+			require.Contains(t, r.stderr, tt.want)
+			require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "one line: %q", r.stderr)
+			require.Empty(t, r.stdout)
+		})
+	}
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs"))
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.queues"))
+}
+
+func TestSubmitStatusCancelRetry(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	r := baton(t, u, "", "submit", "emails", `{"to":"ada@example.com"}`, "--priority", "3", "--max-attempts", "2", "--delay", "1h")
+	require.Zero(t, r.code, r.stderr)
+	id := strings.TrimSpace(r.stdout)
+
+	r = baton(t, u, "", "status", id)
+	require.Zero(t, r.code, r.stderr)
+	for _, want := range []string{`"state": "scheduled"`, `"queue": "emails"`, `"priority": 3`, `"max_attempts": 2`, `"to": "ada@example.com"`, `"history"`, `"children": []`} {
+		require.Contains(t, r.stdout, want)
+	}
+
+	r = baton(t, u, `{"order": 7}`, "submit", "emails", "-", "--key", "order-7")
+	require.Zero(t, r.code, r.stderr)
+	again := baton(t, u, `{"order": 7}`, "submit", "emails", "-", "--key", "order-7")
+	require.Equal(t, r.stdout, again.stdout, "the same key returns the same job")
+
+	r = baton(t, u, "", "cancel", id)
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, fmt.Sprintf("job %s is canceled\n", id), r.stdout)
+	r = baton(t, u, "", "cancel", id)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "only unfinished jobs can be canceled")
+
+	r = baton(t, u, "", "retry", id)
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, fmt.Sprintf("job %s is available\n", id), r.stdout)
+
+	r = baton(t, u, "", "status", "999999")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "not found")
+	require.Equal(t, 2, count(t, pool, "SELECT count(*) FROM baton.jobs"))
+}
+
+func TestMigrateCommands(t *testing.T) {
+	t.Parallel()
+	_, u := dbtest.NewWithURL(t)
+	fresh := strings.Replace(u, "/baton_t_", "/baton_t_fresh_", 1)
+	t.Cleanup(func() { dropDatabase(t, u, fresh) })
+	r := baton(t, fresh, "", "migrate", "version")
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "version: none\n", r.stdout, "the database is created if missing")
+	r = baton(t, fresh, "", "migrate", "up")
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "version: 1\n", r.stdout)
+	r = baton(t, fresh, "", "migrate", "down")
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "version: none\n", r.stdout)
+}
+
+func dropDatabase(t *testing.T, anyURL, target string) {
+	pool, err := pgxpool.New(context.Background(), anyURL)
+	if err != nil {
+		return
+	}
+	defer pool.Close()
+	name := target[strings.LastIndex(target, "/")+1:]
+	name, _, _ = strings.Cut(name, "?")
+	_, _ = pool.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+}
+
+func TestDelayedJobDoesNotStartEarly(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	config := writeFile(t, "p.yaml", "poll_interval: 50ms\nstages:\n  - queue: a\n    handler: {exec: [cat]}\n")
+	startWorker(t, u, config, "w")
+	r := baton(t, u, "", "submit", "a", "{}", "--delay", "1500ms")
+	require.Zero(t, r.code, r.stderr)
+	id := strings.TrimSpace(r.stdout)
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND state = 'succeeded'", id) == 1
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM baton.jobs
+		WHERE id = $1 AND run_at - created_at = interval '1.5 s' AND started_at >= run_at`, id))
+}
+
+func TestSIGTERMDrainsTheWorker(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	config := writeFile(t, "p.yaml", `
+poll_interval: 50ms
+shutdown_grace: 1m
+stages:
+  - queue: a
+    handler: {exec: ["sh", "-c", "sleep 1; cat"]}
+    concurrency: 4
+`)
+	w := startWorker(t, u, config, "w")
+	for range 4 {
+		require.Zero(t, baton(t, u, "", "submit", "a", "{}").code)
+	}
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'running'") == 4
+	}, 30*time.Second, 10*time.Millisecond)
+	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 0, w.wait(t), w.stderr.String())
+	require.Equal(t, 4, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'succeeded'"))
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'running'"))
+}
+
+// TestReplicasSurviveSIGKILL is the core promise end to end: two worker
+// processes move 300 jobs through two stages while one is killed with
+// SIGKILL mid-run and restarted; every job is done exactly once.
+func TestReplicasSurviveSIGKILL(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	config := writeFile(t, "p.yaml", `
+poll_interval: 50ms
+stages:
+  - queue: a
+    handler: {exec: ["sh", "-c", "sleep 0.02; cat"]}
+    next: b
+    lease: 10s
+    concurrency: 4
+  - queue: b
+    handler: {exec: ["cat"]}
+    lease: 10s
+    concurrency: 4
+`)
+	for i := range 300 {
+		r := baton(t, u, "", "submit", "a", fmt.Sprintf(`{"n": %d}`, i))
+		require.Zero(t, r.code, r.stderr)
+	}
+	victim := startWorker(t, u, config, "victim")
+	startWorker(t, u, config, "survivor")
+
+	// Kill the victim while it holds leases.
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE leased_by = 'victim' AND state = 'running'") > 0 &&
+			count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'a' AND state = 'succeeded'") >= 30
+	}, 60*time.Second, 5*time.Millisecond)
+	require.NoError(t, victim.cmd.Process.Kill())
+	victim.wait(t)
+	orphans := count(t, pool, "SELECT count(*) FROM baton.jobs WHERE leased_by = 'victim' AND state = 'running'")
+	require.Positive(t, orphans)
+	// Expire the orphans' leases instead of waiting 10s, and restart the replica.
+	_, err := pool.Exec(context.Background(), "UPDATE baton.jobs SET lease_expires_at = now() - interval '1s' WHERE leased_by = 'victim' AND state = 'running'")
+	require.NoError(t, err)
+	startWorker(t, u, config, "victim")
+
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'succeeded'") == 600
+	}, 2*time.Minute, 20*time.Millisecond)
+	var a, b [7]int
+	row := "SELECT scheduled, available, running, retrying, succeeded, dead, canceled FROM baton.queue_summary WHERE queue = $1"
+	require.NoError(t, pool.QueryRow(context.Background(), row, "a").Scan(&a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &a[6]))
+	require.NoError(t, pool.QueryRow(context.Background(), row, "b").Scan(&b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &b[6]))
+	require.Equal(t, [7]int{0, 0, 0, 0, 300, 0, 0}, a)
+	require.Equal(t, [7]int{0, 0, 0, 0, 300, 0, 0}, b)
+	require.Equal(t, 300, count(t, pool, "SELECT count(DISTINCT parent_id) FROM baton.jobs WHERE queue = 'b'"))
+	require.Equal(t, 600, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE to_state = 'succeeded'"),
+		"each job succeeded exactly once")
+	require.Equal(t, orphans, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE error LIKE 'lease expired%'"),
+		"exactly the orphaned jobs were reaped")
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the test suite against a real PostgreSQL: TEST_DATABASE_URL if set, else
+# the local cluster on 127.0.0.1:5432 (started if down), else a throwaway
+# cluster made by pg_virtualenv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/postgres.sh
+
+gotest=(go test -race -count=1 -timeout 15m ./...)
+
+if [ -n "${TEST_DATABASE_URL:-}" ] || ensure_postgres; then
+	exec "${gotest[@]}"
+fi
+install_postgres
+echo "no usable cluster on 127.0.0.1:5432: running the tests in a pg_virtualenv cluster" >&2
+exec pg_virtualenv sh -c 'TEST_DATABASE_URL="postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/$PGDATABASE?sslmode=disable" exec "$@"' sh "${gotest[@]}"
