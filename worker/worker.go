@@ -67,10 +67,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	if cfg.Pipeline == nil {
 		return nil, fmt.Errorf("%w: no pipeline", ErrPipeline)
 	}
-	if cfg.ID == "" {
-		host, _ := os.Hostname()
-		cfg.ID = fmt.Sprintf("%s-%d", cmp.Or(host, "worker"), os.Getpid())
-	}
+	cfg.ID = cmp.Or(cfg.ID, DefaultID())
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	cfg.MaintenanceInterval = cmp.Or(cfg.MaintenanceInterval, time.Second)
 	w := &Worker{pool: pool, cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), stages: map[string]*stage{}}
@@ -85,6 +82,12 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		}
 	}
 	return w, nil
+}
+
+// DefaultID names a replica by host and process id.
+func DefaultID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", cmp.Or(host, "worker"), os.Getpid())
 }
 
 // PoolSize is the connection pool size that fits a pipeline: enough for

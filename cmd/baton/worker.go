@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 
@@ -23,7 +24,10 @@ func workerCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := db.Connect(ctx, databaseURL(), "baton-worker", worker.PoolSize(p))
+	*id = cmp.Or(*id, worker.DefaultID())
+	// application_name names the replica, so operators (and fault injection)
+	// can find its connections in pg_stat_activity.
+	pool, err := db.Connect(ctx, databaseURL(), "baton-worker "+*id, worker.PoolSize(p))
 	if err != nil {
 		return err
 	}
