@@ -431,3 +431,22 @@ func TestMigrateDownAndUpAgain(t *testing.T) {
 	require.False(t, dirty)
 	require.Equal(t, uint(1), v)
 }
+
+func TestWithTxCommitsOrRollsBack(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	err := db.WithTx(ctx, pool, func(q *db.Queries) error {
+		require.NoError(t, q.QueueCreate(ctx, "kept"))
+		return nil
+	})
+	require.NoError(t, err)
+	boom := errors.New("boom")
+	err = db.WithTx(ctx, pool, func(q *db.Queries) error {
+		require.NoError(t, q.QueueCreate(ctx, "dropped"))
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.queues"))
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.queues WHERE name = 'kept'"))
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -317,7 +318,7 @@ func TestHeartbeatsKeepTheLeaseOfLongHandlers(t *testing.T) {
 		return passed
 	}, 10*time.Second, 10*time.Millisecond)
 	// ...so the reaper, run now, leaves the job alone.
-	require.Zero(t, worker.Maintain(ctx, pool, nil))
+	require.Zero(t, worker.Maintain(ctx, pool, slog.Default()))
 	close(g.release)
 	s := waitState(t, pool, id, "succeeded")
 	require.Equal(t, int32(1), s.Attempts)

@@ -330,3 +330,34 @@ stages:
 		t.Fatalf("%d jobs reaped, %d orphaned by the kill", reaped, orphans)
 	}
 }
+
+func TestDeadJobIsReDrivenByRetry(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	fixed := filepath.Join(t.TempDir(), "fixed")
+	// Fails with a message on stderr until the file exists.
+	config := writeFile(t, "p.yaml", fmt.Sprintf(`
+poll_interval: 50ms
+stages:
+  - queue: a
+    handler: {exec: ["sh", "-c", "test -e %s || { echo 'upstream down' >&2; exit 1; }; cat"]}
+    max_attempts: 2
+    backoff: 1ms
+    max_backoff: 2ms
+`, fixed))
+	startWorker(t, u, config, "w")
+	id := strings.TrimSpace(baton(t, u, "", "submit", "a", `{"v": 1}`).stdout)
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND state = 'dead'", id) == 1
+	}, 30*time.Second, 20*time.Millisecond)
+	r := baton(t, u, "", "status", id)
+	require.Contains(t, r.stdout, `"last_error": "exit status 1: upstream down"`)
+	require.Contains(t, r.stdout, `"attempts": 2`)
+
+	require.NoError(t, os.WriteFile(fixed, nil, 0o600))
+	r = baton(t, u, "", "retry", id)
+	require.Zero(t, r.code, r.stderr)
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND state = 'succeeded' AND attempts = 1", id) == 1
+	}, 30*time.Second, 20*time.Millisecond)
+}
