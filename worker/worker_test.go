@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,15 @@ import (
 	"github.com/baton-run/baton/internal/dbtest"
 	"github.com/baton-run/baton/worker"
 )
+
+var registered atomic.Int64
+
+// register registers h under a name unique to this run (tests may run with -count > 1).
+func register(t *testing.T, h worker.Handler) string {
+	name := fmt.Sprintf("%s#%d", t.Name(), registered.Add(1))
+	worker.Register(name, h)
+	return name
+}
 
 type running struct {
 	w      *worker.Worker
@@ -81,7 +91,7 @@ func waitState(t *testing.T, pool *pgxpool.Pool, id int64, state db.JobState) *d
 func TestWorkerHandsOffThroughTwoStages(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
-	worker.Register(t.Name()+"/double", worker.Typed(func(ctx context.Context, job *worker.Job, in struct{ N int }) (map[string]int, error) {
+	double := register(t, worker.Typed(func(ctx context.Context, job *worker.Job, in struct{ N int }) (map[string]int, error) {
 		return map[string]int{"n": in.N * 2}, nil
 	}))
 	r := start(t, pool, fmt.Sprintf(`
@@ -92,7 +102,7 @@ stages:
     next: b
   - queue: b
     handler: {exec: ["cat"]}
-`, t.Name()+"/double"))
+`, double))
 	ids := make([]int64, 20)
 	for i := range ids {
 		ids[i] = submit(t, pool, fmt.Sprintf(`{"n": %d}`, i))
@@ -168,10 +178,10 @@ stages:
 func TestPermanentErrorsSkipRetries(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
-	worker.Register(t.Name(), worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
+	name := register(t, worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
 		return nil, worker.Permanent(errors.New("no such customer"))
 	}))
-	start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 9\n", t.Name()))
+	start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 9\n", name))
 	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
 	require.Equal(t, int32(1), s.Attempts)
 	require.Equal(t, "no such customer", *s.LastError)
@@ -180,10 +190,10 @@ func TestPermanentErrorsSkipRetries(t *testing.T) {
 func TestPanickingHandlerFailsTheAttempt(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
-	worker.Register(t.Name(), worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
+	name := register(t, worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
 		panic("nil map")
 	}))
-	start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 1\n", t.Name()))
+	start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 1\n", name))
 	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
 	require.Contains(t, *s.LastError, "handler panicked: nil map")
 }
@@ -246,7 +256,7 @@ type gate struct {
 
 func newGate(t *testing.T) (string, *gate) {
 	g := &gate{started: make(chan int64, 10), release: make(chan struct{}), stopped: make(chan error, 10), attempts: make(chan int, 10)}
-	worker.Register(t.Name(), worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
+	name := register(t, worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
 		g.attempts <- job.Attempt
 		g.started <- job.ID
 		select {
@@ -257,23 +267,25 @@ func newGate(t *testing.T) (string, *gate) {
 			return nil, ctx.Err()
 		}
 	}))
-	return t.Name(), g
+	return name, g
 }
 
 func TestGracefulShutdownLetsHandlersFinish(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	name, g := newGate(t)
-	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 1m\nstages:\n  - queue: a\n    handler: {go: %q}\n", name))
+	// One slot: the second job waits for it, and the slot frees only after
+	// shutdown began, when a draining worker must claim nothing new.
+	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 1m\nstages:\n  - queue: a\n    handler: {go: %q}\n    concurrency: 1\n", name))
 	id := submit(t, pool, `{}`)
 	<-g.started
+	later := submit(t, pool, `{}`)
 	r.cancel()
 	select {
 	case <-r.done:
 		t.Fatal("Run returned while a handler was still running")
 	default:
 	}
-	later := submit(t, pool, `{}`) // a draining worker claims nothing new
 	close(g.release)
 	r.stop(t)
 	s := waitState(t, pool, id, "succeeded")

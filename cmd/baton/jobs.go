@@ -55,7 +55,7 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err := db.ValidateQueueName(job.Queue); err != nil {
 		return fmt.Errorf("submit: %w", err)
 	}
-	pool, err := db.Connect(ctx, databaseURL(), "baton-cli", 2)
+	pool, err := connectCLI(ctx)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pool, err := db.Connect(ctx, databaseURL(), "baton-cli", 2)
+	pool, err := connectCLI(ctx)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func changeState(ctx context.Context, cmd string, args []string, stdout io.Write
 	if err != nil {
 		return err
 	}
-	pool, err := db.Connect(ctx, databaseURL(), "baton-cli", 2)
+	pool, err := connectCLI(ctx)
 	if err != nil {
 		return err
 	}

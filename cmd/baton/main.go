@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/worker"
 )
@@ -88,6 +90,11 @@ func databaseURL() string {
 		return u
 	}
 	return db.DefaultURL
+}
+
+// connectCLI opens the small pool a one-shot command needs.
+func connectCLI(ctx context.Context) (*pgxpool.Pool, error) {
+	return db.Connect(ctx, databaseURL(), "baton-cli", 2)
 }
 
 func logger() *slog.Logger {

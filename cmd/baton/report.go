@@ -20,7 +20,7 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) > 1 || len(pos) == 1 && pos[0] != "queue_summary" {
 		return usagef("report: usage: baton report [queue_summary]")
 	}
-	pool, err := db.Connect(ctx, databaseURL(), "baton-cli", 2)
+	pool, err := connectCLI(ctx)
 	if err != nil {
 		return err
 	}
