@@ -334,7 +334,7 @@ func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, e
 }
 
 const jobGet = `-- name: JobGet :one
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, idempotency_key, created_at, started_at, finished_at FROM baton.jobs WHERE id = $1::bigint
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at FROM baton.jobs WHERE id = $1::bigint
 `
 
 func (q *Queries) JobGet(ctx context.Context, id int64) (Job, error) {
@@ -356,12 +356,54 @@ func (q *Queries) JobGet(ctx context.Context, id int64) (Job, error) {
 		&i.Result,
 		&i.ParentID,
 		&i.ParentSeq,
-		&i.IdempotencyKey,
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
 	)
 	return i, err
+}
+
+const jobGetMany = `-- name: JobGetMany :many
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at FROM baton.jobs WHERE id = any($1::bigint[]) ORDER BY id
+`
+
+func (q *Queries) JobGetMany(ctx context.Context, ids []int64) ([]Job, error) {
+	rows, err := q.db.Query(ctx, jobGetMany, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Job
+	for rows.Next() {
+		var i Job
+		if err := rows.Scan(
+			&i.ID,
+			&i.Queue,
+			&i.State,
+			&i.Payload,
+			&i.Priority,
+			&i.RunAt,
+			&i.Attempts,
+			&i.MaxAttempts,
+			&i.LeaseToken,
+			&i.LeaseExpiresAt,
+			&i.LeasedBy,
+			&i.LastError,
+			&i.Result,
+			&i.ParentID,
+			&i.ParentSeq,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const jobHeartbeat = `-- name: JobHeartbeat :many
@@ -402,37 +444,6 @@ func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]i
 	return items, nil
 }
 
-const jobIDsByIdempotencyKey = `-- name: JobIDsByIdempotencyKey :many
-SELECT id, idempotency_key::text AS idempotency_key
-FROM baton.jobs
-WHERE idempotency_key = any($1::text[])
-`
-
-type JobIDsByIdempotencyKeyRow struct {
-	ID             int64  `json:"id"`
-	IdempotencyKey string `json:"idempotency_key"`
-}
-
-func (q *Queries) JobIDsByIdempotencyKey(ctx context.Context, keys []string) ([]JobIDsByIdempotencyKeyRow, error) {
-	rows, err := q.db.Query(ctx, jobIDsByIdempotencyKey, keys)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []JobIDsByIdempotencyKeyRow
-	for rows.Next() {
-		var i JobIDsByIdempotencyKeyRow
-		if err := rows.Scan(&i.ID, &i.IdempotencyKey); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const jobInsertMany = `-- name: JobInsertMany :many
 WITH input AS (
     SELECT unnest($1::text[]) AS queue,
@@ -441,25 +452,22 @@ WITH input AS (
            unnest($4::bigint[]) AS delay_ms,
            nullif(unnest($5::timestamptz[]), '0001-01-01 00:00:00+00') AS run_at,
            unnest($6::integer[]) AS max_attempts,
-           unnest($7::text[]) AS idempotency_key,
            generate_subscripts($1::text[], 1) AS ord
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT queue FROM input
     ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, idempotency_key)
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
            i.payload::jsonb,
            i.priority,
            coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
-           nullif(i.max_attempts, 0),
-           nullif(i.idempotency_key, '')
+           nullif(i.max_attempts, 0)
     FROM input i
     ORDER BY i.ord
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, state
 ), events AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
@@ -469,18 +477,17 @@ SELECT id FROM inserted ORDER BY id
 `
 
 type JobInsertManyParams struct {
-	Queues          []string    `json:"queues"`
-	Payloads        []string    `json:"payloads"`
-	Priorities      []int16     `json:"priorities"`
-	DelaysMs        []int64     `json:"delays_ms"`
-	RunAts          []time.Time `json:"run_ats"`
-	MaxAttempts     []int32     `json:"max_attempts"`
-	IdempotencyKeys []string    `json:"idempotency_keys"`
+	Queues      []string    `json:"queues"`
+	Payloads    []string    `json:"payloads"`
+	Priorities  []int16     `json:"priorities"`
+	DelaysMs    []int64     `json:"delays_ms"`
+	RunAts      []time.Time `json:"run_ats"`
+	MaxAttempts []int32     `json:"max_attempts"`
 }
 
 // Inserts one or many jobs with their creation events, creating queues on
-// first use. A job whose idempotency key already exists is skipped (the
-// caller looks it up). A zero run_at (0001-01-01) means now() + delay.
+// first use. A zero run_at (0001-01-01) means now() + delay. Ids come back in
+// input order.
 func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, jobInsertMany,
 		arg.Queues,
@@ -489,7 +496,6 @@ func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([
 		arg.DelaysMs,
 		arg.RunAts,
 		arg.MaxAttempts,
-		arg.IdempotencyKeys,
 	)
 	if err != nil {
 		return nil, err
@@ -502,6 +508,67 @@ func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([
 			return nil, err
 		}
 		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const jobList = `-- name: JobList :many
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at FROM baton.jobs
+WHERE ($1::text IS NULL OR queue = $1::text)
+  AND ($2::baton.job_state IS NULL OR state = $2::baton.job_state)
+  AND id < $3::bigint
+ORDER BY id DESC
+LIMIT $4::integer
+`
+
+type JobListParams struct {
+	Queue    *string   `json:"queue"`
+	State    *JobState `json:"state"`
+	BeforeID int64     `json:"before_id"`
+	MaxJobs  int32     `json:"max_jobs"`
+}
+
+// Newest first, after the keyset cursor (ids below before_id); filters are optional.
+func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]Job, error) {
+	rows, err := q.db.Query(ctx, jobList,
+		arg.Queue,
+		arg.State,
+		arg.BeforeID,
+		arg.MaxJobs,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Job
+	for rows.Next() {
+		var i Job
+		if err := rows.Scan(
+			&i.ID,
+			&i.Queue,
+			&i.State,
+			&i.Payload,
+			&i.Priority,
+			&i.RunAt,
+			&i.Attempts,
+			&i.MaxAttempts,
+			&i.LeaseToken,
+			&i.LeaseExpiresAt,
+			&i.LeasedBy,
+			&i.LastError,
+			&i.Result,
+			&i.ParentID,
+			&i.ParentSeq,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

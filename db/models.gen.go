@@ -57,6 +57,13 @@ func (ns NullJobState) Value() (driver.Value, error) {
 	return string(ns.JobState), nil
 }
 
+type BatonIdempotencyKey struct {
+	Key         string    `json:"key"`
+	Fingerprint []byte    `json:"fingerprint"`
+	JobIds      []int64   `json:"job_ids"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
 type Job struct {
 	ID             int64      `json:"id"`
 	Queue          string     `json:"queue"`
@@ -73,7 +80,6 @@ type Job struct {
 	Result         []byte     `json:"result"`
 	ParentID       *int64     `json:"parent_id"`
 	ParentSeq      *int32     `json:"parent_seq"`
-	IdempotencyKey *string    `json:"idempotency_key"`
 	CreatedAt      time.Time  `json:"created_at"`
 	StartedAt      *time.Time `json:"started_at"`
 	FinishedAt     *time.Time `json:"finished_at"`

@@ -18,13 +18,40 @@ func (q *Queries) QueueCreate(ctx context.Context, name string) error {
 	return err
 }
 
+const queuePause = `-- name: QueuePause :one
+INSERT INTO baton.queues (name, paused) VALUES ($1::text, $2::boolean)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+RETURNING name, paused
+`
+
+type QueuePauseParams struct {
+	Name   string `json:"name"`
+	Paused bool   `json:"paused"`
+}
+
+type QueuePauseRow struct {
+	Name   string `json:"name"`
+	Paused bool   `json:"paused"`
+}
+
+// Pauses or resumes a queue (creating it if new); workers on every replica
+// stop or resume claiming from it at their next poll.
+func (q *Queries) QueuePause(ctx context.Context, arg QueuePauseParams) (QueuePauseRow, error) {
+	row := q.db.QueryRow(ctx, queuePause, arg.Name, arg.Paused)
+	var i QueuePauseRow
+	err := row.Scan(&i.Name, &i.Paused)
+	return i, err
+}
+
 const queueSummary = `-- name: QueueSummary :many
 SELECT queue::text AS queue,
        scheduled::bigint AS scheduled, available::bigint AS available,
        running::bigint AS running, retrying::bigint AS retrying,
        succeeded::bigint AS succeeded, dead::bigint AS dead, canceled::bigint AS canceled,
-       extract(epoch FROM oldest_available_age)::float8 AS oldest_available_seconds
-FROM baton.queue_summary
+       extract(epoch FROM oldest_available_age)::float8 AS oldest_available_seconds,
+       q.paused
+FROM baton.queue_summary s
+JOIN baton.queues q ON q.name = s.queue
 ORDER BY queue
 `
 
@@ -38,6 +65,7 @@ type QueueSummaryRow struct {
 	Dead                   int64   `json:"dead"`
 	Canceled               int64   `json:"canceled"`
 	OldestAvailableSeconds float64 `json:"oldest_available_seconds"`
+	Paused                 bool    `json:"paused"`
 }
 
 func (q *Queries) QueueSummary(ctx context.Context) ([]QueueSummaryRow, error) {
@@ -59,6 +87,7 @@ func (q *Queries) QueueSummary(ctx context.Context) ([]QueueSummaryRow, error) {
 			&i.Dead,
 			&i.Canceled,
 			&i.OldestAvailableSeconds,
+			&i.Paused,
 		); err != nil {
 			return nil, err
 		}

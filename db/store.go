@@ -5,7 +5,9 @@
 package db
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -220,12 +222,10 @@ type NewJob struct {
 	// MaxAttempts caps attempts. Defaults to the max_attempts of the stage
 	// that first claims the job.
 	MaxAttempts int32
-	// IdempotencyKey, when set, makes the submit return the existing job with
-	// that key instead of creating a second one.
-	IdempotencyKey string
 }
 
-func (j *NewJob) validate() error {
+// Validate checks a job against Baton's limits, filling in the default payload.
+func (j *NewJob) Validate() error {
 	if err := ValidateQueueName(j.Queue); err != nil {
 		return err
 	}
@@ -244,30 +244,24 @@ func (j *NewJob) validate() error {
 	if j.Delay < 0 || j.Delay > MaxDelay {
 		return fmt.Errorf("%w: delay %s must be between 0 and %s", ErrInvalid, j.Delay, MaxDelay)
 	}
-	if len(j.IdempotencyKey) > 255 {
-		return fmt.Errorf("%w: idempotency key is longer than 255 bytes", ErrInvalid)
-	}
 	return nil
 }
 
 // Submit inserts jobs through x, which may be a pool or the caller's own
 // transaction (then the jobs commit or roll back with the caller's work).
-// Many jobs go in one statement. It returns the job ids in input order; a job
-// whose IdempotencyKey already exists yields the existing job's id.
+// Many jobs go in one statement, all or none. It returns the ids in input order.
 func Submit(ctx context.Context, x DBTX, jobs ...NewJob) ([]int64, error) {
 	p := JobInsertManyParams{
-		Queues:          make([]string, len(jobs)),
-		Payloads:        make([]string, len(jobs)),
-		Priorities:      make([]int16, len(jobs)),
-		DelaysMs:        make([]int64, len(jobs)),
-		RunAts:          make([]time.Time, len(jobs)),
-		MaxAttempts:     make([]int32, len(jobs)),
-		IdempotencyKeys: make([]string, len(jobs)),
+		Queues:      make([]string, len(jobs)),
+		Payloads:    make([]string, len(jobs)),
+		Priorities:  make([]int16, len(jobs)),
+		DelaysMs:    make([]int64, len(jobs)),
+		RunAts:      make([]time.Time, len(jobs)),
+		MaxAttempts: make([]int32, len(jobs)),
 	}
-	keyed := false
 	for i := range jobs {
 		j := jobs[i]
-		if err := j.validate(); err != nil {
+		if err := j.Validate(); err != nil {
 			if len(jobs) > 1 {
 				return nil, fmt.Errorf("job %d: %w", i, err)
 			}
@@ -275,43 +269,87 @@ func Submit(ctx context.Context, x DBTX, jobs ...NewJob) ([]int64, error) {
 		}
 		p.Queues[i], p.Payloads[i], p.Priorities[i] = j.Queue, string(j.Payload), j.Priority
 		p.DelaysMs[i], p.RunAts[i], p.MaxAttempts[i] = j.Delay.Milliseconds(), j.RunAt.UTC(), j.MaxAttempts
-		p.IdempotencyKeys[i] = j.IdempotencyKey
-		keyed = keyed || j.IdempotencyKey != ""
 	}
-	inserted, err := New(x).JobInsertMany(ctx, p)
+	ids, err := New(x).JobInsertMany(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("submitting jobs: %w", MapError(err))
 	}
-	if !keyed {
-		return inserted, nil
-	}
-	// Ids are assigned in input order; keyed jobs that already existed were
-	// skipped, so fill their places with the existing ids.
-	existing, err := New(x).JobIDsByIdempotencyKey(ctx, p.IdempotencyKeys)
-	if err != nil {
-		return nil, fmt.Errorf("looking up idempotency keys: %w", MapError(err))
-	}
-	byKey := make(map[string]int64, len(existing))
-	keyedIDs := make(map[int64]bool, len(existing))
-	for _, e := range existing {
-		byKey[e.IdempotencyKey] = e.ID
-		keyedIDs[e.ID] = true
-	}
-	unkeyed := inserted[:0:0]
-	for _, id := range inserted {
-		if !keyedIDs[id] {
-			unkeyed = append(unkeyed, id)
-		}
-	}
-	ids := make([]int64, len(jobs))
-	for i, key := range p.IdempotencyKeys {
-		if key != "" {
-			ids[i] = byKey[key]
-			continue
-		}
-		ids[i], unkeyed = unkeyed[0], unkeyed[1:]
-	}
 	return ids, nil
+}
+
+// Errors of SubmitWithKey.
+var (
+	ErrKeyInFlight = fmt.Errorf("%w: a request with this idempotency key is still in progress", ErrConflict)
+	ErrKeyReused   = fmt.Errorf("%w: idempotency key was already used for a different request", ErrInvalid)
+)
+
+// Beginner starts a transaction: a pool, or a transaction (then a savepoint).
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// SubmitWithKey submits jobs under a request-level idempotency key, with the
+// semantics of the IETF Idempotency-Key draft: the first use of a key submits
+// the jobs; the same key with the same jobs within 24 hours returns the
+// original ids (replayed = true) and submits nothing; the same key with other
+// jobs fails with ErrKeyReused; and while the first request with a key is
+// still in progress, others fail with ErrKeyInFlight. Concurrent duplicates
+// therefore create the jobs exactly once.
+func SubmitWithKey(ctx context.Context, b Beginner, key string, jobs ...NewJob) (ids []int64, replayed bool, err error) {
+	if key == "" || len(key) > 255 {
+		return nil, false, fmt.Errorf("%w: idempotency key must be 1 to 255 bytes", ErrInvalid)
+	}
+	for i := range jobs {
+		if err := jobs[i].Validate(); err != nil {
+			return nil, false, err
+		}
+	}
+	fp := fingerprint(jobs)
+	err = pgx.BeginFunc(ctx, b, func(tx pgx.Tx) error {
+		q := New(tx)
+		locked, err := q.IdempotencyTryLock(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !locked {
+			return ErrKeyInFlight
+		}
+		prev, err := q.IdempotencyGet(ctx, key)
+		switch {
+		case err == nil && !bytes.Equal(prev.Fingerprint, fp):
+			return ErrKeyReused
+		case err == nil:
+			ids, replayed = prev.JobIds, true
+			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		if ids, err = Submit(ctx, tx, jobs...); err != nil {
+			return err
+		}
+		return q.IdempotencyPut(ctx, IdempotencyPutParams{Key: key, Fingerprint: fp, JobIds: ids})
+	})
+	if err != nil {
+		if errors.Is(err, ErrKeyInFlight) || errors.Is(err, ErrKeyReused) || errors.Is(err, ErrInvalid) {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("submitting with idempotency key: %w", MapError(err))
+	}
+	return ids, replayed, nil
+}
+
+// fingerprint identifies a submit request by what it asks for, so the same
+// jobs written with other JSON whitespace count as the same request.
+func fingerprint(jobs []NewJob) []byte {
+	h := sha256.New()
+	var compact bytes.Buffer
+	for _, j := range jobs {
+		compact.Reset()
+		_ = json.Compact(&compact, j.Payload)
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00%d\x00%d\x00", j.Queue, compact.Len(), j.Priority, j.Delay, j.RunAt.UnixNano(), j.MaxAttempts)
+		h.Write(compact.Bytes())
+	}
+	return h.Sum(nil)
 }
 
 // Event is one entry of a job's history.
@@ -342,7 +380,17 @@ type JobStatus struct {
 	Result         json.RawMessage `json:"result"`
 	ParentID       *int64          `json:"parent_id"`
 	Children       []int64         `json:"children"`
-	History        []Event         `json:"history"`
+	History        []Event         `json:"history,omitempty"`
+}
+
+// StatusOf shows a job row as users see it, without history or children.
+func StatusOf(j Job) *JobStatus {
+	return &JobStatus{
+		ID: j.ID, Queue: j.Queue, State: j.State, Payload: j.Payload, Priority: j.Priority,
+		Attempts: j.Attempts, MaxAttempts: j.MaxAttempts, RunAt: j.RunAt, CreatedAt: j.CreatedAt,
+		StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, LeaseExpiresAt: j.LeaseExpiresAt,
+		LastError: j.LastError, Result: j.Result, ParentID: j.ParentID, Children: []int64{},
+	}
 }
 
 // Status reads a job, its history and the ids of the jobs it handed off to,
@@ -363,13 +411,9 @@ func Status(ctx context.Context, pool *pgxpool.Pool, id int64) (*JobStatus, erro
 		if err != nil {
 			return err
 		}
-		s = &JobStatus{
-			ID: j.ID, Queue: j.Queue, State: j.State, Payload: j.Payload, Priority: j.Priority,
-			Attempts: j.Attempts, MaxAttempts: j.MaxAttempts, RunAt: j.RunAt, CreatedAt: j.CreatedAt,
-			StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, LeaseExpiresAt: j.LeaseExpiresAt,
-			LastError: j.LastError, Result: j.Result, ParentID: j.ParentID,
-			Children: append([]int64{}, children...), History: make([]Event, len(events)),
-		}
+		s = StatusOf(j)
+		s.Children = append(s.Children, children...)
+		s.History = make([]Event, len(events))
 		for i, e := range events {
 			s.History[i] = Event{At: e.At, From: e.FromState, To: e.ToState, Attempt: e.Attempt, Worker: e.Worker, Error: e.Error}
 		}

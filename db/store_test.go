@@ -80,31 +80,83 @@ func TestSubmitBatchIsAllOrNothing(t *testing.T) {
 	require.Equal(t, 3, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE from_state IS NULL"))
 }
 
-func TestSubmitIdempotencyKeyReturnsTheFirstJob(t *testing.T) {
+func TestSubmitWithKey(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
-	first := submit(t, pool, db.NewJob{Queue: "a", IdempotencyKey: "k1"})
-	again := submit(t, pool, db.NewJob{Queue: "a"}, db.NewJob{Queue: "a", IdempotencyKey: "k1"}, db.NewJob{Queue: "a", IdempotencyKey: "k2"})
-	require.Equal(t, first[0], again[1])
-	require.NotEqual(t, again[0], again[2])
-	require.Equal(t, 3, count(t, pool, "SELECT count(*) FROM baton.jobs"))
+	ctx := context.Background()
+	job := db.NewJob{Queue: "a", Payload: json.RawMessage(`{"x": 1}`)}
 
-	// Concurrent submits of one key create exactly one job.
+	first, replayed, err := db.SubmitWithKey(ctx, pool, "k1", job, job)
+	require.NoError(t, err)
+	require.False(t, replayed)
+	require.Len(t, first, 2)
+
+	// Same request (JSON whitespace aside): the original ids, nothing new.
+	same := db.NewJob{Queue: "a", Payload: json.RawMessage(`{ "x":1 }`)}
+	again, replayed, err := db.SubmitWithKey(ctx, pool, "k1", same, same)
+	require.NoError(t, err)
+	require.True(t, replayed)
+	require.Equal(t, first, again)
+
+	// Same key, another request.
+	_, _, err = db.SubmitWithKey(ctx, pool, "k1", db.NewJob{Queue: "a", Payload: json.RawMessage(`{"x": 2}`)})
+	require.ErrorIs(t, err, db.ErrKeyReused)
+	require.ErrorIs(t, err, db.ErrInvalid)
+	require.Equal(t, 2, count(t, pool, "SELECT count(*) FROM baton.jobs"))
+
+	// A key in use by an uncommitted request.
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	_, _, err = db.SubmitWithKey(ctx, tx, "k2", job)
+	require.NoError(t, err)
+	_, _, err = db.SubmitWithKey(ctx, pool, "k2", job)
+	require.ErrorIs(t, err, db.ErrKeyInFlight)
+	require.NoError(t, tx.Rollback(ctx))
+	_, replayed, err = db.SubmitWithKey(ctx, pool, "k2", job)
+	require.NoError(t, err)
+	require.False(t, replayed, "a rolled-back first use leaves the key free")
+
+	// Keys expire after 24 hours.
+	_, err = pool.Exec(ctx, "UPDATE baton.idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'k1'")
+	require.NoError(t, err)
+	_, replayed, err = db.SubmitWithKey(ctx, pool, "k1", db.NewJob{Queue: "a", Payload: json.RawMessage(`{"x": 2}`)})
+	require.NoError(t, err)
+	require.False(t, replayed)
+}
+
+func TestSubmitWithKeyConcurrentDuplicatesCreateOneJob(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
 	var wg sync.WaitGroup
-	got := make([]int64, 16)
-	for i := range got {
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	var ids []int64
+	for range 32 {
 		wg.Go(func() {
-			ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a", IdempotencyKey: "k3"})
-			if err == nil {
-				got[i] = ids[0]
+			got, replayed, err := db.SubmitWithKey(context.Background(), pool, "dup", db.NewJob{Queue: "a"})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, db.ErrKeyInFlight):
+				outcomes["in_flight"]++
+			case err != nil:
+				outcomes[err.Error()]++
+			case replayed:
+				outcomes["replayed"]++
+				ids = append(ids, got...)
+			default:
+				outcomes["created"]++
+				ids = append(ids, got...)
 			}
 		})
 	}
 	wg.Wait()
-	for _, id := range got {
-		require.Equal(t, got[0], id)
+	require.Equal(t, 1, outcomes["created"], "%v", outcomes)
+	require.Equal(t, 32, outcomes["created"]+outcomes["replayed"]+outcomes["in_flight"], "%v", outcomes)
+	for _, id := range ids {
+		require.Equal(t, ids[0], id)
 	}
-	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE idempotency_key = 'k3'"))
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs"))
 }
 
 func TestClaimFillsInTheStageMaxAttempts(t *testing.T) {

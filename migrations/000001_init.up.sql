@@ -39,7 +39,6 @@ CREATE TABLE baton.jobs (
     -- Lineage: the job that handed off to this one, and its position in that hand-off.
     parent_id        bigint,
     parent_seq       integer,
-    idempotency_key  text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     started_at       timestamptz,
     finished_at      timestamptz,
@@ -62,9 +61,20 @@ CREATE INDEX jobs_claim_idx ON baton.jobs (queue, priority, run_at, id)
 CREATE INDEX jobs_running_idx ON baton.jobs (id) WHERE state = 'running';
 -- Promotion of delayed and retrying jobs once due.
 CREATE INDEX jobs_due_idx ON baton.jobs (run_at) WHERE state IN ('scheduled', 'retrying');
+-- Listing and filtering (newest first) for the CLI, API and dashboard.
 CREATE INDEX jobs_queue_state_idx ON baton.jobs (queue, state, id);
-CREATE UNIQUE INDEX jobs_idempotency_key_idx ON baton.jobs (idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX jobs_parent_idx ON baton.jobs (parent_id) WHERE parent_id IS NOT NULL;
+
+-- Request-level idempotency (IETF Idempotency-Key semantics): a key remembers
+-- the fingerprint of the request that first used it and the jobs it created.
+-- Keys live 24 hours; maintenance deletes older ones.
+CREATE TABLE baton.idempotency_keys (
+    key         text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
+    fingerprint bytea NOT NULL,
+    job_ids     bigint[] NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX idempotency_keys_created_idx ON baton.idempotency_keys (created_at);
 
 -- Append-only history: one row per state change, written in the same
 -- transaction (usually the same statement) as the change itself.

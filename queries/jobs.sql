@@ -1,7 +1,7 @@
 -- name: JobInsertMany :many
 -- Inserts one or many jobs with their creation events, creating queues on
--- first use. A job whose idempotency key already exists is skipped (the
--- caller looks it up). A zero run_at (0001-01-01) means now() + delay.
+-- first use. A zero run_at (0001-01-01) means now() + delay. Ids come back in
+-- input order.
 WITH input AS (
     SELECT unnest(@queues::text[]) AS queue,
            unnest(@payloads::text[]) AS payload,
@@ -9,36 +9,28 @@ WITH input AS (
            unnest(@delays_ms::bigint[]) AS delay_ms,
            nullif(unnest(@run_ats::timestamptz[]), '0001-01-01 00:00:00+00') AS run_at,
            unnest(@max_attempts::integer[]) AS max_attempts,
-           unnest(@idempotency_keys::text[]) AS idempotency_key,
            generate_subscripts(@queues::text[], 1) AS ord
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT queue FROM input
     ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, idempotency_key)
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
            i.payload::jsonb,
            i.priority,
            coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
-           nullif(i.max_attempts, 0),
-           nullif(i.idempotency_key, '')
+           nullif(i.max_attempts, 0)
     FROM input i
     ORDER BY i.ord
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, state
 ), events AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, state, 0, 0 FROM inserted
 )
 SELECT id FROM inserted ORDER BY id;
-
--- name: JobIDsByIdempotencyKey :many
-SELECT id, idempotency_key::text AS idempotency_key
-FROM baton.jobs
-WHERE idempotency_key = any(@keys::text[]);
 
 -- name: JobClaim :many
 -- Claims up to max_jobs due jobs of one queue in one statement: the
@@ -269,6 +261,18 @@ SELECT * FROM baton.jobs WHERE id = @id::bigint;
 
 -- name: JobEvents :many
 SELECT * FROM baton.job_events WHERE job_id = @job_id::bigint ORDER BY id;
+
+-- name: JobList :many
+-- Newest first, after the keyset cursor (ids below before_id); filters are optional.
+SELECT * FROM baton.jobs
+WHERE (sqlc.narg('queue')::text IS NULL OR queue = sqlc.narg('queue')::text)
+  AND (sqlc.narg('state')::baton.job_state IS NULL OR state = sqlc.narg('state')::baton.job_state)
+  AND id < @before_id::bigint
+ORDER BY id DESC
+LIMIT @max_jobs::integer;
+
+-- name: JobGetMany :many
+SELECT * FROM baton.jobs WHERE id = any(@ids::bigint[]) ORDER BY id;
 
 -- name: JobChildren :many
 SELECT id FROM baton.jobs WHERE parent_id = @parent_id::bigint ORDER BY parent_seq, id;

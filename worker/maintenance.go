@@ -30,8 +30,9 @@ func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Durat
 }
 
 // Maintain runs one round of maintenance: expired leases go back to their
-// queue (or to dead when attempts are exhausted), and delayed or retrying jobs
-// that are due become available. It returns how many jobs it reaped.
+// queue (or to dead when attempts are exhausted), delayed or retrying jobs
+// that are due become available, and idempotency keys older than 24 hours are
+// deleted. It returns how many jobs it reaped.
 func Maintain(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
 	q := db.New(pool)
 	reaped := 0
@@ -62,6 +63,9 @@ func Maintain(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
 		if n < maintenanceBatch {
 			break
 		}
+	}
+	if _, err := q.IdempotencyPrune(ctx); err != nil && ctx.Err() == nil {
+		log.Warn("pruning idempotency keys", "error", db.MapError(err))
 	}
 	return reaped
 }

@@ -19,7 +19,7 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	delay := fs.Duration("delay", 0, "run no earlier than this long from now (e.g. 3s, 5m)")
 	priority := fs.Int("priority", 0, "0 (first) to 100")
 	maxAttempts := fs.Int("max-attempts", 0, "attempts before the job is dead (default: the stage's, else 5)")
-	key := fs.String("key", "", "idempotency key: submitting the same key again returns the first job")
+	key := fs.String("key", "", "idempotency key: the same key and job within 24h returns the first job's id")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -49,8 +49,7 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return usagef("submit: --delay %s must be between 0 and %s", *delay, db.MaxDelay)
 	}
 	job := db.NewJob{
-		Queue: pos[0], Payload: payload, Priority: int16(*priority), Delay: *delay,
-		MaxAttempts: int32(*maxAttempts), IdempotencyKey: *key,
+		Queue: pos[0], Payload: payload, Priority: int16(*priority), Delay: *delay, MaxAttempts: int32(*maxAttempts),
 	}
 	if err := db.ValidateQueueName(job.Queue); err != nil {
 		return fmt.Errorf("submit: %w", err)
@@ -60,7 +59,12 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return err
 	}
 	defer pool.Close()
-	ids, err := db.Submit(ctx, pool, job)
+	var ids []int64
+	if *key != "" {
+		ids, _, err = db.SubmitWithKey(ctx, pool, *key, job)
+	} else {
+		ids, err = db.Submit(ctx, pool, job)
+	}
 	if err != nil {
 		return err
 	}
