@@ -24,7 +24,9 @@ const usage = `Baton: a Postgres-centric job runner.
 
 Usage:
   baton migrate up | down [N] | version
+  baton serve [--addr HOST:PORT]        the REST API and maintenance (reaper)
   baton worker --config FILE            run one worker replica of a pipeline
+  baton dev --config FILE               migrate, serve and work in one process
   baton submit QUEUE [JSON | -]         submit a job; prints its id
         [--delay 3s] [--priority N] [--max-attempts N] [--key KEY]
   baton status ID                       a job's status and history as JSON
@@ -33,7 +35,9 @@ Usage:
   baton report [queue_summary]          jobs per queue and state
 
 Environment:
-  DATABASE_URL   Postgres connection string (default ` + db.DefaultURL + `)
+  DATABASE_URL       Postgres connection string (default ` + db.DefaultURL + `)
+  BATON_ADDR         API listen address (default 127.0.0.1:8080)
+  BATON_API_TOKENS   comma-separated bearer tokens the API accepts
 `
 
 // exitCode: 1 for failures, 2 for bad input (usage, flags, data, pipeline files).
@@ -71,6 +75,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return migrateCmd(ctx, args, stdout)
 	case "worker":
 		return workerCmd(ctx, args)
+	case "serve":
+		return serveCmd(ctx, args)
+	case "dev":
+		return devCmd(ctx, args, os.Stdout)
 	case "submit":
 		return submitCmd(ctx, args, stdin, stdout)
 	case "status":

@@ -70,7 +70,9 @@ func Open(ctx context.Context) (*pgxpool.Pool, string, func(), error) {
 	if server.err != nil {
 		return nil, "", nil, server.err
 	}
-	name := "baton_t_" + randomHex(8)
+	// The creation time in the name lets later runs drop what a killed
+	// process (a fuzz worker, a timed-out test) left behind.
+	name := fmt.Sprintf("baton_t_%d_%s", time.Now().Unix(), randomHex(6))
 	admin, err := pgx.Connect(ctx, server.url)
 	if err != nil {
 		return nil, "", nil, err
@@ -118,6 +120,7 @@ func prepare(ctx context.Context) (string, string, error) {
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return "", "", err
 	}
+	dropStale(ctx, conn)
 	if ready != nil && *ready {
 		return base, template, nil
 	}
@@ -133,6 +136,21 @@ func prepare(ctx context.Context) (string, string, error) {
 		return "", "", err
 	}
 	return base, template, nil
+}
+
+// dropStale drops test databases created over an hour ago.
+func dropStale(ctx context.Context, conn *pgx.Conn) {
+	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'baton\\_t\\_%'")
+	if err != nil {
+		return
+	}
+	names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	for _, name := range names {
+		var created int64
+		if _, err := fmt.Sscanf(name, "baton_t_%d_", &created); err != nil || time.Since(time.Unix(created, 0)) > time.Hour {
+			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+		}
+	}
 }
 
 func serverURL(ctx context.Context) (string, error) {

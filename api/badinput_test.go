@@ -1,0 +1,157 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+)
+
+// rows counts everything a request could change.
+func rows(t *testing.T, pool *pgxpool.Pool) [4]int {
+	t.Helper()
+	return [4]int{
+		count(t, pool, "SELECT count(*) FROM baton.jobs"),
+		count(t, pool, "SELECT count(*) FROM baton.job_events"),
+		count(t, pool, "SELECT count(*) FROM baton.queues"),
+		count(t, pool, "SELECT count(*) FROM baton.idempotency_keys"),
+	}
+}
+
+func TestBadInputIs4xxProblemAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	c, pool := setup(t)
+	// Existing state some cases need: an available job and a used key.
+	r := c.do("POST", "/v1/queues/a/jobs", `{"payload": {"v": 1}}`, "Idempotency-Key", "used")
+	require.Equal(t, 201, r.status)
+	availableID := int64(r.json(t)["id"].(float64))
+
+	deep := `{"payload": ` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`
+	bigPayload := `{"payload": "` + strings.Repeat("x", 300<<10) + `"}`
+	tooBig := `{"payload": "` + strings.Repeat("x", 1<<20) + `"}`
+	var many []string
+	for range 10001 {
+		many = append(many, `{"payload":1}`)
+	}
+	tooMany := `{"jobs": [` + strings.Join(many, ",") + `]}`
+	long := strings.Repeat("k", 300)
+	submit := "/v1/queues/a/jobs"
+	batch := "/v1/queues/a/jobs/batch"
+
+	tests := []struct {
+		name, method, path, body string
+		headers                  []string
+		status                   int
+		code, field              string
+	}{
+		{"TruncatedJSON", "POST", submit, `{"payload":`, nil, 400, "malformed_json", ""},
+		{"EmptyBody", "POST", submit, ``, []string{"Content-Type", "application/json"}, 400, "empty_body", ""},
+		{"WhitespaceBody", "POST", submit, "  \n", nil, 400, "empty_body", ""},
+		{"TextPlain", "POST", submit, `{"payload":1}`, []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type", "Content-Type"},
+		{"NoContentType", "POST", submit, `{"payload":1}`, []string{"Content-Type", ""}, 415, "unsupported_media_type", "Content-Type"},
+		{"BodyTooLarge", "POST", submit, tooBig, nil, 413, "payload_too_large", ""},
+		{"TrailingObject", "POST", submit, `{"payload":1}{}`, nil, 400, "malformed_json", ""},
+		{"TrailingGarbage", "POST", submit, `{"payload":1} x`, nil, 400, "malformed_json", ""},
+		{"TopLevelArray", "POST", submit, `[]`, nil, 422, "invalid_type", ""},
+		{"TopLevelString", "POST", submit, `"s"`, nil, 422, "invalid_type", ""},
+		{"TopLevelNull", "POST", submit, `null`, nil, 422, "invalid_type", ""},
+		{"UnknownField", "POST", submit, `{"payload":1,"prio":1}`, nil, 422, "unknown_field", "prio"},
+		{"CaseVariantField", "POST", submit, `{"Payload":1}`, nil, 422, "unknown_field", "Payload"},
+		{"DuplicateKey", "POST", submit, `{"payload":1,"payload":2}`, nil, 400, "duplicate_key", "payload"},
+		{"DuplicateNestedKey", "POST", submit, `{"payload":{"a":1,"a":2}}`, nil, 400, "duplicate_key", "payload.a"},
+		{"MissingPayload", "POST", submit, `{}`, nil, 422, "missing_field", "payload"},
+		{"InvalidQueueName", "POST", "/v1/queues/Bad/jobs", `{"payload":1}`, nil, 422, "invalid_queue_name", "queue"},
+		{"InjectionQueueName", "POST", "/v1/queues/a'%3BDROP%20TABLE%20baton.jobs%3B--/jobs", `{"payload":1}`, nil, 422, "invalid_queue_name", "queue"},
+		{"LongQueueName", "POST", "/v1/queues/" + strings.Repeat("q", 64) + "/jobs", `{"payload":1}`, nil, 422, "invalid_queue_name", "queue"},
+		{"NegativeDelay", "POST", submit, `{"payload":1,"delay":"-5s"}`, nil, 422, "out_of_range", "delay"},
+		{"HugeDelay", "POST", submit, `{"payload":1,"delay":"99999h"}`, nil, 422, "out_of_range", "delay"},
+		{"BadDelay", "POST", submit, `{"payload":1,"delay":"soon"}`, nil, 422, "invalid_duration", "delay"},
+		{"NumericDelay", "POST", submit, `{"payload":1,"delay":10}`, nil, 422, "invalid_type", "delay"},
+		{"PriorityOverflow", "POST", submit, `{"payload":1,"priority":9223372036854775808}`, nil, 422, "out_of_range", "priority"},
+		{"NegativePriority", "POST", submit, `{"payload":1,"priority":-1}`, nil, 422, "out_of_range", "priority"},
+		{"PriorityTooHigh", "POST", submit, `{"payload":1,"priority":101}`, nil, 422, "out_of_range", "priority"},
+		{"FractionalPriority", "POST", submit, `{"payload":1,"priority":1.5}`, nil, 422, "invalid_type", "priority"},
+		{"HugeExponentPriority", "POST", submit, `{"payload":1,"priority":1e400}`, nil, 422, "invalid_type", "priority"},
+		{"StringPriority", "POST", submit, `{"payload":1,"priority":"1"}`, nil, 422, "invalid_type", "priority"},
+		{"ZeroMaxAttempts", "POST", submit, `{"payload":1,"max_attempts":0}`, nil, 422, "out_of_range", "max_attempts"},
+		{"HugeMaxAttempts", "POST", submit, `{"payload":1,"max_attempts":1000000}`, nil, 422, "out_of_range", "max_attempts"},
+		{"BadRunAt", "POST", submit, `{"payload":1,"run_at":"2025-13-40"}`, nil, 422, "invalid_timestamp", "run_at"},
+		{"RunAtWithoutOffset", "POST", submit, `{"payload":1,"run_at":"2030-01-02T15:04:05"}`, nil, 422, "invalid_timestamp", "run_at"},
+		{"RunAtFarPast", "POST", submit, `{"payload":1,"run_at":"0001-01-01T00:00:00Z"}`, nil, 422, "out_of_range", "run_at"},
+		{"DelayAndRunAt", "POST", submit, `{"payload":1,"delay":"1s","run_at":"2030-01-02T15:04:05Z"}`, nil, 422, "conflicting_fields", "run_at"},
+		{"TooDeep", "POST", submit, deep, nil, 422, "too_deep", ""},
+		{"PayloadTooLarge", "POST", submit, bigPayload, nil, 413, "payload_too_large", "payload"},
+		{"InvalidUTF8", "POST", submit, "{\"payload\":\"\xff\xfe\"}", nil, 400, "invalid_utf8", ""},
+		{"LoneSurrogate", "POST", submit, `{"payload":"\ud800"}`, nil, 422, "invalid_unicode", ""},
+		{"LoneLowSurrogate", "POST", submit, `{"payload":"\udc00x"}`, nil, 422, "invalid_unicode", ""},
+		{"NulInPayload", "POST", submit, `{"payload":{"a":"x\u0000y"}}`, nil, 422, "unsupported_null_char", "payload.a"},
+		{"NulInKey", "POST", submit, `{"payload":{"a\u0000":1}}`, nil, 422, "unsupported_null_char", "payload.a\x00"},
+		{"IdempotencyKeyTooLong", "POST", submit, `{"payload":1}`, []string{"Idempotency-Key", long}, 400, "invalid_idempotency_key", "Idempotency-Key"},
+		{"IdempotencyKeyControlChar", "POST", submit, `{"payload":1}`, []string{"Idempotency-Key", "a\tb"}, 400, "invalid_idempotency_key", "Idempotency-Key"},
+		{"IdempotencyKeyTwice", "POST", submit, `{"payload":1}`, []string{"Idempotency-Key", "x", "Idempotency-Key", "y"}, 400, "invalid_idempotency_key", "Idempotency-Key"},
+		{"IdempotencyKeyReused", "POST", submit, `{"payload":{"v":2}}`, []string{"Idempotency-Key", "used"}, 422, "idempotency_key_reused", "Idempotency-Key"},
+		{"NoToken", "GET", "/v1/queues", "", []string{"Authorization", ""}, 401, "unauthenticated", "Authorization"},
+		{"WrongToken", "POST", submit, `{"payload":1}`, []string{"Authorization", "Bearer nope"}, 401, "unauthenticated", "Authorization"},
+		{"NonNumericID", "GET", "/v1/jobs/abc", "", nil, 400, "invalid_id", "id"},
+		{"OverflowID", "GET", "/v1/jobs/99999999999999999999", "", nil, 400, "invalid_id", "id"},
+		{"ZeroID", "GET", "/v1/jobs/0", "", nil, 400, "invalid_id", "id"},
+		{"UnknownJob", "GET", "/v1/jobs/123456", "", nil, 404, "not_found", ""},
+		{"CancelUnknownJob", "POST", "/v1/jobs/123456/cancel", "", nil, 404, "not_found", ""},
+		{"RetryAvailableJob", "POST", fmt.Sprintf("/v1/jobs/%d/retry", availableID), "", nil, 409, "conflict", ""},
+		{"WrongMethod", "PUT", "/v1/jobs", "", nil, 405, "method_not_allowed", ""},
+		{"UnknownRoute", "GET", "/v1/nope", "", nil, 404, "not_found", ""},
+		{"LimitTooLarge", "GET", "/v1/jobs?limit=1000000", "", nil, 422, "out_of_range", "limit"},
+		{"LimitNotANumber", "GET", "/v1/jobs?limit=ten", "", nil, 422, "out_of_range", "limit"},
+		{"UnknownParameter", "GET", "/v1/jobs?order_by=id%3BDROP", "", nil, 422, "unknown_parameter", "order_by"},
+		{"BadStateFilter", "GET", "/v1/jobs?state=bogus", "", nil, 422, "invalid_parameter", "state"},
+		{"BadQueueFilter", "GET", "/v1/jobs?queue=%25", "", nil, 422, "invalid_queue_name", "queue"},
+		{"RepeatedParameter", "GET", "/v1/jobs?limit=1&limit=2", "", nil, 422, "invalid_parameter", "limit"},
+		{"BadCursor", "GET", "/v1/jobs?cursor=garbage", "", nil, 400, "invalid_cursor", "cursor"},
+		{"BatchMissingJobs", "POST", batch, `{}`, nil, 422, "missing_field", "jobs"},
+		{"BatchJobsNotAList", "POST", batch, `{"jobs":{}}`, nil, 422, "invalid_type", "jobs"},
+		{"BatchEmpty", "POST", batch, `{"jobs":[]}`, nil, 422, "out_of_range", "jobs"},
+		{"BatchTooMany", "POST", batch, tooMany, nil, 422, "out_of_range", "jobs"},
+		{"BatchOneBadJob", "POST", batch, `{"jobs":[{"payload":1},{"payload":2},{"payload":3,"priority":500}]}`, nil, 422, "out_of_range", "jobs[2].priority"},
+		{"BatchJobNotAnObject", "POST", batch, `{"jobs":[{"payload":1},7]}`, nil, 422, "invalid_type", "jobs[1]"},
+		{"BatchUnknownField", "POST", batch, `{"jobs":[{"payload":1}],"queue":"b"}`, nil, 422, "unknown_field", "queue"},
+		{"PauseBadQueue", "POST", "/v1/queues/NOPE/pause", "", nil, 422, "invalid_queue_name", "queue"},
+	}
+	before := rows(t, pool)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := c.do(tt.method, tt.path, tt.body, tt.headers...)
+			require.Equal(t, tt.status, r.status, "%s", r.body)
+			require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+			p := r.json(t)
+			require.Equal(t, tt.code, p["code"], "%s", r.body)
+			require.Equal(t, float64(tt.status), p["status"])
+			require.Equal(t, http.StatusText(tt.status), p["title"])
+			if tt.field != "" {
+				require.Equal(t, tt.field, p["field"])
+			}
+			if tt.status == 405 {
+				require.Equal(t, "GET", r.header.Get("Allow"))
+			}
+		})
+	}
+	require.Equal(t, before, rows(t, pool), "bad input changed rows")
+	require.Greater(t, len(tests), 35)
+}
+
+func TestRejectedRequestsNeverReachTheDatabaseAsErrors(t *testing.T) {
+	t.Parallel()
+	// Bad input must be caught before any SQL runs: a server whose database
+	// is down still answers it with its 4xx.
+	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none?sslmode=disable")
+	require.NoError(t, err)
+	defer pool.Close()
+	c := newClient(t, pool)
+	r := c.do("POST", "/v1/queues/a/jobs", `{"payload":{"a":"\u0000"}}`)
+	require.Equal(t, 422, r.status)
+	r = c.do("POST", "/v1/queues/a/jobs", `{"payload":1,"priority":1000}`)
+	require.Equal(t, 422, r.status)
+}

@@ -1,0 +1,38 @@
+package api
+
+import (
+	"context"
+	_ "embed"
+	"net/http"
+	"time"
+)
+
+//go:embed openapi.yaml
+var openapiYAML []byte
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz fails while draining (so load balancers stop sending first) and
+// when the database does not answer.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeProblem(w, r, s.log, problem(http.StatusServiceUnavailable, "draining", "", "the server is shutting down"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.pool.Ping(ctx); err != nil {
+		p := problem(http.StatusServiceUnavailable, "unavailable", "", "the database does not answer")
+		p.retryAfter = "2"
+		writeProblem(w, r, s.log, p)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(openapiYAML)
+}

@@ -1,0 +1,279 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baton-run/baton/db"
+)
+
+// queueParam validates the {queue} path parameter.
+func queueParam(r *http.Request) (string, error) {
+	q := chi.URLParam(r, "queue")
+	if !db.ValidQueueName(q) {
+		return "", problem(http.StatusUnprocessableEntity, "invalid_queue_name", "queue", "%s", db.QueueNameRule)
+	}
+	return q, nil
+}
+
+// idParam validates the {id} path parameter.
+func idParam(r *http.Request) (int64, error) {
+	raw := chi.URLParam(r, "id")
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id < 1 {
+		return 0, problem(http.StatusBadRequest, "invalid_id", "id", "job id must be a positive 64-bit integer, got %q", raw)
+	}
+	return id, nil
+}
+
+// submit runs a submit, under the request's Idempotency-Key if it has one.
+func (s *Server) submit(r *http.Request, jobs []db.NewJob) (ids []int64, replayed bool, err error) {
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return nil, false, err
+	}
+	if key == "" {
+		ids, err = db.Submit(r.Context(), s.pool, jobs...)
+		return ids, false, err
+	}
+	return db.SubmitWithKey(r.Context(), s.pool, key, jobs...)
+}
+
+// POST /v1/queues/{queue}/jobs
+func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
+	job, err := func() (db.NewJob, error) {
+		queue, err := queueParam(r)
+		if err != nil {
+			return db.NewJob{}, err
+		}
+		body, err := readJSON(w, r, s.cfg.MaxBodyBytes)
+		if err != nil {
+			return db.NewJob{}, err
+		}
+		return parseJob(body, "", queue, s.cfg.MaxPayloadBytes)
+	}()
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	ids, replayed, err := s.submit(r, []db.NewJob{job})
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	st, err := db.Status(r.Context(), s.pool, ids[0])
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", fmt.Sprintf("/v1/jobs/%d", ids[0]))
+	writeJSON(w, http.StatusCreated, st)
+}
+
+// batchResponse answers a batch submit: the ids in request order.
+type batchResponse struct {
+	Count int     `json:"count"`
+	IDs   []int64 `json:"ids"`
+}
+
+// POST /v1/queues/{queue}/jobs/batch: up to MaxBatchJobs jobs, all or none.
+func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
+	jobs, err := func() ([]db.NewJob, error) {
+		queue, err := queueParam(r)
+		if err != nil {
+			return nil, err
+		}
+		body, err := readJSON(w, r, s.cfg.MaxBatchBytes)
+		if err != nil {
+			return nil, err
+		}
+		m, err := object(body, "", "jobs")
+		if err != nil {
+			return nil, err
+		}
+		list, ok := m["jobs"].([]any)
+		switch {
+		case m["jobs"] == nil:
+			return nil, problem(http.StatusUnprocessableEntity, "missing_field", "jobs", "jobs is required: a list of jobs")
+		case !ok:
+			return nil, problem(http.StatusUnprocessableEntity, "invalid_type", "jobs", "jobs must be a list")
+		case len(list) == 0 || len(list) > s.cfg.MaxBatchJobs:
+			return nil, problem(http.StatusUnprocessableEntity, "out_of_range", "jobs", "a batch holds 1 to %d jobs, got %d", s.cfg.MaxBatchJobs, len(list))
+		}
+		jobs := make([]db.NewJob, len(list))
+		for i, v := range list {
+			if jobs[i], err = parseJob(v, fmt.Sprintf("jobs[%d]", i), queue, s.cfg.MaxPayloadBytes); err != nil {
+				return nil, err
+			}
+		}
+		return jobs, nil
+	}()
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	ids, replayed, err := s.submit(r, jobs)
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusCreated, batchResponse{Count: len(ids), IDs: ids})
+}
+
+// GET /v1/jobs/{id}
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	id, err := idParam(r)
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	st, err := db.Status(r.Context(), s.pool, id)
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// POST /v1/jobs/{id}/cancel
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	s.changeState(w, r, db.Cancel)
+}
+
+// POST /v1/jobs/{id}/retry
+func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
+	s.changeState(w, r, db.Retry)
+}
+
+func (s *Server) changeState(w http.ResponseWriter, r *http.Request, change func(ctx context.Context, pool *pgxpool.Pool, id int64) error) {
+	id, err := idParam(r)
+	if err == nil {
+		err = change(r.Context(), s.pool, id)
+	}
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	s.getJob(w, r)
+}
+
+// listResponse is one page of jobs, newest first.
+type listResponse struct {
+	Jobs       []*db.JobStatus `json:"jobs"`
+	NextCursor *string         `json:"next_cursor"`
+}
+
+var listParams = []string{"queue", "state", "limit", "cursor"}
+
+// GET /v1/jobs?queue=&state=&limit=&cursor=: keyset pagination on id, so
+// pages stay stable while new jobs arrive.
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	p, err := parseListParams(r.URL.Query())
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	limit := p.MaxJobs
+	p.MaxJobs++ // one more tells whether there is a next page
+	rows, err := db.New(s.pool).JobList(r.Context(), p)
+	if err != nil {
+		writeProblem(w, r, s.log, db.MapError(err))
+		return
+	}
+	resp := listResponse{Jobs: []*db.JobStatus{}}
+	for i, j := range rows {
+		if i == int(limit) {
+			c := encodeCursor(rows[i-1].ID)
+			resp.NextCursor = &c
+			break
+		}
+		resp.Jobs = append(resp.Jobs, db.StatusOf(j))
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func parseListParams(q url.Values) (db.JobListParams, error) {
+	p := db.JobListParams{BeforeID: 1<<63 - 1, MaxJobs: 50}
+	for k, v := range q {
+		if !contains(listParams, k) {
+			return p, problem(http.StatusUnprocessableEntity, "unknown_parameter", k, "unknown query parameter %q (allowed: queue, state, limit, cursor)", k)
+		}
+		if len(v) != 1 {
+			return p, problem(http.StatusUnprocessableEntity, "invalid_parameter", k, "give %s once", k)
+		}
+	}
+	if v := q.Get("queue"); q.Has("queue") {
+		if !db.ValidQueueName(v) {
+			return p, problem(http.StatusUnprocessableEntity, "invalid_queue_name", "queue", "%s", db.QueueNameRule)
+		}
+		p.Queue = &v
+	}
+	if v := q.Get("state"); q.Has("state") {
+		st := db.JobState(v)
+		if !validState(st) {
+			return p, problem(http.StatusUnprocessableEntity, "invalid_parameter", "state",
+				"state must be one of scheduled, available, running, retrying, succeeded, dead, canceled")
+		}
+		p.State = &st
+	}
+	if v := q.Get("limit"); q.Has("limit") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return p, problem(http.StatusUnprocessableEntity, "out_of_range", "limit", "limit must be an integer between 1 and 1000")
+		}
+		p.MaxJobs = int32(n)
+	}
+	if v := q.Get("cursor"); q.Has("cursor") {
+		id, err := decodeCursor(v)
+		if err != nil {
+			return p, problem(http.StatusBadRequest, "invalid_cursor", "cursor", "cursor is not one this API returned")
+		}
+		p.BeforeID = id
+	}
+	return p, nil
+}
+
+func validState(s db.JobState) bool {
+	switch s {
+	case db.BatonJobStateScheduled, db.BatonJobStateAvailable, db.BatonJobStateRunning, db.BatonJobStateRetrying,
+		db.BatonJobStateSucceeded, db.BatonJobStateDead, db.BatonJobStateCanceled:
+		return true
+	}
+	return false
+}
+
+// Cursors are opaque to clients: the last id of a page, encoded.
+func encodeCursor(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("id:" + strconv.FormatInt(id, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, err
+	}
+	raw, ok := strings.CutPrefix(string(b), "id:")
+	if !ok {
+		return 0, errors.New("bad cursor")
+	}
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id < 1 {
+		return 0, errors.New("bad cursor")
+	}
+	return id, nil
+}

@@ -1,0 +1,123 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config configures the API server.
+type Config struct {
+	// Tokens are the accepted bearer tokens. Empty means no authentication
+	// (then serve only on loopback).
+	Tokens []string
+	// Logger receives access and error logs. Defaults to slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes caps the body of a single-job submit. Defaults to 1 MiB.
+	MaxBodyBytes int64
+	// MaxBatchBytes caps the body of a batch submit. Defaults to 32 MiB.
+	MaxBatchBytes int64
+	// MaxPayloadBytes caps one job's payload. Defaults to 256 KiB.
+	MaxPayloadBytes int
+	// MaxBatchJobs caps the jobs of one batch submit. Defaults to 10,000.
+	MaxBatchJobs int
+	// RequestTimeout bounds each request's database work; a request that
+	// cannot finish in time gets 503. Defaults to 10s.
+	RequestTimeout time.Duration
+}
+
+// Server is the REST API.
+type Server struct {
+	pool     *pgxpool.Pool
+	cfg      Config
+	log      *slog.Logger
+	draining atomic.Bool
+}
+
+// New returns the API server for pool.
+func New(pool *pgxpool.Pool, cfg Config) *Server {
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, 1<<20)
+	cfg.MaxBatchBytes = cmp.Or(cfg.MaxBatchBytes, 32<<20)
+	cfg.MaxPayloadBytes = cmp.Or(cfg.MaxPayloadBytes, 256<<10)
+	cfg.MaxBatchJobs = cmp.Or(cfg.MaxBatchJobs, 10_000)
+	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, 10*time.Second)
+	return &Server{pool: pool, cfg: cfg, log: cfg.Logger}
+}
+
+// Handler returns the router with every route and middleware.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, s.accessLog, s.recoverPanics)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, s.log, problem(http.StatusNotFound, "not_found", "", "no route for %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
+				allowed = append(allowed, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeProblem(w, req, s.log, problem(http.StatusMethodNotAllowed, "method_not_allowed", "",
+			"%s is not allowed here (allowed: %s)", req.Method, strings.Join(allowed, ", ")))
+	})
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Get("/openapi.yaml", serveOpenAPI)
+
+	r.Route("/v1", func(r chi.Router) {
+		r.Use(s.authenticate, s.deadline)
+		r.Post("/queues/{queue}/jobs", s.submitJob)
+		r.Post("/queues/{queue}/jobs/batch", s.submitBatch)
+		r.Get("/queues", s.listQueues)
+		r.Post("/queues/{queue}/pause", s.pauseQueue(true))
+		r.Post("/queues/{queue}/resume", s.pauseQueue(false))
+		r.Get("/jobs", s.listJobs)
+		r.Get("/jobs/{id}", s.getJob)
+		r.Post("/jobs/{id}/cancel", s.cancelJob)
+		r.Post("/jobs/{id}/retry", s.retryJob)
+	})
+	return r
+}
+
+// Serve answers requests on ln until ctx is done, then shuts down gracefully:
+// readiness fails first, and in-flight requests get up to 30s to finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return err
+}

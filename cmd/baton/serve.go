@@ -1,0 +1,151 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/baton-run/baton/api"
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/worker"
+)
+
+// serveFlags are the flags serve and dev share.
+type serveFlags struct {
+	addr     string
+	insecure bool
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "addr", cmp.Or(os.Getenv("BATON_ADDR"), "127.0.0.1:8080"), "API listen address (env BATON_ADDR)")
+	fs.BoolVar(&f.insecure, "insecure-no-auth", false, "allow listening beyond loopback with no BATON_API_TOKENS")
+}
+
+// listen opens the API's listener, refusing to expose an unauthenticated
+// API beyond loopback.
+func (f *serveFlags) listen(tokens []string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(f.addr)
+	if err != nil {
+		return nil, usagef("--addr %q: want host:port, e.g. 127.0.0.1:8080", f.addr)
+	}
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || ip != nil && ip.IsLoopback()
+	if len(tokens) == 0 && !loopback && !f.insecure {
+		return nil, usagef("refusing to serve %s without authentication: set BATON_API_TOKENS, listen on 127.0.0.1, or pass --insecure-no-auth", f.addr)
+	}
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", f.addr, err)
+	}
+	return ln, nil
+}
+
+// apiTokens reads BATON_API_TOKENS: comma-separated, blanks ignored.
+func apiTokens() []string {
+	var tokens []string
+	for _, t := range strings.Split(os.Getenv("BATON_API_TOKENS"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	return tokens
+}
+
+// serveCmd runs the REST API and maintenance (reaper, promotion, key pruning).
+func serveCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var f serveFlags
+	f.register(fs)
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("serve: usage: baton serve [--addr HOST:PORT] [--insecure-no-auth]")
+	}
+	tokens := apiTokens()
+	ln, err := f.listen(tokens)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	pool, err := db.Connect(ctx, databaseURL(), "baton-serve", 16)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	log := logger()
+	log.Info("serving", "addr", ln.Addr().String(), "auth", len(tokens) > 0)
+	var wg sync.WaitGroup
+	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, log) })
+	err = api.New(pool, api.Config{Tokens: tokens, Logger: log}).Serve(ctx, ln)
+	wg.Wait()
+	return err
+}
+
+// devCmd is the quick start: migrate, then serve the API and work a pipeline
+// in one process.
+func devCmd(ctx context.Context, args []string, stdout *os.File) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	var f serveFlags
+	f.register(fs)
+	config := fs.String("config", "", "pipeline file (YAML)")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if *config == "" || len(pos) > 0 {
+		return usagef("dev: usage: baton dev --config FILE [--addr HOST:PORT]")
+	}
+	p, err := worker.LoadPipeline(*config)
+	if err != nil {
+		return err
+	}
+	tokens := apiTokens()
+	ln, err := f.listen(tokens)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if err := db.MigrateUp(ctx, databaseURL()); err != nil {
+		return err
+	}
+	pool, err := db.Connect(ctx, databaseURL(), "baton-dev", worker.PoolSize(p)+8)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	log := logger()
+	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log})
+	if err != nil {
+		return err
+	}
+	printQuickStart(stdout, ln.Addr().String(), p.Stages[0].Queue, len(tokens) > 0)
+	var wg sync.WaitGroup
+	var workErr error
+	wg.Go(func() { workErr = w.Run(ctx) })
+	err = api.New(pool, api.Config{Tokens: tokens, Logger: log}).Serve(ctx, ln)
+	wg.Wait()
+	return errors.Join(err, workErr)
+}
+
+func printQuickStart(out *os.File, addr, queue string, auth bool) {
+	url := "http://" + addr
+	authHeader := ""
+	if auth {
+		authHeader = ` -H "Authorization: Bearer $BATON_API_TOKEN"`
+	}
+	fmt.Fprintf(out, `Baton is running: API on %[1]s, a worker on the pipeline's stages.
+
+Submit a job:
+  curl -sS -X POST %[1]s/v1/queues/%[2]s/jobs -H 'Content-Type: application/json'%[3]s -d '{"payload": {"image": "cat.png"}}'
+Then follow it (and the job it hands off to) with:
+  curl -sS %[1]s/v1/jobs/1%[3]s
+  curl -sS %[1]s/v1/queues%[3]s
+
+Stop with Ctrl-C.
+`, url, queue, authHeader)
+}
