@@ -4,12 +4,15 @@ SQLC_VERSION := v1.31.1
 STATICCHECK_VERSION := v0.7.0
 GOBIN := $(shell go env GOPATH)/bin
 
-.PHONY: run test build generate check lint tools help
+.PHONY: run demo test build generate check tools help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-run: build ## migrate, start a worker on examples/pipeline.yaml, submit jobs, show them finish
+run: build ## the quick start: migrate, then the API and a worker on examples/pipeline.yaml (prints a curl)
+	@scripts/dev.sh
+
+demo: build ## a CLI walkthrough: start a worker, submit jobs, show them move through both stages
 	@scripts/run-example.sh
 
 test: ## run the tests against a real PostgreSQL (started or created if needed)

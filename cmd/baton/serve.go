@@ -142,8 +142,8 @@ func printQuickStart(out *os.File, addr, queue string, auth bool) {
 
 Submit a job:
   curl -sS -X POST %[1]s/v1/queues/%[2]s/jobs -H 'Content-Type: application/json'%[3]s -d '{"payload": {"image": "cat.png"}}'
-Then follow it (and the job it hands off to) with:
-  curl -sS %[1]s/v1/jobs/1%[3]s
+See it and the job it hands off to (newest first), and the queues:
+  curl -sS '%[1]s/v1/jobs?limit=5'%[3]s
   curl -sS %[1]s/v1/queues%[3]s
 
 Stop with Ctrl-C.

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/internal/dbtest"
+)
+
+// syncBuffer collects a process's output while tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is a running `baton serve` or `baton dev` process.
+type server struct {
+	base           string
+	cmd            *exec.Cmd
+	done           chan struct{} // closed when the process has exited
+	stdout, stderr *syncBuffer
+}
+
+// startServer runs `baton ARGS` (serve or dev) on a free port and returns it
+// once it answers /readyz.
+func startServer(t *testing.T, databaseURL string, env []string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(batonBin, append(args, "--addr", "127.0.0.1:0")...)
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+databaseURL), env...)
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	addr := regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)|API on http://(127\.0\.0\.1:\d+)`)
+	var base string
+	require.Eventually(t, func() bool {
+		m := addr.FindStringSubmatch(stderr.String() + stdout.String())
+		if m == nil {
+			return false
+		}
+		base = "http://" + m[1] + m[2]
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 30*time.Second, 20*time.Millisecond, "server did not become ready:\n%s", stderr)
+	return &server{base: base, cmd: cmd, done: done, stdout: stdout, stderr: stderr}
+}
+
+func request(t *testing.T, method, url, token, body string, headers ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if resp.StatusCode >= 400 {
+		require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"), "%s %s: %s", method, url, b)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestServeWithTokens is the API's promise end to end, against the real
+// binary: good requests do what they say, dozens of bad ones get 4xx
+// problems, the job count is exactly what the good ones created, and the
+// log holds no panic and no token.
+func TestServeWithTokens(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	const tok = "s3cret-token"
+	srv := startServer(t, u, []string{"BATON_API_TOKENS=other, " + tok}, "serve")
+	base := srv.base
+
+	code, body := request(t, "POST", base+"/v1/queues/resize/jobs", tok, `{"payload": {"image": "cat.png"}}`, "Idempotency-Key", "k1")
+	require.Equal(t, 201, code, body)
+	id := regexp.MustCompile(`"id":(\d+)`).FindStringSubmatch(body)[1]
+	code, again := request(t, "POST", base+"/v1/queues/resize/jobs", tok, `{"payload": {"image": "cat.png"}}`, "Idempotency-Key", "k1")
+	require.Equal(t, 201, code)
+	require.Contains(t, again, `"id":`+id+`,`)
+
+	var jobs []string
+	for i := range 500 {
+		jobs = append(jobs, fmt.Sprintf(`{"payload": {"n": %d}}`, i))
+	}
+	code, body = request(t, "POST", base+"/v1/queues/resize/jobs/batch", tok, `{"jobs": [`+strings.Join(jobs, ",")+`]}`)
+	require.Equal(t, 201, code, body)
+	code, _ = request(t, "GET", base+"/v1/jobs?queue=resize&limit=100", tok, "")
+	require.Equal(t, 200, code)
+	code, body = request(t, "POST", base+"/v1/jobs/"+id+"/cancel", tok, "")
+	require.Equal(t, 200, code, body)
+	code, body = request(t, "GET", base+"/v1/queues", tok, "")
+	require.Equal(t, 200, code)
+	require.Contains(t, body, `"canceled":1`)
+
+	bad := []struct{ method, path, token, body string }{
+		{"POST", "/v1/queues/resize/jobs", "", `{"payload": 1}`},
+		{"POST", "/v1/queues/resize/jobs", "wrong", `{"payload": 1}`},
+		{"GET", "/v1/queues", "", ""},
+		{"POST", "/v1/queues/resize/jobs", tok, `{"payload":`},
+		{"POST", "/v1/queues/resize/jobs", tok, `{"payload": 1, "priority": 1e400}`},
+		{"POST", "/v1/queues/resize/jobs", tok, `{"payload": 1, "max_attempts": -1}`},
+		{"POST", "/v1/queues/resize/jobs", tok, `{"payload": "\u0000"}`},
+		{"POST", "/v1/queues/resize/jobs", tok, `{"payload": 1}{"payload": 2}`},
+		{"POST", "/v1/queues/resize/jobs", tok, `{"payload": 1, "delay": "yesterday"}`},
+		{"POST", "/v1/queues/RESIZE/jobs", tok, `{"payload": 1}`},
+		{"POST", "/v1/queues/resize/jobs", tok, `{"payload": "` + strings.Repeat("x", 2<<20) + `"}`},
+		{"POST", "/v1/queues/resize/jobs/batch", tok, `{"jobs": [{"payload": 1}, {"payload": 1, "run_at": "tomorrow"}]}`},
+		{"GET", "/v1/jobs/-1", tok, ""},
+		{"GET", "/v1/jobs?limit=0", tok, ""},
+		{"DELETE", "/v1/jobs/1", tok, ""},
+	}
+	for _, b := range bad {
+		code, body := request(t, b.method, base+b.path, b.token, b.body)
+		require.True(t, code >= 400 && code < 500, "%s %s -> %d %s", b.method, b.path, code, body)
+	}
+	require.Equal(t, 501, count(t, pool, "SELECT count(*) FROM baton.jobs"))
+
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-srv.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	require.Equal(t, 0, srv.cmd.ProcessState.ExitCode(), srv.stderr.String())
+	out := srv.stderr.String()
+	require.NotContains(t, out, "panic")
+	require.NotContains(t, out, tok)
+	require.NotContains(t, out, "cat.png", "payloads stay out of the log")
+	require.Contains(t, out, "status=401")
+}
+
+func TestServeRefusesUnauthenticatedNonLoopback(t *testing.T) {
+	t.Parallel()
+	_, u := dbtest.NewWithURL(t)
+	r := baton(t, u, "", "serve", "--addr", "0.0.0.0:0")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "refusing to serve 0.0.0.0:0 without authentication")
+}
+
+func TestDevRunsAPIAndWorker(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	config := writeFile(t, "p.yaml", "poll_interval: 50ms\nstages:\n  - queue: a\n    handler: {exec: [cat]}\n    next: b\n  - queue: b\n    handler: {exec: [cat]}\n")
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	srv := startServer(t, u, nil, "dev", "--config", config)
+	// Run the curl the quick start prints, as a user would paste it.
+	var curl string
+	sc := bufio.NewScanner(strings.NewReader(srv.stdout.String()))
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "curl -sS -X POST") {
+			curl = line
+		}
+	}
+	require.NotEmpty(t, curl, srv.stdout.String())
+	out, err := exec.Command("sh", "-c", curl).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), `"queue":"a"`)
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'succeeded'") == 2
+	}, 30*time.Second, 20*time.Millisecond)
+}
