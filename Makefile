@@ -4,7 +4,7 @@ SQLC_VERSION := v1.31.1
 STATICCHECK_VERSION := v0.7.0
 GOBIN := $(shell go env GOPATH)/bin
 
-.PHONY: run demo test build generate check tools help
+.PHONY: run demo test chaos chaos-short build generate check tools help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,12 @@ demo: build ## a CLI walkthrough: start a worker, submit jobs, show them move th
 test: ## run the tests against a real PostgreSQL (started or created if needed)
 	@scripts/test.sh
 
+chaos: ## the fault-injection suite, full profile (3,000 jobs and 30 s of faults per scenario)
+	@CHAOS_PROFILE=full CHAOS_TIMEOUT=90m scripts/chaos.sh
+
+chaos-short: ## the fault-injection suite, short profile (300 jobs and 8 s of faults per scenario; CI)
+	@scripts/chaos.sh
+
 build: ## build bin/baton
 	@mkdir -p bin
 	go build -o bin/baton ./cmd/baton
@@ -27,8 +33,8 @@ generate: tools ## regenerate the sqlc code in db/ from queries/ and migrations/
 
 check: tools ## gofmt, go vet, staticcheck, and the sqlc drift check
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting" >&2; exit 1; }
-	go vet ./...
-	$(GOBIN)/staticcheck ./...
+	go vet ./... && go vet -tags chaos ./chaos/
+	$(GOBIN)/staticcheck ./... && $(GOBIN)/staticcheck -tags chaos ./chaos/
 	$(GOBIN)/sqlc diff || { echo "sqlc: generated code in db/ is out of date; run make generate" >&2; exit 1; }
 
 tools: ## install sqlc and staticcheck through the Go module proxy

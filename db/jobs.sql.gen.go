@@ -176,7 +176,7 @@ WITH input AS (
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, j.lease_token, j.leased_by, j.priority, j.result, i.next_queue
+    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.priority, j.result, i.next_queue
 ), done_events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker)
     SELECT id, 'running', 'succeeded', attempts, lease_token, leased_by FROM done
@@ -290,10 +290,10 @@ WITH failed AS (
     WHERE j.id = $4::bigint
       AND j.lease_token = $5::bigint
       AND j.state = 'running'
-    RETURNING j.id, j.state, j.attempts, j.lease_token, j.leased_by, j.last_error, j.run_at
+    RETURNING j.id, j.state, j.attempts, j.leased_by, j.last_error, j.run_at
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error)
-    SELECT id, 'running', state, attempts, lease_token, leased_by, last_error FROM failed
+    SELECT id, 'running', state, attempts, $5::bigint, leased_by, last_error FROM failed
 )
 SELECT id, state, attempts, run_at FROM failed
 `
@@ -672,7 +672,7 @@ WITH released AS (
     WHERE j.id = r.id
       AND j.lease_token = r.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, j.lease_token, j.leased_by
+    RETURNING j.id, j.attempts, r.lease_token, j.leased_by
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error)
     SELECT id, 'running', 'available', attempts, lease_token, leased_by, 'released on worker shutdown'

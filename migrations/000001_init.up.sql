@@ -85,6 +85,8 @@ CREATE TABLE baton.job_events (
     from_state  baton.job_state,           -- NULL when the job was created
     to_state    baton.job_state NOT NULL,
     attempt     integer NOT NULL,
+    -- The claim a change was made under: for changes out of running, the
+    -- token the writer presented (the fence makes it the current one).
     lease_token bigint NOT NULL,
     worker      text,
     error       text

@@ -49,6 +49,15 @@ func exitCode(err error) int {
 	return 1
 }
 
+// graceful turns a shutdown signal that arrived while a long-running command
+// was still starting (connecting, migrating) into the clean exit it asked for.
+func graceful(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -74,11 +83,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	case "migrate":
 		return migrateCmd(ctx, args, stdout)
 	case "worker":
-		return workerCmd(ctx, args)
+		return graceful(ctx, workerCmd(ctx, args))
 	case "serve":
-		return serveCmd(ctx, args)
+		return graceful(ctx, serveCmd(ctx, args))
 	case "dev":
-		return devCmd(ctx, args, os.Stdout)
+		return graceful(ctx, devCmd(ctx, args, os.Stdout))
 	case "submit":
 		return submitCmd(ctx, args, stdin, stdout)
 	case "status":

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -360,4 +361,36 @@ stages:
 	require.Eventually(t, func() bool {
 		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND state = 'succeeded' AND attempts = 1", id) == 1
 	}, 30*time.Second, 20*time.Millisecond)
+}
+
+// A shutdown signal that arrives while a long-running command is still
+// connecting is a clean stop, not a failure.
+func TestSIGTERMWhileConnectingExitsZero(t *testing.T) {
+	t.Parallel()
+	config := writeFile(t, "p.yaml", "stages:\n  - queue: a\n    handler: {exec: [cat]}\n")
+	for _, args := range [][]string{{"worker", "--config", config}, {"serve", "--addr", "127.0.0.1:0"}} {
+		t.Run(args[0], func(t *testing.T) {
+			t.Parallel()
+			// A "database" that accepts connections and never answers.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer ln.Close()
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				if c, err := ln.Accept(); err == nil {
+					accepted <- c
+				}
+			}()
+			cmd := exec.Command(batonBin, args...)
+			cmd.Env = append(os.Environ(), "DATABASE_URL=postgres://postgres@"+ln.Addr().String()+"/x?sslmode=disable&connect_timeout=60")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			require.NoError(t, cmd.Start())
+			c := <-accepted
+			defer c.Close()
+			require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+			err = cmd.Wait()
+			require.NoError(t, err, "stderr: %s", stderr.String())
+		})
+	}
 }

@@ -1,0 +1,240 @@
+//go:build chaos
+
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// report is what the checker found over a scenario's history and database.
+type report struct {
+	Accepted      int // acknowledged submits
+	Indeterminate int // submit attempts with no answer (each retried with its key)
+	Faults        int
+	Poison        int // acknowledged poison jobs (expected dead)
+
+	Lost            int // acknowledged jobs whose chain a -> b -> c is missing a job or has one not finished
+	Collateral      int // acknowledged good jobs that ended dead (lease lost too often, e.g. beside a worker-killing job)
+	Unexpected      int // stage-a jobs nobody submitted
+	DupTerminal     int // jobs with more than one terminal transition
+	DupHandoff      int // jobs that handed off to one position twice
+	MissingHandoff  int // succeeded jobs of a or b with no next job
+	OrphanHandoff   int // jobs whose parent did not succeed
+	AttemptsOver    int // jobs with attempts > max_attempts
+	Illegal         int // transitions outside the state graph, or not continuing the previous state
+	DoubleClaim     int // two claims with one (job, lease token)
+	StaleToken      int // a transition out of running made with an old lease token (a zombie accepted)
+	ZombieRejected  int // completions and failures the fence refused (from worker logs)
+	MaxAttempt      int
+	SucceededPerQ   map[string]int
+	RecoveryP99     time.Duration // lost claim -> next claim, over reaped jobs
+	RecoveryBound   time.Duration
+	QuiesceDuration time.Duration
+}
+
+// damage counts every violation of Baton's promises.
+func (r report) damage() int {
+	return r.Lost + r.Unexpected + r.DupTerminal + r.DupHandoff + r.MissingHandoff + r.OrphanHandoff +
+		r.AttemptsOver + r.Illegal + r.DoubleClaim + r.StaleToken
+}
+
+func (r report) String() string {
+	within := "yes"
+	if r.RecoveryP99 > r.RecoveryBound {
+		within = "no"
+	}
+	return fmt.Sprintf("accepted=%d indeterminate=%d faults=%d poison=%d collateral_dead=%d | lost=%d unexpected=%d dup_terminal=%d dup_handoff=%d "+
+		"missing_handoff=%d orphan_handoff=%d attempts_over=%d illegal=%d double_claim=%d stale_token=%d | "+
+		"zombie_rejected=%d max_attempt=%d/%d succeeded a/b/c=%d/%d/%d recovery_p99=%s (bound %s, within: %s) quiesced_in=%s",
+		r.Accepted, r.Indeterminate, r.Faults, r.Poison, r.Collateral, r.Lost, r.Unexpected, r.DupTerminal, r.DupHandoff,
+		r.MissingHandoff, r.OrphanHandoff, r.AttemptsOver, r.Illegal, r.DoubleClaim, r.StaleToken,
+		r.ZombieRejected, r.MaxAttempt, maxAttempts, r.SucceededPerQ["a"], r.SucceededPerQ["b"], r.SucceededPerQ["c"],
+		r.RecoveryP99.Round(time.Millisecond), r.RecoveryBound.Round(time.Millisecond), within, r.QuiesceDuration.Round(time.Millisecond))
+}
+
+// allowed is the state graph of docs/design.md ("" = created).
+var allowed = map[[2]string]bool{
+	{"", "available"}: true, {"", "scheduled"}: true,
+	{"scheduled", "available"}: true, {"scheduled", "running"}: true, {"scheduled", "canceled"}: true,
+	{"available", "running"}: true, {"available", "canceled"}: true,
+	{"retrying", "available"}: true, {"retrying", "running"}: true, {"retrying", "canceled"}: true,
+	{"running", "succeeded"}: true, {"running", "retrying"}: true, {"running", "dead"}: true,
+	{"running", "available"}: true, {"running", "canceled"}: true,
+	{"dead", "available"}: true, {"canceled", "available"}: true,
+}
+
+type event struct {
+	jobID      int64
+	at         time.Time
+	from, to   string
+	leaseToken int64
+	err        string
+}
+
+// check runs every check of the suite.
+func (e *env) check(h *history, poison func(n int) bool) report {
+	ctx := context.Background()
+	r := report{Accepted: len(h.acked()), Indeterminate: h.count("info"), SucceededPerQ: map[string]int{}}
+	r.RecoveryBound = lease + maintenance + pollEvery + lease/3
+
+	type job struct {
+		id, parent           int64
+		queue, state         string
+		attempts, maxAttempt int
+	}
+	jobs := map[int64]*job{}
+	children := map[int64][]int64{}
+	rows, _ := e.pool.Query(ctx, "SELECT id, coalesce(parent_id, 0), queue, state::text, attempts, coalesce(max_attempts, 0) FROM baton.jobs")
+	for rows.Next() {
+		j := &job{}
+		if err := rows.Scan(&j.id, &j.parent, &j.queue, &j.state, &j.attempts, &j.maxAttempt); err != nil {
+			e.t.Fatal(err)
+		}
+		jobs[j.id] = j
+		if j.parent != 0 {
+			children[j.parent] = append(children[j.parent], j.id)
+		}
+		if j.state == "succeeded" {
+			r.SucceededPerQ[j.queue]++
+		}
+		if j.maxAttempt > 0 && j.attempts > j.maxAttempt {
+			r.AttemptsOver++
+		}
+		r.MaxAttempt = max(r.MaxAttempt, j.attempts)
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+
+	// Lost: an acknowledged job whose chain a -> b -> c is incomplete or not
+	// finished. A poison job must end dead in a; a good one succeeded in
+	// every stage, or (collateral) ended dead somewhere.
+	terminal := map[string]bool{"succeeded": true, "dead": true, "canceled": true}
+	acked := h.acked()
+	ackedIDs := map[int64]bool{}
+	for key, id := range acked {
+		ackedIDs[id] = true
+		var n int
+		_, _ = fmt.Sscanf(key, "job-%d", &n)
+		j := jobs[id]
+		if poison(n) {
+			r.Poison++
+			if j == nil || j.state != "dead" || j.attempts != j.maxAttempt {
+				r.Lost++
+			}
+			continue
+		}
+		for _, q := range []string{"a", "b", "c"} {
+			if j == nil || j.queue != q || !terminal[j.state] {
+				r.Lost++
+				break
+			}
+			if j.state != "succeeded" {
+				r.Collateral++
+				break
+			}
+			if q != "c" {
+				if len(children[j.id]) != 1 {
+					break // counted as a missing or duplicate hand-off below
+				}
+				j = jobs[children[j.id][0]]
+			}
+		}
+	}
+	for _, j := range jobs {
+		switch {
+		case j.queue == "a" && !ackedIDs[j.id]:
+			r.Unexpected++ // an indeterminate submit that was never acknowledged, or worse
+		case j.parent != 0 && (jobs[j.parent] == nil || jobs[j.parent].state != "succeeded"):
+			r.OrphanHandoff++
+		}
+		if n := len(children[j.id]); n > 1 {
+			r.DupHandoff++
+		} else if n == 0 && j.state == "succeeded" && j.queue != "c" {
+			r.MissingHandoff++
+		}
+	}
+
+	// The history, job by job.
+	rows, _ = e.pool.Query(ctx, `SELECT job_id, at, coalesce(from_state::text, ''), to_state::text, lease_token, coalesce(error, '')
+		FROM baton.job_events ORDER BY job_id, id`)
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (event, error) {
+		var ev event
+		err := row.Scan(&ev.jobID, &ev.at, &ev.from, &ev.to, &ev.leaseToken, &ev.err)
+		return ev, err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var recoveries []time.Duration
+	for i := 0; i < len(events); {
+		j := i
+		for j < len(events) && events[j].jobID == events[i].jobID {
+			j++
+		}
+		r.checkJob(events[i:j], &recoveries)
+		i = j
+	}
+	if len(recoveries) > 0 {
+		slices.Sort(recoveries)
+		r.RecoveryP99 = recoveries[(len(recoveries)*99+99)/100-1]
+	}
+	logs := e.logs("w")
+	r.ZombieRejected = strings.Count(logs, "fenced: lease lost")
+	return r
+}
+
+// checkJob checks one job's history: each transition allowed and continuing
+// the previous state, one terminal transition, no claim token used twice,
+// and every transition out of running made under the latest claim's token.
+func (r *report) checkJob(evs []event, recoveries *[]time.Duration) {
+	state, token := "", int64(-1)
+	terminal := 0
+	claims := map[int64]int{}
+	var lostClaim time.Time
+	for _, ev := range evs {
+		if !allowed[[2]string{ev.from, ev.to}] || ev.from != state {
+			r.Illegal++
+		}
+		if ev.from == "running" && ev.leaseToken != token {
+			r.StaleToken++
+		}
+		if ev.to == "running" {
+			claims[ev.leaseToken]++
+			if claims[ev.leaseToken] > 1 {
+				r.DoubleClaim++
+			}
+			if !lostClaim.IsZero() {
+				*recoveries = append(*recoveries, ev.at.Sub(lostClaim))
+				lostClaim = time.Time{}
+			}
+			token = ev.leaseToken
+		}
+		if ev.from == "running" && strings.HasPrefix(ev.err, "lease expired") {
+			lostClaim = claimTime(evs, ev.leaseToken)
+		}
+		switch ev.to {
+		case "succeeded", "dead", "canceled":
+			terminal++
+		}
+		state = ev.to
+	}
+	if terminal > 1 {
+		r.DupTerminal++
+	}
+}
+
+func claimTime(evs []event, token int64) time.Time {
+	for _, ev := range evs {
+		if ev.to == "running" && ev.leaseToken == token {
+			return ev.at
+		}
+	}
+	return time.Time{}
+}

@@ -1,0 +1,360 @@
+//go:build chaos
+
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	pg       *cluster
+	batonBin string
+	repoRoot string
+	full     = os.Getenv("CHAOS_PROFILE") == "full"
+)
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		wd, _ := os.Getwd()
+		repoRoot = filepath.Dir(wd)
+		dir, err := os.MkdirTemp("", "baton-chaos")
+		if err != nil {
+			panic(err)
+		}
+		defer os.RemoveAll(dir)
+		batonBin = filepath.Join(dir, "baton")
+		if out, err := exec.Command("go", "build", "-o", batonBin, "../cmd/baton").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building baton: %v\n%s", err, out)
+			return 1
+		}
+		pg, err = newCluster()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chaos: no cluster of its own:", err)
+			return 1
+		}
+		defer pg.drop()
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// profile sizes a scenario: the short one runs in CI, the full one with make chaos.
+func profile() (jobs, workers int, faultTime time.Duration) {
+	if full {
+		return 3000, 4, 30 * time.Second
+	}
+	return 300, 3, 8 * time.Second
+}
+
+// scenario is one fault-injection run.
+type scenario struct {
+	name  string
+	load  loadOpts
+	fault func(ctx context.Context, e *env) int // runs until ctx ends; returns faults injected
+	bin   string                                // default: the real build
+	check func(t *testing.T, r report)          // extra expectations
+}
+
+// run starts the system, applies load and faults together, waits for
+// quiescence and returns the checker's report, logging its figure line.
+func run(t *testing.T, s scenario) report {
+	jobs, workers, faultTime := profile()
+	s.load.jobs = jobs
+	s.load.over = faultTime
+	bin := s.bin
+	if bin == "" {
+		bin = batonBin
+	}
+	e := start(t, pg, bin, strings.ReplaceAll(s.name, "-", "_"), workers)
+	h := &history{}
+	ctx, cancel := context.WithTimeout(context.Background(), faultTime)
+	defer cancel()
+	faults := 0
+	var wg sync.WaitGroup
+	if s.fault != nil {
+		wg.Go(func() { faults = s.fault(ctx, e) })
+	}
+	loadCtx, stopLoad := context.WithTimeout(context.Background(), faultTime+2*time.Minute)
+	defer stopLoad()
+	e.load(loadCtx, h, s.load)
+	wg.Wait()
+	// Bound: every job's attempts, each waiting at most a lease plus backoff, plus the reaper.
+	took, ok := e.quiesce(2 * time.Minute)
+	r := e.check(h, s.load.isPoison)
+	r.Faults, r.QuiesceDuration = faults, took
+	t.Logf("%s: %s", s.name, r)
+	if !ok {
+		t.Errorf("%s: not quiescent within the bound", s.name)
+	}
+	if t.Failed() {
+		t.Logf("worker logs (tail):\n%s", tail(e.logs("w"), 60))
+	}
+	return r
+}
+
+func tail(s string, lines int) string {
+	l := strings.Split(s, "\n")
+	return strings.Join(l[max(0, len(l)-lines):], "\n")
+}
+
+func (o loadOpts) isPoison(n int) bool {
+	return o.poisonEvery > 0 && n%o.poisonEvery == o.poisonEvery-1
+}
+
+// requireClean asserts every promise: nothing lost or duplicated, and each
+// stage ran exactly the acknowledged jobs (poison ones end dead in a).
+func requireClean(t *testing.T, r report) {
+	t.Helper()
+	require.Zero(t, r.damage(), "%s", r)
+	require.Zero(t, r.Collateral, "%s", r)
+	require.Positive(t, r.Accepted)
+	want := r.Accepted - r.Poison
+	require.Equal(t, map[string]int{"a": want, "b": want, "c": want}, r.SucceededPerQ, "%s", r)
+}
+
+// every runs f at random intervals in [lo, hi) until ctx ends, counting faults.
+func every(ctx context.Context, lo, hi time.Duration, f func() bool) int {
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return n
+		case <-time.After(lo + rand.N(hi-lo)):
+		}
+		if ctx.Err() == nil && f() {
+			n++
+		}
+	}
+}
+
+func killWorkers(ctx context.Context, e *env) int {
+	return every(ctx, 300*time.Millisecond, 1500*time.Millisecond, func() bool {
+		ws := e.workers()
+		ws[rand.IntN(len(ws))].signal(syscall.SIGKILL)
+		return true
+	})
+}
+
+func terminateBackends(ctx context.Context, e *env) int {
+	return every(ctx, 100*time.Millisecond, 400*time.Millisecond, func() bool {
+		var n int
+		err := e.pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM (
+			SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'baton-worker %'
+			ORDER BY random() LIMIT 2) s`).Scan(&n)
+		return err == nil && n > 0
+	})
+}
+
+// busiestWorker is the worker holding the most leases right now.
+func busiestWorker(e *env) *proc {
+	var id string
+	_ = e.pool.QueryRow(context.Background(), `SELECT leased_by FROM baton.jobs WHERE state = 'running'
+		GROUP BY leased_by ORDER BY count(*) DESC LIMIT 1`).Scan(&id)
+	for _, w := range e.workers() {
+		if w.id == id {
+			return w
+		}
+	}
+	return nil
+}
+
+// freeze stops the busiest worker with SIGSTOP for d, then resumes it: past
+// its lease, it is a zombie whose late writes the fence must refuse.
+func freeze(d time.Duration) func(ctx context.Context, e *env) int {
+	return func(ctx context.Context, e *env) int {
+		return every(ctx, 200*time.Millisecond, 600*time.Millisecond, func() bool {
+			w := busiestWorker(e)
+			if w == nil {
+				return false
+			}
+			w.signal(syscall.SIGSTOP)
+			time.Sleep(d)
+			w.signal(syscall.SIGCONT)
+			return true
+		})
+	}
+}
+
+func restartPostgres(ctx context.Context, e *env) int {
+	n := 0
+	for _, mode := range []string{"fast", "immediate", "fast", "immediate"} {
+		select {
+		case <-ctx.Done():
+			return n
+		case <-time.After(1500 * time.Millisecond):
+		}
+		if err := e.c.restart(mode); err != nil {
+			e.t.Error(err)
+			return n
+		}
+		n++
+	}
+	return n
+}
+
+func rollingRestart(ctx context.Context, e *env) int {
+	n := 0
+	for ctx.Err() == nil {
+		for _, w := range e.workers() {
+			if ctx.Err() != nil {
+				break
+			}
+			w.signal(syscall.SIGTERM)
+			code, ok := w.waitExit(30 * time.Second)
+			if !ok || code != 0 {
+				e.t.Errorf("worker %s: SIGTERM exit code %d (exited: %v)", w.id, code, ok)
+			}
+			n++
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	return n
+}
+
+func together(faults ...func(context.Context, *env) int) func(context.Context, *env) int {
+	return func(ctx context.Context, e *env) int {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		total := 0
+		for _, f := range faults {
+			wg.Go(func() {
+				n := f(ctx, e)
+				mu.Lock()
+				total += n
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		return total
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	scenarios := []scenario{
+		{name: "kill-9", fault: killWorkers},
+		{name: "backend-kill", fault: terminateBackends},
+		{name: "pg-restart", fault: restartPostgres},
+		{name: "zombie", fault: freeze(3 * lease), check: func(t *testing.T, r report) {
+			require.Positive(t, r.ZombieRejected, "frozen workers' late writes must have been fenced")
+		}},
+		{name: "slow-handler", load: loadOpts{slowEvery: 20}, check: func(t *testing.T, r report) {
+			require.Equal(t, 1, r.MaxAttempt, "heartbeats keep handlers longer than their lease from running twice")
+		}},
+		{name: "poison", load: loadOpts{poisonEvery: 50}, check: func(t *testing.T, r report) {
+			require.Positive(t, r.Poison)
+			require.Equal(t, maxAttempts, r.MaxAttempt, "a job whose handler crashes every time ends dead after max_attempts")
+		}},
+		{name: "lost-responses", load: loadOpts{lostResponses: true}, check: func(t *testing.T, r report) {
+			require.Positive(t, r.Indeterminate, "first attempts timed out")
+		}},
+		{name: "rolling-sigterm", fault: rollingRestart},
+		{name: "everything", load: loadOpts{lostResponses: true},
+			fault: together(killWorkers, terminateBackends, restartPostgres, freeze(3*lease))},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			r := run(t, s)
+			requireClean(t, r)
+			if s.check != nil {
+				s.check(t, r)
+			}
+		})
+	}
+	// A job that kills the worker running it takes that worker's other jobs
+	// down with it, every time: those lose their lease too and may exhaust
+	// their attempts. Nothing may be lost or duplicated; casualties end dead
+	// (re-drivable) and are counted.
+	t.Run("poison-kills-worker", func(t *testing.T) {
+		r := run(t, scenario{name: "poison-kills-worker", load: loadOpts{poisonEvery: 100, crash: true}})
+		require.Zero(t, r.damage(), "%s", r)
+		require.Positive(t, r.Poison)
+		require.Equal(t, r.Accepted-r.Poison-r.Collateral, r.SucceededPerQ["c"], "%s", r)
+	})
+}
+
+// TestCheckerCatchesBrokenBuilds runs scenarios against builds with a
+// safeguard removed. A checker that passes them would be blind.
+func TestCheckerCatchesBrokenBuilds(t *testing.T) {
+	broken := []struct {
+		name    string
+		patches [][2]string // in db/jobs.sql.gen.go: old, new
+		fault   func(context.Context, *env) int
+	}{
+		{
+			name: "no-completion-fence",
+			patches: [][2]string{{
+				"    WHERE j.id = i.id\n      AND j.lease_token = i.lease_token\n      AND j.state = 'running'\n",
+				"    WHERE j.id = i.id\n",
+			}},
+			fault: freeze(2 * lease),
+		},
+		{
+			// The reaper as River's first rescuer had it: read, then write
+			// without re-checking state (pg_sleep stands for the round trip
+			// between its two queries).
+			name: "reaper-without-state-guard",
+			patches: [][2]string{
+				{
+					"    WHERE state = 'running' AND lease_expires_at < now()\n    ORDER BY id\n    LIMIT $1::integer\n    FOR UPDATE SKIP LOCKED\n",
+					"    WHERE state = 'running' AND lease_expires_at < now() AND pg_sleep(0.3) IS NOT NULL\n    ORDER BY id\n    LIMIT $1::integer\n",
+				},
+				{
+					"    WHERE j.id = expired.id\n      AND j.state = 'running'\n      AND j.lease_expires_at < now()\n",
+					"    WHERE j.id = expired.id\n",
+				},
+			},
+			fault: freeze(lease + 500*time.Millisecond),
+		},
+	}
+	for _, b := range broken {
+		t.Run(b.name, func(t *testing.T) {
+			bin := buildPatched(t, b.patches)
+			r := run(t, scenario{name: "broken-" + b.name, bin: bin, fault: b.fault})
+			require.Positive(t, r.damage(), "the checker passed a build with %s: %s", b.name, r)
+			t.Logf("checker caught %s: yes (damage=%d)", b.name, r.damage())
+		})
+	}
+}
+
+// buildPatched builds baton from a copy of the repository with text patches
+// applied to the generated queries.
+func buildPatched(t *testing.T, patches [][2]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := exec.Command("git", "-C", repoRoot, "ls-files", "--cached", "--others", "--exclude-standard").Output()
+	require.NoError(t, err)
+	for _, f := range strings.Fields(string(files)) {
+		data, err := os.ReadFile(filepath.Join(repoRoot, f))
+		if err != nil {
+			continue // deleted in the work tree
+		}
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, 0o644))
+	}
+	gen := filepath.Join(dir, "db", "jobs.sql.gen.go")
+	src, err := os.ReadFile(gen)
+	require.NoError(t, err)
+	for _, p := range patches {
+		require.Contains(t, string(src), p[0], "patch no longer applies")
+		src = []byte(strings.Replace(string(src), p[0], p[1], 1))
+	}
+	require.NoError(t, os.WriteFile(gen, src, 0o644))
+	bin := filepath.Join(dir, "baton-broken")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/baton")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
