@@ -64,12 +64,13 @@ stages:
 
 // proc is a supervised baton process: restarted when it exits unless stopping.
 type proc struct {
-	id   string
-	args []string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	exit []int // exit codes seen
+	id    string
+	args  []string
+	dbURL string // where it connects
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	done  chan struct{}
+	exit  []int // exit codes seen
 }
 
 // env is one scenario's running system.
@@ -82,12 +83,14 @@ type env struct {
 	pool     *pgxpool.Pool
 	api      string
 	procs    []*proc
+	proxy    *proxy // between the first worker and Postgres, when asked for
 	stopping chan struct{}
 	wg       sync.WaitGroup
 }
 
-// start creates the scenario's database and starts serve and the workers.
-func start(t *testing.T, c *cluster, bin, name string, workers int) *env {
+// start creates the scenario's database and starts serve and the workers;
+// with proxied, the first worker reaches Postgres through a TCP proxy.
+func start(t *testing.T, c *cluster, bin, name string, workers int, proxied bool) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, c: c, bin: bin, dir: dir, stopping: make(chan struct{}), dbURL: c.url("chaos_" + name)}
@@ -102,10 +105,15 @@ func start(t *testing.T, c *cluster, bin, name string, workers int) *env {
 
 	apiPort := freePort(t)
 	e.api = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
-	e.spawn("api", "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", apiPort))
+	e.spawn("api", e.dbURL, "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", apiPort))
 	for i := 1; i <= workers; i++ {
-		id := fmt.Sprintf("w%d", i)
-		e.spawn(id, "worker", "--config", config, "--id", id)
+		id, url := fmt.Sprintf("w%d", i), e.dbURL
+		if proxied && i == 1 {
+			e.proxy, err = newProxy(fmt.Sprintf("127.0.0.1:%d", c.port))
+			require.NoError(t, err)
+			url = strings.Replace(url, fmt.Sprintf("127.0.0.1:%d", c.port), e.proxy.addr(), 1)
+		}
+		e.spawn(id, url, "worker", "--config", config, "--id", id)
 	}
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(e.api + "/readyz")
@@ -120,8 +128,8 @@ func start(t *testing.T, c *cluster, bin, name string, workers int) *env {
 }
 
 // spawn starts a supervised process; its output goes to DIR/ID.log.
-func (e *env) spawn(id string, args ...string) *proc {
-	p := &proc{id: id, args: args}
+func (e *env) spawn(id, dbURL string, args ...string) *proc {
+	p := &proc{id: id, args: args, dbURL: dbURL}
 	e.procs = append(e.procs, p)
 	e.run(p)
 	e.wg.Go(func() {
@@ -149,7 +157,7 @@ func (e *env) run(p *proc) {
 	log, err := os.OpenFile(filepath.Join(e.dir, p.id+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(e.t, err)
 	cmd := exec.Command(e.bin, p.args...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+e.dbURL)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+p.dbURL)
 	cmd.Stdout, cmd.Stderr = log, log
 	require.NoError(e.t, cmd.Start())
 	done := make(chan struct{})
@@ -218,6 +226,9 @@ func (e *env) stop() {
 	}
 	e.wg.Wait()
 	e.pool.Close()
+	if e.proxy != nil {
+		e.proxy.close()
+	}
 }
 
 // logs returns what the processes whose id starts with prefix wrote.

@@ -60,11 +60,12 @@ func profile() (jobs, workers int, faultTime time.Duration) {
 
 // scenario is one fault-injection run.
 type scenario struct {
-	name  string
-	load  loadOpts
-	fault func(ctx context.Context, e *env) int // runs until ctx ends; returns faults injected
-	bin   string                                // default: the real build
-	check func(t *testing.T, r report)          // extra expectations
+	name    string
+	load    loadOpts
+	fault   func(ctx context.Context, e *env) int // runs until ctx ends; returns faults injected
+	bin     string                                // default: the real build
+	proxied bool                                  // the first worker reaches Postgres through a TCP proxy
+	check   func(t *testing.T, r report)          // extra expectations
 }
 
 // run starts the system, applies load and faults together, waits for
@@ -77,7 +78,7 @@ func run(t *testing.T, s scenario) report {
 	if bin == "" {
 		bin = batonBin
 	}
-	e := start(t, pg, bin, strings.ReplaceAll(s.name, "-", "_"), workers)
+	e := start(t, pg, bin, strings.ReplaceAll(s.name, "-", "_"), workers, s.proxied)
 	h := &history{}
 	ctx, cancel := context.WithTimeout(context.Background(), faultTime)
 	defer cancel()
@@ -173,9 +174,27 @@ func busiestWorker(e *env) *proc {
 // freeze stops the busiest worker with SIGSTOP for d, then resumes it: past
 // its lease, it is a zombie whose late writes the fence must refuse.
 func freeze(d time.Duration) func(ctx context.Context, e *env) int {
+	return freezeWorker(d, busiestWorker)
+}
+
+// slowHolder is a worker running a slow job: frozen past its lease, it comes
+// back while another worker is still re-running that job.
+func slowHolder(e *env) *proc {
+	var id string
+	_ = e.pool.QueryRow(context.Background(),
+		`SELECT leased_by FROM baton.jobs WHERE state = 'running' AND payload ? 'slow' LIMIT 1`).Scan(&id)
+	for _, w := range e.workers() {
+		if w.id == id {
+			return w
+		}
+	}
+	return nil
+}
+
+func freezeWorker(d time.Duration, pick func(*env) *proc) func(ctx context.Context, e *env) int {
 	return func(ctx context.Context, e *env) int {
 		return every(ctx, 200*time.Millisecond, 600*time.Millisecond, func() bool {
-			w := busiestWorker(e)
+			w := pick(e)
 			if w == nil {
 				return false
 			}
@@ -223,6 +242,34 @@ func rollingRestart(ctx context.Context, e *env) int {
 	return n
 }
 
+// partition blackholes the proxied worker's traffic for 2 × lease (its leases
+// expire and others take its jobs; its late writes must be fenced), or cuts
+// its connections outright.
+func partition(ctx context.Context, e *env) int {
+	return every(ctx, 500*time.Millisecond, 1500*time.Millisecond, func() bool {
+		if rand.IntN(2) == 0 {
+			e.proxy.cut()
+			return true
+		}
+		// Blackhole while the proxied worker holds leases, so they expire.
+		for range 50 {
+			var held int
+			_ = e.pool.QueryRow(context.Background(), "SELECT count(*) FROM baton.jobs WHERE leased_by = 'w1' AND state = 'running'").Scan(&held)
+			if held > 0 || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		e.proxy.blackhole(true)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * lease):
+		}
+		e.proxy.blackhole(false)
+		return true
+	})
+}
+
 func together(faults ...func(context.Context, *env) int) func(context.Context, *env) int {
 	return func(ctx context.Context, e *env) int {
 		var mu sync.Mutex
@@ -260,6 +307,7 @@ func TestScenarios(t *testing.T) {
 			require.Positive(t, r.Indeterminate, "first attempts timed out")
 		}},
 		{name: "rolling-sigterm", fault: rollingRestart},
+		{name: "network-partition", proxied: true, fault: partition},
 		{name: "everything", load: loadOpts{lostResponses: true},
 			fault: together(killWorkers, terminateBackends, restartPostgres, freeze(3*lease))},
 	}
@@ -272,6 +320,14 @@ func TestScenarios(t *testing.T) {
 			}
 		})
 	}
+	// Without heartbeats, a handler slower than its lease is reclaimed and run
+	// again; only the run holding the current lease may commit.
+	t.Run("slow-handler-no-heartbeat", func(t *testing.T) {
+		r := run(t, scenario{name: "slow-handler-no-heartbeat", bin: buildPatched(t, []patch{noHeartbeat}), load: loadOpts{slowEvery: 20}})
+		require.Zero(t, r.damage(), "%s", r)
+		require.Greater(t, r.MaxAttempt, 1, "slow handlers were run again: %s", r)
+		require.Positive(t, r.ZombieRejected, "late completions were fenced: %s", r)
+	})
 	// A job that kills the worker running it takes that worker's other jobs
 	// down with it, every time: those lose their lease too and may exhaust
 	// their attempts. Nothing may be lost or duplicated; casualties end dead
@@ -289,28 +345,35 @@ func TestScenarios(t *testing.T) {
 func TestCheckerCatchesBrokenBuilds(t *testing.T) {
 	broken := []struct {
 		name    string
-		patches [][2]string // in db/jobs.sql.gen.go: old, new
+		patches []patch
+		load    loadOpts
 		fault   func(context.Context, *env) int
 	}{
 		{
 			name: "no-completion-fence",
-			patches: [][2]string{{
+			patches: []patch{{
+				gen,
 				"    WHERE j.id = i.id\n      AND j.lease_token = i.lease_token\n      AND j.state = 'running'\n",
 				"    WHERE j.id = i.id\n",
 			}},
-			fault: freeze(2 * lease),
+			// A zombie that held a slow job completes it while another
+			// worker is still re-running it.
+			load:  loadOpts{slowEvery: 10},
+			fault: freezeWorker(2*lease, slowHolder),
 		},
 		{
 			// The reaper as River's first rescuer had it: read, then write
 			// without re-checking state (pg_sleep stands for the round trip
 			// between its two queries).
 			name: "reaper-without-state-guard",
-			patches: [][2]string{
+			patches: []patch{
 				{
+					gen,
 					"    WHERE state = 'running' AND lease_expires_at < now()\n    ORDER BY id\n    LIMIT $1::integer\n    FOR UPDATE SKIP LOCKED\n",
 					"    WHERE state = 'running' AND lease_expires_at < now() AND pg_sleep(0.3) IS NOT NULL\n    ORDER BY id\n    LIMIT $1::integer\n",
 				},
 				{
+					gen,
 					"    WHERE j.id = expired.id\n      AND j.state = 'running'\n      AND j.lease_expires_at < now()\n",
 					"    WHERE j.id = expired.id\n",
 				},
@@ -321,16 +384,25 @@ func TestCheckerCatchesBrokenBuilds(t *testing.T) {
 	for _, b := range broken {
 		t.Run(b.name, func(t *testing.T) {
 			bin := buildPatched(t, b.patches)
-			r := run(t, scenario{name: "broken-" + b.name, bin: bin, fault: b.fault})
+			r := run(t, scenario{name: "broken-" + b.name, bin: bin, load: b.load, fault: b.fault})
 			require.Positive(t, r.damage(), "the checker passed a build with %s: %s", b.name, r)
 			t.Logf("checker caught %s: yes (damage=%d)", b.name, r.damage())
 		})
 	}
 }
 
-// buildPatched builds baton from a copy of the repository with text patches
-// applied to the generated queries.
-func buildPatched(t *testing.T, patches [][2]string) string {
+// patch replaces old with new in a file of the repository.
+type patch struct{ file, old, new string }
+
+const gen = "db/jobs.sql.gen.go"
+
+// noHeartbeat is a build whose workers never extend their leases.
+var noHeartbeat = patch{"worker/worker.go",
+	"func (s *stage) heartbeat(ctx context.Context) {\n",
+	"func (s *stage) heartbeat(ctx context.Context) {\n\treturn\n"}
+
+// buildPatched builds baton from a copy of the repository with text patches applied.
+func buildPatched(t *testing.T, patches []patch) string {
 	t.Helper()
 	dir := t.TempDir()
 	files, err := exec.Command("git", "-C", repoRoot, "ls-files", "--cached", "--others", "--exclude-standard").Output()
@@ -343,14 +415,13 @@ func buildPatched(t *testing.T, patches [][2]string) string {
 		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, 0o644))
 	}
-	gen := filepath.Join(dir, "db", "jobs.sql.gen.go")
-	src, err := os.ReadFile(gen)
-	require.NoError(t, err)
 	for _, p := range patches {
-		require.Contains(t, string(src), p[0], "patch no longer applies")
-		src = []byte(strings.Replace(string(src), p[0], p[1], 1))
+		path := filepath.Join(dir, p.file)
+		src, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Contains(t, string(src), p.old, "patch of %s no longer applies", p.file)
+		require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(src), p.old, p.new, 1)), 0o644))
 	}
-	require.NoError(t, os.WriteFile(gen, src, 0o644))
 	bin := filepath.Join(dir, "baton-broken")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/baton")
 	cmd.Dir = dir
