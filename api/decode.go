@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -187,21 +188,12 @@ func object(v any, path string, allowed ...string) (map[string]any, error) {
 		return nil, problem(http.StatusUnprocessableEntity, "invalid_type", path, "%s must be a JSON object", what)
 	}
 	for k := range m {
-		if !contains(allowed, k) {
+		if !slices.Contains(allowed, k) {
 			return nil, problem(http.StatusUnprocessableEntity, "unknown_field", joinPath(path, k),
 				"unknown field %q (allowed: %s)", k, strings.Join(allowed, ", "))
 		}
 	}
 	return m, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // intField reads an optional integer field within [lo, hi].

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -210,7 +211,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 func parseListParams(q url.Values) (db.JobListParams, error) {
 	p := db.JobListParams{BeforeID: 1<<63 - 1, MaxJobs: 50}
 	for k, v := range q {
-		if !contains(listParams, k) {
+		if !slices.Contains(listParams, k) {
 			return p, problem(http.StatusUnprocessableEntity, "unknown_parameter", k, "unknown query parameter %q (allowed: queue, state, limit, cursor)", k)
 		}
 		if len(v) != 1 {

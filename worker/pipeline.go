@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -211,14 +210,4 @@ func (s *Stage) validate() error {
 		return fmt.Errorf("concurrency %d must be between 1 and 10000", s.Concurrency)
 	}
 	return nil
-}
-
-// Queues lists the queues the pipeline's stages work, sorted.
-func (p *Pipeline) Queues() []string {
-	qs := make([]string, len(p.Stages))
-	for i, s := range p.Stages {
-		qs[i] = s.Queue
-	}
-	sort.Strings(qs)
-	return qs
 }
