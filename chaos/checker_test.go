@@ -30,7 +30,7 @@ type report struct {
 	Illegal         int // transitions outside the state graph, or not continuing the previous state
 	DoubleClaim     int // two claims with one (job, lease token)
 	StaleToken      int // a transition out of running made with an old lease token (a zombie accepted)
-	ZombieRejected  int // completions and failures the fence refused (from worker logs)
+	ZombieRejected  int // late writes refused by the fence, or stopped by a heartbeat that found the lease gone (from worker logs)
 	MaxAttempt      int
 	SucceededPerQ   map[string]int
 	RecoveryP99     time.Duration // lost claim -> next claim, over reaped jobs
@@ -186,7 +186,9 @@ func (e *env) check(h *history, poison func(n int) bool) report {
 		r.RecoveryP99 = recoveries[(len(recoveries)*99+99)/100-1]
 	}
 	logs := e.logs("w")
-	r.ZombieRejected = strings.Count(logs, "fenced: lease lost")
+	// A zombie's late write is refused by the fence, or never attempted
+	// because its first heartbeat after waking found the lease gone.
+	r.ZombieRejected = strings.Count(logs, "fenced: lease lost") + strings.Count(logs, "handler stopped: lease lost")
 	return r
 }
 

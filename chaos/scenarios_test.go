@@ -293,7 +293,9 @@ func TestScenarios(t *testing.T) {
 		{name: "kill-9", fault: killWorkers},
 		{name: "backend-kill", fault: terminateBackends},
 		{name: "pg-restart", fault: restartPostgres},
-		{name: "zombie", fault: freeze(3 * lease), check: func(t *testing.T, r report) {
+		// The frozen worker is one running a slow job, so it surely holds a
+		// lease past its expiry when it wakes.
+		{name: "zombie", load: loadOpts{slowEvery: 10}, fault: freezeWorker(3*lease, slowHolder), check: func(t *testing.T, r report) {
 			require.Positive(t, r.ZombieRejected, "frozen workers' late writes must have been fenced")
 		}},
 		{name: "slow-handler", load: loadOpts{slowEvery: 20}, check: func(t *testing.T, r report) {

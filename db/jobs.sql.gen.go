@@ -195,7 +195,7 @@ WITH input AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, 'available', 0, 0 FROM handed
 )
-SELECT d.id, coalesce(h.id, 0)::bigint AS next_id
+SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id
 FROM done d
 LEFT JOIN handed h ON h.parent_id = d.id
 ORDER BY d.id
@@ -209,8 +209,9 @@ type JobCompleteManyParams struct {
 }
 
 type JobCompleteManyRow struct {
-	ID     int64 `json:"id"`
-	NextID int64 `json:"next_id"`
+	ID         int64 `json:"id"`
+	LeaseToken int64 `json:"lease_token"`
+	NextID     int64 `json:"next_id"`
 }
 
 // Completes jobs in one statement, fenced by their lease tokens: marks each
@@ -231,7 +232,7 @@ func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams
 	var items []JobCompleteManyRow
 	for rows.Next() {
 		var i JobCompleteManyRow
-		if err := rows.Scan(&i.ID, &i.NextID); err != nil {
+		if err := rows.Scan(&i.ID, &i.LeaseToken, &i.NextID); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -472,8 +473,10 @@ WITH input AS (
 ), events AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, state, 0, 0 FROM inserted
+), notified AS (
+    SELECT pg_notify('baton_jobs', string_agg(DISTINCT queue, ',')) AS hint FROM input
 )
-SELECT id FROM inserted ORDER BY id
+SELECT inserted.id FROM inserted CROSS JOIN notified ORDER BY inserted.id
 `
 
 type JobInsertManyParams struct {
@@ -486,8 +489,9 @@ type JobInsertManyParams struct {
 }
 
 // Inserts one or many jobs with their creation events, creating queues on
-// first use. A zero run_at (0001-01-01) means now() + delay. Ids come back in
-// input order.
+// first use, and sends one wake-up hint naming the queues (delivered at
+// commit; the one-row notified CTE is joined so that it runs). A zero run_at
+// (0001-01-01) means now() + delay. Ids come back in input order.
 func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, jobInsertMany,
 		arg.Queues,

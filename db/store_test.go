@@ -502,3 +502,25 @@ func TestWithTxCommitsOrRollsBack(t *testing.T) {
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.queues"))
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.queues WHERE name = 'kept'"))
 }
+
+func TestCompleteManyWithAZombieAndTheOwnerInOneGroup(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	id := submit(t, pool, db.NewJob{Queue: "a"})[0]
+	zombie := claim(t, pool, "a", 1)[0]
+	expireLease(t, pool, id)
+	_, err := db.New(pool).JobReap(ctx, 10)
+	require.NoError(t, err)
+	owner := claim(t, pool, "a", 1)[0]
+
+	rows, err := db.New(pool).JobCompleteMany(ctx, db.JobCompleteManyParams{
+		Ids: []int64{id, id}, LeaseTokens: []int64{zombie.LeaseToken, owner.LeaseToken},
+		Results: []string{`"zombie"`, `"owner"`}, NextQueues: []string{"b", "b"},
+	})
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	require.Equal(t, owner.LeaseToken, rows[0].LeaseToken, "only the current claim commits")
+	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM baton.jobs WHERE parent_id = $1 AND payload = '"owner"'`, id))
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE parent_id = $1", id))
+}

@@ -1,7 +1,8 @@
 -- name: JobInsertMany :many
 -- Inserts one or many jobs with their creation events, creating queues on
--- first use. A zero run_at (0001-01-01) means now() + delay. Ids come back in
--- input order.
+-- first use, and sends one wake-up hint naming the queues (delivered at
+-- commit; the one-row notified CTE is joined so that it runs). A zero run_at
+-- (0001-01-01) means now() + delay. Ids come back in input order.
 WITH input AS (
     SELECT unnest(@queues::text[]) AS queue,
            unnest(@payloads::text[]) AS payload,
@@ -29,8 +30,10 @@ WITH input AS (
 ), events AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, state, 0, 0 FROM inserted
+), notified AS (
+    SELECT pg_notify('baton_jobs', string_agg(DISTINCT queue, ',')) AS hint FROM input
 )
-SELECT id FROM inserted ORDER BY id;
+SELECT inserted.id FROM inserted CROSS JOIN notified ORDER BY inserted.id;
 
 -- name: JobClaim :many
 -- Claims up to max_jobs due jobs of one queue in one statement: the
@@ -120,7 +123,7 @@ WITH input AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, 'available', 0, 0 FROM handed
 )
-SELECT d.id, coalesce(h.id, 0)::bigint AS next_id
+SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id
 FROM done d
 LEFT JOIN handed h ON h.parent_id = d.id
 ORDER BY d.id;

@@ -42,6 +42,9 @@ type Config struct {
 	Logger *slog.Logger
 	// MaintenanceInterval is how often the reaper and promotion run. Defaults to 1s.
 	MaintenanceInterval time.Duration
+	// PollOnly turns off LISTEN/NOTIFY wake-ups (for PgBouncer in transaction
+	// pooling mode, which cannot LISTEN): stages then find new jobs by polling.
+	PollOnly bool
 }
 
 // Stats counts what a worker did; read it with Worker.Stats.
@@ -79,6 +82,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		w.stages[st.Queue] = &stage{
 			w: w, cfg: st, handler: h, log: w.log.With("queue", st.Queue),
 			running: map[int64]*inflight{}, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+			completions: make(chan *done, st.Concurrency),
 		}
 	}
 	return w, nil
@@ -129,12 +133,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	handlerCtx, cancelHandlers := context.WithCancel(bg)
 	defer cancelHandlers()
 	hbCtx, stopHeartbeats := context.WithCancel(bg)
-	var loops, heartbeats sync.WaitGroup
+	var loops, heartbeats, completers sync.WaitGroup
 	for _, s := range w.stages {
 		loops.Go(func() { s.claimLoop(ctx, handlerCtx) })
 		heartbeats.Go(func() { s.heartbeatLoop(hbCtx) })
+		completers.Go(func() { s.completer(s.completions) })
 	}
 	loops.Go(func() { RunMaintenance(ctx, w.pool, w.cfg.MaintenanceInterval, w.log) })
+	if !w.cfg.PollOnly {
+		loops.Go(func() { w.listen(ctx) })
+	}
 	loops.Wait()
 
 	// Draining: heartbeats continue so in-flight jobs keep their leases.
@@ -156,6 +164,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	stopHeartbeats()
 	heartbeats.Wait()
+	for _, s := range w.stages {
+		close(s.completions) // every handler has returned
+	}
+	completers.Wait()
 	st := w.Stats()
 	w.log.Info("worker stopped", "succeeded", st.Succeeded, "failed", st.Failed,
 		"leases_lost", st.LeasesLost, "released", st.Released)
@@ -182,6 +194,8 @@ type stage struct {
 	handlers sync.WaitGroup
 	wake     chan struct{} // a job may be due (hand-off from a stage of this worker)
 	freed    chan struct{} // a slot became free
+
+	completions chan *done // successes for the completer to commit
 }
 
 // inflight is a job whose handler is running.
@@ -299,7 +313,9 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64) {
 		s.fail(dctx, log, job, token, err)
 		return
 	}
-	s.complete(dctx, log, job, token, out)
+	committed := make(chan bool, 1)
+	s.completions <- &done{job: job, token: token, result: out, log: log, committed: committed}
+	<-committed
 }
 
 func safeHandle(ctx context.Context, h Handler, job *Job) (out json.RawMessage, err error) {
@@ -313,29 +329,6 @@ func safeHandle(ctx context.Context, h Handler, job *Job) (out json.RawMessage, 
 		out, err = result(out, "handler result")
 	}
 	return out, err
-}
-
-// complete commits the job's success and its hand-off to the next queue in
-// one statement, fenced by the lease token.
-func (s *stage) complete(ctx context.Context, log *slog.Logger, job *Job, token int64, out json.RawMessage) {
-	rows, err := retryDB(ctx, func() ([]db.JobCompleteManyRow, error) {
-		return db.New(s.w.pool).JobCompleteMany(ctx, db.JobCompleteManyParams{
-			Ids: []int64{job.ID}, LeaseTokens: []int64{token}, Results: []string{string(out)}, NextQueues: []string{s.cfg.Next},
-		})
-	})
-	switch {
-	case err != nil:
-		log.Error("recording success failed; the job will run again when its lease expires", "error", err)
-	case len(rows) == 0:
-		s.w.stats.leasesLost.Add(1)
-		log.Warn("completion fenced: lease lost, nothing committed")
-	default:
-		s.w.stats.succeeded.Add(1)
-		if next := s.w.stages[s.cfg.Next]; next != nil {
-			signal(next.wake)
-		}
-		log.Debug("job succeeded", "next_id", rows[0].NextID)
-	}
 }
 
 // fail records a failed attempt: retrying after backoff, or dead.

@@ -385,3 +385,18 @@ func TestUnknownGoHandlerIsAnError(t *testing.T) {
 	require.ErrorIs(t, err, worker.ErrPipeline)
 	require.ErrorContains(t, err, "nobody-registered-this")
 }
+
+func TestNotifyWakesAnIdleStage(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	start(t, pool, "poll_interval: 1h\nstages:\n  - queue: a\n    handler: {exec: [cat]}\n")
+	// Once the worker listens, only the wake-up hint can start a new job
+	// within the test's time: the next poll is an hour away.
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, pool.QueryRow(context.Background(),
+			"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%LISTEN baton_jobs%'").Scan(&n))
+		return n == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	waitState(t, pool, submit(t, pool, `{"hint": true}`), "succeeded")
+}

@@ -33,6 +33,7 @@ Usage:
   baton cancel ID                       cancel an unfinished job
   baton retry ID                        re-drive a dead or canceled job
   baton report [queue_summary]          jobs per queue and state
+  baton bench [--stages 1|2] [--jobs N] [--json]   the benchmark (in DATABASE_URL's name + "_bench")
 
 Environment:
   DATABASE_URL       Postgres connection string (default ` + db.DefaultURL + `)
@@ -98,6 +99,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return retryCmd(ctx, args, stdout)
 	case "report":
 		return reportCmd(ctx, args, stdout)
+	case "bench":
+		return benchCmd(ctx, args, stdout)
 	}
 	return usagef("unknown command %q (run baton --help)", cmd)
 }

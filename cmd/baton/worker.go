@@ -13,12 +13,13 @@ func workerCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	config := fs.String("config", "", "pipeline file (YAML)")
 	id := fs.String("id", "", "name of this replica in leases and history (default hostname-pid)")
+	pollOnly := fs.Bool("poll-only", false, "no LISTEN/NOTIFY wake-ups (for PgBouncer transaction pooling)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if *config == "" || len(pos) > 0 {
-		return usagef("worker: usage: baton worker --config FILE [--id NAME]")
+		return usagef("worker: usage: baton worker --config FILE [--id NAME] [--poll-only]")
 	}
 	p, err := worker.LoadPipeline(*config)
 	if err != nil {
@@ -32,7 +33,7 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger()})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/worker"
+)
+
+// benchResult is what `baton bench --json` prints.
+type benchResult struct {
+	Stages      int     `json:"stages"`
+	Jobs        int     `json:"jobs"`
+	Workers     int     `json:"workers"`
+	Concurrency int     `json:"concurrency"`
+	Seconds     float64 `json:"seconds"`
+	// JobsPerSec counts job executions completed per second, every stage counted.
+	JobsPerSec float64 `json:"jobs_per_sec"`
+	// HandoffsPerSec counts stage transitions that created the next stage's job.
+	HandoffsPerSec float64 `json:"handoffs_per_sec"`
+	// CommitRate is the durable single-row commit rate of the same database,
+	// measured in the same run; the multiples below compare across machines.
+	CommitRate          float64 `json:"commit_rate"`
+	JobsPerCommit       float64 `json:"jobs_per_sec_per_commit_rate"`
+	PickupRate          float64 `json:"pickup_offered_per_sec"`
+	PickupP50Ms         float64 `json:"pickup_p50_ms"`
+	PickupP99Ms         float64 `json:"pickup_p99_ms"`
+	EndToEndP50Ms       float64 `json:"end_to_end_p50_ms"`
+	EndToEndP99Ms       float64 `json:"end_to_end_p99_ms"`
+	RSSMB               float64 `json:"rss_mb"`
+	DatabaseForBenchRun string  `json:"database"`
+}
+
+// benchCmd measures Baton on the server of DATABASE_URL, in a database of
+// its own (the URL's name + "_bench", recreated each run).
+func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	stages := fs.Int("stages", 2, "1: no-op jobs through one stage; 2: A -> B hand-off, both stages worked")
+	jobs := fs.Int("jobs", 20000, "backlog to burn down")
+	workers := fs.Int("workers", 1, "worker replicas, in-process, each with its own pool")
+	concurrency := fs.Int("concurrency", 100, "handler slots per stage per replica")
+	rate := fs.Float64("rate", 200, "offered load (jobs/s) for the pickup-latency run; 0 skips it")
+	duration := fs.Duration("duration", 5*time.Second, "length of the pickup-latency run")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	pos, err := parseFlags(fs, args)
+	switch {
+	case err != nil:
+		return err
+	case len(pos) > 0:
+		return usagef("bench: unexpected argument %q", pos[0])
+	case *stages != 1 && *stages != 2:
+		return usagef("bench: --stages must be 1 or 2")
+	case *jobs < 1 || *jobs > 10_000_000:
+		return usagef("bench: --jobs must be between 1 and 10,000,000")
+	case *workers < 1 || *workers > 64 || *concurrency < 1 || *concurrency > 10000:
+		return usagef("bench: --workers 1..64, --concurrency 1..10000")
+	case *rate < 0 || *duration <= 0:
+		return usagef("bench: --rate must be >= 0 and --duration > 0")
+	}
+	benchURL, err := benchDatabase(ctx, databaseURL())
+	if err != nil {
+		return err
+	}
+	pool, err := db.Connect(ctx, benchURL, "baton-bench", 16)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	r := benchResult{Stages: *stages, Jobs: *jobs, Workers: *workers, Concurrency: *concurrency, DatabaseForBenchRun: dbName(benchURL)}
+	progress("measuring the durable single-row commit rate (8 clients, 3s)")
+	if r.CommitRate, err = commitRate(ctx, pool, 8, 3*time.Second); err != nil {
+		return err
+	}
+	progress("preloading %d jobs", *jobs)
+	if err := preload(ctx, pool, *jobs); err != nil {
+		return err
+	}
+	pipeline := benchPipeline(*stages, *concurrency)
+	last := map[int]string{1: "a", 2: "b"}[*stages]
+
+	progress("burning down the backlog with %d replica(s), %d slots per stage", *workers, *concurrency)
+	start := time.Now()
+	stop, err := startReplicas(ctx, benchURL, pipeline, *workers)
+	if err != nil {
+		return err
+	}
+	if err := waitSucceeded(ctx, pool, last, *jobs); err != nil {
+		stop()
+		return err
+	}
+	r.Seconds = time.Since(start).Seconds()
+	r.JobsPerSec = float64(*jobs**stages) / r.Seconds
+	if *stages == 2 {
+		r.HandoffsPerSec = float64(*jobs) / r.Seconds
+	}
+	r.JobsPerCommit = r.JobsPerSec / r.CommitRate
+
+	if *rate > 0 {
+		n := int(*rate * duration.Seconds())
+		progress("offering %.0f jobs/s for %s (%d jobs) to measure pickup latency", *rate, *duration, n)
+		if err := offer(ctx, pool, *rate, n); err != nil {
+			stop()
+			return err
+		}
+		lastOffered, want := "offered", n
+		if *stages == 2 {
+			lastOffered, want = "b", *jobs+n
+		}
+		if err := waitSucceeded(ctx, pool, lastOffered, want); err != nil {
+			stop()
+			return err
+		}
+		r.PickupRate = *rate
+		err := pool.QueryRow(ctx, `
+			SELECT coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY pickup), 0),
+			       coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY pickup), 0)
+			FROM (SELECT extract(epoch FROM started_at - created_at) * 1000 AS pickup
+			      FROM baton.jobs WHERE queue = 'offered') p`).Scan(&r.PickupP50Ms, &r.PickupP99Ms)
+		if err != nil {
+			stop()
+			return err
+		}
+		err = pool.QueryRow(ctx, `
+			SELECT coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY e2e), 0),
+			       coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY e2e), 0)
+			FROM (SELECT extract(epoch FROM coalesce(c.finished_at, j.finished_at) - j.created_at) * 1000 AS e2e
+			      FROM baton.jobs j LEFT JOIN baton.jobs c ON c.parent_id = j.id
+			      WHERE j.queue = 'offered') p`).Scan(&r.EndToEndP50Ms, &r.EndToEndP99Ms)
+		if err != nil {
+			stop()
+			return err
+		}
+	}
+	stop()
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	r.RSSMB = float64(ru.Maxrss) / 1024
+
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(r)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "stages\t%d\n", r.Stages)
+	fmt.Fprintf(tw, "jobs (backlog)\t%d\n", r.Jobs)
+	fmt.Fprintf(tw, "replicas × slots per stage\t%d × %d\n", r.Workers, r.Concurrency)
+	fmt.Fprintf(tw, "seconds\t%.2f\n", r.Seconds)
+	fmt.Fprintf(tw, "jobs/s (executions, all stages)\t%.0f\n", r.JobsPerSec)
+	fmt.Fprintf(tw, "hand-offs/s\t%.0f\n", r.HandoffsPerSec)
+	fmt.Fprintf(tw, "commit rate (single-row, durable)\t%.0f/s\n", r.CommitRate)
+	fmt.Fprintf(tw, "jobs/s ÷ commit rate\t%.2f×\n", r.JobsPerCommit)
+	if r.PickupRate > 0 {
+		fmt.Fprintf(tw, "pickup p50 / p99 at %.0f jobs/s\t%.1f / %.1f ms\n", r.PickupRate, r.PickupP50Ms, r.PickupP99Ms)
+		fmt.Fprintf(tw, "end to end p50 / p99\t%.1f / %.1f ms\n", r.EndToEndP50Ms, r.EndToEndP99Ms)
+	}
+	fmt.Fprintf(tw, "peak RSS\t%.0f MB\n", r.RSSMB)
+	return tw.Flush()
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// benchDatabase recreates the bench database next to the one in databaseURL.
+func benchDatabase(ctx context.Context, databaseURL string) (string, error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return "", usagef("bench: DATABASE_URL: %v", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" {
+		name = "baton"
+	}
+	u.Path = "/" + name + "_bench"
+	admin := *u
+	admin.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		return "", fmt.Errorf("bench: connecting: %w", db.MapError(err))
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name + "_bench"}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return "", fmt.Errorf("bench: dropping the previous bench database: %w", err)
+	}
+	if err := db.MigrateUp(ctx, u.String()); err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
+
+func dbName(u string) string {
+	p, _ := url.Parse(u)
+	return strings.TrimPrefix(p.Path, "/")
+}
+
+// commitRate measures durable one-row UPDATE commits per second with
+// clients connections for d.
+func commitRate(ctx context.Context, pool *pgxpool.Pool, clients int, d time.Duration) (float64, error) {
+	if _, err := pool.Exec(ctx, `CREATE TABLE bench_tick (id int PRIMARY KEY, v bigint NOT NULL DEFAULT 0);
+		INSERT INTO bench_tick SELECT g, 0 FROM generate_series(1, 1000) g; CHECKPOINT`); err != nil {
+		return 0, fmt.Errorf("bench: preparing the commit-rate table: %w", err)
+	}
+	var commits atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for c := range clients {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(deadline); i++ {
+				if _, err := pool.Exec(ctx, "UPDATE bench_tick SET v = v + 1 WHERE id = $1", (c*7919+i)%1000+1); err != nil {
+					errs <- err
+					return
+				}
+				commits.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(commits.Load()) / d.Seconds(), nil
+}
+
+func preload(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	const chunk = 5000
+	batch := make([]db.NewJob, 0, chunk)
+	for i := range n {
+		batch = append(batch, db.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)})
+		if len(batch) == chunk || i == n-1 {
+			if _, err := db.Submit(ctx, pool, batch...); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	_, err := pool.Exec(ctx, "VACUUM ANALYZE baton.jobs; CHECKPOINT")
+	return err
+}
+
+var registerNoop sync.Once
+
+func benchPipeline(stages, concurrency int) *worker.Pipeline {
+	registerNoop.Do(func() {
+		worker.Register("bench-noop", worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
+			return job.Payload, nil
+		}))
+	})
+	yaml := fmt.Sprintf("stages:\n  - queue: a\n    handler: {go: bench-noop}\n    concurrency: %d\n", concurrency)
+	yaml += fmt.Sprintf("  - queue: offered\n    handler: {go: bench-noop}\n    concurrency: %d\n", concurrency)
+	if stages == 2 {
+		yaml = strings.Replace(yaml, "handler: {go: bench-noop}\n", "handler: {go: bench-noop}\n    next: b\n", 2)
+		yaml += fmt.Sprintf("  - queue: b\n    handler: {go: bench-noop}\n    concurrency: %d\n", concurrency)
+	}
+	p, err := worker.ParsePipeline([]byte(yaml))
+	if err != nil {
+		panic(err) // the bench's own pipeline
+	}
+	return p
+}
+
+// startReplicas runs n worker replicas in this process; stop shuts them down.
+func startReplicas(ctx context.Context, url string, p *worker.Pipeline, n int) (stop func(), err error) {
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var pools []*pgxpool.Pool
+	stop = func() {
+		cancel()
+		wg.Wait()
+		for _, p := range pools {
+			p.Close()
+		}
+	}
+	for i := range n {
+		pool, err := db.Connect(ctx, url, fmt.Sprintf("baton-bench-worker %d", i), worker.PoolSize(p))
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		pools = append(pools, pool)
+		w, err := worker.New(pool, worker.Config{Pipeline: p, ID: fmt.Sprintf("bench-%d", i), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		wg.Go(func() { _ = w.Run(wctx) })
+	}
+	return stop, nil
+}
+
+// waitSucceeded waits until queue has n succeeded jobs.
+func waitSucceeded(ctx context.Context, pool *pgxpool.Pool, queue string, n int) error {
+	for {
+		var done int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM baton.jobs WHERE queue = $1 AND state = 'succeeded'", queue).Scan(&done); err != nil {
+			return err
+		}
+		if done >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// offer submits n single jobs to queue "offered" at rate per second.
+func offer(ctx context.Context, pool *pgxpool.Pool, rate float64, n int) error {
+	every := time.Duration(float64(time.Second) / rate)
+	next := time.Now()
+	for range n {
+		if _, err := db.Submit(ctx, pool, db.NewJob{Queue: "offered", Payload: []byte(`{"n":1}`)}); err != nil {
+			return err
+		}
+		next = next.Add(every)
+		time.Sleep(time.Until(next))
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+
+	"github.com/baton-run/baton/db"
+)
+
+// maxCompleteBatch bounds the jobs one completion statement commits.
+const maxCompleteBatch = 1000
+
+// done is a finished handler's success, waiting to be committed.
+type done struct {
+	job    *Job
+	token  int64
+	result json.RawMessage
+	log    *slog.Logger
+	// committed receives whether the completion (and hand-off) committed.
+	committed chan bool
+}
+
+// completer commits a stage's successes in groups: it takes every success
+// that is waiting, commits them in one fenced statement, and repeats. At a
+// trickle that is one job at a time with no added delay; under load the
+// successes that finish while a commit is in flight share the next one.
+// A stale lease token drops only that job's part of the statement.
+func (s *stage) completer(in <-chan *done) {
+	for first := range in {
+		batch := []*done{first}
+	collect:
+		for len(batch) < maxCompleteBatch {
+			select {
+			case d, ok := <-in:
+				if !ok {
+					break collect
+				}
+				batch = append(batch, d)
+			default:
+				break collect
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *stage) commit(batch []*done) {
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	defer cancel()
+	p := db.JobCompleteManyParams{
+		Ids: make([]int64, len(batch)), LeaseTokens: make([]int64, len(batch)),
+		Results: make([]string, len(batch)), NextQueues: make([]string, len(batch)),
+	}
+	for i, d := range batch {
+		p.Ids[i], p.LeaseTokens[i], p.Results[i], p.NextQueues[i] = d.job.ID, d.token, string(d.result), s.cfg.Next
+	}
+	rows, err := retryDB(ctx, func() ([]db.JobCompleteManyRow, error) {
+		return db.New(s.w.pool).JobCompleteMany(ctx, p)
+	})
+	if err != nil && len(batch) > 1 && !errors.Is(err, db.ErrUnavailable) {
+		// Something in the group failed the statement: commit the rest one
+		// by one so one bad job cannot hold back the others.
+		for _, d := range batch {
+			s.commit([]*done{d})
+		}
+		return
+	}
+	// A group can hold one job twice (a zombie's run and the current one):
+	// only the (job, token) pairs returned committed.
+	type claim struct{ id, token int64 }
+	ok := make(map[claim]bool, len(rows))
+	for _, r := range rows {
+		ok[claim{r.ID, r.LeaseToken}] = true
+	}
+	for _, d := range batch {
+		committed := err == nil && ok[claim{d.job.ID, d.token}]
+		switch {
+		case err != nil:
+			d.log.Error("recording success failed; the job will run again when its lease expires", "error", err)
+		case !committed:
+			s.w.stats.leasesLost.Add(1)
+			d.log.Warn("completion fenced: lease lost, nothing committed")
+		default:
+			s.w.stats.succeeded.Add(1)
+		}
+		d.committed <- committed
+	}
+	if len(rows) > 0 {
+		if next := s.w.stages[s.cfg.Next]; next != nil {
+			signal(next.wake)
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package worker
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/baton-run/baton/db"
+)
+
+// listen wakes stages when submits name their queue on the baton_jobs
+// channel, so a job submitted elsewhere starts without waiting for the next
+// poll. It is only a hint: a lost notification (say, while reconnecting) costs
+// one poll interval, never a job. It runs on a connection of its own, outside
+// the pool, and reconnects with backoff until ctx ends.
+func (w *Worker) listen(ctx context.Context) {
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		conn, err := pgx.ConnectConfig(ctx, w.pool.Config().ConnConfig.Copy())
+		if err == nil {
+			err = db.New(conn).Listen(ctx)
+		}
+		if err == nil {
+			delay = 100 * time.Millisecond
+			w.wakeAll() // anything submitted while we were not listening
+			err = w.dispatch(ctx, conn)
+		}
+		if conn != nil {
+			conn.Close(context.WithoutCancel(ctx))
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Warn("listening for wake-up hints failed; polling meanwhile", "error", db.MapError(err), "retry_in", delay)
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+			delay = min(2*delay, 10*time.Second)
+		}
+	}
+}
+
+func (w *Worker) dispatch(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		for _, q := range strings.Split(n.Payload, ",") {
+			if s := w.stages[q]; s != nil {
+				signal(s.wake)
+			}
+		}
+	}
+}
+
+func (w *Worker) wakeAll() {
+	for _, s := range w.stages {
+		signal(s.wake)
+	}
+}
