@@ -212,9 +212,14 @@ func dbName(u string) string {
 // commitRate measures durable one-row UPDATE commits per second with
 // clients connections for d.
 func commitRate(ctx context.Context, pool *pgxpool.Pool, clients int, d time.Duration) (float64, error) {
-	if _, err := pool.Exec(ctx, `CREATE TABLE bench_tick (id int PRIMARY KEY, v bigint NOT NULL DEFAULT 0);
-		INSERT INTO bench_tick SELECT g, 0 FROM generate_series(1, 1000) g; CHECKPOINT`); err != nil {
-		return 0, fmt.Errorf("bench: preparing the commit-rate table: %w", err)
+	for _, sql := range []string{
+		"CREATE TABLE bench_tick (id int PRIMARY KEY, v bigint NOT NULL DEFAULT 0)",
+		"INSERT INTO bench_tick SELECT g, 0 FROM generate_series(1, 1000) g",
+		"CHECKPOINT",
+	} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			return 0, fmt.Errorf("bench: preparing the commit-rate table: %w", err)
+		}
 	}
 	var commits atomic.Int64
 	deadline := time.Now().Add(d)
@@ -251,8 +256,12 @@ func preload(ctx context.Context, pool *pgxpool.Pool, n int) error {
 			batch = batch[:0]
 		}
 	}
-	_, err := pool.Exec(ctx, "VACUUM ANALYZE baton.jobs; CHECKPOINT")
-	return err
+	for _, sql := range []string{"VACUUM ANALYZE baton.jobs", "CHECKPOINT"} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("bench: %s: %w", sql, err)
+		}
+	}
+	return nil
 }
 
 var registerNoop sync.Once

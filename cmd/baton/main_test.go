@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -393,4 +394,30 @@ func TestSIGTERMWhileConnectingExitsZero(t *testing.T) {
 			require.NoError(t, err, "stderr: %s", stderr.String())
 		})
 	}
+}
+
+func TestBench(t *testing.T) {
+	t.Parallel()
+	_, u := dbtest.NewWithURL(t)
+	t.Cleanup(func() { dropDatabase(t, u, strings.Replace(u, "?", "_bench?", 1)) })
+	r := baton(t, u, "", "bench", "--stages", "3")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "--stages must be 1 or 2")
+
+	r = baton(t, u, "", "bench", "--stages", "2", "--jobs", "300", "--rate", "50", "--duration", "1s", "--json")
+	require.Zero(t, r.code, r.stderr)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
+	num := func(k string) float64 {
+		v, ok := got[k].(float64)
+		require.True(t, ok, "%s is missing or not a number: %s", k, r.stdout)
+		return v
+	}
+	for _, k := range []string{"stages", "jobs", "seconds", "jobs_per_sec", "handoffs_per_sec", "commit_rate", "pickup_p50_ms", "pickup_p99_ms", "rss_mb"} {
+		num(k)
+	}
+	require.Equal(t, 300.0, num("jobs"))
+	require.Positive(t, num("handoffs_per_sec"))
+	require.Positive(t, num("commit_rate"))
+	require.InDelta(t, 2*num("handoffs_per_sec"), num("jobs_per_sec"), 0.001)
 }
