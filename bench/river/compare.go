@@ -14,7 +14,7 @@ import (
 // compare interleaves `baton bench` (the binary at baton, against batonDSN)
 // with River on the same server: reps rounds of Baton 2 stages, River
 // pipeline, Baton 1 stage, River no-op; then medians and ratios.
-func compare(baton, batonDSN, riverDSN string, n, reps, maxWorkers, maxConns int, out io.Writer) error {
+func compare(baton, batonDSN, riverDSN string, n, reps, maxWorkers, noopWorkers, maxConns int, out io.Writer) error {
 	runs := map[string][]float64{}
 	for rep := 1; rep <= reps; rep++ {
 		for _, step := range []string{"baton-2", "river-pipeline", "baton-1", "river-noop"} {
@@ -27,7 +27,7 @@ func compare(baton, batonDSN, riverDSN string, n, reps, maxWorkers, maxConns int
 			case "river-pipeline":
 				v, err = riverRun(riverDSN, "pipeline", n, maxWorkers, maxConns)
 			case "river-noop":
-				v, err = riverRun(riverDSN, "noop", n, maxWorkers, maxConns)
+				v, err = riverRun(riverDSN, "noop", n, noopWorkers, maxConns)
 			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", step, err)

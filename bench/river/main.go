@@ -91,7 +91,8 @@ func main() {
 	dsn := flag.String("dsn", "postgres://postgres@127.0.0.1:5432/river_bench?sslmode=disable", "database (recreated)")
 	mode := flag.String("mode", "pipeline", "noop or pipeline")
 	n := flag.Int("n", 50000, "jobs")
-	maxWorkers := flag.Int("max-workers", 100, "River MaxWorkers of the worked queue")
+	maxWorkers := flag.Int("max-workers", 100, "River MaxWorkers of the worked queue (pipeline)")
+	noopWorkers := flag.Int("noop-max-workers", 2000, "River MaxWorkers for -mode noop (river bench uses 2000)")
 	maxConns := flag.Int("max-conns", 8, "pool size")
 	baton := flag.String("compare-with", "", "path of a baton binary: interleave baton bench with River and print medians")
 	batonDSN := flag.String("baton-dsn", "postgres://postgres@127.0.0.1:5432/baton?sslmode=disable", "DATABASE_URL for baton bench (it uses <name>_bench)")
@@ -99,9 +100,13 @@ func main() {
 	flag.Parse()
 	var err error
 	if *baton != "" {
-		err = compare(*baton, *batonDSN, *dsn, *n, *reps, *maxWorkers, *maxConns, os.Stdout)
+		err = compare(*baton, *batonDSN, *dsn, *n, *reps, *maxWorkers, *noopWorkers, *maxConns, os.Stdout)
 	} else {
-		err = runTo(os.Stdout, *dsn, *mode, *n, *maxWorkers, *maxConns)
+		w := *maxWorkers
+		if *mode == "noop" {
+			w = *noopWorkers
+		}
+		err = runTo(os.Stdout, *dsn, *mode, *n, w, *maxConns)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "riverbench:", err)
@@ -143,10 +148,13 @@ func runTo(out io.Writer, dsn, mode string, n, maxWorkers, maxConns int) error {
 	river.AddWorker(workers, noopWorker{})
 	river.AddWorker(workers, sa)
 	river.AddWorker(workers, stageBWorker{}) // InsertTx needs the kind registered; queue b is not worked
+	// Tuned as River's own `river bench` is: short fetch cooldown and poll.
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: maxWorkers}},
-		Workers: workers,
-		Logger:  slog.New(slog.DiscardHandler),
+		FetchCooldown:     2 * time.Millisecond,
+		FetchPollInterval: 20 * time.Millisecond,
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: maxWorkers}},
+		Workers:           workers,
+		Logger:            slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return err
