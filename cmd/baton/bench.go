@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -19,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/worker"
 )
@@ -36,13 +40,16 @@ type benchResult struct {
 	HandoffsPerSec float64 `json:"handoffs_per_sec"`
 	// CommitRate is the durable single-row commit rate of the same database,
 	// measured in the same run; the multiples below compare across machines.
-	CommitRate          float64 `json:"commit_rate"`
-	JobsPerCommit       float64 `json:"jobs_per_sec_per_commit_rate"`
-	PickupRate          float64 `json:"pickup_offered_per_sec"`
-	PickupP50Ms         float64 `json:"pickup_p50_ms"`
-	PickupP99Ms         float64 `json:"pickup_p99_ms"`
-	EndToEndP50Ms       float64 `json:"end_to_end_p50_ms"`
-	EndToEndP99Ms       float64 `json:"end_to_end_p99_ms"`
+	CommitRate    float64 `json:"commit_rate"`
+	JobsPerCommit float64 `json:"jobs_per_sec_per_commit_rate"`
+	PickupRate    float64 `json:"pickup_offered_per_sec"`
+	PickupP50Ms   float64 `json:"pickup_p50_ms"`
+	PickupP99Ms   float64 `json:"pickup_p99_ms"`
+	EndToEndP50Ms float64 `json:"end_to_end_p50_ms"`
+	EndToEndP99Ms float64 `json:"end_to_end_p99_ms"`
+	// RESTSubmitPerSec is jobs/s submitted through POST .../jobs/batch
+	// (1,000 jobs per request, 4 clients) to the API in this process.
+	RESTSubmitPerSec    float64 `json:"rest_submit_per_sec"`
 	RSSMB               float64 `json:"rss_mb"`
 	DatabaseForBenchRun string  `json:"database"`
 }
@@ -56,6 +63,7 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	workers := fs.Int("workers", 1, "worker replicas, in-process, each with its own pool")
 	concurrency := fs.Int("concurrency", 100, "handler slots per stage per replica")
 	rate := fs.Float64("rate", 200, "offered load (jobs/s) for the pickup-latency run; 0 skips it")
+	restJobs := fs.Int("rest-jobs", 50000, "jobs to submit through the REST batch route; 0 skips it")
 	duration := fs.Duration("duration", 5*time.Second, "length of the pickup-latency run")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	pos, err := parseFlags(fs, args)
@@ -70,8 +78,8 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("bench: --jobs must be between 1 and 10,000,000")
 	case *workers < 1 || *workers > 64 || *concurrency < 1 || *concurrency > 10000:
 		return usagef("bench: --workers 1..64, --concurrency 1..10000")
-	case *rate < 0 || *duration <= 0:
-		return usagef("bench: --rate must be >= 0 and --duration > 0")
+	case *rate < 0 || *duration <= 0 || *restJobs < 0:
+		return usagef("bench: --rate and --rest-jobs must be >= 0 and --duration > 0")
 	}
 	benchURL, err := benchDatabase(ctx, databaseURL())
 	if err != nil {
@@ -149,6 +157,12 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	stop()
+	if *restJobs > 0 {
+		progress("submitting %d jobs through the REST batch route", *restJobs)
+		if r.RESTSubmitPerSec, err = restSubmit(ctx, pool, *restJobs); err != nil {
+			return err
+		}
+	}
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	r.RSSMB = float64(ru.Maxrss) / 1024
@@ -168,6 +182,9 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if r.PickupRate > 0 {
 		fmt.Fprintf(tw, "pickup p50 / p99 at %.0f jobs/s\t%.1f / %.1f ms\n", r.PickupRate, r.PickupP50Ms, r.PickupP99Ms)
 		fmt.Fprintf(tw, "end to end p50 / p99\t%.1f / %.1f ms\n", r.EndToEndP50Ms, r.EndToEndP99Ms)
+	}
+	if r.RESTSubmitPerSec > 0 {
+		fmt.Fprintf(tw, "REST batch submit\t%.0f jobs/s\n", r.RESTSubmitPerSec)
 	}
 	fmt.Fprintf(tw, "peak RSS\t%.0f MB\n", r.RSSMB)
 	return tw.Flush()
@@ -344,4 +361,72 @@ func offer(ctx context.Context, pool *pgxpool.Pool, rate float64, n int) error {
 		time.Sleep(time.Until(next))
 	}
 	return nil
+}
+
+// restSubmit serves the API on loopback in this process and submits n jobs
+// through POST /v1/queues/rest/jobs/batch, 1,000 per request from 4 clients.
+func restSubmit(ctx context.Context, pool *pgxpool.Pool, n int) (float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- api.New(pool, api.Config{Logger: slog.New(slog.DiscardHandler)}).Serve(sctx, ln) }()
+	defer func() { cancel(); <-served }()
+
+	const perRequest, clients = 1000, 4
+	var body bytes.Buffer
+	body.WriteString(`{"jobs": [`)
+	for i := range perRequest {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.WriteString(`{"payload": {"n": 1}}`)
+	}
+	body.WriteString(`]}`)
+	requests := make(chan struct{})
+	errs := make(chan error, clients)
+	url := "http://" + ln.Addr().String() + "/v1/queues/rest/jobs/batch"
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for range requests {
+				resp, err := http.Post(url, "application/json", bytes.NewReader(body.Bytes()))
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					errs <- fmt.Errorf("bench: REST batch submit answered %s", resp.Status)
+					return
+				}
+			}
+		})
+	}
+	sent := 0
+loop:
+	for ; sent < n; sent += perRequest {
+		select {
+		case requests <- struct{}{}:
+		case err := <-errs:
+			close(requests)
+			wg.Wait()
+			return 0, err
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	close(requests)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return 0, err
+	default:
+	}
+	return float64(sent) / time.Since(start).Seconds(), nil
 }

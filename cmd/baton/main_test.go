@@ -404,7 +404,7 @@ func TestBench(t *testing.T) {
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "--stages must be 1 or 2")
 
-	r = baton(t, u, "", "bench", "--stages", "2", "--jobs", "300", "--rate", "50", "--duration", "1s", "--json")
+	r = baton(t, u, "", "bench", "--stages", "2", "--jobs", "300", "--rate", "50", "--duration", "1s", "--rest-jobs", "2000", "--json")
 	require.Zero(t, r.code, r.stderr)
 	var got map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
@@ -419,5 +419,6 @@ func TestBench(t *testing.T) {
 	require.Equal(t, 300.0, num("jobs"))
 	require.Positive(t, num("handoffs_per_sec"))
 	require.Positive(t, num("commit_rate"))
+	require.Positive(t, num("rest_submit_per_sec"))
 	require.InDelta(t, 2*num("handoffs_per_sec"), num("jobs_per_sec"), 0.001)
 }
