@@ -395,7 +395,7 @@ func TestNotifyWakesAnIdleStage(t *testing.T) {
 	require.Eventually(t, func() bool {
 		var n int
 		require.NoError(t, pool.QueryRow(context.Background(),
-			"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%LISTEN baton_jobs%'").Scan(&n))
+			"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%LISTEN baton_jobs%'").Scan(&n))
 		return n == 1
 	}, 10*time.Second, 10*time.Millisecond)
 	waitState(t, pool, submit(t, pool, `{"hint": true}`), "succeeded")
