@@ -160,9 +160,14 @@ func terminateBackends(ctx context.Context, e *env) int {
 
 // busiestWorker is the worker holding the most leases right now.
 func busiestWorker(e *env) *proc {
+	return e.workerLeasing(`SELECT leased_by FROM baton.jobs WHERE state = 'running'
+		GROUP BY leased_by ORDER BY count(*) DESC LIMIT 1`)
+}
+
+// workerLeasing is the worker whose id the query returns, if any.
+func (e *env) workerLeasing(query string) *proc {
 	var id string
-	_ = e.pool.QueryRow(context.Background(), `SELECT leased_by FROM baton.jobs WHERE state = 'running'
-		GROUP BY leased_by ORDER BY count(*) DESC LIMIT 1`).Scan(&id)
+	_ = e.pool.QueryRow(context.Background(), query).Scan(&id)
 	for _, w := range e.workers() {
 		if w.id == id {
 			return w
@@ -180,15 +185,7 @@ func freeze(d time.Duration) func(ctx context.Context, e *env) int {
 // slowHolder is a worker running a slow job: frozen past its lease, it comes
 // back while another worker is still re-running that job.
 func slowHolder(e *env) *proc {
-	var id string
-	_ = e.pool.QueryRow(context.Background(),
-		`SELECT leased_by FROM baton.jobs WHERE state = 'running' AND payload ? 'slow' LIMIT 1`).Scan(&id)
-	for _, w := range e.workers() {
-		if w.id == id {
-			return w
-		}
-	}
-	return nil
+	return e.workerLeasing(`SELECT leased_by FROM baton.jobs WHERE state = 'running' AND payload ? 'slow' LIMIT 1`)
 }
 
 func freezeWorker(d time.Duration, pick func(*env) *proc) func(ctx context.Context, e *env) int {

@@ -18,8 +18,8 @@ type done struct {
 	token  int64
 	result json.RawMessage
 	log    *slog.Logger
-	// committed receives whether the completion (and hand-off) committed.
-	committed chan bool
+	// flushed is closed once the commit this success was part of is over.
+	flushed chan struct{}
 }
 
 // completer commits a stage's successes in groups: it takes every success
@@ -85,7 +85,7 @@ func (s *stage) commit(batch []*done) {
 		default:
 			s.w.stats.succeeded.Add(1)
 		}
-		d.committed <- committed
+		close(d.flushed)
 	}
 	if len(rows) > 0 {
 		if next := s.w.stages[s.cfg.Next]; next != nil {

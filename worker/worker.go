@@ -307,15 +307,13 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64) {
 	if err != nil && cause != nil {
 		err = cause // report the timeout, not the handler's reaction to it
 	}
-	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
-	defer dcancel()
 	if err != nil {
-		s.fail(dctx, log, job, token, err)
+		s.fail(log, job, token, err)
 		return
 	}
-	committed := make(chan bool, 1)
-	s.completions <- &done{job: job, token: token, result: out, log: log, committed: committed}
-	<-committed
+	flushed := make(chan struct{})
+	s.completions <- &done{job: job, token: token, result: out, log: log, flushed: flushed}
+	<-flushed
 }
 
 func safeHandle(ctx context.Context, h Handler, job *Job) (out json.RawMessage, err error) {
@@ -332,7 +330,10 @@ func safeHandle(ctx context.Context, h Handler, job *Job) (out json.RawMessage, 
 }
 
 // fail records a failed attempt: retrying after backoff, or dead.
-func (s *stage) fail(ctx context.Context, log *slog.Logger, job *Job, token int64, herr error) {
+func (s *stage) fail(log *slog.Logger, job *Job, token int64, herr error) {
+	// Not cancelled by shutdown: the attempt's outcome must be recorded.
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	defer cancel()
 	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
 		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
 			ID: job.ID, LeaseToken: token, Error: errorText(herr), Permanent: IsPermanent(herr),
