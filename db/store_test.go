@@ -476,12 +476,15 @@ func TestMigrateDownAndUpAgain(t *testing.T) {
 	m, err := db.Migrator(context.Background(), u)
 	require.NoError(t, err)
 	defer m.Close()
+	latest, _, err := m.Version()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, latest, uint(2))
 	require.NoError(t, m.Down())
 	require.NoError(t, m.Up())
 	v, dirty, err := m.Version()
 	require.NoError(t, err)
 	require.False(t, dirty)
-	require.Equal(t, uint(1), v)
+	require.Equal(t, latest, v)
 }
 
 func TestWithTxCommitsOrRollsBack(t *testing.T) {

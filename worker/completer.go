@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 
 	"github.com/baton-run/baton/db"
 )
@@ -17,7 +16,6 @@ type done struct {
 	job    *Job
 	token  int64
 	result json.RawMessage
-	log    *slog.Logger
 	// flushed is closed once the commit this success was part of is over.
 	flushed chan struct{}
 }
@@ -78,10 +76,10 @@ func (s *stage) commit(batch []*done) {
 		committed := err == nil && ok[claim{d.job.ID, d.token}]
 		switch {
 		case err != nil:
-			d.log.Error("recording success failed; the job will run again when its lease expires", "error", err)
+			s.jobLog(d.job).Error("recording success failed; the job will run again when its lease expires", "error", err)
 		case !committed:
 			s.w.stats.leasesLost.Add(1)
-			d.log.Warn("completion fenced: lease lost, nothing committed")
+			s.jobLog(d.job).Warn("completion fenced: lease lost, nothing committed")
 		default:
 			s.w.stats.succeeded.Add(1)
 		}

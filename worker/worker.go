@@ -81,6 +81,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		}
 		w.stages[st.Queue] = &stage{
 			w: w, cfg: st, handler: h, log: w.log.With("queue", st.Queue),
+			timeout: fmt.Errorf("timeout: handler ran longer than %s", st.Timeout.D()),
 			running: map[int64]*inflight{}, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 			completions: make(chan *done, st.Concurrency),
 		}
@@ -188,9 +189,11 @@ type stage struct {
 	cfg     Stage
 	handler Handler
 	log     *slog.Logger
+	timeout error // the cause a handler's context reports when it runs too long
 
 	mu       sync.Mutex
-	running  map[int64]*inflight
+	running  map[int64]*inflight // claimed and not yet recorded: heartbeats keep these leases
+	busy     int                 // handlers running now: what the slots count
 	handlers sync.WaitGroup
 	wake     chan struct{} // a job may be due (hand-off from a stage of this worker)
 	freed    chan struct{} // a slot became free
@@ -210,6 +213,16 @@ func (s *stage) count() int {
 	return len(s.running)
 }
 
+// free is how many jobs the stage may claim now. A slot frees when its
+// handler returns, not when its outcome commits, so the next claim overlaps
+// the completion commit; jobs waiting for that commit are bounded by the
+// slot count as well.
+func (s *stage) free() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return min(s.cfg.Concurrency-s.busy, 2*s.cfg.Concurrency-len(s.running))
+}
+
 func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
@@ -225,7 +238,7 @@ func (s *stage) claimLoop(ctx, handlerCtx context.Context) {
 	defer poll.Stop()
 	backlog := true
 	for ctx.Err() == nil {
-		if free := s.cfg.Concurrency - s.count(); free > 0 {
+		if free := s.free(); free > 0 {
 			n, err := s.claim(ctx, handlerCtx, free)
 			switch {
 			case err != nil && ctx.Err() == nil:
@@ -271,6 +284,7 @@ func (s *stage) claim(ctx, handlerCtx context.Context, n int) (int, error) {
 		jctx, cancel := context.WithCancelCause(handlerCtx)
 		s.mu.Lock()
 		s.running[job.ID] = &inflight{token: r.LeaseToken, cancel: cancel}
+		s.busy++
 		s.mu.Unlock()
 		s.handlers.Go(func() { s.execute(jctx, job, r.LeaseToken) })
 	}
@@ -289,18 +303,20 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64) {
 		s.mu.Unlock()
 		signal(s.freed)
 	}()
-	log := s.log.With("job_id", job.ID, "attempt", job.Attempt)
-	hctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout.D(),
-		fmt.Errorf("timeout: handler ran longer than %s", s.cfg.Timeout.D()))
+	hctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout.D(), s.timeout)
 	out, err := safeHandle(hctx, s.handler, job)
 	cause := context.Cause(hctx)
 	cancel()
+	s.mu.Lock()
+	s.busy--
+	s.mu.Unlock()
+	signal(s.freed)
 	if lost := context.Cause(ctx); lost != nil {
 		// The lease moved on (reaped, canceled, or released at shutdown): any
 		// write would be fenced, so make none.
 		if !errors.Is(lost, errReleased) {
 			s.w.stats.leasesLost.Add(1)
-			log.Warn("handler stopped: lease lost", "cause", lost)
+			s.jobLog(job).Warn("handler stopped: lease lost", "cause", lost)
 		}
 		return
 	}
@@ -308,12 +324,18 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64) {
 		err = cause // report the timeout, not the handler's reaction to it
 	}
 	if err != nil {
-		s.fail(log, job, token, err)
+		s.fail(job, token, err)
 		return
 	}
 	flushed := make(chan struct{})
-	s.completions <- &done{job: job, token: token, result: out, log: log, flushed: flushed}
+	s.completions <- &done{job: job, token: token, result: out, flushed: flushed}
 	<-flushed
+}
+
+// jobLog is the stage's logger with the job named; built only when there is
+// something to log, since most jobs log nothing.
+func (s *stage) jobLog(job *Job) *slog.Logger {
+	return s.log.With("job_id", job.ID, "attempt", job.Attempt)
 }
 
 func safeHandle(ctx context.Context, h Handler, job *Job) (out json.RawMessage, err error) {
@@ -330,7 +352,7 @@ func safeHandle(ctx context.Context, h Handler, job *Job) (out json.RawMessage, 
 }
 
 // fail records a failed attempt: retrying after backoff, or dead.
-func (s *stage) fail(log *slog.Logger, job *Job, token int64, herr error) {
+func (s *stage) fail(job *Job, token int64, herr error) {
 	// Not cancelled by shutdown: the attempt's outcome must be recorded.
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
@@ -343,12 +365,12 @@ func (s *stage) fail(log *slog.Logger, job *Job, token int64, herr error) {
 	switch {
 	case errors.Is(err, db.ErrNotFound):
 		s.w.stats.leasesLost.Add(1)
-		log.Warn("failure fenced: lease lost, nothing committed", "error", herr)
+		s.jobLog(job).Warn("failure fenced: lease lost, nothing committed", "error", herr)
 	case err != nil:
-		log.Error("recording failure failed; the job will run again when its lease expires", "error", err)
+		s.jobLog(job).Error("recording failure failed; the job will run again when its lease expires", "error", err)
 	default:
 		s.w.stats.failed.Add(1)
-		log.Info("attempt failed", "state", row.State, "error", herr)
+		s.jobLog(job).Info("attempt failed", "state", row.State, "error", herr)
 	}
 }
 
