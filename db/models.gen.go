@@ -57,11 +57,78 @@ func (ns NullJobState) Value() (driver.Value, error) {
 	return string(ns.JobState), nil
 }
 
+type BatonFailure struct {
+	Queue     string    `json:"queue"`
+	Error     *string   `json:"error"`
+	Attempts  int64     `json:"attempts"`
+	Jobs      int64     `json:"jobs"`
+	Dead      int64     `json:"dead"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	LastJobID int64     `json:"last_job_id"`
+}
+
 type BatonIdempotencyKey struct {
 	Key         string    `json:"key"`
 	Fingerprint []byte    `json:"fingerprint"`
 	JobIds      []int64   `json:"job_ids"`
 	CreatedAt   time.Time `json:"created_at"`
+}
+
+type BatonJobCount struct {
+	Queue string   `json:"queue"`
+	State JobState `json:"state"`
+	N     int64    `json:"n"`
+}
+
+type BatonJobCountDelta struct {
+	Queue string   `json:"queue"`
+	State JobState `json:"state"`
+	N     int64    `json:"n"`
+}
+
+type BatonPipelineLineage struct {
+	RootID     int64      `json:"root_id"`
+	Depth      int32      `json:"depth"`
+	JobID      int64      `json:"job_id"`
+	ParentID   *int64     `json:"parent_id"`
+	Queue      string     `json:"queue"`
+	State      JobState   `json:"state"`
+	Attempts   int32      `json:"attempts"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Seconds    float64    `json:"seconds"`
+}
+
+type BatonStageLatency struct {
+	Queue   string  `json:"queue"`
+	Jobs    int64   `json:"jobs"`
+	WaitP50 float64 `json:"wait_p50"`
+	WaitP95 float64 `json:"wait_p95"`
+	WaitP99 float64 `json:"wait_p99"`
+	RunP50  float64 `json:"run_p50"`
+	RunP95  float64 `json:"run_p95"`
+	RunP99  float64 `json:"run_p99"`
+}
+
+type BatonStuckJob struct {
+	ID             int64    `json:"id"`
+	Queue          string   `json:"queue"`
+	State          JobState `json:"state"`
+	Reason         string   `json:"reason"`
+	OverdueSeconds float64  `json:"overdue_seconds"`
+	Attempts       int32    `json:"attempts"`
+	LeasedBy       *string  `json:"leased_by"`
+}
+
+type BatonThroughputHourly struct {
+	Queue     string    `json:"queue"`
+	Hour      time.Time `json:"hour"`
+	Succeeded int64     `json:"succeeded"`
+	Retried   int64     `json:"retried"`
+	Dead      int64     `json:"dead"`
+	Canceled  int64     `json:"canceled"`
 }
 
 type Job struct {
@@ -104,13 +171,13 @@ type Queue struct {
 }
 
 type QueueSummaryView struct {
-	Queue              string      `json:"queue"`
-	Scheduled          int64       `json:"scheduled"`
-	Available          int64       `json:"available"`
-	Running            int64       `json:"running"`
-	Retrying           int64       `json:"retrying"`
-	Succeeded          int64       `json:"succeeded"`
-	Dead               int64       `json:"dead"`
-	Canceled           int64       `json:"canceled"`
-	OldestAvailableAge interface{} `json:"oldest_available_age"`
+	Queue              string        `json:"queue"`
+	Scheduled          int64         `json:"scheduled"`
+	Available          int64         `json:"available"`
+	Running            int64         `json:"running"`
+	Retrying           int64         `json:"retrying"`
+	Succeeded          int64         `json:"succeeded"`
+	Dead               int64         `json:"dead"`
+	Canceled           int64         `json:"canceled"`
+	OldestAvailableAge time.Duration `json:"oldest_available_age"`
 }

@@ -31,8 +31,9 @@ func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Durat
 
 // Maintain runs one round of maintenance: expired leases go back to their
 // queue (or to dead when attempts are exhausted), delayed or retrying jobs
-// that are due become available, and idempotency keys older than 24 hours are
-// deleted. It returns how many jobs it reaped.
+// that are due become available, idempotency keys older than 24 hours are
+// deleted, and the job count deltas are folded into the counters. It returns
+// how many jobs it reaped.
 func Maintain(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
 	q := db.New(pool)
 	reaped := 0
@@ -66,6 +67,9 @@ func Maintain(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
 	}
 	if _, err := q.IdempotencyPrune(ctx); err != nil && ctx.Err() == nil {
 		log.Warn("pruning idempotency keys", "error", db.MapError(err))
+	}
+	if _, err := q.JobCountsFold(ctx); err != nil && ctx.Err() == nil {
+		log.Warn("folding job counts", "error", db.MapError(err))
 	}
 	return reaped
 }

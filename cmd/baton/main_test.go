@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -152,6 +153,13 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 		{"WorkerUnknownHandlerKind", []string{"worker", "--config", badPipeline}, "", `unknown handler kind "grpc"`},
 		{"MigrateSideways", []string{"migrate", "sideways"}, "", "want up, down [N] or version"},
 		{"MigrateDownBadN", []string{"migrate", "down", "x"}, "", "positive number"},
+		{"ReportUnknown", []string{"report", "nope"}, "", `unknown report "nope"`},
+		{"ReportTwoNames", []string{"report", "failures", "stuck_jobs"}, "", "one report NAME at most"},
+		{"ReportBadFormat", []string{"report", "--format", "xml"}, "", "--format must be table, json or csv"},
+		{"ReportCSVNeedsName", []string{"report", "--format", "csv"}, "", "csv prints one report"},
+		{"ReportBadSince", []string{"report", "--since", "yesterday"}, "", "--since must be"},
+		{"ReportNegativeSince", []string{"report", "--since", "-1h"}, "", "--since must be"},
+		{"ReportBadQueue", []string{"report", "--queue", "Bad Q"}, "", "--queue"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -283,6 +291,70 @@ stages:
 // TestReplicasSurviveSIGKILL is the core promise end to end: two worker
 // processes move 300 jobs through two stages while one is killed with
 // SIGKILL mid-run and restarted; every job is done exactly once.
+func TestReportPrintsEveryView(t *testing.T) {
+	t.Parallel()
+	_, u := dbtest.NewWithURL(t)
+	config := writeFile(t, "p.yaml", `
+poll_interval: 50ms
+stages:
+  - queue: a
+    handler: {exec: ["sh", "-c", "p=$(cat); case $p in *fail*) echo boom >&2; exit 3;; esac; echo $p"]}
+    next: b
+    max_attempts: 1
+  - queue: b
+    handler: {exec: ["cat"]}
+`)
+	for _, p := range []string{`{"n":1}`, `{"n":2}`, `{"n":3}`, `{"fail":true}`} {
+		r := baton(t, u, "", "submit", "a", p)
+		require.Zero(t, r.code, r.stderr)
+	}
+	startWorker(t, u, config, "reporter")
+	type summary struct {
+		Queue           string
+		Succeeded, Dead int
+	}
+	require.Eventually(t, func() bool {
+		r := baton(t, u, "", "report", "queue_summary", "--format", "json")
+		require.Zero(t, r.code, r.stderr)
+		var rows []summary
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &rows))
+		return slices.Equal(rows, []summary{{"a", 3, 1}, {"b", 3, 0}})
+	}, 30*time.Second, 50*time.Millisecond)
+
+	r := baton(t, u, "", "report")
+	require.Zero(t, r.code, r.stderr)
+	for _, name := range []string{"queue_summary", "stage_latency", "throughput_hourly", "failures", "stuck_jobs", "pipeline_lineage"} {
+		require.Regexp(t, "(?m)^"+name+"$", r.stdout)
+	}
+	require.Regexp(t, `(?m)^a +0 +0 +0 +0 +3 +1 +0 +0\.000 +false$`, r.stdout)
+	require.Regexp(t, `(?m)^a +exit status 3: boom +1 +1 +1 `, r.stdout, "failures groups by error text")
+
+	r = baton(t, u, "", "report", "--format", "json", "--since", "1h")
+	require.Zero(t, r.code, r.stderr)
+	var all map[string][]map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &all))
+	require.Len(t, all, 6)
+	require.Len(t, all["pipeline_lineage"], 4+3)
+	require.Empty(t, all["stuck_jobs"])
+
+	r = baton(t, u, "", "report", "failures", "--format", "csv")
+	require.Zero(t, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 2)
+	require.Equal(t, "queue,error,attempts,jobs,dead,first_seen,last_seen,last_job_id", lines[0])
+	require.True(t, strings.HasPrefix(lines[1], "a,exit status 3: boom,1,1,1,"), lines[1])
+
+	r = baton(t, u, "", "report", "pipeline_lineage", "--queue", "b", "--format", "json")
+	require.Zero(t, r.code, r.stderr)
+	var hops []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &hops))
+	require.Len(t, hops, 3*2, "the three journeys that reached b, both hops each")
+
+	r = baton(t, u, "", "report", "stage_latency", "--since", "2000-01-01T00:00:00Z")
+	require.Zero(t, r.code, r.stderr)
+	require.Regexp(t, `(?m)^b +3 `, r.stdout)
+}
+
 func TestReplicasSurviveSIGKILL(t *testing.T) {
 	t.Parallel()
 	pool, u := dbtest.NewWithURL(t)

@@ -2,39 +2,215 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/baton-run/baton/db"
 )
 
-// reportCmd prints the SQL reports. Only queue_summary exists so far.
+// report is one of the reporting views of docs/reports.md.
+type report struct {
+	name string
+	// rows reads the view, filtered to one queue unless queue is "", and
+	// returns a slice of structs whose json tags name the columns.
+	rows func(ctx context.Context, q *db.Queries, queue string) (any, error)
+}
+
+var reports = []report{
+	{"queue_summary", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+		rows, err := q.QueueSummary(ctx)
+		return slices.DeleteFunc(rows, func(r db.QueueSummaryRow) bool { return queue != "" && r.Queue != queue }), err
+	}},
+	{"stage_latency", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+		return q.ReportStageLatency(ctx, queue)
+	}},
+	{"throughput_hourly", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+		return q.ReportThroughputHourly(ctx, queue)
+	}},
+	{"failures", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+		return q.ReportFailures(ctx, queue)
+	}},
+	{"stuck_jobs", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+		return q.ReportStuckJobs(ctx, queue)
+	}},
+	{"pipeline_lineage", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+		return q.ReportPipelineLineage(ctx, queue)
+	}},
+}
+
+func reportNames() string {
+	var names []string
+	for _, r := range reports {
+		names = append(names, r.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// reportCmd prints the reporting views: all of them, or the one named.
 func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	pos, err := parseFlags(flag.NewFlagSet("report", flag.ContinueOnError), args)
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	format := fs.String("format", "table", "table, json or csv")
+	queue := fs.String("queue", "", "only this queue (for pipeline_lineage: journeys through it)")
+	since := fs.String("since", "", "window start: a duration back from now (6h, 30m) or an RFC 3339 time; default per report")
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 || len(pos) == 1 && pos[0] != "queue_summary" {
-		return usagef("report: usage: baton report [queue_summary]")
+	chosen := reports
+	switch {
+	case len(pos) > 1:
+		return usagef("report: one report NAME at most (%s)", reportNames())
+	case len(pos) == 1:
+		i := slices.IndexFunc(reports, func(r report) bool { return r.name == pos[0] })
+		if i < 0 {
+			return usagef("report: unknown report %q (reports: %s)", pos[0], reportNames())
+		}
+		chosen = reports[i : i+1]
 	}
+	switch {
+	case *format != "table" && *format != "json" && *format != "csv":
+		return usagef("report: --format must be table, json or csv")
+	case *format == "csv" && len(chosen) > 1:
+		return usagef("report: --format csv prints one report: name it (%s)", reportNames())
+	case *queue != "" && !db.ValidQueueName(*queue):
+		return usagef("report: --queue: %s", db.QueueNameRule)
+	}
+	from, err := parseSince(*since)
+	if err != nil {
+		return err
+	}
+
 	pool, err := connectCLI(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	rows, err := db.New(pool).QueueSummary(ctx)
+	results := make([]any, len(chosen))
+	err = db.WithTx(ctx, pool, func(q *db.Queries) error {
+		if !from.IsZero() {
+			if err := q.ReportSince(ctx, from.Format(time.RFC3339Nano)); err != nil {
+				return err
+			}
+		}
+		for i, r := range chosen {
+			if results[i], err = r.rows(ctx, q, *queue); err != nil {
+				return fmt.Errorf("reading %s: %w", r.name, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("reading queue_summary: %w", db.MapError(err))
+		return db.MapError(err)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "queue\tscheduled\tavailable\trunning\tretrying\tsucceeded\tdead\tcanceled\toldest_available_age\t")
-	for _, r := range rows {
-		age := time.Duration(r.OldestAvailableSeconds * float64(time.Second)).Round(time.Millisecond)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n",
-			r.Queue, r.Scheduled, r.Available, r.Running, r.Retrying, r.Succeeded, r.Dead, r.Canceled, age)
+
+	switch *format {
+	case "json":
+		out := map[string]any{}
+		for i, r := range chosen {
+			out[r.name] = results[i]
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if len(chosen) == 1 {
+			return enc.Encode(results[0])
+		}
+		return enc.Encode(out)
+	case "csv":
+		w := csv.NewWriter(stdout)
+		header, cells := table(results[0], false)
+		_ = w.Write(header)
+		_ = w.WriteAll(cells)
+		return w.Error()
 	}
-	return tw.Flush()
+	for i, r := range chosen {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintf(stdout, "%s\n", r.name)
+		header, cells := table(results[i], true)
+		if len(cells) == 0 {
+			fmt.Fprintln(stdout, "  (no rows)")
+			continue
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, strings.Join(header, "\t"))
+		for _, row := range cells {
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseSince reads --since: empty (each view's default window), a duration
+// back from now, or an RFC 3339 time.
+func parseSince(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return time.Now().Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usagef("report: --since must be a positive duration (6h) or an RFC 3339 time, not %q", s)
+}
+
+// table turns a slice of sqlc row structs into a header (their json names)
+// and cells. For terminals (pretty), long text is cut and NULL shows as "-".
+func table(rows any, pretty bool) (header []string, cells [][]string) {
+	v := reflect.ValueOf(rows)
+	t := v.Type().Elem()
+	for i := range t.NumField() {
+		header = append(header, strings.Split(t.Field(i).Tag.Get("json"), ",")[0])
+	}
+	for i := range v.Len() {
+		var row []string
+		for j := range t.NumField() {
+			row = append(row, cell(v.Index(i).Field(j), pretty))
+		}
+		cells = append(cells, row)
+	}
+	return header, cells
+}
+
+func cell(v reflect.Value, pretty bool) string {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			if pretty {
+				return "-"
+			}
+			return ""
+		}
+		v = v.Elem()
+	}
+	switch x := v.Interface().(type) {
+	case time.Time:
+		return x.UTC().Format(time.RFC3339)
+	case time.Duration:
+		return x.Round(time.Millisecond).String()
+	case float64:
+		return strconv.FormatFloat(x, 'f', 3, 64)
+	case string:
+		if pretty {
+			x = strings.Join(strings.Fields(x), " ")
+			if r := []rune(x); len(r) > 60 {
+				x = string(r[:59]) + "…"
+			}
+		}
+		return x
+	}
+	return fmt.Sprint(v.Interface())
 }

@@ -1,0 +1,31 @@
+-- name: JobCountsFold :execrows
+-- Folds the per-statement count deltas into baton.job_counts. Safe from every
+-- replica at once: a delta row is deleted (and so counted) by one fold only,
+-- and counters are updated in a fixed order.
+WITH moved AS (
+    DELETE FROM baton.job_count_deltas RETURNING queue, state, n
+)
+INSERT INTO baton.job_counts AS c (queue, state, n)
+SELECT queue, state, sum(n)::bigint FROM moved GROUP BY queue, state ORDER BY queue, state
+ON CONFLICT (queue, state) DO UPDATE SET n = c.n + excluded.n;
+
+-- name: ReportStageLatency :many
+SELECT * FROM baton.stage_latency WHERE (@queue::text = '' OR queue = @queue) ORDER BY queue;
+
+-- name: ReportThroughputHourly :many
+SELECT * FROM baton.throughput_hourly WHERE (@queue::text = '' OR queue = @queue) ORDER BY hour, queue;
+
+-- name: ReportFailures :many
+SELECT * FROM baton.failures WHERE (@queue::text = '' OR queue = @queue) ORDER BY last_seen DESC, queue LIMIT 100;
+
+-- name: ReportStuckJobs :many
+SELECT * FROM baton.stuck_jobs WHERE (@queue::text = '' OR queue = @queue) ORDER BY overdue_seconds DESC, id LIMIT 100;
+
+-- name: ReportPipelineLineage :many
+SELECT * FROM baton.pipeline_lineage WHERE (@queue::text = '' OR root_id IN (
+    SELECT l.root_id FROM baton.pipeline_lineage l WHERE l.queue = @queue))
+ORDER BY root_id, depth, job_id LIMIT 1000;
+
+-- name: ReportSince :exec
+-- Sets the window of the reporting views for the rest of the transaction.
+SELECT set_config('baton.since', @since::text, true);
