@@ -44,9 +44,14 @@ func (s *Server) submit(r *http.Request, jobs []db.NewJob) (ids []int64, replaye
 	}
 	if key == "" {
 		ids, err = db.Submit(r.Context(), s.pool, jobs...)
-		return ids, false, err
+	} else {
+		ids, replayed, err = db.SubmitWithKey(r.Context(), s.pool, key, jobs...)
 	}
-	return db.SubmitWithKey(r.Context(), s.pool, key, jobs...)
+	if err == nil && !replayed {
+		// All jobs of a request share its queue.
+		s.metrics.submitted.WithLabelValues(jobs[0].Queue).Add(float64(len(jobs)))
+	}
+	return ids, replayed, err
 }
 
 // POST /v1/queues/{queue}/jobs

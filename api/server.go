@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures the API server.
@@ -34,6 +35,9 @@ type Config struct {
 	// RequestTimeout bounds each request's database work; a request that
 	// cannot finish in time gets 503. Defaults to 10s.
 	RequestTimeout time.Duration
+	// Metrics are more registries served at /metrics, such as the workers'
+	// when they run in the same process.
+	Metrics []prometheus.Gatherer
 }
 
 // Server is the REST API.
@@ -42,6 +46,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	draining atomic.Bool
+	metrics  *metrics
 }
 
 // New returns the API server for pool.
@@ -52,7 +57,9 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 	cfg.MaxPayloadBytes = cmp.Or(cfg.MaxPayloadBytes, 256<<10)
 	cfg.MaxBatchJobs = cmp.Or(cfg.MaxBatchJobs, 10_000)
 	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, 10*time.Second)
-	return &Server{pool: pool, cfg: cfg, log: cfg.Logger}
+	s := &Server{pool: pool, cfg: cfg, log: cfg.Logger}
+	s.metrics = newMetrics(s)
+	return s
 }
 
 // Handler returns the router with every route and middleware.
@@ -77,6 +84,7 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Get("/openapi.yaml", serveOpenAPI)
+	r.Get("/metrics", s.serveMetrics)
 
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(s.authenticate, s.deadline)

@@ -79,9 +79,11 @@ func (s *stage) commit(batch []*done) {
 			s.jobLog(d.job).Error("recording success failed; the job will run again when its lease expires", "error", err)
 		case !committed:
 			s.w.stats.leasesLost.Add(1)
+			s.metrics.fenced.Inc()
 			s.jobLog(d.job).Warn("completion fenced: lease lost, nothing committed")
 		default:
 			s.w.stats.succeeded.Add(1)
+			s.metrics.succeeded.Inc()
 		}
 		close(d.flushed)
 	}

@@ -82,6 +82,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		w.stages[st.Queue] = &stage{
 			w: w, cfg: st, handler: h, log: w.log.With("queue", st.Queue),
 			timeout: fmt.Errorf("timeout: handler ran longer than %s", st.Timeout.D()),
+			metrics: newStageMetrics(st.Queue),
 			running: map[int64]*inflight{}, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 			completions: make(chan *done, st.Concurrency),
 		}
@@ -190,6 +191,7 @@ type stage struct {
 	handler Handler
 	log     *slog.Logger
 	timeout error // the cause a handler's context reports when it runs too long
+	metrics stageMetrics
 
 	mu       sync.Mutex
 	running  map[int64]*inflight // claimed and not yet recorded: heartbeats keep these leases
@@ -276,11 +278,13 @@ func (s *stage) claim(ctx, handlerCtx context.Context, n int) (int, error) {
 		return 0, db.MapError(err)
 	}
 	s.w.stats.claimed.Add(int64(len(rows)))
+	s.metrics.claimed.Add(float64(len(rows)))
 	for _, r := range rows {
 		job := &Job{
 			ID: r.ID, Queue: r.Queue, Payload: r.Payload, Attempt: int(r.Attempts), MaxAttempts: int(r.MaxAttempts),
 			Priority: int(r.Priority), ParentID: r.ParentID, CreatedAt: r.CreatedAt,
 		}
+		s.metrics.pickupSeconds.Observe(r.StartedAt.Sub(r.RunAt).Seconds())
 		jctx, cancel := context.WithCancelCause(handlerCtx)
 		s.mu.Lock()
 		s.running[job.ID] = &inflight{token: r.LeaseToken, cancel: cancel}
@@ -304,7 +308,9 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64) {
 		signal(s.freed)
 	}()
 	hctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout.D(), s.timeout)
+	began := time.Now()
 	out, err := safeHandle(hctx, s.handler, job)
+	s.metrics.handlerSeconds.Observe(time.Since(began).Seconds())
 	cause := context.Cause(hctx)
 	cancel()
 	s.mu.Lock()
@@ -316,6 +322,7 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64) {
 		// write would be fenced, so make none.
 		if !errors.Is(lost, errReleased) {
 			s.w.stats.leasesLost.Add(1)
+			s.metrics.leasesLost.Inc()
 			s.jobLog(job).Warn("handler stopped: lease lost", "cause", lost)
 		}
 		return
@@ -365,11 +372,13 @@ func (s *stage) fail(job *Job, token int64, herr error) {
 	switch {
 	case errors.Is(err, db.ErrNotFound):
 		s.w.stats.leasesLost.Add(1)
+		s.metrics.fenced.Inc()
 		s.jobLog(job).Warn("failure fenced: lease lost, nothing committed", "error", herr)
 	case err != nil:
 		s.jobLog(job).Error("recording failure failed; the job will run again when its lease expires", "error", err)
 	default:
 		s.w.stats.failed.Add(1)
+		metricFinished.WithLabelValues(s.cfg.Queue, string(row.State)).Inc()
 		s.jobLog(job).Info("attempt failed", "state", row.State, "error", herr)
 	}
 }

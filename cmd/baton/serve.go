@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/worker"
@@ -83,7 +85,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	log.Info("serving", "addr", ln.Addr().String(), "auth", len(tokens) > 0)
 	var wg sync.WaitGroup
 	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, log) })
-	err = api.New(pool, api.Config{Tokens: tokens, Logger: log}).Serve(ctx, ln)
+	err = api.New(pool, api.Config{Tokens: tokens, Logger: log, Metrics: []prometheus.Gatherer{worker.Metrics}}).Serve(ctx, ln)
 	wg.Wait()
 	return err
 }
@@ -127,7 +129,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	var wg sync.WaitGroup
 	var workErr error
 	wg.Go(func() { workErr = w.Run(ctx) })
-	err = api.New(pool, api.Config{Tokens: tokens, Logger: log}).Serve(ctx, ln)
+	err = api.New(pool, api.Config{Tokens: tokens, Logger: log, Metrics: []prometheus.Gatherer{worker.Metrics}}).Serve(ctx, ln)
 	wg.Wait()
 	return errors.Join(err, workErr)
 }

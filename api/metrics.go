@@ -1,0 +1,119 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/baton-run/baton/db"
+)
+
+// metrics are the API's own: jobs it accepted, and, read from the database
+// at each scrape, the state of every queue and of the hot tables.
+type metrics struct {
+	registry  *prometheus.Registry
+	submitted *prometheus.CounterVec
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		submitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "baton_jobs_submitted_total",
+			Help: "Jobs accepted through this API server.",
+		}, []string{"queue"}),
+	}
+	m.registry.MustRegister(m.submitted, databaseCollector{s},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	gatherers := append(prometheus.Gatherers{s.metrics.registry}, s.cfg.Metrics...)
+	promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorLog: errorLog{s}}).ServeHTTP(w, r)
+}
+
+type errorLog struct{ s *Server }
+
+func (l errorLog) Println(v ...any) { l.s.log.Warn("serving /metrics", "error", v) }
+
+var (
+	descUp = prometheus.NewDesc("baton_database_up",
+		"1 if the database answered this scrape's queries.", nil, nil)
+	descJobs = prometheus.NewDesc("baton_jobs",
+		"Jobs in the database by queue and state (every replica's, from the counters).", []string{"queue", "state"}, nil)
+	descOldest = prometheus.NewDesc("baton_queue_oldest_available_seconds",
+		"How long the oldest due job of a queue has waited to be claimed.", []string{"queue"}, nil)
+	descPaused = prometheus.NewDesc("baton_queue_paused",
+		"1 if the queue is paused.", []string{"queue"}, nil)
+	descDead = prometheus.NewDesc("baton_table_dead_tuples",
+		"Dead row versions in a Baton table, waiting for vacuum.", []string{"table"}, nil)
+	descLive = prometheus.NewDesc("baton_table_live_tuples",
+		"Live rows in a Baton table (the statistics' estimate).", []string{"table"}, nil)
+	descVacuum = prometheus.NewDesc("baton_table_last_vacuum_timestamp_seconds",
+		"When a Baton table was last vacuumed (auto or manual); 0 if never.", []string{"table"}, nil)
+	descOldestTx = prometheus.NewDesc("baton_database_oldest_transaction_seconds",
+		"Age of the oldest open transaction in the database; long ones hold back vacuum.", nil, nil)
+)
+
+// databaseCollector reads queue and table health at scrape time, so the
+// figures are the database's, whichever replica serves the scrape.
+type databaseCollector struct{ s *Server }
+
+func (c databaseCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descUp, descJobs, descOldest, descPaused, descDead, descLive, descVacuum, descOldestTx} {
+		ch <- d
+	}
+}
+
+func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	q := db.New(c.s.pool)
+	queues, err := q.QueueSummary(ctx)
+	if err == nil {
+		var tables []db.MetricsTablesRow
+		if tables, err = q.MetricsTables(ctx); err == nil {
+			var oldestTx float64
+			if oldestTx, err = q.MetricsOldestTransaction(ctx); err == nil {
+				emit(ch, queues, tables, oldestTx)
+			}
+		}
+	}
+	up := 1.0
+	if err != nil {
+		up = 0
+		c.s.log.Warn("reading metrics from the database", "error", db.MapError(err))
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
+}
+
+func emit(ch chan<- prometheus.Metric, queues []db.QueueSummaryRow, tables []db.MetricsTablesRow, oldestTx float64) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, r := range queues {
+		for state, n := range map[string]int64{
+			"scheduled": r.Scheduled, "available": r.Available, "running": r.Running, "retrying": r.Retrying,
+			"succeeded": r.Succeeded, "dead": r.Dead, "canceled": r.Canceled,
+		} {
+			gauge(descJobs, float64(n), r.Queue, state)
+		}
+		gauge(descOldest, r.OldestAvailableSeconds, r.Queue)
+		paused := 0.0
+		if r.Paused {
+			paused = 1
+		}
+		gauge(descPaused, paused, r.Queue)
+	}
+	for _, t := range tables {
+		gauge(descDead, float64(t.DeadTuples), t.TableName)
+		gauge(descLive, float64(t.LiveTuples), t.TableName)
+		gauge(descVacuum, t.LastVacuumUnix, t.TableName)
+	}
+	gauge(descOldestTx, oldestTx)
+}

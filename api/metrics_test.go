@@ -1,0 +1,108 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/api"
+	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/worker"
+)
+
+// After a run through the API and a worker in the same process, /metrics
+// shows what happened, from both the process and the database.
+func TestMetricsAfterARun(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	handler := fmt.Sprintf("metrics-test-%d", time.Now().UnixNano())
+	worker.Register(handler, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+		if strings.Contains(string(j.Payload), "fail") {
+			return nil, worker.Permanent(fmt.Errorf("no"))
+		}
+		return j.Payload, nil
+	}))
+	srv := httptest.NewServer(api.New(pool, api.Config{
+		Logger: slog.New(slog.DiscardHandler), Metrics: []prometheus.Gatherer{worker.Metrics},
+	}).Handler())
+	t.Cleanup(srv.Close)
+
+	// Queue names of this test only: the worker's metrics are per process.
+	for _, body := range []string{`{"payload":{"n":1}}`, `{"payload":{"n":2}}`, `{"payload":"fail"}`} {
+		resp, err := http.Post(srv.URL+"/v1/queues/metrics-a/jobs", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusCreated, resp.StatusCode)
+	}
+	p, err := worker.ParsePipeline(fmt.Appendf(nil, "stages:\n  - queue: metrics-a\n    handler: {go: %q}\n    next: metrics-b\n  - queue: metrics-b\n    handler: {go: %q}\n", handler, handler))
+	require.NoError(t, err)
+	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- w.Run(wctx) }()
+	defer func() { stop(); require.NoError(t, <-done) }()
+
+	var m string
+	require.Eventually(t, func() bool {
+		m = scrape(t, srv.URL)
+		return value(m, `baton_jobs{queue="metrics-b",state="succeeded"}`) == 2
+	}, 20*time.Second, 20*time.Millisecond)
+	require.Equal(t, 2.0, value(m, `baton_jobs{queue="metrics-a",state="succeeded"}`))
+	require.Equal(t, 1.0, value(m, `baton_jobs{queue="metrics-a",state="dead"}`))
+	require.Equal(t, 0.0, value(m, `baton_jobs{queue="metrics-a",state="available"}`))
+	require.Equal(t, 3.0, value(m, `baton_jobs_submitted_total{queue="metrics-a"}`))
+	require.Equal(t, 3.0, value(m, `baton_jobs_claimed_total{queue="metrics-a"}`))
+	require.Equal(t, 2.0, value(m, `baton_jobs_finished_total{outcome="succeeded",queue="metrics-a"}`))
+	require.Equal(t, 1.0, value(m, `baton_jobs_finished_total{outcome="dead",queue="metrics-a"}`))
+	require.Equal(t, 3.0, value(m, `baton_handler_duration_seconds_count{queue="metrics-a"}`))
+	require.Equal(t, 2.0, value(m, `baton_pickup_latency_seconds_count{queue="metrics-b"}`))
+	require.GreaterOrEqual(t, value(m, `baton_pickup_latency_seconds_sum{queue="metrics-b"}`), 0.0)
+	require.Equal(t, 0.0, value(m, `baton_queue_paused{queue="metrics-a"}`))
+	require.GreaterOrEqual(t, value(m, `baton_queue_oldest_available_seconds{queue="metrics-a"}`), 0.0)
+	require.Equal(t, 1.0, value(m, `baton_database_up`))
+	require.GreaterOrEqual(t, value(m, `baton_table_dead_tuples{table="jobs"}`), 0.0)
+	require.GreaterOrEqual(t, value(m, `baton_database_oldest_transaction_seconds`), 0.0)
+	require.Contains(t, m, "go_goroutines ")
+
+	// The database going away is a gauge, not a failed scrape.
+	pool.Close()
+	m = scrape(t, srv.URL)
+	require.Equal(t, 0.0, value(m, `baton_database_up`))
+}
+
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(body)
+}
+
+// value finds one sample in the text exposition format; -1 if absent.
+func value(metrics, series string) float64 {
+	for line := range strings.Lines(metrics) {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
