@@ -98,6 +98,7 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/jobs/{id}/cancel", s.cancelJob)
 		r.Post("/jobs/{id}/retry", s.retryJob)
 	})
+	s.dashboard(r)
 	return r
 }
 

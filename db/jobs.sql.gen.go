@@ -519,6 +519,59 @@ func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([
 	return items, nil
 }
 
+const jobLineage = `-- name: JobLineage :many
+WITH RECURSIVE up AS (
+    SELECT j.id, j.parent_id, 0 AS hops FROM baton.jobs j WHERE j.id = $1::bigint
+    UNION ALL
+    SELECT p.id, p.parent_id, up.hops + 1 FROM baton.jobs p JOIN up ON p.id = up.parent_id WHERE up.hops < 100
+), down AS (
+    SELECT j.id, j.parent_id, j.queue, j.state, 0 AS depth
+    FROM baton.jobs j
+    WHERE j.id = (SELECT up.id FROM up ORDER BY up.hops DESC LIMIT 1)
+    UNION ALL
+    SELECT c.id, c.parent_id, c.queue, c.state, down.depth + 1
+    FROM baton.jobs c JOIN down ON c.parent_id = down.id
+    WHERE down.depth < 100
+)
+SELECT id, parent_id, queue, state, depth::integer AS depth FROM down ORDER BY depth, id LIMIT 500
+`
+
+type JobLineageRow struct {
+	ID       int64    `json:"id"`
+	ParentID *int64   `json:"parent_id"`
+	Queue    string   `json:"queue"`
+	State    JobState `json:"state"`
+	Depth    int32    `json:"depth"`
+}
+
+// A job's whole journey for the dashboard: up to its root through parent_id,
+// then every job handed off from the root, depth by depth (bounded).
+func (q *Queries) JobLineage(ctx context.Context, id int64) ([]JobLineageRow, error) {
+	rows, err := q.db.Query(ctx, jobLineage, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []JobLineageRow
+	for rows.Next() {
+		var i JobLineageRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.ParentID,
+			&i.Queue,
+			&i.State,
+			&i.Depth,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const jobList = `-- name: JobList :many
 SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at FROM baton.jobs
 WHERE ($1::text IS NULL OR queue = $1::text)

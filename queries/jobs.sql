@@ -279,3 +279,21 @@ SELECT * FROM baton.jobs WHERE id = any(@ids::bigint[]) ORDER BY id;
 
 -- name: JobChildren :many
 SELECT id FROM baton.jobs WHERE parent_id = @parent_id::bigint ORDER BY parent_seq, id;
+
+-- name: JobLineage :many
+-- A job's whole journey for the dashboard: up to its root through parent_id,
+-- then every job handed off from the root, depth by depth (bounded).
+WITH RECURSIVE up AS (
+    SELECT j.id, j.parent_id, 0 AS hops FROM baton.jobs j WHERE j.id = @id::bigint
+    UNION ALL
+    SELECT p.id, p.parent_id, up.hops + 1 FROM baton.jobs p JOIN up ON p.id = up.parent_id WHERE up.hops < 100
+), down AS (
+    SELECT j.id, j.parent_id, j.queue, j.state, 0 AS depth
+    FROM baton.jobs j
+    WHERE j.id = (SELECT up.id FROM up ORDER BY up.hops DESC LIMIT 1)
+    UNION ALL
+    SELECT c.id, c.parent_id, c.queue, c.state, down.depth + 1
+    FROM baton.jobs c JOIN down ON c.parent_id = down.id
+    WHERE down.depth < 100
+)
+SELECT id, parent_id, queue, state, depth::integer AS depth FROM down ORDER BY depth, id LIMIT 500;

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
+. scripts/chromium.sh
+ensure_chromium
 
 gotest=(go test -race -count=1 -timeout 15m ./...)
 

@@ -1,0 +1,375 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baton-run/baton/db"
+)
+
+// The dashboard: server-rendered pages, htmx for auto-refresh, no build step.
+
+//go:embed web
+var webFS embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"ago":      ago,
+	"seconds":  func(s float64) string { return ago(time.Now().Add(-time.Duration(s * float64(time.Second)))) },
+	"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z") },
+	"pretty":   prettyJSON,
+	"terminal": func(s db.JobState) bool { return s == "succeeded" || s == "dead" || s == "canceled" },
+	"states":   func() []db.JobState { return allStates },
+	"countOf":  countOf,
+}).ParseFS(webFS, "web/*.html"))
+
+var allStates = []db.JobState{"scheduled", "available", "running", "retrying", "succeeded", "dead", "canceled"}
+
+const sessionCookie = "baton_session"
+
+// dashboard mounts the dashboard's routes on r.
+func (s *Server) dashboard(r chi.Router) {
+	static, _ := fs.Sub(webFS, "web/static")
+	r.Handle("/static/*", http.StripPrefix("/static/", staticFiles(http.FileServerFS(static))))
+	r.Get("/login", s.loginPage)
+	r.With(s.sameOrigin).Post("/login", s.login)
+	r.With(s.sameOrigin).Post("/logout", s.logout)
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireSession, s.deadline)
+		r.Get("/", s.homePage)
+		r.Get("/queues/{queue}", s.queuePage)
+		r.Get("/jobs/{id}", s.jobPage)
+		r.With(s.sameOrigin).Post("/queues/{queue}/pause", s.dashboardPause(true))
+		r.With(s.sameOrigin).Post("/queues/{queue}/resume", s.dashboardPause(false))
+		r.With(s.sameOrigin).Post("/jobs/{id}/cancel", s.dashboardChange(db.Cancel))
+		r.With(s.sameOrigin).Post("/jobs/{id}/retry", s.dashboardChange(db.Retry))
+	})
+}
+
+func staticFiles(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// sameOrigin rejects cross-site form posts (CSRF) using the browser's
+// Sec-Fetch-Site and Origin headers, whether or not auth is on: a page on
+// another site must not be able to cancel jobs through a logged-in browser
+// or a dashboard on loopback.
+func (s *Server) sameOrigin(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.renderError(w, r, http.StatusForbidden, "This request came from another site and was refused.")
+	}))
+	return cop.Handler(next)
+}
+
+// session is the cookie value for a token: an HMAC of a fixed text keyed by
+// the token. It works on every replica, never reveals the token, and dies
+// with the token when an operator removes it from BATON_API_TOKENS.
+func session(token string) string {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("baton dashboard session v1"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) validToken(given string) bool {
+	sum := sha256.Sum256([]byte(given))
+	match := 0
+	for _, t := range s.cfg.Tokens {
+		d := sha256.Sum256([]byte(t))
+		match |= subtle.ConstantTimeCompare(sum[:], d[:])
+	}
+	return given != "" && match == 1
+}
+
+func (s *Server) validSession(r *http.Request) bool {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return false
+	}
+	match := 0
+	for _, t := range s.cfg.Tokens {
+		match |= subtle.ConstantTimeCompare([]byte(c.Value), []byte(session(t)))
+	}
+	return match == 1
+}
+
+// requireSession sends visitors without a session to the login page when
+// the API has tokens.
+func (s *Server) requireSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.cfg.Tokens) == 0 || s.validSession(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		to := "/login?next=" + url.QueryEscape(r.URL.RequestURI())
+		if r.Header.Get("HX-Request") != "" {
+			w.Header().Set("HX-Redirect", to)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
+	})
+}
+
+// localPath keeps redirects on this site.
+func localPath(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "login.html", map[string]any{"Title": "Sign in", "Next": localPath(r.URL.Query().Get("next"))})
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	next := localPath(r.PostFormValue("next"))
+	token := r.PostFormValue("token")
+	if len(s.cfg.Tokens) == 0 {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	if !s.validToken(token) {
+		s.render(w, r, http.StatusUnauthorized, "login.html", map[string]any{"Title": "Sign in", "Next": next, "Error": "That token is not accepted."})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: session(token), Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteLaxMode, MaxAge: int((12 * time.Hour).Seconds()),
+	})
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// render executes a page into a buffer first, so a template error becomes a
+// clean 500 page instead of half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
+	data["Auth"] = len(s.cfg.Tokens) > 0
+	data["Path"] = r.URL.Path
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, page, data); err != nil {
+		s.log.Error("rendering the dashboard", "page", page, "error", err)
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, message string) {
+	s.render(w, r, status, "error.html", map[string]any{"Title": http.StatusText(status), "Status": status, "Message": message})
+}
+
+// renderProblem shows an error from the database layer the way the API
+// would classify it.
+func (s *Server) renderProblem(w http.ResponseWriter, r *http.Request, err error) {
+	p := toProblem(err)
+	if p.Status >= 500 {
+		s.log.Error("dashboard request failed", "path", r.URL.Path, "error", err)
+	}
+	s.renderError(w, r, p.Status, p.Detail)
+}
+
+func (s *Server) homePage(w http.ResponseWriter, r *http.Request) {
+	queues, err := db.New(s.pool).QueueSummary(r.Context())
+	if err != nil {
+		s.renderProblem(w, r, db.MapError(err))
+		return
+	}
+	var total db.QueueSummaryRow
+	for _, q := range queues {
+		total.Available += q.Available + q.Scheduled + q.Retrying
+		total.Running += q.Running
+		total.Succeeded += q.Succeeded
+		total.Dead += q.Dead
+	}
+	s.render(w, r, http.StatusOK, "home.html", map[string]any{"Title": "Queues", "Queues": queues, "Total": total})
+}
+
+const pageSize = 25
+
+func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
+	queue, err := queueParam(r)
+	if err != nil {
+		s.renderProblem(w, r, err)
+		return
+	}
+	q := db.New(s.pool)
+	all, err := q.QueueSummary(r.Context())
+	if err != nil {
+		s.renderProblem(w, r, db.MapError(err))
+		return
+	}
+	i := slices.IndexFunc(all, func(row db.QueueSummaryRow) bool { return row.Queue == queue })
+	if i < 0 {
+		s.renderError(w, r, http.StatusNotFound, fmt.Sprintf("There is no queue named %q.", queue))
+		return
+	}
+	p := db.JobListParams{Queue: &queue, BeforeID: 1<<63 - 1, MaxJobs: pageSize + 1}
+	state := db.JobState(r.URL.Query().Get("state"))
+	if state != "" {
+		if !validState(state) {
+			s.renderError(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a job state.", state))
+			return
+		}
+		p.State = &state
+	}
+	if v := r.URL.Query().Get("before"); v != "" {
+		if p.BeforeID, err = strconv.ParseInt(v, 10, 64); err != nil || p.BeforeID < 1 {
+			s.renderError(w, r, http.StatusBadRequest, "before must be a job id.")
+			return
+		}
+	}
+	jobs, err := q.JobList(r.Context(), p)
+	if err != nil {
+		s.renderProblem(w, r, db.MapError(err))
+		return
+	}
+	var older int64
+	if len(jobs) > pageSize {
+		jobs = jobs[:pageSize]
+		older = jobs[pageSize-1].ID
+	}
+	s.render(w, r, http.StatusOK, "queue.html", map[string]any{
+		"Title": queue, "Queue": all[i], "Jobs": jobs, "State": string(state), "Older": older,
+		"First": r.URL.Query().Get("before") == "",
+	})
+}
+
+// lineageColumn is one depth of a job's journey: the jobs at that hop.
+type lineageColumn struct {
+	Depth int32
+	Jobs  []db.JobLineageRow
+}
+
+func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
+	id, err := idParam(r)
+	if err != nil {
+		s.renderProblem(w, r, err)
+		return
+	}
+	st, err := db.Status(r.Context(), s.pool, id)
+	if errors.Is(err, db.ErrNotFound) {
+		s.renderError(w, r, http.StatusNotFound, fmt.Sprintf("There is no job %d.", id))
+		return
+	} else if err != nil {
+		s.renderProblem(w, r, err)
+		return
+	}
+	hops, err := db.New(s.pool).JobLineage(r.Context(), id)
+	if err != nil {
+		s.renderProblem(w, r, db.MapError(err))
+		return
+	}
+	var lineage []lineageColumn
+	for _, h := range hops {
+		if len(lineage) == 0 || lineage[len(lineage)-1].Depth != h.Depth {
+			lineage = append(lineage, lineageColumn{Depth: h.Depth})
+		}
+		lineage[len(lineage)-1].Jobs = append(lineage[len(lineage)-1].Jobs, h)
+	}
+	s.render(w, r, http.StatusOK, "job.html", map[string]any{
+		"Title": fmt.Sprintf("Job %d", id), "Job": st, "Lineage": lineage, "Flash": r.URL.Query().Get("done"),
+	})
+}
+
+func (s *Server) dashboardPause(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		queue, err := queueParam(r)
+		if err == nil {
+			_, err = db.New(s.pool).QueuePause(r.Context(), db.QueuePauseParams{Name: queue, Paused: paused})
+			err = db.MapError(err)
+		}
+		if err != nil {
+			s.renderProblem(w, r, err)
+			return
+		}
+		http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)
+	}
+}
+
+func (s *Server) dashboardChange(change func(ctx context.Context, pool *pgxpool.Pool, id int64) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := idParam(r)
+		if err == nil {
+			err = change(r.Context(), s.pool, id)
+		}
+		if err != nil {
+			s.renderProblem(w, r, err)
+			return
+		}
+		verb := strings.TrimPrefix(r.URL.Path[strings.LastIndex(r.URL.Path, "/"):], "/")
+		http.Redirect(w, r, fmt.Sprintf("/jobs/%d?done=%s", id, url.QueryEscape(verb)), http.StatusSeeOther)
+	}
+}
+
+func countOf(q db.QueueSummaryRow, state db.JobState) int64 {
+	return map[db.JobState]int64{
+		"scheduled": q.Scheduled, "available": q.Available, "running": q.Running, "retrying": q.Retrying,
+		"succeeded": q.Succeeded, "dead": q.Dead, "canceled": q.Canceled,
+	}[state]
+}
+
+// ago is a short human duration since t: "4s", "3m 20s", "2h 5m", "3d 4h".
+func ago(t time.Time) string {
+	d := time.Since(t)
+	if d < 0 {
+		return "in " + short(-d)
+	}
+	return short(d)
+}
+
+func short(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm %ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+func prettyJSON(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return string(raw)
+	}
+	return buf.String()
+}

@@ -1,0 +1,235 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/api"
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/worker"
+)
+
+const dashToken = "dashboard-test-token"
+
+// dashboardServer serves the API with a token, and a worker for queue
+// "dash-ingest" (handing off to "dash-publish") whose handler fails for good
+// until healed.
+func dashboardServer(t *testing.T) (*httptest.Server, *pgxpool.Pool, *atomic.Bool) {
+	t.Helper()
+	pool := dbtest.New(t)
+	var healed atomic.Bool
+	name := fmt.Sprintf("dashboard-test-%d", time.Now().UnixNano())
+	worker.Register(name, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+		if strings.Contains(string(j.Payload), "broken") && !healed.Load() {
+			return nil, worker.Permanent(errors.New("the image is broken"))
+		}
+		return j.Payload, nil
+	}))
+	p, err := worker.ParsePipeline(fmt.Appendf(nil, `
+poll_interval: 100ms
+stages:
+  - queue: dash-ingest
+    handler: {go: %q}
+    next: dash-publish
+  - queue: dash-publish
+    handler: {go: %q}
+`, name, name))
+	require.NoError(t, err)
+	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { stop(); require.NoError(t, <-done) })
+
+	srv := httptest.NewServer(api.New(pool, api.Config{Tokens: []string{dashToken}, Logger: slog.New(slog.DiscardHandler)}).Handler())
+	t.Cleanup(srv.Close)
+	return srv, pool, &healed
+}
+
+func submitJSON(t *testing.T, pool *pgxpool.Pool, queue, payload string) int64 {
+	t.Helper()
+	ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: queue, Payload: json.RawMessage(payload)})
+	require.NoError(t, err)
+	return ids[0]
+}
+
+func waitJobState(t *testing.T, pool *pgxpool.Pool, id int64, state db.JobState) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		st, err := db.Status(context.Background(), pool, id)
+		require.NoError(t, err)
+		return st.State == state
+	}, 20*time.Second, 20*time.Millisecond)
+}
+
+// The dashboard in a real browser: log in with a token, see the queues with
+// their counts, open a dead job, see its payload, press retry, and watch the
+// page show it succeed.
+func TestDashboardInABrowser(t *testing.T) {
+	t.Parallel()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI needs Debian's chromium for the browser test (make test installs it)")
+		}
+		t.Skip("no chromium on PATH")
+	}
+	srv, pool, healed := dashboardServer(t)
+	for n := range 3 {
+		submitJSON(t, pool, "dash-ingest", fmt.Sprintf(`{"image": "cat-%d.png"}`, n))
+	}
+	dead := submitJSON(t, pool, "dash-ingest", `{"image": "broken.png"}`)
+	waitJobState(t, pool, dead, "dead")
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM baton.jobs WHERE queue = 'dash-publish' AND state = 'succeeded'").Scan(&n))
+		return n == 3
+	}, 20*time.Second, 20*time.Millisecond)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTimeout()
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		require.NoError(t, err, sel)
+		return strings.TrimSpace(s)
+	}
+
+	// The dashboard asks for a token first, and a wrong one is refused.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), "wrong-token"),
+		chromedp.Click(chromedp.ID("sign-in")),
+		chromedp.WaitVisible(chromedp.CSS(".flash.bad")),
+	))
+	require.Contains(t, text(".flash.bad"), "not accepted")
+
+	// The right one shows the queues with their counts.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("token"), dashToken),
+		chromedp.Click(chromedp.ID("sign-in")),
+		chromedp.WaitVisible(chromedp.ID("queue-table")),
+	))
+	require.Equal(t, "1", text(`tr[data-queue="dash-ingest"] td[data-state="dead"]`))
+	require.Equal(t, "3", text(`tr[data-queue="dash-ingest"] td[data-state="succeeded"]`))
+	require.Equal(t, "3", text(`tr[data-queue="dash-publish"] td[data-state="succeeded"]`))
+	if os.Getenv("UPDATE_SCREENSHOTS") != "" {
+		screenshot(t, ctx, "../docs/dashboard.png")
+	}
+
+	// Into the queue, filter to dead jobs, and open the one there.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`tr[data-queue="dash-ingest"] a`)),
+		chromedp.WaitVisible(chromedp.ID("job-table")),
+		chromedp.Click(chromedp.CSS(`.tabs a[href$="state=dead"]`)),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-job="%d"]`, dead))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-job="%d"] a`, dead))),
+		chromedp.WaitVisible(chromedp.ID("payload")),
+	))
+	require.Contains(t, text("#payload"), `"image": "broken.png"`)
+	require.Equal(t, "dead", text("#job-state"))
+	require.Contains(t, text("pre.error"), "the image is broken")
+
+	// Fix the cause, press retry, and the page (refreshing itself) shows the
+	// job succeed and hand off to the next stage.
+	healed.Store(true)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("retry")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	))
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#job-state").innerText.trim() === "succeeded" &&
+		document.querySelectorAll(".lineage .node").length === 2`, chromedp.WithPollingTimeout(30*time.Second)))
+	require.NoError(t, err)
+	waitJobState(t, pool, dead, "succeeded")
+	if os.Getenv("UPDATE_SCREENSHOTS") != "" {
+		screenshot(t, ctx, "../docs/dashboard-job.png")
+	}
+}
+
+func screenshot(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, png, 0o644))
+}
+
+// Without a session the dashboard's pages and actions send the browser to
+// the login page, and a cross-site form post is refused even with one: none
+// of them changes a job.
+func TestDashboardNeedsALoginAndRefusesCrossSitePosts(t *testing.T) {
+	t.Parallel()
+	srv, pool, _ := dashboardServer(t)
+	id := submitJSON(t, pool, "dash-idle", `{}`)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	for _, req := range []struct{ method, path string }{
+		{"GET", "/"}, {"GET", "/queues/dash-idle"}, {"GET", fmt.Sprintf("/jobs/%d", id)},
+		{"POST", fmt.Sprintf("/jobs/%d/cancel", id)}, {"POST", "/queues/dash-idle/pause"},
+	} {
+		r, err := http.NewRequest(req.method, srv.URL+req.path, nil)
+		require.NoError(t, err)
+		resp, err := noRedirect.Do(r)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode, req.path)
+		require.Equal(t, "/login?next="+url.QueryEscape(req.path), resp.Header.Get("Location"))
+	}
+
+	// Log in, then try a cross-site post with the session cookie.
+	resp, err := noRedirect.PostForm(srv.URL+"/login", url.Values{"token": {dashToken}, "next": {"//evil.example/"}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Equal(t, "/", resp.Header.Get("Location"), "never redirected off the site")
+	cookies := resp.Cookies()
+	require.Len(t, cookies, 1)
+	require.True(t, cookies[0].HttpOnly)
+	require.NotContains(t, cookies[0].Value, dashToken)
+
+	r, err := http.NewRequest("POST", fmt.Sprintf("%s/jobs/%d/cancel", srv.URL, id), nil)
+	require.NoError(t, err)
+	r.AddCookie(cookies[0])
+	r.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err = noRedirect.Do(r)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, string(body))
+
+	// The same post from the dashboard itself works.
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err = noRedirect.Do(r)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	waitJobState(t, pool, id, "canceled")
+}
