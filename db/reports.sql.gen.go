@@ -65,7 +65,7 @@ func (q *Queries) ReportFailures(ctx context.Context, queue string) ([]BatonFail
 const reportPipelineLineage = `-- name: ReportPipelineLineage :many
 SELECT root_id, depth, job_id, parent_id, queue, state, attempts, created_at, started_at, finished_at, seconds FROM baton.pipeline_lineage WHERE ($1::text = '' OR root_id IN (
     SELECT l.root_id FROM baton.pipeline_lineage l WHERE l.queue = $1))
-ORDER BY root_id, depth, job_id LIMIT 1000
+ORDER BY root_id DESC, depth, job_id LIMIT 1000
 `
 
 func (q *Queries) ReportPipelineLineage(ctx context.Context, queue string) ([]BatonPipelineLineage, error) {

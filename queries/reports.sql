@@ -24,7 +24,7 @@ SELECT * FROM baton.stuck_jobs WHERE (@queue::text = '' OR queue = @queue) ORDER
 -- name: ReportPipelineLineage :many
 SELECT * FROM baton.pipeline_lineage WHERE (@queue::text = '' OR root_id IN (
     SELECT l.root_id FROM baton.pipeline_lineage l WHERE l.queue = @queue))
-ORDER BY root_id, depth, job_id LIMIT 1000;
+ORDER BY root_id DESC, depth, job_id LIMIT 1000;
 
 -- name: ReportSince :exec
 -- Sets the window of the reporting views for the rest of the transaction.

@@ -141,6 +141,11 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintln(stdout, "  (no rows)")
 			continue
 		}
+		more := 0
+		if len(chosen) > 1 && len(cells) > overviewRows {
+			// The overview of every report stays readable; naming a report prints it all.
+			cells, more = cells[:overviewRows], len(cells)-overviewRows
+		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, strings.Join(header, "\t"))
 		for _, row := range cells {
@@ -149,9 +154,15 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		if more > 0 {
+			fmt.Fprintf(stdout, "  … %d more rows: baton report %s\n", more, r.name)
+		}
 	}
 	return nil
 }
+
+// overviewRows caps each report in the all-reports table.
+const overviewRows = 20
 
 // parseSince reads --since: empty (each view's default window), a duration
 // back from now, or an RFC 3339 time.
