@@ -13,9 +13,15 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-run/baton/db"
 )
+
+var traceContext = propagation.TraceContext{}
 
 // queueParam validates the {queue} path parameter.
 func queueParam(r *http.Request) (string, error) {
@@ -37,21 +43,35 @@ func idParam(r *http.Request) (int64, error) {
 }
 
 // submit runs a submit, under the request's Idempotency-Key if it has one.
+// Its span (under the caller's traceparent, if the request has one) is the
+// parent of every job's handler runs.
 func (s *Server) submit(r *http.Request, jobs []db.NewJob) (ids []int64, replayed bool, err error) {
 	key, err := idempotencyKey(r)
 	if err != nil {
 		return nil, false, err
 	}
-	if key == "" {
-		ids, err = db.Submit(r.Context(), s.pool, jobs...)
-	} else {
-		ids, replayed, err = db.SubmitWithKey(r.Context(), s.pool, key, jobs...)
+	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := s.tracer.Start(ctx, "baton.submit "+jobs[0].Queue, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("baton.queue", jobs[0].Queue), attribute.Int("baton.jobs", len(jobs))))
+	defer span.End()
+	tp := db.TraceParentOf(ctx)
+	for i := range jobs {
+		jobs[i].TraceParent = tp
 	}
-	if err == nil && !replayed {
+	if key == "" {
+		ids, err = db.Submit(ctx, s.pool, jobs...)
+	} else {
+		ids, replayed, err = db.SubmitWithKey(ctx, s.pool, key, jobs...)
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		return ids, replayed, err
+	}
+	if !replayed {
 		// All jobs of a request share its queue.
 		s.metrics.submitted.WithLabelValues(jobs[0].Queue).Add(float64(len(jobs)))
 	}
-	return ids, replayed, err
+	return ids, replayed, nil
 }
 
 // POST /v1/queues/{queue}/jobs

@@ -15,6 +15,8 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures the API server.
@@ -38,6 +40,9 @@ type Config struct {
 	// Metrics are more registries served at /metrics, such as the workers'
 	// when they run in the same process.
 	Metrics []prometheus.Gatherer
+	// TracerProvider makes the spans of submits. Defaults to OpenTelemetry's
+	// global provider, which does nothing unless the program configures it.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the REST API.
@@ -47,6 +52,7 @@ type Server struct {
 	log      *slog.Logger
 	draining atomic.Bool
 	metrics  *metrics
+	tracer   trace.Tracer
 }
 
 // New returns the API server for pool.
@@ -57,7 +63,10 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 	cfg.MaxPayloadBytes = cmp.Or(cfg.MaxPayloadBytes, 256<<10)
 	cfg.MaxBatchJobs = cmp.Or(cfg.MaxBatchJobs, 10_000)
 	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, 10*time.Second)
-	s := &Server{pool: pool, cfg: cfg, log: cfg.Logger}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
+	s := &Server{pool: pool, cfg: cfg, log: cfg.Logger, tracer: cfg.TracerProvider.Tracer("github.com/baton-run/baton/api")}
 	s.metrics = newMetrics(s)
 	return s
 }

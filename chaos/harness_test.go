@@ -166,6 +166,9 @@ func (e *env) run(p *proc) {
 	p.mu.Unlock()
 	go func() {
 		_ = cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			fmt.Fprintf(log, "chaos harness: pid %d was killed by signal %v\n", cmd.Process.Pid, ws.Signal())
+		}
 		log.Close()
 		p.mu.Lock()
 		p.exit = append(p.exit, cmd.ProcessState.ExitCode())

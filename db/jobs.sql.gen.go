@@ -84,13 +84,13 @@ WITH locked AS MATERIALIZED (
     FROM locked
     WHERE j.id = locked.id
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
-              j.run_at, j.created_at, j.started_at, j.parent_id, locked.state AS from_state
+              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, locked.state AS from_state
 ), events AS (
     INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_token, worker)
     SELECT id, started_at, from_state, 'running', attempts, lease_token, $5::text FROM claimed
 )
 SELECT id, queue, payload, priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
-       started_at::timestamptz AS started_at, parent_id
+       started_at::timestamptz AS started_at, parent_id, trace_parent
 FROM claimed
 ORDER BY priority, run_at, id
 `
@@ -115,6 +115,7 @@ type JobClaimRow struct {
 	CreatedAt   time.Time `json:"created_at"`
 	StartedAt   time.Time `json:"started_at"`
 	ParentID    *int64    `json:"parent_id"`
+	TraceParent *string   `json:"trace_parent"`
 }
 
 // Claims up to max_jobs due jobs of one queue in one statement: the
@@ -149,6 +150,7 @@ func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimR
 			&i.CreatedAt,
 			&i.StartedAt,
 			&i.ParentID,
+			&i.TraceParent,
 		); err != nil {
 			return nil, err
 		}
@@ -165,7 +167,8 @@ WITH input AS (
     SELECT unnest($1::bigint[]) AS id,
            unnest($2::bigint[]) AS lease_token,
            unnest($3::text[]) AS result,
-           unnest($4::text[]) AS next_queue
+           unnest($4::text[]) AS next_queue,
+           nullif(unnest($5::text[]), '') AS trace_parent
 ), done AS (
     UPDATE baton.jobs j
     SET state = 'succeeded',
@@ -176,7 +179,7 @@ WITH input AS (
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.priority, j.result, i.next_queue
+    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.priority, j.result, i.next_queue, i.trace_parent
 ), done_events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker)
     SELECT id, 'running', 'succeeded', attempts, lease_token, leased_by FROM done
@@ -185,8 +188,8 @@ WITH input AS (
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
     ON CONFLICT DO NOTHING
 ), handed AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq)
-    SELECT d.next_queue, 'available', coalesce(d.result, 'null'::jsonb), d.priority, d.id, 0
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, trace_parent)
+    SELECT d.next_queue, 'available', coalesce(d.result, 'null'::jsonb), d.priority, d.id, 0, d.trace_parent
     FROM done d
     WHERE d.next_queue <> ''
     ORDER BY d.id
@@ -202,10 +205,11 @@ ORDER BY d.id
 `
 
 type JobCompleteManyParams struct {
-	Ids         []int64  `json:"ids"`
-	LeaseTokens []int64  `json:"lease_tokens"`
-	Results     []string `json:"results"`
-	NextQueues  []string `json:"next_queues"`
+	Ids          []int64  `json:"ids"`
+	LeaseTokens  []int64  `json:"lease_tokens"`
+	Results      []string `json:"results"`
+	NextQueues   []string `json:"next_queues"`
+	TraceParents []string `json:"trace_parents"`
 }
 
 type JobCompleteManyRow struct {
@@ -224,6 +228,7 @@ func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams
 		arg.LeaseTokens,
 		arg.Results,
 		arg.NextQueues,
+		arg.TraceParents,
 	)
 	if err != nil {
 		return nil, err
@@ -335,7 +340,7 @@ func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, e
 }
 
 const jobGet = `-- name: JobGet :one
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at FROM baton.jobs WHERE id = $1::bigint
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent FROM baton.jobs WHERE id = $1::bigint
 `
 
 func (q *Queries) JobGet(ctx context.Context, id int64) (Job, error) {
@@ -360,12 +365,13 @@ func (q *Queries) JobGet(ctx context.Context, id int64) (Job, error) {
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.TraceParent,
 	)
 	return i, err
 }
 
 const jobGetMany = `-- name: JobGetMany :many
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at FROM baton.jobs WHERE id = any($1::bigint[]) ORDER BY id
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent FROM baton.jobs WHERE id = any($1::bigint[]) ORDER BY id
 `
 
 func (q *Queries) JobGetMany(ctx context.Context, ids []int64) ([]Job, error) {
@@ -396,6 +402,7 @@ func (q *Queries) JobGetMany(ctx context.Context, ids []int64) ([]Job, error) {
 			&i.CreatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.TraceParent,
 		); err != nil {
 			return nil, err
 		}
@@ -453,20 +460,22 @@ WITH input AS (
            unnest($4::bigint[]) AS delay_ms,
            nullif(unnest($5::timestamptz[]), '0001-01-01 00:00:00+00') AS run_at,
            unnest($6::integer[]) AS max_attempts,
+           nullif(unnest($7::text[]), '') AS trace_parent,
            generate_subscripts($1::text[], 1) AS ord
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT queue FROM input
     ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts)
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
            i.payload::jsonb,
            i.priority,
            coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
-           nullif(i.max_attempts, 0)
+           nullif(i.max_attempts, 0),
+           i.trace_parent
     FROM input i
     ORDER BY i.ord
     RETURNING id, state
@@ -480,12 +489,13 @@ SELECT inserted.id FROM inserted CROSS JOIN notified ORDER BY inserted.id
 `
 
 type JobInsertManyParams struct {
-	Queues      []string    `json:"queues"`
-	Payloads    []string    `json:"payloads"`
-	Priorities  []int16     `json:"priorities"`
-	DelaysMs    []int64     `json:"delays_ms"`
-	RunAts      []time.Time `json:"run_ats"`
-	MaxAttempts []int32     `json:"max_attempts"`
+	Queues       []string    `json:"queues"`
+	Payloads     []string    `json:"payloads"`
+	Priorities   []int16     `json:"priorities"`
+	DelaysMs     []int64     `json:"delays_ms"`
+	RunAts       []time.Time `json:"run_ats"`
+	MaxAttempts  []int32     `json:"max_attempts"`
+	TraceParents []string    `json:"trace_parents"`
 }
 
 // Inserts one or many jobs with their creation events, creating queues on
@@ -500,6 +510,7 @@ func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([
 		arg.DelaysMs,
 		arg.RunAts,
 		arg.MaxAttempts,
+		arg.TraceParents,
 	)
 	if err != nil {
 		return nil, err
@@ -573,7 +584,7 @@ func (q *Queries) JobLineage(ctx context.Context, id int64) ([]JobLineageRow, er
 }
 
 const jobList = `-- name: JobList :many
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at FROM baton.jobs
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent FROM baton.jobs
 WHERE ($1::text IS NULL OR queue = $1::text)
   AND ($2::baton.job_state IS NULL OR state = $2::baton.job_state)
   AND id < $3::bigint
@@ -622,6 +633,7 @@ func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]Job, error)
 			&i.CreatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.TraceParent,
 		); err != nil {
 			return nil, err
 		}

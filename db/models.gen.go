@@ -150,6 +150,7 @@ type Job struct {
 	CreatedAt      time.Time  `json:"created_at"`
 	StartedAt      *time.Time `json:"started_at"`
 	FinishedAt     *time.Time `json:"finished_at"`
+	TraceParent    *string    `json:"trace_parent"`
 }
 
 type JobEvent struct {

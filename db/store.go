@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/baton-run/baton/migrations"
 )
@@ -222,6 +223,17 @@ type NewJob struct {
 	// MaxAttempts caps attempts. Defaults to the max_attempts of the stage
 	// that first claims the job.
 	MaxAttempts int32
+	// TraceParent is the W3C traceparent of the span submitting the job, so
+	// its handler runs join that trace. Optional.
+	TraceParent string
+}
+
+// TraceParentOf is the W3C traceparent of the span in ctx ("" if none), for
+// NewJob.TraceParent: a job carries the context of the span that created it.
+func TraceParentOf(ctx context.Context) string {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c["traceparent"]
 }
 
 // Validate checks a job against Baton's limits, filling in the default payload.
@@ -241,6 +253,9 @@ func (j *NewJob) Validate() error {
 	if j.MaxAttempts < 0 || j.MaxAttempts > MaxMaxAttempts {
 		return fmt.Errorf("%w: max_attempts %d must be between 1 and %d", ErrInvalid, j.MaxAttempts, MaxMaxAttempts)
 	}
+	if len(j.TraceParent) > 128 {
+		return fmt.Errorf("%w: trace parent is longer than 128 bytes", ErrInvalid)
+	}
 	if j.Delay < 0 || j.Delay > MaxDelay {
 		return fmt.Errorf("%w: delay %s must be between 0 and %s", ErrInvalid, j.Delay, MaxDelay)
 	}
@@ -252,12 +267,13 @@ func (j *NewJob) Validate() error {
 // Many jobs go in one statement, all or none. It returns the ids in input order.
 func Submit(ctx context.Context, x DBTX, jobs ...NewJob) ([]int64, error) {
 	p := JobInsertManyParams{
-		Queues:      make([]string, len(jobs)),
-		Payloads:    make([]string, len(jobs)),
-		Priorities:  make([]int16, len(jobs)),
-		DelaysMs:    make([]int64, len(jobs)),
-		RunAts:      make([]time.Time, len(jobs)),
-		MaxAttempts: make([]int32, len(jobs)),
+		Queues:       make([]string, len(jobs)),
+		Payloads:     make([]string, len(jobs)),
+		Priorities:   make([]int16, len(jobs)),
+		DelaysMs:     make([]int64, len(jobs)),
+		RunAts:       make([]time.Time, len(jobs)),
+		MaxAttempts:  make([]int32, len(jobs)),
+		TraceParents: make([]string, len(jobs)),
 	}
 	for i := range jobs {
 		j := jobs[i]
@@ -269,6 +285,7 @@ func Submit(ctx context.Context, x DBTX, jobs ...NewJob) ([]int64, error) {
 		}
 		p.Queues[i], p.Payloads[i], p.Priorities[i] = j.Queue, string(j.Payload), j.Priority
 		p.DelaysMs[i], p.RunAts[i], p.MaxAttempts[i] = j.Delay.Milliseconds(), j.RunAt.UTC(), j.MaxAttempts
+		p.TraceParents[i] = j.TraceParent
 	}
 	ids, err := New(x).JobInsertMany(ctx, p)
 	if err != nil {

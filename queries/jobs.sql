@@ -10,20 +10,22 @@ WITH input AS (
            unnest(@delays_ms::bigint[]) AS delay_ms,
            nullif(unnest(@run_ats::timestamptz[]), '0001-01-01 00:00:00+00') AS run_at,
            unnest(@max_attempts::integer[]) AS max_attempts,
+           nullif(unnest(@trace_parents::text[]), '') AS trace_parent,
            generate_subscripts(@queues::text[], 1) AS ord
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT queue FROM input
     ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts)
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
            i.payload::jsonb,
            i.priority,
            coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
-           nullif(i.max_attempts, 0)
+           nullif(i.max_attempts, 0),
+           i.trace_parent
     FROM input i
     ORDER BY i.ord
     RETURNING id, state
@@ -63,13 +65,13 @@ WITH locked AS MATERIALIZED (
     FROM locked
     WHERE j.id = locked.id
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
-              j.run_at, j.created_at, j.started_at, j.parent_id, locked.state AS from_state
+              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, locked.state AS from_state
 ), events AS (
     INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_token, worker)
     SELECT id, started_at, from_state, 'running', attempts, lease_token, @worker_id::text FROM claimed
 )
 SELECT id, queue, payload, priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
-       started_at::timestamptz AS started_at, parent_id
+       started_at::timestamptz AS started_at, parent_id, trace_parent
 FROM claimed
 ORDER BY priority, run_at, id;
 
@@ -93,7 +95,8 @@ WITH input AS (
     SELECT unnest(@ids::bigint[]) AS id,
            unnest(@lease_tokens::bigint[]) AS lease_token,
            unnest(@results::text[]) AS result,
-           unnest(@next_queues::text[]) AS next_queue
+           unnest(@next_queues::text[]) AS next_queue,
+           nullif(unnest(@trace_parents::text[]), '') AS trace_parent
 ), done AS (
     UPDATE baton.jobs j
     SET state = 'succeeded',
@@ -104,7 +107,7 @@ WITH input AS (
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.priority, j.result, i.next_queue
+    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.priority, j.result, i.next_queue, i.trace_parent
 ), done_events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker)
     SELECT id, 'running', 'succeeded', attempts, lease_token, leased_by FROM done
@@ -113,8 +116,8 @@ WITH input AS (
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
     ON CONFLICT DO NOTHING
 ), handed AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq)
-    SELECT d.next_queue, 'available', coalesce(d.result, 'null'::jsonb), d.priority, d.id, 0
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, trace_parent)
+    SELECT d.next_queue, 'available', coalesce(d.result, 'null'::jsonb), d.priority, d.id, 0, d.trace_parent
     FROM done d
     WHERE d.next_queue <> ''
     ORDER BY d.id

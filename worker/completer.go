@@ -16,6 +16,8 @@ type done struct {
 	job    *Job
 	token  int64
 	result json.RawMessage
+	// traceParent is the handler run's trace context, for the next stage's job.
+	traceParent string
 	// flushed is closed once the commit this success was part of is over.
 	flushed chan struct{}
 }
@@ -50,9 +52,11 @@ func (s *stage) commit(batch []*done) {
 	p := db.JobCompleteManyParams{
 		Ids: make([]int64, len(batch)), LeaseTokens: make([]int64, len(batch)),
 		Results: make([]string, len(batch)), NextQueues: make([]string, len(batch)),
+		TraceParents: make([]string, len(batch)),
 	}
 	for i, d := range batch {
 		p.Ids[i], p.LeaseTokens[i], p.Results[i], p.NextQueues[i] = d.job.ID, d.token, string(d.result), s.cfg.Next
+		p.TraceParents[i] = d.traceParent
 	}
 	rows, err := retryDB(ctx, func() ([]db.JobCompleteManyRow, error) {
 		return db.New(s.w.pool).JobCompleteMany(ctx, p)

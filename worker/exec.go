@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/baton-run/baton/db"
 )
 
 const (
@@ -33,6 +35,9 @@ func (h *execHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, er
 		"BATON_QUEUE="+job.Queue,
 		"BATON_ATTEMPT="+strconv.Itoa(job.Attempt),
 	)
+	if tp := db.TraceParentOf(ctx); tp != "" {
+		cmd.Env = append(cmd.Env, "TRACEPARENT="+tp) // the OpenTelemetry convention for processes
+	}
 	// Own process group, so a timeout or cancel stops the command's children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

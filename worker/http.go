@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // httpHandler POSTs each job's payload to a webhook. A 2xx response's body is
@@ -37,6 +39,7 @@ func (h *httpHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, er
 	req.Header.Set("Baton-Job-Id", id)
 	req.Header.Set("Baton-Queue", job.Queue)
 	req.Header.Set("Baton-Attempt", strconv.Itoa(job.Attempt))
+	traceContext.Inject(ctx, propagation.HeaderCarrier(req.Header))
 
 	resp, err := h.client.Do(req)
 	if err != nil {

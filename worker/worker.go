@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-run/baton/db"
 )
@@ -45,6 +47,9 @@ type Config struct {
 	// PollOnly turns off LISTEN/NOTIFY wake-ups (for PgBouncer in transaction
 	// pooling mode, which cannot LISTEN): stages then find new jobs by polling.
 	PollOnly bool
+	// TracerProvider makes the spans of handler runs. Defaults to OpenTelemetry's
+	// global provider, which does nothing unless the program configures it.
+	TracerProvider trace.TracerProvider
 }
 
 // Stats counts what a worker did; read it with Worker.Stats.
@@ -62,6 +67,7 @@ type Worker struct {
 	cfg    Config
 	log    *slog.Logger
 	stages map[string]*stage
+	tracer trace.Tracer
 	stats  struct{ claimed, succeeded, failed, leasesLost, released atomic.Int64 }
 }
 
@@ -73,7 +79,13 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	cfg.ID = cmp.Or(cfg.ID, DefaultID())
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	cfg.MaintenanceInterval = cmp.Or(cfg.MaintenanceInterval, time.Second)
-	w := &Worker{pool: pool, cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), stages: map[string]*stage{}}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
+	w := &Worker{
+		pool: pool, cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), stages: map[string]*stage{},
+		tracer: cfg.TracerProvider.Tracer("github.com/baton-run/baton/worker"),
+	}
 	for _, st := range cfg.Pipeline.Stages {
 		h, err := handlerFor(st.Handler)
 		if err != nil {
@@ -290,14 +302,14 @@ func (s *stage) claim(ctx, handlerCtx context.Context, n int) (int, error) {
 		s.running[job.ID] = &inflight{token: r.LeaseToken, cancel: cancel}
 		s.busy++
 		s.mu.Unlock()
-		s.handlers.Go(func() { s.execute(jctx, job, r.LeaseToken) })
+		s.handlers.Go(func() { s.execute(jctx, job, r.LeaseToken, r.TraceParent) })
 	}
 	return len(rows), nil
 }
 
 // execute runs one job's handler under the stage timeout, with no
 // transaction open, then records the outcome in one fenced write.
-func (s *stage) execute(ctx context.Context, job *Job, token int64) {
+func (s *stage) execute(ctx context.Context, job *Job, token int64, traceParent *string) {
 	defer func() {
 		s.mu.Lock()
 		if in := s.running[job.ID]; in != nil {
@@ -307,12 +319,17 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64) {
 		s.mu.Unlock()
 		signal(s.freed)
 	}()
-	hctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout.D(), s.timeout)
+	sctx, span := s.startSpan(ctx, job, deref(traceParent))
+	hctx, cancel := context.WithTimeoutCause(sctx, s.cfg.Timeout.D(), s.timeout)
 	began := time.Now()
 	out, err := safeHandle(hctx, s.handler, job)
 	s.metrics.handlerSeconds.Observe(time.Since(began).Seconds())
 	cause := context.Cause(hctx)
 	cancel()
+	if err != nil && cause != nil {
+		err = cause // report the timeout, not the handler's reaction to it
+	}
+	endSpan(span, err)
 	s.mu.Lock()
 	s.busy--
 	s.mu.Unlock()
@@ -327,16 +344,20 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64) {
 		}
 		return
 	}
-	if err != nil && cause != nil {
-		err = cause // report the timeout, not the handler's reaction to it
-	}
 	if err != nil {
 		s.fail(job, token, err)
 		return
 	}
 	flushed := make(chan struct{})
-	s.completions <- &done{job: job, token: token, result: out, flushed: flushed}
+	s.completions <- &done{job: job, token: token, result: out, traceParent: db.TraceParentOf(sctx), flushed: flushed}
 	<-flushed
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // jobLog is the stage's logger with the job named; built only when there is

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/baton-run/baton/db"
 )
@@ -48,8 +50,12 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if *delay < 0 || *delay > db.MaxDelay {
 		return usagef("submit: --delay %s must be between 0 and %s", *delay, db.MaxDelay)
 	}
+	// A caller that runs in a trace passes it down as TRACEPARENT (the
+	// OpenTelemetry convention for processes); the job's runs then join it.
+	traced := propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": os.Getenv("TRACEPARENT")})
 	job := db.NewJob{
 		Queue: pos[0], Payload: payload, Priority: int16(*priority), Delay: *delay, MaxAttempts: int32(*maxAttempts),
+		TraceParent: db.TraceParentOf(traced),
 	}
 	if err := db.ValidateQueueName(job.Queue); err != nil {
 		return fmt.Errorf("submit: %w", err)

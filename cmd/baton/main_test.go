@@ -209,6 +209,23 @@ func TestSubmitStatusCancelRetry(t *testing.T) {
 	require.Equal(t, 2, count(t, pool, "SELECT count(*) FROM baton.jobs"))
 }
 
+// Not parallel: it sets the environment the binary inherits.
+func TestSubmitJoinsTheCallersTrace(t *testing.T) {
+	pool, u := dbtest.NewWithURL(t)
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	t.Setenv("TRACEPARENT", parent)
+	r := baton(t, u, "", "submit", "traced", "{}")
+	require.Zero(t, r.code, r.stderr)
+	var got string
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT trace_parent FROM baton.jobs WHERE id = $1",
+		strings.TrimSpace(r.stdout)).Scan(&got))
+	require.Equal(t, parent, got)
+
+	t.Setenv("TRACEPARENT", "garbage")
+	r = baton(t, u, "", "submit", "traced", "{}")
+	require.Zero(t, r.code, r.stderr, "a malformed TRACEPARENT is ignored, not an error")
+}
+
 func TestMigrateCommands(t *testing.T) {
 	t.Parallel()
 	_, u := dbtest.NewWithURL(t)

@@ -76,6 +76,11 @@ func serveCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer ln.Close()
+	stopTracing, err := setupTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	pool, err := db.Connect(ctx, databaseURL(), "baton-serve", 16)
 	if err != nil {
 		return err
@@ -115,6 +120,11 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	if err := db.MigrateUp(ctx, databaseURL()); err != nil {
 		return err
 	}
+	stopTracing, err := setupTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	pool, err := db.Connect(ctx, databaseURL(), "baton-dev", worker.PoolSize(p)+8)
 	if err != nil {
 		return err

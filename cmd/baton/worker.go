@@ -45,6 +45,11 @@ func workerCmd(ctx context.Context, args []string) error {
 	*id = cmp.Or(*id, worker.DefaultID())
 	// application_name names the replica, so operators (and fault injection)
 	// can find its connections in pg_stat_activity.
+	stopTracing, err := setupTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	pool, err := db.Connect(ctx, databaseURL(), "baton-worker "+*id, worker.PoolSize(p))
 	if err != nil {
 		return err

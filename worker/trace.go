@@ -1,0 +1,40 @@
+package worker
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Each job carries the W3C trace context of the span that created it: the
+// submit's, or the handler run of the stage before. A handler run is a span
+// under it, and the job it hands off to carries the run's context, so one
+// trace follows a job through every stage. With tracing off the spans are
+// no-ops, yet a context that came in with the job still travels on.
+
+var traceContext = propagation.TraceContext{}
+
+// startSpan starts the span of one handler run under the job's trace context.
+func (s *stage) startSpan(ctx context.Context, job *Job, traceParent string) (context.Context, trace.Span) {
+	if traceParent != "" {
+		ctx = traceContext.Extract(ctx, propagation.MapCarrier{"traceparent": traceParent})
+	}
+	return s.w.tracer.Start(ctx, "baton.handle "+job.Queue, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.Int64("baton.job.id", job.ID),
+			attribute.String("baton.queue", job.Queue),
+			attribute.Int("baton.job.attempt", job.Attempt),
+		))
+}
+
+// endSpan records the run's outcome on its span.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
