@@ -42,6 +42,7 @@ func (s *stage) completer(in <-chan *done) {
 				break collect
 			}
 		}
+		s.w.stats.completeBatches.Add(1)
 		s.commit(batch)
 	}
 }

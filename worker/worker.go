@@ -59,6 +59,10 @@ type Stats struct {
 	Failed     int64 // failed attempts recorded (retrying or dead)
 	LeasesLost int64 // fenced writes that changed nothing: the lease had moved on
 	Released   int64 // leases handed back at shutdown
+	// ClaimBatches and CompleteBatches count the claim and completion
+	// statements that carried at least one job: Claimed / ClaimBatches is
+	// the mean claim batch.
+	ClaimBatches, CompleteBatches int64
 }
 
 // Worker is one replica: it runs every stage of a pipeline and the reaper.
@@ -68,7 +72,9 @@ type Worker struct {
 	log    *slog.Logger
 	stages map[string]*stage
 	tracer trace.Tracer
-	stats  struct{ claimed, succeeded, failed, leasesLost, released atomic.Int64 }
+	stats  struct {
+		claimed, succeeded, failed, leasesLost, released, claimBatches, completeBatches atomic.Int64
+	}
 }
 
 // New builds a worker. It fails if a stage names a Go handler that is not registered.
@@ -124,6 +130,7 @@ func (w *Worker) Stats() Stats {
 	return Stats{
 		Claimed: w.stats.claimed.Load(), Succeeded: w.stats.succeeded.Load(), Failed: w.stats.failed.Load(),
 		LeasesLost: w.stats.leasesLost.Load(), Released: w.stats.released.Load(),
+		ClaimBatches: w.stats.claimBatches.Load(), CompleteBatches: w.stats.completeBatches.Load(),
 	}
 }
 
@@ -290,6 +297,9 @@ func (s *stage) claim(ctx, handlerCtx context.Context, n int) (int, error) {
 		return 0, db.MapError(err)
 	}
 	s.w.stats.claimed.Add(int64(len(rows)))
+	if len(rows) > 0 {
+		s.w.stats.claimBatches.Add(1)
+	}
 	s.metrics.claimed.Add(float64(len(rows)))
 	for _, r := range rows {
 		job := &Job{

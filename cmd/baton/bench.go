@@ -34,11 +34,7 @@ type benchResult struct {
 	Jobs        int     `json:"jobs"`
 	Workers     int     `json:"workers"`
 	Concurrency int     `json:"concurrency"`
-	Seconds     float64 `json:"seconds"`
-	// JobsPerSec counts job executions completed per second, every stage counted.
-	JobsPerSec float64 `json:"jobs_per_sec"`
-	// HandoffsPerSec counts stage transitions that created the next stage's job.
-	HandoffsPerSec float64 `json:"handoffs_per_sec"`
+	burn
 	// CommitRate is the durable single-row commit rate of the same database,
 	// measured in the same run; the multiples below compare across machines.
 	CommitRate    float64 `json:"commit_rate"`
@@ -55,6 +51,53 @@ type benchResult struct {
 	DatabaseForBenchRun string  `json:"database"`
 }
 
+// burn is what one burn-down of the backlog measured.
+type burn struct {
+	Seconds float64 `json:"seconds"`
+	// JobsPerSec counts job executions completed per second, every stage counted.
+	JobsPerSec float64 `json:"jobs_per_sec"`
+	// HandoffsPerSec counts stage transitions that created the next stage's job.
+	HandoffsPerSec float64 `json:"handoffs_per_sec"`
+	// MeanClaimBatch and MeanCompleteBatch are jobs per claim statement and
+	// per completion statement: the batching the hot path achieved.
+	MeanClaimBatch    float64 `json:"mean_claim_batch"`
+	MeanCompleteBatch float64 `json:"mean_complete_batch"`
+}
+
+// burnDown preloads jobs and works them off with in-process replicas. The
+// replicas keep running until rs.stop.
+func burnDown(ctx context.Context, pool *pgxpool.Pool, benchURL string, stages, jobs, workers, concurrency int) (b burn, rs *replicas, err error) {
+	progress("preloading %d jobs", jobs)
+	if err := preload(ctx, pool, jobs); err != nil {
+		return b, nil, err
+	}
+	progress("burning down the backlog with %d replica(s), %d slots per stage", workers, concurrency)
+	start := time.Now()
+	rs, err = startReplicas(ctx, benchURL, benchPipeline(stages, concurrency), workers)
+	if err != nil {
+		return b, nil, err
+	}
+	if err := rs.wait(ctx, pool, int64(jobs*stages), map[int]string{1: "a", 2: "b"}[stages], jobs); err != nil {
+		rs.stop()
+		return b, nil, err
+	}
+	ws := rs.workers
+	b.Seconds = time.Since(start).Seconds()
+	b.JobsPerSec = float64(jobs*stages) / b.Seconds
+	if stages == 2 {
+		b.HandoffsPerSec = float64(jobs) / b.Seconds
+	}
+	var st worker.Stats
+	for _, w := range ws {
+		s := w.Stats()
+		st.Claimed, st.Succeeded = st.Claimed+s.Claimed, st.Succeeded+s.Succeeded
+		st.ClaimBatches, st.CompleteBatches = st.ClaimBatches+s.ClaimBatches, st.CompleteBatches+s.CompleteBatches
+	}
+	b.MeanClaimBatch = float64(st.Claimed) / max(1, float64(st.ClaimBatches))
+	b.MeanCompleteBatch = float64(st.Succeeded) / max(1, float64(st.CompleteBatches))
+	return b, rs, nil
+}
+
 // benchCmd measures Baton on the server of DATABASE_URL, in a database of
 // its own (the URL's name + "_bench", recreated each run).
 func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
@@ -67,7 +110,9 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	restJobs := fs.Int("rest-jobs", 50000, "jobs to submit through the REST batch route; 0 skips it")
 	duration := fs.Duration("duration", 5*time.Second, "length of the pickup-latency run")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the burn-down to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the preload and burn-down to this file")
+	sweep := fs.String("sweep", "", "comma-separated slot counts: burn down --jobs at each and report throughput against the claim batch")
+	svg := fs.String("svg", "", "with --sweep: write the plot of throughput against the claim batch to this SVG file")
 	pos, err := parseFlags(fs, args)
 	switch {
 	case err != nil:
@@ -82,6 +127,12 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("bench: --workers 1..64, --concurrency 1..10000")
 	case *rate < 0 || *duration <= 0 || *restJobs < 0:
 		return usagef("bench: --rate and --rest-jobs must be >= 0 and --duration > 0")
+	case *svg != "" && *sweep == "":
+		return usagef("bench: --svg needs --sweep")
+	}
+	points, err := parseSweep(*sweep)
+	if err != nil {
+		return err
 	}
 	benchURL, err := benchDatabase(ctx, databaseURL())
 	if err != nil {
@@ -98,14 +149,9 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if r.CommitRate, err = commitRate(ctx, pool, 8, 3*time.Second); err != nil {
 		return err
 	}
-	progress("preloading %d jobs", *jobs)
-	if err := preload(ctx, pool, *jobs); err != nil {
-		return err
+	if len(points) > 0 {
+		return runSweep(ctx, pool, benchURL, r, points, *svg, *asJSON, stdout)
 	}
-	pipeline := benchPipeline(*stages, *concurrency)
-	last := map[int]string{1: "a", 2: "b"}[*stages]
-
-	progress("burning down the backlog with %d replica(s), %d slots per stage", *workers, *concurrency)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -116,21 +162,13 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	start := time.Now()
-	stop, err := startReplicas(ctx, benchURL, pipeline, *workers)
+	b, rs, err := burnDown(ctx, pool, benchURL, *stages, *jobs, *workers, *concurrency)
+	pprof.StopCPUProfile()
 	if err != nil {
 		return err
 	}
-	if err := waitSucceeded(ctx, pool, last, *jobs); err != nil {
-		stop()
-		return err
-	}
-	r.Seconds = time.Since(start).Seconds()
-	pprof.StopCPUProfile()
-	r.JobsPerSec = float64(*jobs**stages) / r.Seconds
-	if *stages == 2 {
-		r.HandoffsPerSec = float64(*jobs) / r.Seconds
-	}
+	stop := rs.stop
+	r.burn = b
 	r.JobsPerCommit = r.JobsPerSec / r.CommitRate
 
 	if *rate > 0 {
@@ -144,7 +182,7 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if *stages == 2 {
 			lastOffered, want = "b", *jobs+n
 		}
-		if err := waitSucceeded(ctx, pool, lastOffered, want); err != nil {
+		if err := rs.wait(ctx, pool, int64((*jobs+n)**stages), lastOffered, want); err != nil {
 			stop()
 			return err
 		}
@@ -190,6 +228,7 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(tw, "seconds\t%.2f\n", r.Seconds)
 	fmt.Fprintf(tw, "jobs/s (executions, all stages)\t%.0f\n", r.JobsPerSec)
 	fmt.Fprintf(tw, "hand-offs/s\t%.0f\n", r.HandoffsPerSec)
+	fmt.Fprintf(tw, "mean claim / completion batch\t%.1f / %.1f jobs\n", r.MeanClaimBatch, r.MeanCompleteBatch)
 	fmt.Fprintf(tw, "commit rate (single-row, durable)\t%.0f/s\n", r.CommitRate)
 	fmt.Fprintf(tw, "jobs/s ÷ commit rate\t%.2f×\n", r.JobsPerCommit)
 	if r.PickupRate > 0 {
@@ -315,72 +354,94 @@ func benchPipeline(stages, concurrency int) *worker.Pipeline {
 	return p
 }
 
-// startReplicas runs n worker replicas in this process; stop shuts them down.
-func startReplicas(ctx context.Context, url string, p *worker.Pipeline, n int) (stop func(), err error) {
+// replicas are worker replicas running in this process.
+type replicas struct {
+	workers []*worker.Worker
+	stop    func()
+}
+
+// startReplicas runs n worker replicas in this process.
+func startReplicas(ctx context.Context, url string, p *worker.Pipeline, n int) (*replicas, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var pools []*pgxpool.Pool
-	stop = func() {
+	rs := &replicas{stop: func() {
 		cancel()
 		wg.Wait()
 		for _, p := range pools {
 			p.Close()
 		}
-	}
+	}}
 	for i := range n {
 		pool, err := db.Connect(ctx, url, fmt.Sprintf("baton-bench-worker %d", i), worker.PoolSize(p))
 		if err != nil {
-			stop()
+			rs.stop()
 			return nil, err
 		}
 		pools = append(pools, pool)
 		w, err := worker.New(pool, worker.Config{Pipeline: p, ID: fmt.Sprintf("bench-%d", i), Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
-			stop()
+			rs.stop()
 			return nil, err
 		}
+		rs.workers = append(rs.workers, w)
 		wg.Go(func() { _ = w.Run(wctx) })
 	}
-	return stop, nil
+	return rs, nil
 }
 
-// waitSucceeded waits until queue has n succeeded jobs. It polls for any
-// unfinished job, which reads only the small partial indexes, and counts the
-// (large) finished history once: a count(*) per poll would cost the database
-// a good share of the CPU being measured.
-func waitSucceeded(ctx context.Context, pool *pgxpool.Pool, queue string, n int) error {
+// wait waits until the replicas have committed executions successes in all,
+// watching their counters (polling the database would cost it a share of the
+// CPU being measured), then checks that queue holds n succeeded jobs.
+func (rs *replicas) wait(ctx context.Context, pool *pgxpool.Pool, executions int64, queue string, n int) error {
 	for {
-		var busy bool
-		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM baton.jobs WHERE state IN ('available', 'running', 'retrying'))
-			OR EXISTS (SELECT 1 FROM baton.jobs WHERE state = 'scheduled')`).Scan(&busy)
-		if err != nil {
-			return err
+		var done int64
+		for _, w := range rs.workers {
+			done += w.Stats().Succeeded
 		}
-		if !busy {
-			var done int
-			err := pool.QueryRow(ctx, "SELECT count(*) FROM baton.jobs WHERE queue = $1 AND state = 'succeeded'", queue).Scan(&done)
-			if err != nil || done >= n {
-				return err
-			}
+		if done >= executions {
+			break
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	var got int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM baton.jobs WHERE queue = $1 AND state = 'succeeded'", queue).Scan(&got); err != nil {
+		return err
+	}
+	if got < n {
+		return fmt.Errorf("bench: %d jobs succeeded in %s, want %d", got, queue, n)
+	}
+	return nil
 }
 
+
 // offer submits n single jobs to queue "offered" at rate per second.
+// offer submits n jobs to queue "offered" at rate per second, open loop: at
+// each moment it submits the jobs that are due by then, so a trickle goes in
+// one job per statement and a high rate in small batches, and a slow submit
+// is caught up rather than slowing the offered load.
 func offer(ctx context.Context, pool *pgxpool.Pool, rate float64, n int) error {
-	every := time.Duration(float64(time.Second) / rate)
-	next := time.Now()
-	for range n {
-		if _, err := db.Submit(ctx, pool, db.NewJob{Queue: "offered", Payload: []byte(`{"n":1}`)}); err != nil {
+	start := time.Now()
+	job := db.NewJob{Queue: "offered", Payload: []byte(`{"n":1}`)}
+	for sent := 0; sent < n; {
+		due := min(n, int(rate*time.Since(start).Seconds())+1)
+		if due <= sent {
+			next := start.Add(time.Duration(float64(sent) / rate * float64(time.Second)))
+			time.Sleep(time.Until(next))
+			continue
+		}
+		batch := make([]db.NewJob, due-sent)
+		for i := range batch {
+			batch[i] = job
+		}
+		if _, err := db.Submit(ctx, pool, batch...); err != nil {
 			return err
 		}
-		next = next.Add(every)
-		time.Sleep(time.Until(next))
+		sent = due
 	}
 	return nil
 }
