@@ -30,10 +30,10 @@ import (
 
 // benchResult is what `baton bench --json` prints.
 type benchResult struct {
-	Stages      int     `json:"stages"`
-	Jobs        int     `json:"jobs"`
-	Workers     int     `json:"workers"`
-	Concurrency int     `json:"concurrency"`
+	Stages      int `json:"stages"`
+	Jobs        int `json:"jobs"`
+	Workers     int `json:"workers"`
+	Concurrency int `json:"concurrency"`
 	burn
 	// CommitRate is the durable single-row commit rate of the same database,
 	// measured in the same run; the multiples below compare across machines.
@@ -417,7 +417,6 @@ func (rs *replicas) wait(ctx context.Context, pool *pgxpool.Pool, executions int
 	}
 	return nil
 }
-
 
 // offer submits n single jobs to queue "offered" at rate per second.
 // offer submits n jobs to queue "offered" at rate per second, open loop: at
