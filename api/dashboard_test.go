@@ -233,3 +233,96 @@ func TestDashboardNeedsALoginAndRefusesCrossSitePosts(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	waitJobState(t, pool, id, "canceled")
 }
+
+// loggedIn returns a client holding a dashboard session.
+func loggedIn(t *testing.T, srv *httptest.Server) *http.Client {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(srv.URL+"/login", url.Values{"token": {dashToken}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	c.Jar = &cookieJar{cookies: resp.Cookies()}
+	return c
+}
+
+// cookieJar holds the session cookie for every request to the test server.
+type cookieJar struct{ cookies []*http.Cookie }
+
+func (j *cookieJar) SetCookies(*url.URL, []*http.Cookie) {}
+func (j *cookieJar) Cookies(*url.URL) []*http.Cookie     { return j.cookies }
+
+func page(t *testing.T, c *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+// A queue's page shows 25 jobs, newest first, and pages back through the rest.
+func TestDashboardPagesThroughAQueue(t *testing.T) {
+	t.Parallel()
+	srv, pool, _ := dashboardServer(t)
+	var ids []int64
+	for range 30 {
+		ids = append(ids, submitJSON(t, pool, "dash-paged", `{}`))
+	}
+	c := loggedIn(t, srv)
+	status, body := page(t, c, srv.URL+"/queues/dash-paged")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 25, strings.Count(body, `<tr data-job=`))
+	require.Contains(t, body, fmt.Sprintf(`data-job="%d"`, ids[29]), "newest first")
+	require.NotContains(t, body, fmt.Sprintf(`data-job="%d"`, ids[4]))
+	older := fmt.Sprintf("before=%d", ids[5])
+	require.Contains(t, body, older)
+
+	status, body = page(t, c, srv.URL+"/queues/dash-paged?state=&"+older)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 5, strings.Count(body, `<tr data-job=`))
+	require.Contains(t, body, fmt.Sprintf(`data-job="%d"`, ids[0]))
+	require.NotContains(t, body, "Older →")
+
+	status, body = page(t, c, srv.URL+"/queues/dash-paged?state=available")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 25, strings.Count(body, `<tr data-job=`))
+	status, body = page(t, c, srv.URL+"/queues/dash-paged?state=dead")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "No dead jobs")
+}
+
+// Bad addresses get a clear page with a 4xx status, never a 5xx.
+func TestDashboardBadInputIsAClearPage(t *testing.T) {
+	t.Parallel()
+	srv, pool, _ := dashboardServer(t)
+	submitJSON(t, pool, "dash-bad", `{}`)
+	c := loggedIn(t, srv)
+	for _, tt := range []struct {
+		path   string
+		status int
+		says   string
+	}{
+		{"/queues/Not%20A%20Queue", http.StatusUnprocessableEntity, "queue name"},
+		{"/queues/no-such-queue", http.StatusNotFound, "no queue named"},
+		{"/queues/dash-bad?state=exploded", http.StatusBadRequest, "not a job state"},
+		{"/queues/dash-bad?before=yesterday", http.StatusBadRequest, "before must be a job id"},
+		{"/jobs/abc", http.StatusBadRequest, "positive 64-bit integer"},
+		{"/jobs/99999999", http.StatusNotFound, "There is no job 99999999"},
+		{"/jobs/-1", http.StatusBadRequest, "positive 64-bit integer"},
+	} {
+		status, body := page(t, c, srv.URL+tt.path)
+		require.Equal(t, tt.status, status, tt.path)
+		require.Contains(t, body, tt.says, tt.path)
+		require.Contains(t, body, "Back to the queues", tt.path)
+	}
+	// Retrying a job that is not dead is refused with the reason.
+	r, err := http.NewRequest("POST", srv.URL+"/jobs/1/retry", nil)
+	require.NoError(t, err)
+	resp, err := c.Do(r)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusConflict, resp.StatusCode, string(body))
+}

@@ -14,7 +14,7 @@ import (
 // compare interleaves `baton bench` (the binary at baton, against batonDSN)
 // with River on the same server: reps rounds of Baton 2 stages, River
 // pipeline, Baton 1 stage, River no-op; then medians and ratios.
-func compare(baton, batonDSN, riverDSN string, n, reps, maxWorkers, noopWorkers, maxConns int, out io.Writer) error {
+func compare(baton, batonDSN, riverDSN string, n, reps, maxWorkers, noopWorkers, maxConns, batonSlots, batonNoopSlots int, out io.Writer) error {
 	runs := map[string][]float64{}
 	for rep := 1; rep <= reps; rep++ {
 		for _, step := range []string{"baton-2", "river-pipeline", "baton-1", "river-noop"} {
@@ -22,8 +22,10 @@ func compare(baton, batonDSN, riverDSN string, n, reps, maxWorkers, noopWorkers,
 			var v float64
 			var err error
 			switch step {
-			case "baton-2", "baton-1":
-				v, err = batonRun(baton, batonDSN, step[len(step)-1:], n)
+			case "baton-2":
+				v, err = batonRun(baton, batonDSN, "2", n, batonSlots)
+			case "baton-1":
+				v, err = batonRun(baton, batonDSN, "1", n, batonNoopSlots)
 			case "river-pipeline":
 				v, err = riverRun(riverDSN, "pipeline", n, maxWorkers, maxConns)
 			case "river-noop":
@@ -57,8 +59,9 @@ func round(v []float64) []int {
 }
 
 // batonRun returns hand-offs/s (2 stages) or jobs/s (1 stage).
-func batonRun(baton, dsn, stages string, n int) (float64, error) {
-	cmd := exec.Command(baton, "bench", "--stages", stages, "--jobs", strconv.Itoa(n), "--rate", "0", "--json")
+func batonRun(baton, dsn, stages string, n, slots int) (float64, error) {
+	cmd := exec.Command(baton, "bench", "--stages", stages, "--jobs", strconv.Itoa(n), "--concurrency", strconv.Itoa(slots),
+		"--rate", "0", "--rest-jobs", "0", "--json")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr

@@ -97,10 +97,12 @@ func main() {
 	baton := flag.String("compare-with", "", "path of a baton binary: interleave baton bench with River and print medians")
 	batonDSN := flag.String("baton-dsn", "postgres://postgres@127.0.0.1:5432/baton?sslmode=disable", "DATABASE_URL for baton bench (it uses <name>_bench)")
 	reps := flag.Int("reps", 3, "repetitions for -compare-with")
+	batonSlots := flag.Int("baton-slots", 100, "baton bench --concurrency for the pipeline")
+	batonNoopSlots := flag.Int("baton-noop-slots", 100, "baton bench --concurrency for one stage")
 	flag.Parse()
 	var err error
 	if *baton != "" {
-		err = compare(*baton, *batonDSN, *dsn, *n, *reps, *maxWorkers, *noopWorkers, *maxConns, os.Stdout)
+		err = compare(*baton, *batonDSN, *dsn, *n, *reps, *maxWorkers, *noopWorkers, *maxConns, *batonSlots, *batonNoopSlots, os.Stdout)
 	} else {
 		w := *maxWorkers
 		if *mode == "noop" {
