@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,7 +230,12 @@ func TestSubmitJoinsTheCallersTrace(t *testing.T) {
 func TestMigrateCommands(t *testing.T) {
 	t.Parallel()
 	_, u := dbtest.NewWithURL(t)
-	fresh := strings.Replace(u, "/baton_t_", "/baton_t_fresh_", 1)
+	// The name keeps dbtest's baton_t_<unix>_ prefix, so that no other test
+	// binary takes it for a stale database and drops it while it is in use.
+	parsed, err := url.Parse(u)
+	require.NoError(t, err)
+	parsed.Path += "_fresh"
+	fresh := parsed.String()
 	t.Cleanup(func() { dropDatabase(t, u, fresh) })
 	r := baton(t, fresh, "", "migrate", "version")
 	require.Zero(t, r.code, r.stderr)
