@@ -91,12 +91,17 @@ RETURNING j.id;
 -- succeeded, records the event, and hands its result to the next queue (if
 -- any) as a new job whose parent is the completed one. A job whose token no
 -- longer matches changes nothing and is absent from the result.
+--
+-- A row marked direct (the worker holds a free slot of the next stage for
+-- it) creates the next job already claimed by worker_id, unless the next
+-- queue is paused: the hand-off and the next claim are then one commit.
 WITH input AS (
     SELECT unnest(@ids::bigint[]) AS id,
            unnest(@lease_tokens::bigint[]) AS lease_token,
            unnest(@results::text[]) AS result,
            unnest(@next_queues::text[]) AS next_queue,
-           nullif(unnest(@trace_parents::text[]), '') AS trace_parent
+           nullif(unnest(@trace_parents::text[]), '') AS trace_parent,
+           unnest(@direct::boolean[]) AS direct
 ), done AS (
     UPDATE baton.jobs j
     SET state = 'succeeded',
@@ -107,7 +112,7 @@ WITH input AS (
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.priority, j.result, i.next_queue, i.trace_parent
+    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.priority, j.result, i.next_queue, i.trace_parent, i.direct
 ), done_events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker)
     SELECT id, 'running', 'succeeded', attempts, lease_token, leased_by FROM done
@@ -115,18 +120,43 @@ WITH input AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
     ON CONFLICT DO NOTHING
-), handed AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, trace_parent)
-    SELECT d.next_queue, 'available', coalesce(d.result, 'null'::jsonb), d.priority, d.id, 0, d.trace_parent
+), handoff AS (
+    SELECT d.id, d.priority, d.result, d.next_queue, d.trace_parent,
+           d.direct AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = d.next_queue AND q.paused) AS run
     FROM done d
     WHERE d.next_queue <> ''
-    ORDER BY d.id
-    RETURNING id, parent_id
+), handed AS (
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, trace_parent,
+                            attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at)
+    SELECT h.next_queue,
+           CASE WHEN h.run THEN 'running' ELSE 'available' END::baton.job_state,
+           coalesce(h.result, 'null'::jsonb), h.priority, h.id, 0, h.trace_parent,
+           CASE WHEN h.run THEN 1 ELSE 0 END,
+           CASE WHEN h.run THEN @next_max_attempts::integer END,
+           CASE WHEN h.run THEN 1 ELSE 0 END,
+           CASE WHEN h.run THEN now() + interval '1 millisecond' * @next_lease_ms::bigint END,
+           CASE WHEN h.run THEN @worker_id::text END,
+           CASE WHEN h.run THEN now() END
+    FROM handoff h
+    ORDER BY h.id
+    RETURNING id, parent_id, state, created_at
 ), handed_events AS (
-    INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
-    SELECT id, 'available', 0, 0 FROM handed
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker)
+    SELECT e.job_id, e.from_state, e.to_state, e.attempt, e.lease_token, e.worker
+    FROM (
+        SELECT h.id AS job_id, NULL::baton.job_state AS from_state, 'available'::baton.job_state AS to_state,
+               0 AS attempt, 0::bigint AS lease_token, NULL::text AS worker, 0 AS seq
+        FROM handed h
+        UNION ALL
+        SELECT h.id, 'available', 'running', 1, 1, @worker_id::text, 1
+        FROM handed h
+        WHERE h.state = 'running'
+    ) e
+    ORDER BY e.job_id, e.seq
 )
-SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id
+SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id,
+       coalesce(h.state = 'running', false)::boolean AS next_claimed,
+       coalesce(h.created_at, now())::timestamptz AS next_created_at
 FROM done d
 LEFT JOIN handed h ON h.parent_id = d.id
 ORDER BY d.id;

@@ -53,11 +53,21 @@ func (s *stage) commit(batch []*done) {
 	p := db.JobCompleteManyParams{
 		Ids: make([]int64, len(batch)), LeaseTokens: make([]int64, len(batch)),
 		Results: make([]string, len(batch)), NextQueues: make([]string, len(batch)),
-		TraceParents: make([]string, len(batch)),
+		TraceParents: make([]string, len(batch)), Direct: make([]bool, len(batch)), WorkerID: s.w.cfg.ID,
 	}
 	for i, d := range batch {
 		p.Ids[i], p.LeaseTokens[i], p.Results[i], p.NextQueues[i] = d.job.ID, d.token, string(d.result), s.cfg.Next
 		p.TraceParents[i] = d.traceParent
+	}
+	// When this process also works the next stage and it has free slots, the
+	// hand-off creates the next jobs already claimed by this worker.
+	next, direct := s.w.stages[s.cfg.Next], 0
+	if next != nil {
+		direct = next.reserve(len(batch))
+		p.NextLeaseMs, p.NextMaxAttempts = next.cfg.Lease.D().Milliseconds(), int32(next.cfg.MaxAttempts)
+		for i := range direct {
+			p.Direct[i] = true
+		}
 	}
 	rows, err := retryDB(ctx, func() ([]db.JobCompleteManyRow, error) {
 		return db.New(s.w.pool).JobCompleteMany(ctx, p)
@@ -65,6 +75,9 @@ func (s *stage) commit(batch []*done) {
 	if err != nil && len(batch) > 1 && !errors.Is(err, db.ErrUnavailable) {
 		// Something in the group failed the statement: commit the rest one
 		// by one so one bad job cannot hold back the others.
+		if next != nil {
+			next.unreserve(direct)
+		}
 		for _, d := range batch {
 			s.commit([]*done{d})
 		}
@@ -73,28 +86,42 @@ func (s *stage) commit(batch []*done) {
 	// A group can hold one job twice (a zombie's run and the current one):
 	// only the (job, token) pairs returned committed.
 	type claim struct{ id, token int64 }
-	ok := make(map[claim]bool, len(rows))
+	committed := make(map[claim]db.JobCompleteManyRow, len(rows))
 	for _, r := range rows {
-		ok[claim{r.ID, r.LeaseToken}] = true
+		committed[claim{r.ID, r.LeaseToken}] = r
 	}
+	started := 0
 	for _, d := range batch {
-		committed := err == nil && ok[claim{d.job.ID, d.token}]
+		r, ok := committed[claim{d.job.ID, d.token}]
 		switch {
 		case err != nil:
 			s.jobLog(d.job).Error("recording success failed; the job will run again when its lease expires", "error", err)
-		case !committed:
+		case !ok:
 			s.w.stats.leasesLost.Add(1)
 			s.metrics.fenced.Inc()
 			s.jobLog(d.job).Warn("completion fenced: lease lost, nothing committed")
 		default:
 			s.w.stats.succeeded.Add(1)
 			s.metrics.succeeded.Inc()
+			if r.NextClaimed {
+				started++
+				payload := d.result
+				if len(payload) == 0 {
+					payload = json.RawMessage("null")
+				}
+				next.startReserved(&Job{
+					ID: r.NextID, Queue: next.cfg.Queue, Payload: payload,
+					Attempt: 1, MaxAttempts: next.cfg.MaxAttempts, Priority: d.job.Priority, ParentID: &d.job.ID,
+					CreatedAt: r.NextCreatedAt,
+				}, 1, &d.traceParent)
+			}
 		}
 		close(d.flushed)
 	}
-	if len(rows) > 0 {
-		if next := s.w.stages[s.cfg.Next]; next != nil {
-			signal(next.wake)
+	if next != nil {
+		next.unreserve(direct - started)
+		if len(rows) > started {
+			signal(next.wake) // jobs handed off unclaimed
 		}
 	}
 }

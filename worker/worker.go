@@ -72,7 +72,9 @@ type Worker struct {
 	log    *slog.Logger
 	stages map[string]*stage
 	tracer trace.Tracer
-	stats  struct {
+	// handlerCtx is the parent of every handler's context (set by Run).
+	handlerCtx context.Context
+	stats      struct {
 		claimed, succeeded, failed, leasesLost, released, claimBatches, completeBatches atomic.Int64
 	}
 }
@@ -153,6 +155,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// until the grace period is over.
 	handlerCtx, cancelHandlers := context.WithCancel(bg)
 	defer cancelHandlers()
+	w.handlerCtx = handlerCtx
 	hbCtx, stopHeartbeats := context.WithCancel(bg)
 	var loops, heartbeats, completers sync.WaitGroup
 	for _, s := range w.stages {
@@ -165,6 +168,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		loops.Go(func() { w.listen(ctx) })
 	}
 	loops.Wait()
+	for _, s := range w.stages {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+	}
 
 	// Draining: heartbeats continue so in-flight jobs keep their leases.
 	w.log.Info("draining", "in_flight", w.inFlight(), "grace", w.cfg.Pipeline.ShutdownGrace.D())
@@ -214,7 +222,10 @@ type stage struct {
 
 	mu       sync.Mutex
 	running  map[int64]*inflight // claimed and not yet recorded: heartbeats keep these leases
-	busy     int                 // handlers running now: what the slots count
+	busy     int                 // handlers running now, and slots reserved for direct hand-offs
+	reserved int                 // slots reserved for direct hand-offs, not yet started
+	closing  bool                // shutting down: no more reservations
+	caughtUp atomic.Bool         // the last claim found fewer due jobs than free slots
 	handlers sync.WaitGroup
 	wake     chan struct{} // a job may be due (hand-off from a stage of this worker)
 	freed    chan struct{} // a slot became free
@@ -241,7 +252,61 @@ func (s *stage) count() int {
 func (s *stage) free() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return min(s.cfg.Concurrency-s.busy, 2*s.cfg.Concurrency-len(s.running))
+	return s.freeLocked()
+}
+
+func (s *stage) freeLocked() int {
+	return min(s.cfg.Concurrency-s.busy, 2*s.cfg.Concurrency-len(s.running)-s.reserved)
+}
+
+// reserve holds up to n free slots for jobs that a completion in this
+// process hands off to this stage already claimed (a direct hand-off). It
+// holds none while the stage has a backlog, so that jobs already waiting in
+// the queue (by priority, from every replica) go first, and none once
+// shutdown began. Each held slot is later started or unreserved.
+func (s *stage) reserve(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || !s.caughtUp.Load() {
+		return 0
+	}
+	k := max(0, min(n, s.freeLocked()))
+	s.busy += k
+	s.reserved += k
+	s.handlers.Add(k) // the drain at shutdown waits for reserved slots too
+	return k
+}
+
+// unreserve gives back k reserved slots that no job took.
+func (s *stage) unreserve(k int) {
+	if k == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.busy -= k
+	s.reserved -= k
+	s.mu.Unlock()
+	for range k {
+		s.handlers.Done()
+	}
+	signal(s.freed)
+}
+
+// startReserved runs a job that a direct hand-off created already claimed,
+// in a slot reserved for it.
+func (s *stage) startReserved(job *Job, token int64, traceParent *string) {
+	s.w.stats.claimed.Add(1)
+	s.metrics.claimed.Inc()
+	s.metrics.pickupSeconds.Observe(0)
+	jctx, cancel := context.WithCancelCause(s.w.handlerCtx)
+	s.mu.Lock()
+	s.running[job.ID] = &inflight{token: token, cancel: cancel}
+	s.reserved--
+	s.mu.Unlock()
+	go func() {
+		defer s.handlers.Done()
+		s.execute(jctx, job, token, traceParent)
+	}()
 }
 
 func signal(c chan struct{}) {
@@ -268,6 +333,7 @@ func (s *stage) claimLoop(ctx, handlerCtx context.Context) {
 			case err == nil:
 				backlog = n == free
 			}
+			s.caughtUp.Store(!backlog)
 		}
 		for {
 			select {

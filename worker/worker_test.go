@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/db"
@@ -79,12 +80,18 @@ func submit(t *testing.T, pool *pgxpool.Pool, payload string) int64 {
 func waitState(t *testing.T, pool *pgxpool.Pool, id int64, state db.JobState) *db.JobStatus {
 	t.Helper()
 	var s *db.JobStatus
-	require.Eventually(t, func() bool {
+	reached := assert.Eventually(t, func() bool {
 		var err error
 		s, err = db.Status(context.Background(), pool, id)
 		require.NoError(t, err)
 		return s.State == state
-	}, 20*time.Second, 10*time.Millisecond, "job %d never reached %s (last: %+v)", id, state, s)
+	}, 20*time.Second, 10*time.Millisecond)
+	if !reached {
+		// Show where it got stuck (the message arguments of Eventually are
+		// evaluated before it polls).
+		history, _ := json.MarshalIndent(s, "", "  ")
+		t.Fatalf("job %d never reached %s; last seen:\n%s", id, state, history)
+	}
 	return s
 }
 
@@ -399,4 +406,55 @@ func TestNotifyWakesAnIdleStage(t *testing.T) {
 		return n == 1
 	}, 10*time.Second, 10*time.Millisecond)
 	waitState(t, pool, submit(t, pool, `{"hint": true}`), "succeeded")
+}
+
+// When the replica that completes a job also works the next stage and has a
+// free slot there, the hand-off creates the next job already claimed by it
+// (one commit instead of two); a paused next queue is never claimed so.
+func TestDirectHandOffClaimsTheNextJobInTheSameCommit(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	start(t, pool, `
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler: {exec: ["cat"]}
+    next: b
+  - queue: b
+    handler: {exec: ["cat"]}
+    max_attempts: 7
+`)
+	// At a trickle, b is caught up: its jobs are claimed as they are created.
+	for n := range 5 {
+		id := submit(t, pool, fmt.Sprintf(`{"n": %d}`, n))
+		s := waitState(t, pool, id, "succeeded")
+		child := waitState(t, pool, s.Children[0], "succeeded")
+		require.Equal(t, int32(7), *child.MaxAttempts)
+		var states []string
+		for _, e := range child.History {
+			states = append(states, string(e.To))
+		}
+		require.Equal(t, []string{"available", "running", "succeeded"}, states)
+		require.Equal(t, "test-worker", *child.History[1].Worker)
+	}
+	var direct int
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT count(*) FROM baton.jobs b
+		JOIN baton.job_events claim ON claim.job_id = b.id AND claim.to_state = 'running'
+		WHERE b.queue = 'b' AND claim.at = b.created_at AND claim.lease_token = 1`).Scan(&direct))
+	require.Positive(t, direct, "at least one hand-off was claimed in its own commit")
+
+	// Paused, b takes nothing, directly or otherwise; resumed, it runs.
+	_, err := db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "b", Paused: true})
+	require.NoError(t, err)
+	id := submit(t, pool, `{"n": 99}`)
+	// The hand-off's commit decided: with b paused, its job was created unclaimed.
+	s := waitState(t, pool, id, "succeeded")
+	child, err := db.Status(ctx, pool, s.Children[0])
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateAvailable, child.State)
+	_, err = db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "b", Paused: false})
+	require.NoError(t, err)
+	waitState(t, pool, s.Children[0], "succeeded")
 }
