@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-run/baton/migrations"
 )
@@ -231,6 +232,9 @@ type NewJob struct {
 // TraceParentOf is the W3C traceparent of the span in ctx ("" if none), for
 // NewJob.TraceParent: a job carries the context of the span that created it.
 func TraceParentOf(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return "" // the common case with tracing off: no allocation
+	}
 	c := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, c)
 	return c["traceparent"]

@@ -102,7 +102,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		w.stages[st.Queue] = &stage{
 			w: w, cfg: st, handler: h, log: w.log.With("queue", st.Queue),
 			timeout: fmt.Errorf("timeout: handler ran longer than %s", st.Timeout.D()),
-			metrics: newStageMetrics(st.Queue),
+			metrics: newStageMetrics(st.Queue), spanName: "baton.handle " + st.Queue,
 			running: map[int64]*inflight{}, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 			completions: make(chan *done, st.Concurrency),
 		}
@@ -213,12 +213,13 @@ func (w *Worker) inFlight() int {
 
 // stage runs one pipeline stage: its claim loop, handlers and heartbeats.
 type stage struct {
-	w       *Worker
-	cfg     Stage
-	handler Handler
-	log     *slog.Logger
-	timeout error // the cause a handler's context reports when it runs too long
-	metrics stageMetrics
+	w        *Worker
+	cfg      Stage
+	handler  Handler
+	log      *slog.Logger
+	timeout  error // the cause a handler's context reports when it runs too long
+	spanName string
+	metrics  stageMetrics
 
 	mu       sync.Mutex
 	running  map[int64]*inflight // claimed and not yet recorded: heartbeats keep these leases
