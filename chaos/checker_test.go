@@ -30,6 +30,7 @@ type report struct {
 	Illegal         int // transitions outside the state graph, or not continuing the previous state
 	DoubleClaim     int // two claims with one (job, lease token)
 	StaleToken      int // a transition out of running made with an old lease token (a zombie accepted)
+	CountDrift      int // jobs by which baton.queue_summary's counters differ from the rows themselves
 	ZombieRejected  int // late writes refused by the fence, or stopped by a heartbeat that found the lease gone (from worker logs)
 	MaxAttempt      int
 	SucceededPerQ   map[string]int
@@ -41,7 +42,7 @@ type report struct {
 // damage counts every violation of Baton's promises.
 func (r report) damage() int {
 	return r.Lost + r.Unexpected + r.DupTerminal + r.DupHandoff + r.MissingHandoff + r.OrphanHandoff +
-		r.AttemptsOver + r.Illegal + r.DoubleClaim + r.StaleToken
+		r.AttemptsOver + r.Illegal + r.DoubleClaim + r.StaleToken + r.CountDrift
 }
 
 func (r report) String() string {
@@ -50,10 +51,10 @@ func (r report) String() string {
 		within = "no"
 	}
 	return fmt.Sprintf("accepted=%d indeterminate=%d faults=%d poison=%d collateral_dead=%d | lost=%d unexpected=%d dup_terminal=%d dup_handoff=%d "+
-		"missing_handoff=%d orphan_handoff=%d attempts_over=%d illegal=%d double_claim=%d stale_token=%d | "+
+		"missing_handoff=%d orphan_handoff=%d attempts_over=%d illegal=%d double_claim=%d stale_token=%d count_drift=%d | "+
 		"zombie_rejected=%d max_attempt=%d/%d succeeded a/b/c=%d/%d/%d recovery_p99=%s (bound %s, within: %s) quiesced_in=%s",
 		r.Accepted, r.Indeterminate, r.Faults, r.Poison, r.Collateral, r.Lost, r.Unexpected, r.DupTerminal, r.DupHandoff,
-		r.MissingHandoff, r.OrphanHandoff, r.AttemptsOver, r.Illegal, r.DoubleClaim, r.StaleToken,
+		r.MissingHandoff, r.OrphanHandoff, r.AttemptsOver, r.Illegal, r.DoubleClaim, r.StaleToken, r.CountDrift,
 		r.ZombieRejected, r.MaxAttempt, maxAttempts, r.SucceededPerQ["a"], r.SucceededPerQ["b"], r.SucceededPerQ["c"],
 		r.RecoveryP99.Round(time.Millisecond), r.RecoveryBound.Round(time.Millisecond), within, r.QuiesceDuration.Round(time.Millisecond))
 }
@@ -111,6 +112,11 @@ func (e *env) check(h *history, poison func(n int) bool) report {
 	if err := rows.Err(); err != nil {
 		e.t.Fatal(err)
 	}
+	truth := map[[2]string]int{}
+	for _, j := range jobs {
+		truth[[2]string{j.queue, j.state}]++
+	}
+	r.CountDrift = e.countDrift(ctx, truth)
 
 	// Lost: an acknowledged job whose chain a -> b -> c is incomplete or not
 	// finished. A poison job must end dead in a; a good one succeeded in
@@ -195,6 +201,34 @@ func (e *env) check(h *history, poison func(n int) bool) report {
 // checkJob checks one job's history: each transition allowed and continuing
 // the previous state, one terminal transition, no claim token used twice,
 // and every transition out of running made under the latest claim's token.
+// countDrift compares queue_summary (the trigger-kept counters, through
+// crashes and restarts) with the jobs themselves.
+func (e *env) countDrift(ctx context.Context, truth map[[2]string]int) int {
+	rows, err := e.pool.Query(ctx, `SELECT queue, scheduled, available, running, retrying, succeeded, dead, canceled FROM baton.queue_summary`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	drift := 0
+	for rows.Next() {
+		var q string
+		var n [7]int
+		if err := rows.Scan(&q, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &n[6]); err != nil {
+			e.t.Fatal(err)
+		}
+		for i, st := range []string{"scheduled", "available", "running", "retrying", "succeeded", "dead", "canceled"} {
+			if d := n[i] - truth[[2]string{q, st}]; d != 0 {
+				e.t.Logf("count drift: queue %s state %s: summary %d, rows %d", q, st, n[i], truth[[2]string{q, st}])
+				drift += max(d, -d)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return drift
+}
+
 func (r *report) checkJob(evs []event, recoveries *[]time.Duration) {
 	state, token := "", int64(-1)
 	terminal := 0
