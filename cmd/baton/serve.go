@@ -151,6 +151,7 @@ func printQuickStart(out *os.File, addr, queue string, auth bool) {
 		authHeader = ` -H "Authorization: Bearer $BATON_API_TOKEN"`
 	}
 	fmt.Fprintf(out, `Baton is running: API on %[1]s, a worker on the pipeline's stages.
+Dashboard: %[1]s/   Metrics: %[1]s/metrics
 
 Submit a job:
   curl -sS -X POST %[1]s/v1/queues/%[2]s/jobs -H 'Content-Type: application/json'%[3]s -d '{"payload": {"image": "cat.png"}}'
