@@ -70,7 +70,8 @@ type proc struct {
 	mu    sync.Mutex
 	cmd   *exec.Cmd
 	done  chan struct{}
-	exit  []int // exit codes seen
+	exit  []int    // exit codes seen
+	state []string // how each incarnation ended (os.ProcessState.String)
 }
 
 // env is one scenario's running system.
@@ -165,16 +166,42 @@ func (e *env) run(p *proc) {
 	p.cmd, p.done = cmd, done
 	p.mu.Unlock()
 	go func() {
-		_ = cmd.Wait()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			fmt.Fprintf(log, "chaos harness: pid %d was killed by signal %v\n", cmd.Process.Pid, ws.Signal())
+		err := cmd.Wait()
+		state := fmt.Sprintf("pid %d: %v (wait error: %v)", cmd.Process.Pid, cmd.ProcessState, err)
+		if cmd.ProcessState.ExitCode() != 0 {
+			fmt.Fprintf(log, "chaos harness: %s\n", state)
 		}
 		log.Close()
 		p.mu.Lock()
 		p.exit = append(p.exit, cmd.ProcessState.ExitCode())
+		p.state = append(p.state, state)
 		p.mu.Unlock()
 		close(done)
 	}()
+}
+
+// terminate sends sig to the current incarnation, if it is running, and
+// waits for that incarnation to end; it returns its exit code and how it
+// ended. started is false if no incarnation was running (between restarts).
+func (p *proc) terminate(sig syscall.Signal, limit time.Duration) (code int, state string, started, exited bool) {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	select {
+	case <-done:
+		p.mu.Unlock()
+		return 0, "", false, false
+	default:
+	}
+	_ = cmd.Process.Signal(sig)
+	p.mu.Unlock()
+	select {
+	case <-done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.exit[len(p.exit)-1], p.state[len(p.state)-1], true, true
+	case <-time.After(limit):
+		return 0, "", true, false
+	}
 }
 
 // signal sends sig to the process's current incarnation.

@@ -227,10 +227,13 @@ func rollingRestart(ctx context.Context, e *env) int {
 			if ctx.Err() != nil {
 				break
 			}
-			w.signal(syscall.SIGTERM)
-			code, ok := w.waitExit(30 * time.Second)
-			if !ok || code != 0 {
-				e.t.Errorf("worker %s: SIGTERM exit code %d (exited: %v)", w.id, code, ok)
+			code, state, started, exited := w.terminate(syscall.SIGTERM, 30*time.Second)
+			if !started {
+				time.Sleep(50 * time.Millisecond) // between restarts: try again
+				continue
+			}
+			if !exited || code != 0 {
+				e.t.Errorf("worker %s: SIGTERM exit code %d (exited: %v; %s)", w.id, code, exited, state)
 			}
 			n++
 			time.Sleep(300 * time.Millisecond)
