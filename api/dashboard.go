@@ -92,16 +92,6 @@ func session(token string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (s *Server) validToken(given string) bool {
-	sum := sha256.Sum256([]byte(given))
-	match := 0
-	for _, t := range s.cfg.Tokens {
-		d := sha256.Sum256([]byte(t))
-		match |= subtle.ConstantTimeCompare(sum[:], d[:])
-	}
-	return given != "" && match == 1
-}
-
 func (s *Server) validSession(r *http.Request) bool {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {

@@ -97,11 +97,8 @@ func emit(ch chan<- prometheus.Metric, queues []db.QueueSummaryRow, tables []db.
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	for _, r := range queues {
-		for state, n := range map[string]int64{
-			"scheduled": r.Scheduled, "available": r.Available, "running": r.Running, "retrying": r.Retrying,
-			"succeeded": r.Succeeded, "dead": r.Dead, "canceled": r.Canceled,
-		} {
-			gauge(descJobs, float64(n), r.Queue, state)
+		for _, state := range allStates {
+			gauge(descJobs, float64(countOf(r, state)), r.Queue, string(state))
 		}
 		gauge(descOldest, r.OldestAvailableSeconds, r.Queue)
 		paused := 0.0

@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"net"
@@ -53,6 +54,8 @@ type Server struct {
 	draining atomic.Bool
 	metrics  *metrics
 	tracer   trace.Tracer
+	// tokenDigests are the SHA-256 digests of Config.Tokens.
+	tokenDigests [][32]byte
 }
 
 // New returns the API server for pool.
@@ -67,6 +70,9 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
 	s := &Server{pool: pool, cfg: cfg, log: cfg.Logger, tracer: cfg.TracerProvider.Tracer("github.com/baton-run/baton/api")}
+	for _, t := range cfg.Tokens {
+		s.tokenDigests = append(s.tokenDigests, sha256.Sum256([]byte(t)))
+	}
 	s.metrics = newMetrics(s)
 	return s
 }

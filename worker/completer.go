@@ -109,11 +109,11 @@ func (s *stage) commit(batch []*done) {
 				if len(payload) == 0 {
 					payload = json.RawMessage("null")
 				}
-				next.startReserved(&Job{
+				next.start(&Job{
 					ID: r.NextID, Queue: next.cfg.Queue, Payload: payload,
 					Attempt: 1, MaxAttempts: next.cfg.MaxAttempts, Priority: d.job.Priority, ParentID: &d.job.ID,
 					CreatedAt: r.NextCreatedAt,
-				}, 1, &d.traceParent)
+				}, 1, &d.traceParent, 0, true)
 			}
 		}
 		close(d.flushed)

@@ -159,7 +159,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	hbCtx, stopHeartbeats := context.WithCancel(bg)
 	var loops, heartbeats, completers sync.WaitGroup
 	for _, s := range w.stages {
-		loops.Go(func() { s.claimLoop(ctx, handlerCtx) })
+		loops.Go(func() { s.claimLoop(ctx) })
 		heartbeats.Go(func() { s.heartbeatLoop(hbCtx) })
 		completers.Go(func() { s.completer(s.completions) })
 	}
@@ -293,16 +293,22 @@ func (s *stage) unreserve(k int) {
 	signal(s.freed)
 }
 
-// startReserved runs a job that a direct hand-off created already claimed,
-// in a slot reserved for it.
-func (s *stage) startReserved(job *Job, token int64, traceParent *string) {
+// start runs the handler of a job this worker has claimed: in a new slot,
+// or (fromReserve) in one reserved for a direct hand-off. pickup is how long
+// the job waited to be claimed.
+func (s *stage) start(job *Job, token int64, traceParent *string, pickup time.Duration, fromReserve bool) {
 	s.w.stats.claimed.Add(1)
 	s.metrics.claimed.Inc()
-	s.metrics.pickupSeconds.Observe(0)
+	s.metrics.pickupSeconds.Observe(pickup.Seconds())
 	jctx, cancel := context.WithCancelCause(s.w.handlerCtx)
 	s.mu.Lock()
 	s.running[job.ID] = &inflight{token: token, cancel: cancel}
-	s.reserved--
+	if fromReserve {
+		s.reserved-- // its busy slot and handlers count were taken by reserve
+	} else {
+		s.busy++
+		s.handlers.Add(1)
+	}
 	s.mu.Unlock()
 	go func() {
 		defer s.handlers.Done()
@@ -320,13 +326,13 @@ func signal(c chan struct{}) {
 // claimLoop claims as many jobs as there are free slots and starts them. When
 // a claim fills every free slot there may be more due, so it claims again as
 // soon as a slot frees; otherwise it waits for the poll interval or a wake-up.
-func (s *stage) claimLoop(ctx, handlerCtx context.Context) {
+func (s *stage) claimLoop(ctx context.Context) {
 	poll := time.NewTicker(s.w.cfg.Pipeline.PollInterval.D())
 	defer poll.Stop()
 	backlog := true
 	for ctx.Err() == nil {
 		if free := s.free(); free > 0 {
-			n, err := s.claim(ctx, handlerCtx, free)
+			n, err := s.claim(ctx, free)
 			switch {
 			case err != nil && ctx.Err() == nil:
 				s.log.Warn("claiming jobs", "error", err)
@@ -351,7 +357,7 @@ func (s *stage) claimLoop(ctx, handlerCtx context.Context) {
 	}
 }
 
-func (s *stage) claim(ctx, handlerCtx context.Context, n int) (int, error) {
+func (s *stage) claim(ctx context.Context, n int) (int, error) {
 	// Not cancelled by shutdown: a claim cut off after its commit would strand
 	// its jobs until their leases expire.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
@@ -363,23 +369,15 @@ func (s *stage) claim(ctx, handlerCtx context.Context, n int) (int, error) {
 	if err != nil {
 		return 0, db.MapError(err)
 	}
-	s.w.stats.claimed.Add(int64(len(rows)))
 	if len(rows) > 0 {
 		s.w.stats.claimBatches.Add(1)
 	}
-	s.metrics.claimed.Add(float64(len(rows)))
 	for _, r := range rows {
 		job := &Job{
 			ID: r.ID, Queue: r.Queue, Payload: r.Payload, Attempt: int(r.Attempts), MaxAttempts: int(r.MaxAttempts),
 			Priority: int(r.Priority), ParentID: r.ParentID, CreatedAt: r.CreatedAt,
 		}
-		s.metrics.pickupSeconds.Observe(r.StartedAt.Sub(r.RunAt).Seconds())
-		jctx, cancel := context.WithCancelCause(handlerCtx)
-		s.mu.Lock()
-		s.running[job.ID] = &inflight{token: r.LeaseToken, cancel: cancel}
-		s.busy++
-		s.mu.Unlock()
-		s.handlers.Go(func() { s.execute(jctx, job, r.LeaseToken, r.TraceParent) })
+		s.start(job, r.LeaseToken, r.TraceParent, r.StartedAt.Sub(r.RunAt), false)
 	}
 	return len(rows), nil
 }
