@@ -69,6 +69,7 @@ type proc struct {
 	dbURL string // where it connects
 	mu    sync.Mutex
 	cmd   *exec.Cmd
+	began time.Time // when the current incarnation was started
 	done  chan struct{}
 	exit  []int    // exit codes seen
 	state []string // how each incarnation ended (os.ProcessState.String)
@@ -163,7 +164,7 @@ func (e *env) run(p *proc) {
 	require.NoError(e.t, cmd.Start())
 	done := make(chan struct{})
 	p.mu.Lock()
-	p.cmd, p.done = cmd, done
+	p.cmd, p.done, p.began = cmd, done, time.Now()
 	p.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
@@ -180,12 +181,22 @@ func (e *env) run(p *proc) {
 	}()
 }
 
+// startupGrace is how long a new incarnation gets before terminate signals it.
+const startupGrace = 300 * time.Millisecond
+
 // terminate sends sig to the current incarnation, if it is running, and
 // waits for that incarnation to end; it returns its exit code and how it
 // ended. started is false if no incarnation was running (between restarts).
+//
+// A process that is younger than startupGrace is given time to start first:
+// a signal that arrives before the Go runtime has installed the program's
+// handler kills any Go program, Baton or not, and says nothing about Baton.
 func (p *proc) terminate(sig syscall.Signal, limit time.Duration) (code int, state string, started, exited bool) {
 	p.mu.Lock()
-	cmd, done := p.cmd, p.done
+	cmd, done, began := p.cmd, p.done, p.began
+	p.mu.Unlock()
+	time.Sleep(time.Until(began.Add(startupGrace)))
+	p.mu.Lock()
 	select {
 	case <-done:
 		p.mu.Unlock()
