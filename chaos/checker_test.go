@@ -169,7 +169,7 @@ func (e *env) check(h *history, poison func(n int) bool) report {
 
 	// The history, job by job.
 	rows, _ = e.pool.Query(ctx, `SELECT job_id, at, coalesce(from_state::text, ''), to_state::text, lease_token, coalesce(error, '')
-		FROM baton.job_events ORDER BY job_id, id`)
+		FROM baton.job_history ORDER BY job_id, seq`)
 	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (event, error) {
 		var ev event
 		err := row.Scan(&ev.jobID, &ev.at, &ev.from, &ev.to, &ev.leaseToken, &ev.err)

@@ -20,10 +20,13 @@ WITH target AS MATERIALIZED (
     SET state = 'canceled', finished_at = now(), lease_expires_at = NULL
     FROM target
     WHERE j.id = target.id
-    RETURNING j.id, j.attempts, j.lease_token, target.state AS from_state
+    RETURNING j.id, j.attempts, j.lease_token, j.leased_by, j.started_at, target.state AS from_state
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
-    SELECT id, from_state, 'canceled', attempts, lease_token FROM canceled
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
+    SELECT id, from_state, 'canceled', attempts, lease_token,
+           CASE WHEN from_state = 'running' THEN leased_by END,
+           CASE WHEN from_state = 'running' THEN started_at END
+    FROM canceled
 )
 SELECT id FROM canceled
 `
@@ -63,7 +66,7 @@ func (q *Queries) JobChildren(ctx context.Context, parentID int64) ([]int64, err
 
 const jobClaim = `-- name: JobClaim :many
 WITH locked AS MATERIALIZED (
-    SELECT j.id, j.state
+    SELECT j.id
     FROM baton.jobs j
     WHERE j.queue = $1::text
       AND j.state IN ('scheduled', 'available', 'retrying')
@@ -84,10 +87,7 @@ WITH locked AS MATERIALIZED (
     FROM locked
     WHERE j.id = locked.id
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
-              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, locked.state AS from_state
-), events AS (
-    INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_token, worker)
-    SELECT id, started_at, from_state, 'running', attempts, lease_token, $5::text FROM claimed
+              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent
 )
 SELECT id, queue, payload, priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
        started_at::timestamptz AS started_at, parent_id, trace_parent
@@ -123,6 +123,8 @@ type JobClaimRow struct {
 // IN (SELECT ... LIMIT) shape, which can claim more), and the lease is set from
 // database time. Each claim bumps the job's lease_token, which fences every
 // later write, and fills in the stage's max_attempts if the job has none.
+// The claim writes no history row: the row that ends the attempt records
+// claimed_at, and baton.job_history shows the claim (migration 7).
 func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimRow, error) {
 	rows, err := q.db.Query(ctx, jobClaim,
 		arg.QueueName,
@@ -180,10 +182,10 @@ WITH input AS (
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.priority, j.result, i.next_queue, i.trace_parent, i.direct
+    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.started_at, j.priority, j.result, i.next_queue, i.trace_parent, i.direct
 ), done_events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker)
-    SELECT id, 'running', 'succeeded', attempts, lease_token, leased_by FROM done
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
+    SELECT id, 'running', 'succeeded', attempts, lease_token, leased_by, started_at FROM done
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
@@ -208,19 +210,6 @@ WITH input AS (
     FROM handoff h
     ORDER BY h.id
     RETURNING id, parent_id, state, created_at
-), handed_events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker)
-    SELECT e.job_id, e.from_state, e.to_state, e.attempt, e.lease_token, e.worker
-    FROM (
-        SELECT h.id AS job_id, NULL::baton.job_state AS from_state, 'available'::baton.job_state AS to_state,
-               0 AS attempt, 0::bigint AS lease_token, NULL::text AS worker, 0 AS seq
-        FROM handed h
-        UNION ALL
-        SELECT h.id, 'available', 'running', 1, 1, $9::text, 1
-        FROM handed h
-        WHERE h.state = 'running'
-    ) e
-    ORDER BY e.job_id, e.seq
 )
 SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id,
        coalesce(h.state = 'running', false)::boolean AS next_claimed,
@@ -258,6 +247,8 @@ type JobCompleteManyRow struct {
 // A row marked direct (the worker holds a free slot of the next stage for
 // it) creates the next job already claimed by worker_id, unless the next
 // queue is paused: the hand-off and the next claim are then one commit.
+// The next job's creation (and a direct claim) need no history row: the
+// job's parent_id and started_at imply them (baton.job_history).
 func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams) ([]JobCompleteManyRow, error) {
 	rows, err := q.db.Query(ctx, jobCompleteMany,
 		arg.Ids,
@@ -294,40 +285,6 @@ func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams
 	return items, nil
 }
 
-const jobEvents = `-- name: JobEvents :many
-SELECT id, job_id, at, from_state, to_state, attempt, lease_token, worker, error FROM baton.job_events WHERE job_id = $1::bigint ORDER BY id
-`
-
-func (q *Queries) JobEvents(ctx context.Context, jobID int64) ([]JobEvent, error) {
-	rows, err := q.db.Query(ctx, jobEvents, jobID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []JobEvent
-	for rows.Next() {
-		var i JobEvent
-		if err := rows.Scan(
-			&i.ID,
-			&i.JobID,
-			&i.At,
-			&i.FromState,
-			&i.ToState,
-			&i.Attempt,
-			&i.LeaseToken,
-			&i.Worker,
-			&i.Error,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const jobFail = `-- name: JobFail :one
 WITH failed AS (
     UPDATE baton.jobs j
@@ -342,10 +299,10 @@ WITH failed AS (
     WHERE j.id = $4::bigint
       AND j.lease_token = $5::bigint
       AND j.state = 'running'
-    RETURNING j.id, j.state, j.attempts, j.leased_by, j.last_error, j.run_at
+    RETURNING j.id, j.state, j.attempts, j.leased_by, j.started_at, j.last_error, j.run_at
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error)
-    SELECT id, 'running', state, attempts, $5::bigint, leased_by, last_error FROM failed
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
+    SELECT id, 'running', state, attempts, $5::bigint, leased_by, last_error, started_at FROM failed
 )
 SELECT id, state, attempts, run_at FROM failed
 `
@@ -491,6 +448,53 @@ func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]i
 			return nil, err
 		}
 		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const jobHistory = `-- name: JobHistory :many
+SELECT at::timestamptz AS at, from_state, to_state::baton.job_state AS to_state, attempt::integer AS attempt,
+       lease_token::bigint AS lease_token, worker, error
+FROM baton.job_history
+WHERE job_id = $1::bigint
+ORDER BY seq
+`
+
+type JobHistoryRow struct {
+	At         time.Time `json:"at"`
+	FromState  *JobState `json:"from_state"`
+	ToState    JobState  `json:"to_state"`
+	Attempt    int32     `json:"attempt"`
+	LeaseToken int64     `json:"lease_token"`
+	Worker     *string   `json:"worker"`
+	Error      *string   `json:"error"`
+}
+
+// A job's state changes in order, the implied ones included.
+func (q *Queries) JobHistory(ctx context.Context, jobID int64) ([]JobHistoryRow, error) {
+	rows, err := q.db.Query(ctx, jobHistory, jobID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []JobHistoryRow
+	for rows.Next() {
+		var i JobHistoryRow
+		if err := rows.Scan(
+			&i.At,
+			&i.FromState,
+			&i.ToState,
+			&i.Attempt,
+			&i.LeaseToken,
+			&i.Worker,
+			&i.Error,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -739,10 +743,10 @@ WITH expired AS MATERIALIZED (
     WHERE j.id = expired.id
       AND j.state = 'running'
       AND j.lease_expires_at < now()
-    RETURNING j.id, j.state, j.attempts, j.lease_token, j.leased_by, j.last_error
+    RETURNING j.id, j.state, j.attempts, j.lease_token, j.leased_by, j.started_at, j.last_error
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error)
-    SELECT id, 'running', state, attempts, lease_token, leased_by, last_error FROM reaped
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
+    SELECT id, 'running', state, attempts, lease_token, leased_by, last_error, started_at FROM reaped
 )
 SELECT id, state FROM reaped ORDER BY id
 `
@@ -787,10 +791,11 @@ WITH released AS (
     WHERE j.id = r.id
       AND j.lease_token = r.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, r.lease_token, j.leased_by
+    RETURNING j.id, j.attempts, r.lease_token, j.leased_by, j.started_at
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error)
-    SELECT id, 'running', 'available', attempts, lease_token, leased_by, 'released on worker shutdown'
+    -- The attempt is not counted, but it happened: its claim shows with it.
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
+    SELECT id, 'running', 'available', attempts + 1, lease_token, leased_by, 'released on worker shutdown', started_at
     FROM released
 )
 SELECT id FROM released ORDER BY id

@@ -87,6 +87,18 @@ type BatonJobCountDelta struct {
 	N     int64    `json:"n"`
 }
 
+type BatonJobHistory struct {
+	JobID      int64     `json:"job_id"`
+	Seq        int32     `json:"seq"`
+	At         time.Time `json:"at"`
+	FromState  *JobState `json:"from_state"`
+	ToState    JobState  `json:"to_state"`
+	Attempt    int32     `json:"attempt"`
+	LeaseToken int64     `json:"lease_token"`
+	Worker     *string   `json:"worker"`
+	Error      *string   `json:"error"`
+}
+
 type BatonPipelineLineage struct {
 	RootID     int64      `json:"root_id"`
 	Depth      int32      `json:"depth"`
@@ -163,6 +175,8 @@ type JobEvent struct {
 	LeaseToken int64     `json:"lease_token"`
 	Worker     *string   `json:"worker"`
 	Error      *string   `json:"error"`
+	// For a change out of running: when the attempt it ends was claimed (the claim itself has no row).
+	ClaimedAt *time.Time `json:"claimed_at"`
 }
 
 type Queue struct {

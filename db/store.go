@@ -424,7 +424,7 @@ func Status(ctx context.Context, pool *pgxpool.Pool, id int64) (*JobStatus, erro
 		if err != nil {
 			return err
 		}
-		events, err := q.JobEvents(ctx, id)
+		events, err := q.JobHistory(ctx, id)
 		if err != nil {
 			return err
 		}

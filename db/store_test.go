@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -526,4 +527,100 @@ func TestCompleteManyWithAZombieAndTheOwnerInOneGroup(t *testing.T) {
 	require.Equal(t, owner.LeaseToken, rows[0].LeaseToken, "only the current claim commits")
 	require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM baton.jobs WHERE parent_id = $1 AND payload = '"owner"'`, id))
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE parent_id = $1", id))
+}
+
+// history renders a job's history compactly: "from>to#attempt/token@worker!error".
+func history(t *testing.T, pool *pgxpool.Pool, id int64) []string {
+	t.Helper()
+	s, err := db.Status(context.Background(), pool, id)
+	require.NoError(t, err)
+	var out []string
+	for i, e := range s.History {
+		from := ""
+		if e.From != nil {
+			from = string(*e.From)
+		}
+		entry := fmt.Sprintf("%s>%s#%d", from, e.To, e.Attempt)
+		if e.Worker != nil {
+			entry += "@" + *e.Worker
+		}
+		if e.Error != nil {
+			entry += "!" + *e.Error
+		}
+		if i > 0 {
+			require.False(t, e.At.Before(s.History[i-1].At), "history is in time order: %+v", s.History)
+		}
+		out = append(out, entry)
+	}
+	return out
+}
+
+func TestHistoryShowsTheClaimsAndHandOffsItDoesNotStore(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	q := db.New(pool)
+	id := submit(t, pool, db.NewJob{Queue: "a"})[0]
+
+	// A running attempt shows from the job row; a failure stores the row
+	// that ends it, with the claim's time.
+	c := claim(t, pool, "a", 1)[0]
+	require.Equal(t, []string{">available#0", "available>running#1@test"}, history(t, pool, id))
+	_, err := q.JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom"})
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "UPDATE baton.jobs SET run_at = now() WHERE id = $1", id)
+	require.NoError(t, err)
+	// Released on shutdown: the attempt shows, though it does not count.
+	c = claim(t, pool, "a", 1)[0]
+	_, err = q.JobReleaseMany(ctx, db.JobReleaseManyParams{Ids: []int64{id}, LeaseTokens: []int64{c.LeaseToken}})
+	require.NoError(t, err)
+	// Reaped, then claimed again and handed off.
+	c = claim(t, pool, "a", 1)[0]
+	expireLease(t, pool, id)
+	_, err = q.JobReap(ctx, 10)
+	require.NoError(t, err)
+	c = claim(t, pool, "a", 1)[0]
+	next := complete(t, pool, id, c.LeaseToken, "b")[0].NextID
+	require.Equal(t, []string{
+		">available#0",
+		"available>running#1@test", "running>retrying#1@test!boom",
+		"retrying>running#2@test", "running>available#2@test!released on worker shutdown",
+		"available>running#2@test", "running>available#2@test!lease expired: worker test stopped heartbeating",
+		"available>running#3@test", "running>succeeded#3@test",
+	}, history(t, pool, id))
+	// Only the changes no other row implies were stored: the creation and
+	// the four ends of attempts.
+	require.Equal(t, 5, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE job_id = $1", id))
+
+	// The handed-off job's creation is implied by its parent; canceling it
+	// while it runs shows the claim and whose run was canceled.
+	require.Equal(t, []string{">available#0"}, history(t, pool, next))
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE job_id = $1", next))
+	claim(t, pool, "b", 1)
+	require.NoError(t, db.Cancel(ctx, pool, next))
+	require.Equal(t, []string{">available#0", "available>running#1@test", "running>canceled#1@test"}, history(t, pool, next))
+
+	// Rows stored before migration 7 (a claim row, a hand-off's creation
+	// row) are shown once, not again as implied.
+	old := submit(t, pool, db.NewJob{Queue: "c"})[0]
+	c = claim(t, pool, "c", 1)[0]
+	_, err = pool.Exec(ctx, `INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_token, worker)
+		SELECT id, started_at, 'available', 'running', attempts, lease_token, leased_by FROM baton.jobs WHERE id = $1`, old)
+	require.NoError(t, err)
+	require.Equal(t, []string{">available#0", "available>running#1@test"}, history(t, pool, old))
+	_, err = pool.Exec(ctx, `INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker)
+		VALUES ($1, 'running', 'succeeded', 1, $2, 'test')`, old, c.LeaseToken)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "UPDATE baton.jobs SET state = 'succeeded' WHERE id = $1", old)
+	require.NoError(t, err)
+	require.Equal(t, []string{">available#0", "available>running#1@test", "running>succeeded#1@test"}, history(t, pool, old))
+	child := complete(t, pool, c.ID, c.LeaseToken, "d") // fenced: already succeeded by hand
+	require.Empty(t, child)
+	_, err = pool.Exec(ctx, `INSERT INTO baton.jobs (queue, state, payload, parent_id, parent_seq) VALUES ('d', 'available', '{}', $1, 0)`, old)
+	require.NoError(t, err)
+	var oldChild int64
+	require.NoError(t, pool.QueryRow(ctx, "SELECT id FROM baton.jobs WHERE parent_id = $1", old).Scan(&oldChild))
+	_, err = pool.Exec(ctx, `INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token) VALUES ($1, 'available', 0, 0)`, oldChild)
+	require.NoError(t, err)
+	require.Equal(t, []string{">available#0"}, history(t, pool, oldChild))
 }

@@ -43,8 +43,10 @@ SELECT inserted.id FROM inserted CROSS JOIN notified ORDER BY inserted.id;
 -- IN (SELECT ... LIMIT) shape, which can claim more), and the lease is set from
 -- database time. Each claim bumps the job's lease_token, which fences every
 -- later write, and fills in the stage's max_attempts if the job has none.
+-- The claim writes no history row: the row that ends the attempt records
+-- claimed_at, and baton.job_history shows the claim (migration 7).
 WITH locked AS MATERIALIZED (
-    SELECT j.id, j.state
+    SELECT j.id
     FROM baton.jobs j
     WHERE j.queue = @queue_name::text
       AND j.state IN ('scheduled', 'available', 'retrying')
@@ -65,10 +67,7 @@ WITH locked AS MATERIALIZED (
     FROM locked
     WHERE j.id = locked.id
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
-              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, locked.state AS from_state
-), events AS (
-    INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_token, worker)
-    SELECT id, started_at, from_state, 'running', attempts, lease_token, @worker_id::text FROM claimed
+              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent
 )
 SELECT id, queue, payload, priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
        started_at::timestamptz AS started_at, parent_id, trace_parent
@@ -95,6 +94,8 @@ RETURNING j.id;
 -- A row marked direct (the worker holds a free slot of the next stage for
 -- it) creates the next job already claimed by worker_id, unless the next
 -- queue is paused: the hand-off and the next claim are then one commit.
+-- The next job's creation (and a direct claim) need no history row: the
+-- job's parent_id and started_at imply them (baton.job_history).
 WITH input AS (
     SELECT unnest(@ids::bigint[]) AS id,
            unnest(@lease_tokens::bigint[]) AS lease_token,
@@ -112,10 +113,10 @@ WITH input AS (
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.priority, j.result, i.next_queue, i.trace_parent, i.direct
+    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.started_at, j.priority, j.result, i.next_queue, i.trace_parent, i.direct
 ), done_events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker)
-    SELECT id, 'running', 'succeeded', attempts, lease_token, leased_by FROM done
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
+    SELECT id, 'running', 'succeeded', attempts, lease_token, leased_by, started_at FROM done
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
@@ -140,19 +141,6 @@ WITH input AS (
     FROM handoff h
     ORDER BY h.id
     RETURNING id, parent_id, state, created_at
-), handed_events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker)
-    SELECT e.job_id, e.from_state, e.to_state, e.attempt, e.lease_token, e.worker
-    FROM (
-        SELECT h.id AS job_id, NULL::baton.job_state AS from_state, 'available'::baton.job_state AS to_state,
-               0 AS attempt, 0::bigint AS lease_token, NULL::text AS worker, 0 AS seq
-        FROM handed h
-        UNION ALL
-        SELECT h.id, 'available', 'running', 1, 1, @worker_id::text, 1
-        FROM handed h
-        WHERE h.state = 'running'
-    ) e
-    ORDER BY e.job_id, e.seq
 )
 SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id,
        coalesce(h.state = 'running', false)::boolean AS next_claimed,
@@ -177,10 +165,10 @@ WITH failed AS (
     WHERE j.id = @id::bigint
       AND j.lease_token = @lease_token::bigint
       AND j.state = 'running'
-    RETURNING j.id, j.state, j.attempts, j.leased_by, j.last_error, j.run_at
+    RETURNING j.id, j.state, j.attempts, j.leased_by, j.started_at, j.last_error, j.run_at
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error)
-    SELECT id, 'running', state, attempts, @lease_token::bigint, leased_by, last_error FROM failed
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
+    SELECT id, 'running', state, attempts, @lease_token::bigint, leased_by, last_error, started_at FROM failed
 )
 SELECT id, state, attempts, run_at FROM failed;
 
@@ -197,10 +185,11 @@ WITH released AS (
     WHERE j.id = r.id
       AND j.lease_token = r.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, r.lease_token, j.leased_by
+    RETURNING j.id, j.attempts, r.lease_token, j.leased_by, j.started_at
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error)
-    SELECT id, 'running', 'available', attempts, lease_token, leased_by, 'released on worker shutdown'
+    -- The attempt is not counted, but it happened: its claim shows with it.
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
+    SELECT id, 'running', 'available', attempts + 1, lease_token, leased_by, 'released on worker shutdown', started_at
     FROM released
 )
 SELECT id FROM released ORDER BY id;
@@ -228,10 +217,10 @@ WITH expired AS MATERIALIZED (
     WHERE j.id = expired.id
       AND j.state = 'running'
       AND j.lease_expires_at < now()
-    RETURNING j.id, j.state, j.attempts, j.lease_token, j.leased_by, j.last_error
+    RETURNING j.id, j.state, j.attempts, j.lease_token, j.leased_by, j.started_at, j.last_error
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error)
-    SELECT id, 'running', state, attempts, lease_token, leased_by, last_error FROM reaped
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
+    SELECT id, 'running', state, attempts, lease_token, leased_by, last_error, started_at FROM reaped
 )
 SELECT id, state FROM reaped ORDER BY id;
 
@@ -267,10 +256,13 @@ WITH target AS MATERIALIZED (
     SET state = 'canceled', finished_at = now(), lease_expires_at = NULL
     FROM target
     WHERE j.id = target.id
-    RETURNING j.id, j.attempts, j.lease_token, target.state AS from_state
+    RETURNING j.id, j.attempts, j.lease_token, j.leased_by, j.started_at, target.state AS from_state
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
-    SELECT id, from_state, 'canceled', attempts, lease_token FROM canceled
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
+    SELECT id, from_state, 'canceled', attempts, lease_token,
+           CASE WHEN from_state = 'running' THEN leased_by END,
+           CASE WHEN from_state = 'running' THEN started_at END
+    FROM canceled
 )
 SELECT id FROM canceled;
 
@@ -295,8 +287,13 @@ SELECT id FROM retried;
 -- name: JobGet :one
 SELECT * FROM baton.jobs WHERE id = @id::bigint;
 
--- name: JobEvents :many
-SELECT * FROM baton.job_events WHERE job_id = @job_id::bigint ORDER BY id;
+-- name: JobHistory :many
+-- A job's state changes in order, the implied ones included.
+SELECT at::timestamptz AS at, from_state, to_state::baton.job_state AS to_state, attempt::integer AS attempt,
+       lease_token::bigint AS lease_token, worker, error
+FROM baton.job_history
+WHERE job_id = @job_id::bigint
+ORDER BY seq;
 
 -- name: JobList :many
 -- Newest first, after the keyset cursor (ids below before_id); filters are optional.

@@ -228,10 +228,17 @@ func TestQueueSummaryCountsWithoutScanningHistory(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	plan := strings.Join(lines, "\n")
+	// Jobs are read only through indexes that leave out succeeded jobs, the
+	// bulk of history: the claim index, or the listing index (migration 6),
+	// whichever the planner prefers.
+	reads := 0
 	for _, l := range lines {
 		if strings.Contains(l, " on jobs ") {
-			require.Contains(t, l, "jobs_claim_idx", "queue_summary reads jobs only through the claim index:\n%s", plan)
+			reads++
+			if !strings.Contains(l, "jobs_claim_idx") && !strings.Contains(l, "jobs_queue_state_idx") {
+				t.Fatalf("queue_summary reads jobs other than through an index without history:\n%s", plan)
+			}
 		}
 	}
-	require.Contains(t, plan, "jobs_claim_idx")
+	require.Positive(t, reads, plan)
 }

@@ -441,7 +441,7 @@ stages:
 	var direct int
 	require.NoError(t, pool.QueryRow(ctx, `
 		SELECT count(*) FROM baton.jobs b
-		JOIN baton.job_events claim ON claim.job_id = b.id AND claim.to_state = 'running'
+		JOIN baton.job_history claim ON claim.job_id = b.id AND claim.to_state = 'running'
 		WHERE b.queue = 'b' AND claim.at = b.created_at AND claim.lease_token = 1`).Scan(&direct))
 	require.Positive(t, direct, "at least one hand-off was claimed in its own commit")
 

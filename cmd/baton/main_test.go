@@ -434,7 +434,7 @@ stages:
 		"each job succeeded exactly once")
 	if reaped := count(t, pool, "SELECT count(*) FROM baton.job_events WHERE error LIKE 'lease expired%'"); reaped != orphans {
 		rows, _ := pool.Query(context.Background(), `SELECT e.job_id, e.at, e.from_state, e.to_state, e.attempt, e.lease_token, e.worker, e.error
-			FROM baton.job_events e WHERE e.job_id IN (SELECT job_id FROM baton.job_events WHERE error LIKE 'lease expired%') ORDER BY e.job_id, e.id`)
+			FROM baton.job_history e WHERE e.job_id IN (SELECT job_id FROM baton.job_events WHERE error LIKE 'lease expired%') ORDER BY e.job_id, e.seq`)
 		for rows.Next() {
 			v, _ := rows.Values()
 			t.Log(v...)
