@@ -84,8 +84,7 @@ WITH locked AS MATERIALIZED (
         lease_expires_at = now() + interval '1 millisecond' * $4::bigint,
         leased_by = $5::text,
         started_at = now()
-    FROM locked
-    WHERE j.id = locked.id
+    WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
               j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent
 )
@@ -124,7 +123,10 @@ type JobClaimRow struct {
 // database time. Each claim bumps the job's lease_token, which fences every
 // later write, and fills in the stage's max_attempts if the job has none.
 // The claim writes no history row: the row that ends the attempt records
-// claimed_at, and baton.job_history shows the claim (migration 7).
+// claimed_at, and baton.job_history shows the claim (migration 7). The
+// UPDATE takes the locked ids as one array, which keeps its plan the same
+// whatever max_jobs is, so the server can reuse one plan instead of
+// planning every claim.
 func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimRow, error) {
 	rows, err := q.db.Query(ctx, jobClaim,
 		arg.QueueName,

@@ -44,7 +44,10 @@ SELECT inserted.id FROM inserted CROSS JOIN notified ORDER BY inserted.id;
 -- database time. Each claim bumps the job's lease_token, which fences every
 -- later write, and fills in the stage's max_attempts if the job has none.
 -- The claim writes no history row: the row that ends the attempt records
--- claimed_at, and baton.job_history shows the claim (migration 7).
+-- claimed_at, and baton.job_history shows the claim (migration 7). The
+-- UPDATE takes the locked ids as one array, which keeps its plan the same
+-- whatever max_jobs is, so the server can reuse one plan instead of
+-- planning every claim.
 WITH locked AS MATERIALIZED (
     SELECT j.id
     FROM baton.jobs j
@@ -64,8 +67,7 @@ WITH locked AS MATERIALIZED (
         lease_expires_at = now() + interval '1 millisecond' * @lease_ms::bigint,
         leased_by = @worker_id::text,
         started_at = now()
-    FROM locked
-    WHERE j.id = locked.id
+    WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
               j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent
 )

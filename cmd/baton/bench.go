@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,13 @@ type burn struct {
 	// per completion statement: the batching the hot path achieved.
 	MeanClaimBatch    float64 `json:"mean_claim_batch"`
 	MeanCompleteBatch float64 `json:"mean_complete_batch"`
+	// CPUMsPerKJobs is the whole machine's busy CPU time per 1,000
+	// executions (this process and a local Postgres; Linux only, else 0),
+	// and BenchCPUMsPerKJobs this process's share. On a machine whose disk
+	// or neighbours make throughput swing, CPU per job is the steadier
+	// figure for comparing two builds.
+	CPUMsPerKJobs      float64 `json:"cpu_ms_per_1000_jobs"`
+	BenchCPUMsPerKJobs float64 `json:"bench_cpu_ms_per_1000_jobs"`
 }
 
 // burnDown preloads jobs and works them off with in-process replicas. The
@@ -73,6 +81,7 @@ func burnDown(ctx context.Context, pool *pgxpool.Pool, benchURL string, stages, 
 	}
 	progress("burning down the backlog with %d replica(s), %d slots per stage", workers, concurrency)
 	start := time.Now()
+	machine0, self0 := cpuTimes()
 	rs, err = startReplicas(ctx, benchURL, benchPipeline(stages, concurrency), workers)
 	if err != nil {
 		return b, nil, err
@@ -83,6 +92,11 @@ func burnDown(ctx context.Context, pool *pgxpool.Pool, benchURL string, stages, 
 	}
 	ws := rs.workers
 	b.Seconds = time.Since(start).Seconds()
+	machine1, self1 := cpuTimes()
+	if machine1 > machine0 {
+		b.CPUMsPerKJobs = float64((machine1 - machine0).Milliseconds()) * 1000 / float64(jobs*stages)
+	}
+	b.BenchCPUMsPerKJobs = float64((self1 - self0).Milliseconds()) * 1000 / float64(jobs*stages)
 	b.JobsPerSec = float64(jobs*stages) / b.Seconds
 	if stages == 2 {
 		b.HandoffsPerSec = float64(jobs) / b.Seconds
@@ -229,6 +243,9 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(tw, "jobs/s (executions, all stages)\t%.0f\n", r.JobsPerSec)
 	fmt.Fprintf(tw, "hand-offs/s\t%.0f\n", r.HandoffsPerSec)
 	fmt.Fprintf(tw, "mean claim / completion batch\t%.1f / %.1f jobs\n", r.MeanClaimBatch, r.MeanCompleteBatch)
+	if r.CPUMsPerKJobs > 0 {
+		fmt.Fprintf(tw, "CPU per 1,000 executions (machine / bench process)\t%.0f / %.0f ms\n", r.CPUMsPerKJobs, r.BenchCPUMsPerKJobs)
+	}
 	fmt.Fprintf(tw, "commit rate (single-row, durable)\t%.0f/s\n", r.CommitRate)
 	fmt.Fprintf(tw, "jobs/s ÷ commit rate\t%.2f×\n", r.JobsPerCommit)
 	if r.PickupRate > 0 {
@@ -240,6 +257,31 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(tw, "peak RSS\t%.0f MB\n", r.RSSMB)
 	return tw.Flush()
+}
+
+// cpuTimes returns the machine's busy CPU time so far (user, nice, system,
+// irq and softirq of /proc/stat, in USER_HZ = 100 ticks; 0 off Linux) and
+// this process's own CPU time.
+func cpuTimes() (machine, self time.Duration) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, self
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, self
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, self
 }
 
 func progress(format string, args ...any) {

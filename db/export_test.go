@@ -1,0 +1,4 @@
+package db
+
+// JobClaimSQL lets the external tests look at the claim's plans.
+const JobClaimSQL = jobClaim
