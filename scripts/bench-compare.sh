@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interleaves `baton bench` burn-downs of two or more builds (A, B, A, B, ...)
 # and prints, per build, each run's executions/s and machine CPU ms per 1,000
-# executions, then the medians. On a machine whose disk makes throughput
+# executions, then the medians (and the bench process's own CPU share). On a machine whose disk makes throughput
 # swing, compare builds only this way.
 #
 #   scripts/bench-compare.sh [-s STAGES] [-n JOBS] [-c SLOTS] [-r REPS] BIN BIN...
@@ -39,8 +39,9 @@ import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[2])]
 rate = [r["jobs_per_sec"] for r in runs]
 cpu = [r.get("cpu_ms_per_1000_jobs", 0) for r in runs]
-print("%s: executions/s %s median %.0f | CPU ms/1000 %s median %.0f" % (
+own = [r.get("bench_cpu_ms_per_1000_jobs", 0) for r in runs]
+print("%s: executions/s %s median %.0f | CPU ms/1000 %s median %.0f (bench process %.1f)" % (
     sys.argv[1], " ".join("%.0f" % x for x in rate), statistics.median(rate),
-    " ".join("%.0f" % x for x in cpu), statistics.median(cpu)))
+    " ".join("%.0f" % x for x in cpu), statistics.median(cpu), statistics.median(own)))
 PY
 done
