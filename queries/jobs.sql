@@ -45,9 +45,9 @@ SELECT inserted.id FROM inserted CROSS JOIN notified ORDER BY inserted.id;
 -- later write, and fills in the stage's max_attempts if the job has none.
 -- The claim writes no history row: the row that ends the attempt records
 -- claimed_at, and baton.job_history shows the claim (migration 7). The
--- UPDATE takes the locked ids as one array, which keeps its plan the same
--- whatever max_jobs is, so the server can reuse one plan instead of
--- planning every claim.
+-- UPDATE takes the locked ids as one array: every plan then goes through the
+-- primary key, even a generic one made without knowing max_jobs (a join on
+-- the CTE could hash-join a scan of the whole table).
 WITH locked AS MATERIALIZED (
     SELECT j.id
     FROM baton.jobs j
