@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/db"
@@ -32,13 +33,8 @@ func TestClaimGenericPlanUsesTheIndexes(t *testing.T) {
 	require.NoError(t, err)
 	rows, err := conn.Query(ctx, "EXPLAIN EXECUTE claim('a', 100, 3, 30000, 'w')")
 	require.NoError(t, err)
-	var plan []string
-	for rows.Next() {
-		var line string
-		require.NoError(t, rows.Scan(&line))
-		plan = append(plan, line)
-	}
-	require.NoError(t, rows.Err())
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
 	text := strings.Join(plan, "\n")
 	require.Contains(t, text, "jobs_claim_idx", text)
 	require.Contains(t, text, "jobs_pkey", text)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -220,13 +221,8 @@ func TestQueueSummaryCountsWithoutScanningHistory(t *testing.T) {
 
 	rows, err := pool.Query(ctx, "EXPLAIN SELECT * FROM baton.queue_summary")
 	require.NoError(t, err)
-	var lines []string
-	for rows.Next() {
-		var l string
-		require.NoError(t, rows.Scan(&l))
-		lines = append(lines, l)
-	}
-	require.NoError(t, rows.Err())
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
 	plan := strings.Join(lines, "\n")
 	// Jobs are read only through indexes that leave out succeeded jobs, the
 	// bulk of history: the claim index, or the listing index (migration 6),

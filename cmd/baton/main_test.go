@@ -311,9 +311,6 @@ stages:
 	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'running'"))
 }
 
-// TestReplicasSurviveSIGKILL is the core promise end to end: two worker
-// processes move 300 jobs through two stages while one is killed with
-// SIGKILL mid-run and restarted; every job is done exactly once.
 func TestReportPrintsEveryView(t *testing.T) {
 	t.Parallel()
 	_, u := dbtest.NewWithURL(t)
@@ -378,6 +375,9 @@ stages:
 	require.Regexp(t, `(?m)^b +3 `, r.stdout)
 }
 
+// TestReplicasSurviveSIGKILL is the core promise end to end: two worker
+// processes move 300 jobs through two stages while one is killed with
+// SIGKILL mid-run and restarted; every job is done exactly once.
 func TestReplicasSurviveSIGKILL(t *testing.T) {
 	t.Parallel()
 	pool, u := dbtest.NewWithURL(t)
