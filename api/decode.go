@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,113 +15,87 @@ import (
 	"unicode/utf8"
 
 	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/jsonb"
 )
 
 // maxDepth bounds JSON nesting; encoding/json alone allows 10,000.
 const maxDepth = 32
 
-// readJSON reads a request body that must be JSON of at most limit bytes and
-// returns it decoded into plain values (numbers as json.Number), after strict
-// checks encoding/json does not make: valid UTF-8, no duplicate keys, no
-// trailing data, no NUL characters or lone surrogates, bounded depth.
-func readJSON(w http.ResponseWriter, r *http.Request, limit int64) (any, error) {
+// readJSON reads a request body that must be JSON of at most limit bytes,
+// checks it as a whole (valid UTF-8, bounded depth, valid JSON), and returns
+// a scanner at its start. Handlers walk the body token by token and keep
+// payloads as slices of it, so a request costs about its body's size in
+// memory, whatever it holds (a decoded tree of 30 MiB of zeros took 1.2 GB).
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64) (*jsonb.Scanner, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return nil, problem(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type",
 			"the request body must be application/json")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooBig *http.MaxBytesError
+	body, err := readBody(w, r, limit)
 	switch {
-	case errors.As(err, &tooBig):
-		return nil, problem(http.StatusRequestEntityTooLarge, "payload_too_large", "",
-			"the request body is larger than %d bytes", limit)
 	case err != nil:
-		return nil, problem(http.StatusBadRequest, "malformed_body", "", "reading the request body: %v", err)
+		return nil, err
 	case len(bytes.TrimSpace(body)) == 0:
 		return nil, problem(http.StatusBadRequest, "empty_body", "", "the request body is empty")
 	case !utf8.Valid(body):
 		return nil, problem(http.StatusBadRequest, "invalid_utf8", "", "the request body is not valid UTF-8")
+	case jsonb.TooDeep(body, maxDepth):
+		return nil, problem(http.StatusUnprocessableEntity, "too_deep", "", "JSON nesting is deeper than %d levels", maxDepth)
+	case !json.Valid(body):
+		return nil, syntaxProblem(body)
 	}
-	if err := checkEscapes(body); err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	v, err := decodeValue(dec, "", 0)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, problem(http.StatusBadRequest, "malformed_json", "", "unexpected data after the JSON value")
-	}
-	return v, nil
+	return jsonb.NewScanner(body), nil
 }
 
-// decodeValue walks one JSON value token by token, so that duplicate keys,
-// depth and NUL characters are caught with the path where they occur.
-func decodeValue(dec *json.Decoder, path string, depth int) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, syntaxProblem(err)
+// readBody reads at most limit bytes of body. It reads into chunks that
+// double up to 1 MiB and joins them once, so a body costs at most about
+// twice its size, and a client that declares a large Content-Length must
+// send the bytes before they cost anything.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	tooLarge := problem(http.StatusRequestEntityTooLarge, "payload_too_large", "", "the request body is larger than %d bytes", limit)
+	if r.ContentLength > limit {
+		return nil, tooLarge
 	}
-	switch t := tok.(type) {
-	case json.Delim:
-		if depth >= maxDepth {
-			return nil, problem(http.StatusUnprocessableEntity, "too_deep", path, "JSON nesting is deeper than %d levels", maxDepth)
-		}
-		if t == '[' {
-			list := []any{}
-			for dec.More() {
-				v, err := decodeValue(dec, fmt.Sprintf("%s[%d]", path, len(list)), depth+1)
-				if err != nil {
-					return nil, err
-				}
-				list = append(list, v)
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, syntaxProblem(err)
-			}
-			return list, nil
-		}
-		obj := map[string]any{}
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
-				return nil, syntaxProblem(err)
-			}
-			key := tok.(string)
-			field := joinPath(path, key)
-			if strings.ContainsRune(key, 0) {
-				return nil, problem(http.StatusUnprocessableEntity, "unsupported_null_char", field, "keys must not contain \\u0000")
-			}
-			if _, dup := obj[key]; dup {
-				return nil, problem(http.StatusBadRequest, "duplicate_key", field, "key %q appears twice", key)
-			}
-			v, err := decodeValue(dec, field, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			obj[key] = v
-		}
-		if _, err := dec.Token(); err != nil {
-			return nil, syntaxProblem(err)
-		}
-		return obj, nil
-	case string:
-		if strings.ContainsRune(t, 0) {
-			return nil, problem(http.StatusUnprocessableEntity, "unsupported_null_char", path,
-				"strings must not contain \\u0000 (PostgreSQL cannot store it)")
-		}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	size := 4 << 10
+	if r.ContentLength >= 0 {
+		size = int(r.ContentLength) + 1 // +1: the end shows without another chunk
 	}
-	return tok, nil
+	var chunks [][]byte
+	for {
+		chunk := make([]byte, min(size, 1<<20))
+		n, err := io.ReadFull(body, chunk)
+		chunks = append(chunks, chunk[:n])
+		var maxErr *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			if len(chunks) == 1 {
+				return chunks[0], nil
+			}
+			return bytes.Join(chunks, nil), nil
+		case errors.As(err, &maxErr):
+			return nil, tooLarge
+		case err != nil:
+			return nil, problem(http.StatusBadRequest, "malformed_body", "", "reading the request body: %v", err)
+		}
+		size *= 2
+	}
 }
 
-func syntaxProblem(err error) *Problem {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+// syntaxProblem says what is wrong with a body json.Valid refused.
+func syntaxProblem(body []byte) *Problem {
+	var syntax *json.SyntaxError
+	err := json.Unmarshal(body, new(json.RawMessage)) // checks syntax only: builds nothing
+	switch {
+	case !errors.As(err, &syntax):
+		return problem(http.StatusBadRequest, "malformed_json", "", "the body is not valid JSON")
+	case strings.Contains(syntax.Error(), "end of JSON input"):
 		return problem(http.StatusBadRequest, "malformed_json", "", "the JSON value is incomplete")
+	case strings.Contains(syntax.Error(), "after top-level value"):
+		return problem(http.StatusBadRequest, "malformed_json", "", "unexpected data after the JSON value")
 	}
-	return problem(http.StatusBadRequest, "malformed_json", "", "%v", err)
+	return problem(http.StatusBadRequest, "malformed_json", "", "%s (at byte %d)", syntax, syntax.Offset)
 }
 
 func joinPath(path, key string) string {
@@ -131,131 +105,123 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-// checkEscapes rejects \u escapes of lone UTF-16 surrogates, which
-// encoding/json would silently turn into U+FFFD.
-func checkEscapes(body []byte) error {
-	inString, escaped := false, false
-	pendingHigh := false
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		if !inString {
-			if c == '"' {
-				inString = true
-			}
-			continue
-		}
-		if escaped {
-			escaped = false
-			if c == 'u' && i+4 < len(body) {
-				v, err := strconv.ParseUint(string(body[i+1:i+5]), 16, 16)
-				if err == nil {
-					high, low := v >= 0xD800 && v <= 0xDBFF, v >= 0xDC00 && v <= 0xDFFF
-					if (pendingHigh && !low) || (!pendingHigh && low) {
-						return problem(http.StatusUnprocessableEntity, "invalid_unicode", "", "the body has an unpaired UTF-16 surrogate escape")
-					}
-					pendingHigh = high
-					i += 4
-					continue
-				}
-			}
-			if pendingHigh {
-				return problem(http.StatusUnprocessableEntity, "invalid_unicode", "", "the body has an unpaired UTF-16 surrogate escape")
-			}
-			continue
-		}
-		if pendingHigh && c != '\\' {
-			return problem(http.StatusUnprocessableEntity, "invalid_unicode", "", "the body has an unpaired UTF-16 surrogate escape")
-		}
-		switch c {
-		case '\\':
-			escaped = true
-		case '"':
-			inString = false
-		}
-	}
-	return nil
-}
-
-// object requires v to be a JSON object whose keys are all in allowed (exact,
-// case-sensitive: encoding/json would match "Queue" to "queue").
-func object(v any, path string, allowed ...string) (map[string]any, error) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		what := "the request body"
-		if path != "" {
-			what = path
-		}
-		return nil, problem(http.StatusUnprocessableEntity, "invalid_type", path, "%s must be a JSON object", what)
-	}
-	for k := range m {
-		if !slices.Contains(allowed, k) {
-			return nil, problem(http.StatusUnprocessableEntity, "unknown_field", joinPath(path, k),
-				"unknown field %q (allowed: %s)", k, strings.Join(allowed, ", "))
-		}
-	}
-	return m, nil
-}
-
-// intField reads an optional integer field within [lo, hi].
-func intField(m map[string]any, path, key string, lo, hi int64) (int64, bool, error) {
-	v, ok := m[key]
-	if !ok {
-		return 0, false, nil
-	}
+// fieldName reads an object key the request may use.
+func fieldName(k jsonb.Token, path string, allowed []string) (string, error) {
+	key := string(jsonb.Unquote(k.Raw))
 	field := joinPath(path, key)
-	n, isNum := v.(json.Number)
-	if !isNum || strings.ContainsAny(n.String(), ".eE") {
-		return 0, false, problem(http.StatusUnprocessableEntity, "invalid_type", field, "%s must be an integer", key)
+	if err := jsonb.String(k.Raw); err != nil {
+		return "", valueProblem(&jsonb.Error{Err: err}, field, 0)
 	}
-	i, err := strconv.ParseInt(n.String(), 10, 64)
-	if err != nil || i < lo || i > hi {
-		return 0, false, problem(http.StatusUnprocessableEntity, "out_of_range", field, "%s must be an integer between %d and %d", key, lo, hi)
+	if !slices.Contains(allowed, key) {
+		return "", problem(http.StatusUnprocessableEntity, "unknown_field", field,
+			"unknown field %q (allowed: %s)", key, strings.Join(allowed, ", "))
 	}
-	return i, true, nil
+	return key, nil
 }
 
-func stringField(m map[string]any, path, key string) (string, bool, error) {
-	v, ok := m[key]
-	if !ok {
-		return "", false, nil
+func notAnObject(path string) *Problem {
+	what := "the request body"
+	if path != "" {
+		what = path
 	}
-	s, isStr := v.(string)
-	if !isStr {
-		return "", false, problem(http.StatusUnprocessableEntity, "invalid_type", joinPath(path, key), "%s must be a string", key)
+	return problem(http.StatusUnprocessableEntity, "invalid_type", path, "%s must be a JSON object", what)
+}
+
+// valueProblem is the problem for a payload jsonb cannot store, or one
+// against the request's limits.
+func valueProblem(err error, field string, maxBytes int) *Problem {
+	var e *jsonb.Error
+	if !errors.As(err, &e) {
+		return problem(http.StatusUnprocessableEntity, "invalid_type", field, "%s: %v", field, err)
 	}
-	return s, true, nil
+	at := e.Under(field)
+	switch {
+	case errors.Is(e, jsonb.ErrTooLarge):
+		return problem(http.StatusRequestEntityTooLarge, "payload_too_large", field, "%s is larger than %d bytes", field, maxBytes)
+	case errors.Is(e, jsonb.ErrNUL):
+		return problem(http.StatusUnprocessableEntity, "unsupported_null_char", at, "strings must not contain \\u0000 (PostgreSQL cannot store it)")
+	case errors.Is(e, jsonb.ErrSurrogate):
+		return problem(http.StatusUnprocessableEntity, "invalid_unicode", at, "the body has an unpaired UTF-16 surrogate escape")
+	case errors.Is(e, jsonb.ErrDuplicateKey):
+		return problem(http.StatusBadRequest, "duplicate_key", at, "key %q appears twice", at[strings.LastIndex(at, ".")+1:])
+	case errors.Is(e, jsonb.ErrNumber):
+		return problem(http.StatusUnprocessableEntity, "out_of_range", at, "%s", jsonb.ErrNumber)
+	}
+	return problem(http.StatusUnprocessableEntity, "invalid_type", at, "%s", e.Err)
+}
+
+// intValue reads an integer within [lo, hi].
+func intValue(v jsonb.Token, field string, lo, hi int64) (int64, error) {
+	key := field[strings.LastIndex(field, ".")+1:]
+	if !v.IsNumber() || bytes.ContainsAny(v.Raw, ".eE") {
+		return 0, problem(http.StatusUnprocessableEntity, "invalid_type", field, "%s must be an integer", key)
+	}
+	i, err := strconv.ParseInt(string(v.Raw), 10, 64)
+	if err != nil || i < lo || i > hi {
+		return 0, problem(http.StatusUnprocessableEntity, "out_of_range", field, "%s must be an integer between %d and %d", key, lo, hi)
+	}
+	return i, nil
+}
+
+// stringValue reads a string.
+func stringValue(v jsonb.Token, field string) (string, error) {
+	if v.Kind != '"' {
+		return "", problem(http.StatusUnprocessableEntity, "invalid_type", field, "%s must be a string", field[strings.LastIndex(field, ".")+1:])
+	}
+	return string(jsonb.Unquote(v.Raw)), nil
 }
 
 // jobFields are the fields of one job in a submit request.
 var jobFields = []string{"payload", "delay", "run_at", "priority", "max_attempts"}
 
-// parseJob turns one job object of a request into a db.NewJob.
-func parseJob(v any, path, queue string, maxPayload int) (db.NewJob, error) {
+// parseJob reads the job object that begins with t into a db.NewJob. The
+// payload stays the bytes the client sent: a slice of the body.
+func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload int) (db.NewJob, error) {
 	job := db.NewJob{Queue: queue}
-	m, err := object(v, path, jobFields...)
-	if err != nil {
-		return job, err
+	if t.Kind != '{' {
+		return job, notAnObject(path)
 	}
-	payload, ok := m["payload"]
-	if !ok {
-		return job, problem(http.StatusUnprocessableEntity, "missing_field", joinPath(path, "payload"), "payload is required (any JSON value)")
+	var seen [5]bool // by jobFields index
+	var delay, runAt string
+	for k := s.Next(); k.Kind == '"'; k = s.Next() {
+		key, err := fieldName(k, path, jobFields)
+		if err != nil {
+			return job, err
+		}
+		field := joinPath(path, key)
+		if i := slices.Index(jobFields, key); seen[i] {
+			return job, problem(http.StatusBadRequest, "duplicate_key", field, "key %q appears twice", key)
+		} else {
+			seen[i] = true
+		}
+		v := s.Next()
+		switch key {
+		case "payload":
+			job.Payload, err = s.Value(v, jsonb.Limits{MaxBytes: maxPayload, UniqueKeys: true})
+			if err != nil {
+				return job, valueProblem(err, field, maxPayload)
+			}
+		case "delay":
+			delay, err = stringValue(v, field)
+		case "run_at":
+			runAt, err = stringValue(v, field)
+		case "priority":
+			var n int64
+			n, err = intValue(v, field, 0, db.MaxPriority)
+			job.Priority = int16(n)
+		case "max_attempts":
+			var n int64
+			n, err = intValue(v, field, 1, db.MaxMaxAttempts)
+			job.MaxAttempts = int32(n)
+		}
+		if err != nil {
+			return job, err
+		}
 	}
-	if job.Payload, err = json.Marshal(payload); err != nil {
-		return job, problem(http.StatusUnprocessableEntity, "invalid_type", joinPath(path, "payload"), "payload cannot be encoded: %v", err)
-	}
-	if len(job.Payload) > maxPayload {
-		return job, problem(http.StatusRequestEntityTooLarge, "payload_too_large", joinPath(path, "payload"),
-			"payload is larger than %d bytes", maxPayload)
-	}
-	delay, hasDelay, err := stringField(m, path, "delay")
-	if err != nil {
-		return job, err
-	}
-	runAt, hasRunAt, err := stringField(m, path, "run_at")
-	if err != nil {
-		return job, err
-	}
+	hasDelay, hasRunAt := seen[1], seen[2]
 	switch {
+	case !seen[0]:
+		return job, problem(http.StatusUnprocessableEntity, "missing_field", joinPath(path, "payload"), "payload is required (any JSON value)")
 	case hasDelay && hasRunAt:
 		return job, problem(http.StatusUnprocessableEntity, "conflicting_fields", joinPath(path, "run_at"), "give delay or run_at, not both")
 	case hasDelay:
@@ -270,26 +236,80 @@ func parseJob(v any, path, queue string, maxPayload int) (db.NewJob, error) {
 		}
 		job.Delay = d
 	case hasRunAt:
-		t, err := time.Parse(time.RFC3339Nano, runAt)
+		t, err := parseTime(runAt, joinPath(path, "run_at"))
 		if err != nil {
-			return job, problem(http.StatusUnprocessableEntity, "invalid_timestamp", joinPath(path, "run_at"),
-				"run_at %q is not an RFC 3339 time with a UTC offset, such as \"2030-01-02T15:04:05Z\"", runAt)
-		}
-		if t.Year() < 2000 || t.Year() > 9999 {
-			return job, problem(http.StatusUnprocessableEntity, "out_of_range", joinPath(path, "run_at"), "run_at must be between the years 2000 and 9999")
+			return job, err
 		}
 		job.RunAt = t
 	}
-	prio, _, err := intField(m, path, "priority", 0, db.MaxPriority)
-	if err != nil {
-		return job, err
-	}
-	attempts, _, err := intField(m, path, "max_attempts", 1, db.MaxMaxAttempts)
-	if err != nil {
-		return job, err
-	}
-	job.Priority, job.MaxAttempts = int16(prio), int32(attempts)
 	return job, nil
+}
+
+// rfc3339 is RFC 3339's date-time, whose offsets go to ±23:59 (Go's parser
+// takes +24:00 and more).
+var rfc3339 = regexp.MustCompile(`^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$`)
+
+// parseTime reads an RFC 3339 time that every reader can write back: within
+// db.MinRunAt..db.MaxRunAt once in UTC.
+func parseTime(s, field string) (time.Time, error) {
+	key := field[strings.LastIndex(field, ".")+1:]
+	if !rfc3339.MatchString(s) {
+		return time.Time{}, problem(http.StatusUnprocessableEntity, "invalid_timestamp", field,
+			"%s %q is not an RFC 3339 time with a UTC offset, such as \"2030-01-02T15:04:05Z\"", key, s)
+	}
+	t, err := time.Parse(time.RFC3339Nano, strings.ToUpper(s))
+	if err != nil {
+		return time.Time{}, problem(http.StatusUnprocessableEntity, "invalid_timestamp", field,
+			"%s %q is not a valid time: %v", key, s, err)
+	}
+	if !db.ValidRunAt(t) {
+		return time.Time{}, problem(http.StatusUnprocessableEntity, "out_of_range", field,
+			"%s must be between %s and %s (in UTC; %s is %s)", key, db.MinRunAt.Format(time.RFC3339),
+			db.MaxRunAt.Format(time.RFC3339), s, t.UTC().Format("2006-01-02T15:04:05Z07:00"))
+	}
+	return t, nil
+}
+
+// parseBatch reads a batch submit's body: {"jobs": [job, …]}.
+func parseBatch(s *jsonb.Scanner, queue string, maxJobs, maxPayload int) ([]db.NewJob, error) {
+	if t := s.Next(); t.Kind != '{' {
+		return nil, notAnObject("")
+	}
+	var jobs []db.NewJob
+	found := false
+	for k := s.Next(); k.Kind == '"'; k = s.Next() {
+		if _, err := fieldName(k, "", []string{"jobs"}); err != nil {
+			return nil, err
+		}
+		if found {
+			return nil, problem(http.StatusBadRequest, "duplicate_key", "jobs", "key \"jobs\" appears twice")
+		}
+		found = true
+		switch v := s.Next(); v.Kind {
+		case 'n':
+			found = false
+		case '[':
+			for e := s.Next(); e.Kind != ']'; e = s.Next() {
+				if len(jobs) == maxJobs {
+					return nil, problem(http.StatusUnprocessableEntity, "out_of_range", "jobs", "a batch holds 1 to %d jobs, got more", maxJobs)
+				}
+				job, err := parseJob(s, e, "jobs["+strconv.Itoa(len(jobs))+"]", queue, maxPayload)
+				if err != nil {
+					return nil, err
+				}
+				jobs = append(jobs, job)
+			}
+		default:
+			return nil, problem(http.StatusUnprocessableEntity, "invalid_type", "jobs", "jobs must be a list")
+		}
+	}
+	switch {
+	case !found:
+		return nil, problem(http.StatusUnprocessableEntity, "missing_field", "jobs", "jobs is required: a list of jobs")
+	case len(jobs) == 0:
+		return nil, problem(http.StatusUnprocessableEntity, "out_of_range", "jobs", "a batch holds 1 to %d jobs, got 0", maxJobs)
+	}
+	return jobs, nil
 }
 
 // idempotencyKey reads the Idempotency-Key header, bare or as a quoted

@@ -85,9 +85,16 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// writeJSON writes v as the JSON response body with status.
+// writeJSON writes v as the JSON response body with status. It encodes v
+// before it writes anything: a value that cannot be encoded is a bug, and
+// recoverPanics answers it with a 500 problem instead of a success with an
+// empty body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Errorf("encoding the response: %w", err))
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }

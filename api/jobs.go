@@ -35,9 +35,9 @@ func queueParam(r *http.Request) (string, error) {
 // idParam validates the {id} path parameter.
 func idParam(r *http.Request) (int64, error) {
 	raw := chi.URLParam(r, "id")
-	id, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || id < 1 {
-		return 0, problem(http.StatusBadRequest, "invalid_id", "id", "job id must be a positive 64-bit integer, got %q", raw)
+	id, ok := db.ParseID(raw)
+	if !ok {
+		return 0, problem(http.StatusBadRequest, "invalid_id", "id", "job id must be a positive 64-bit integer in plain decimal, got %q", raw)
 	}
 	return id, nil
 }
@@ -85,7 +85,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return db.NewJob{}, err
 		}
-		return parseJob(body, "", queue, s.cfg.MaxPayloadBytes)
+		return parseJob(body, body.Next(), "", queue, s.cfg.MaxPayloadBytes)
 	}()
 	if err != nil {
 		writeProblem(w, r, s.log, err)
@@ -125,26 +125,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := object(body, "", "jobs")
-		if err != nil {
-			return nil, err
-		}
-		list, ok := m["jobs"].([]any)
-		switch {
-		case m["jobs"] == nil:
-			return nil, problem(http.StatusUnprocessableEntity, "missing_field", "jobs", "jobs is required: a list of jobs")
-		case !ok:
-			return nil, problem(http.StatusUnprocessableEntity, "invalid_type", "jobs", "jobs must be a list")
-		case len(list) == 0 || len(list) > s.cfg.MaxBatchJobs:
-			return nil, problem(http.StatusUnprocessableEntity, "out_of_range", "jobs", "a batch holds 1 to %d jobs, got %d", s.cfg.MaxBatchJobs, len(list))
-		}
-		jobs := make([]db.NewJob, len(list))
-		for i, v := range list {
-			if jobs[i], err = parseJob(v, fmt.Sprintf("jobs[%d]", i), queue, s.cfg.MaxPayloadBytes); err != nil {
-				return nil, err
-			}
-		}
-		return jobs, nil
+		return parseBatch(body, queue, s.cfg.MaxBatchJobs, s.cfg.MaxPayloadBytes)
 	}()
 	if err != nil {
 		writeProblem(w, r, s.log, err)

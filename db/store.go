@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/baton-run/baton/internal/jsonb"
 	"github.com/baton-run/baton/migrations"
 )
 
@@ -57,6 +59,16 @@ const QueueNameRule = "a queue name must be 1 to 63 characters of a-z, 0-9, '_',
 // ValidQueueName reports whether name can name a queue (see QueueNameRule).
 func ValidQueueName(name string) bool { return queueNameRE.MatchString(name) }
 
+// ParseID reads a job id written in plain decimal: no sign, no leading
+// zeros, at most a positive int64.
+func ParseID(s string) (int64, bool) {
+	if s == "" || s[0] < '1' || s[0] > '9' || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil
+}
+
 // ValidateQueueName returns an ErrInvalid error unless name can name a queue.
 func ValidateQueueName(name string) error {
 	if !ValidQueueName(name) {
@@ -79,6 +91,7 @@ func Connect(ctx context.Context, databaseURL, appName string, maxConns int32) (
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok && appName != "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = appName
 	}
+	cfg.AfterConnect = AfterConnect
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to database: %w", MapError(err))
@@ -248,8 +261,12 @@ func (j *NewJob) Validate() error {
 	if len(j.Payload) == 0 {
 		j.Payload = json.RawMessage("{}")
 	}
-	if !json.Valid(j.Payload) {
-		return fmt.Errorf("%w: payload is not valid JSON", ErrInvalid)
+	if err := jsonb.Check(j.Payload); err != nil {
+		return fmt.Errorf("%w: payload: %w", ErrInvalid, err)
+	}
+	if !j.RunAt.IsZero() && !ValidRunAt(j.RunAt) {
+		return fmt.Errorf("%w: run_at %s must be between %s and %s in UTC", ErrInvalid,
+			j.RunAt.Format(time.RFC3339Nano), MinRunAt.Format(time.RFC3339), MaxRunAt.Format(time.RFC3339))
 	}
 	if j.Priority < 0 || j.Priority > MaxPriority {
 		return fmt.Errorf("%w: priority %d must be between 0 and %d", ErrInvalid, j.Priority, MaxPriority)

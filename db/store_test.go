@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -55,11 +56,18 @@ func TestSubmitRejectsBadInputAndChangesNothing(t *testing.T) {
 		{"PriorityTooHigh", db.NewJob{Queue: "a", Priority: 101}},
 		{"MaxAttemptsTooHigh", db.NewJob{Queue: "a", MaxAttempts: 1001}},
 		{"NegativeDelay", db.NewJob{Queue: "a", Delay: -time.Second}},
+		{"LoneSurrogate", db.NewJob{Queue: "a", Payload: json.RawMessage(`["\udc00"]`)}},
+		{"NumberBeyondNumeric", db.NewJob{Queue: "a", Payload: json.RawMessage(`{"n":1e131072}`)}},
+		{"InvalidUTF8", db.NewJob{Queue: "a", Payload: json.RawMessage("\"\xff\"")}},
+		{"RunAtYear10000InUTC", db.NewJob{Queue: "a", RunAt: time.Date(9999, 12, 31, 23, 59, 59, 0, time.FixedZone("", -3600))}},
+		{"RunAtBefore2000", db.NewJob{Queue: "a", RunAt: time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := db.Submit(context.Background(), pool, tt.job)
 			require.ErrorIs(t, err, db.ErrInvalid)
+			var pgErr *pgconn.PgError
+			require.False(t, errors.As(err, &pgErr), "refused before any SQL: %v", err)
 		})
 	}
 	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs"))
