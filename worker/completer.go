@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/baton-run/baton/db"
 )
@@ -94,8 +95,14 @@ func (s *stage) commit(batch []*done) {
 	for _, d := range batch {
 		r, ok := committed[claim{d.job.ID, d.token}]
 		switch {
-		case err != nil:
+		case errors.Is(err, db.ErrUnavailable) || ctx.Err() != nil:
 			s.jobLog(d.job).Error("recording success failed; the job will run again when its lease expires", "error", err)
+		case err != nil:
+			// The statement refused this job's outcome (a result the table's
+			// rules refuse, say): that is the attempt's failure, recorded
+			// under the same fence and retried with the stage's backoff,
+			// rather than a wait for the lease to expire.
+			s.fail(d.job, d.token, fmt.Errorf("recording the result failed: %w", err))
 		case !ok:
 			s.w.stats.leasesLost.Add(1)
 			s.metrics.fenced.Inc()

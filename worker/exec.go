@@ -16,18 +16,25 @@ import (
 )
 
 const (
-	maxOutput  = 16 << 20 // stdout bytes kept as the result
+	maxOutput  = 16 << 20 // result bytes kept (exec stdout, http response body, Go results)
 	stderrTail = 4 << 10  // stderr bytes kept as the error
 )
+
+// errTooLarge is a result past maxOutput.
+var errTooLarge = fmt.Errorf("result larger than %d bytes", maxOutput)
 
 // execHandler runs a command per job: the payload on stdin, the result on
 // stdout, and a non-zero exit status fails the attempt with stderr's tail.
 type execHandler struct{ argv []string }
 
 func (h *execHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, error) {
-	cmd := exec.CommandContext(ctx, h.argv[0], h.argv[1:]...)
+	// A command printing past maxOutput is stopped at once: its result is
+	// lost anyway, and the worker's memory stays bounded.
+	cctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	cmd := exec.CommandContext(cctx, h.argv[0], h.argv[1:]...)
 	cmd.Stdin = bytes.NewReader(job.Payload)
-	stdout := &capBuffer{max: maxOutput}
+	stdout := &capBuffer{max: maxOutput, full: func() { stop(errTooLarge) }}
 	stderr := &tailBuffer{max: stderrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.Env = append(os.Environ(),
@@ -44,12 +51,15 @@ func (h *execHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, er
 	cmd.WaitDelay = 5 * time.Second
 
 	err := cmd.Run()
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return nil, context.Cause(ctx)
+	case stdout.over:
+		return nil, fmt.Errorf("stdout: %w", errTooLarge)
 	}
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
-		msg := bytes.TrimSpace(stderr.Bytes())
+		msg := bytes.TrimSpace(stderr.buf)
 		if len(msg) == 0 {
 			return nil, fmt.Errorf("%s", exitErr)
 		}
@@ -58,26 +68,35 @@ func (h *execHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, er
 	if err != nil {
 		return nil, fmt.Errorf("running %s: %w", h.argv[0], err)
 	}
-	if stdout.overflow {
-		return nil, fmt.Errorf("stdout is larger than %d bytes", maxOutput)
-	}
-	return result(stdout.Bytes(), "stdout")
+	return result(stdout.buf, "stdout")
 }
 
-// capBuffer keeps up to max bytes and notes whether more were written.
+// capBuffer keeps up to max bytes. The first write past them calls full (if
+// set) and fails, which stops os/exec copying (a type with a ReadFrom method, as an
+// embedded bytes.Buffer has, would be copied into past any cap). It grows
+// by doubling up to max, so it allocates at most twice max.
 type capBuffer struct {
-	bytes.Buffer
-	max      int
-	overflow bool
+	buf  []byte
+	max  int
+	full func()
+	over bool
 }
 
 func (b *capBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); len(p) > room {
-		b.overflow = true
-		b.Buffer.Write(p[:max(room, 0)])
-		return len(p), nil
+	if b.over || len(b.buf)+len(p) > b.max {
+		if !b.over && b.full != nil {
+			b.full()
+		}
+		b.over = true
+		return 0, errTooLarge
 	}
-	return b.Buffer.Write(p)
+	if len(b.buf)+len(p) > cap(b.buf) {
+		grown := make([]byte, len(b.buf), min(max(2*cap(b.buf), len(b.buf)+len(p), 4<<10), b.max))
+		copy(grown, b.buf)
+		b.buf = grown
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
 }
 
 // tailBuffer keeps the last max bytes written.
@@ -87,16 +106,16 @@ type tailBuffer struct {
 }
 
 func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > b.max {
-		b.buf = append(b.buf[:0], b.buf[len(b.buf)-b.max:]...)
+	n := len(p)
+	if len(p) > b.max {
+		p = p[len(p)-b.max:]
 	}
-	return len(p), nil
+	if drop := len(b.buf) + len(p) - b.max; drop > 0 {
+		b.buf = append(b.buf[:0], b.buf[drop:]...)
+	}
+	b.buf = append(b.buf, p...)
+	return n, nil
 }
-
-func (b *tailBuffer) Bytes() []byte { return b.buf }
-
-func bytesTrimSpace(b []byte) []byte { return bytes.TrimSpace(b) }
 
 func truncate(b []byte, n int) []byte {
 	if len(b) > n {

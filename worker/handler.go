@@ -1,12 +1,15 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/baton-run/baton/internal/jsonb"
 )
 
 // Job is what a handler sees of the job it runs.
@@ -121,13 +124,22 @@ func handlerFor(spec HandlerSpec) (Handler, error) {
 	return nil, fmt.Errorf("%w: stage has no handler", ErrPipeline)
 }
 
-// result normalises handler output: empty means null, anything else must be JSON.
+// result normalises handler output: empty means null; anything else must
+// be JSON that jsonb can store, of at most maxOutput bytes. Checking here
+// turns what would fail the completion statement into a clear failed attempt.
 func result(out []byte, source string) (json.RawMessage, error) {
-	if len(out) == 0 || len(bytesTrimSpace(out)) == 0 {
+	out = bytes.TrimSpace(out)
+	switch {
+	case len(out) == 0:
 		return json.RawMessage("null"), nil
+	case len(out) > maxOutput:
+		return nil, fmt.Errorf("%s: %w", source, errTooLarge)
 	}
-	if !json.Valid(out) {
+	switch err := jsonb.Check(out); {
+	case errors.Is(err, jsonb.ErrSyntax):
 		return nil, fmt.Errorf("%s is not valid JSON: %q", source, truncate(out, 200))
+	case err != nil:
+		return nil, fmt.Errorf("%s cannot be stored: %w", source, err)
 	}
-	return json.RawMessage(bytesTrimSpace(out)), nil
+	return json.RawMessage(out), nil
 }

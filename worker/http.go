@@ -49,15 +49,19 @@ func (h *httpHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, er
 		return nil, fmt.Errorf("POST %s: %w", h.spec.URL, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxOutput+1))
-	if err != nil {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		start, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("POST %s: %s: %s", h.spec.URL, resp.Status, bytes.TrimSpace(start))
+	}
+	if resp.ContentLength > maxOutput {
+		return nil, fmt.Errorf("response body: %w", errTooLarge)
+	}
+	body := &capBuffer{max: maxOutput}
+	if _, err := io.Copy(body, resp.Body); err != nil {
+		if body.over {
+			return nil, fmt.Errorf("response body: %w", errTooLarge)
+		}
 		return nil, fmt.Errorf("reading response of POST %s: %w", h.spec.URL, err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, fmt.Errorf("POST %s: %s: %s", h.spec.URL, resp.Status, bytes.TrimSpace(truncate(body, 512)))
-	}
-	if len(body) > maxOutput {
-		return nil, fmt.Errorf("response body is larger than %d bytes", maxOutput)
-	}
-	return result(body, "response body")
+	return result(body.buf, "response body")
 }

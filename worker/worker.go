@@ -11,9 +11,11 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel"
@@ -471,7 +473,7 @@ func (s *stage) fail(job *Job, token int64, herr error) {
 		s.metrics.fenced.Inc()
 		s.jobLog(job).Warn("failure fenced: lease lost, nothing committed", "error", herr)
 	case err != nil:
-		s.jobLog(job).Error("recording failure failed; the job will run again when its lease expires", "error", err)
+		s.jobLog(job).Error("recording the failure failed; the job will run again when its lease expires", "error", err, "failure", herr)
 	default:
 		s.w.stats.failed.Add(1)
 		metricFinished.WithLabelValues(s.cfg.Queue, string(row.State)).Inc()
@@ -590,12 +592,19 @@ func backoff(attempt int, base, maxDelay time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// errorText keeps error text bounded in the row and the history.
+// errorText is an error as the row and the history keep it: at most 4 KiB
+// (its end, where the cause usually is), cut on a character boundary, in
+// valid UTF-8 without NUL, which PostgreSQL's text refuses. Handlers' text
+// (stderr above all) may hold anything; the failure must still be recorded.
 func errorText(err error) string {
 	const max = 4 << 10
-	s := err.Error()
+	s := strings.ReplaceAll(strings.ToValidUTF8(err.Error(), "\uFFFD"), "\x00", "\uFFFD")
 	if len(s) > max {
-		s = "…" + s[len(s)-max:]
+		cut := len(s) - max
+		for cut < len(s) && !utf8.RuneStart(s[cut]) {
+			cut++
+		}
+		s = "…" + s[cut:]
 	}
 	return s
 }

@@ -1,0 +1,188 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/worker"
+)
+
+// failedAttempts lists the errors of a job's failed attempts, in order.
+func failedAttempts(s *db.JobStatus) []string {
+	var errs []string
+	for _, e := range s.History {
+		if e.From != nil && *e.From == "running" && e.Error != nil {
+			errs = append(errs, *e.Error)
+		}
+	}
+	return errs
+}
+
+// A command printing 40 MB of JSON fails its attempt with the cap in the
+// error; nothing is handed off (before, the 40 MB became the next job's
+// payload).
+func TestResultOverTheCapFailsTheAttempt(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	start(t, pool, `
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler: {exec: ["sh", "-c", "printf '\"'; head -c 40000000 /dev/zero | tr '\\0' x; printf '\"'"]}
+    next: b
+    max_attempts: 1
+`)
+	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
+	require.Equal(t, "stdout: result larger than 16777216 bytes", *s.LastError)
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"))
+}
+
+// Results that are JSON but that jsonb cannot store fail their attempt with
+// the true error and are retried with the stage's backoff. The lease is long:
+// before, the completion statement failed and the attempt waited out the
+// whole lease, to end with "lease expired: worker … stopped heartbeating".
+func TestResultsPostgresCannotStoreFailTheAttempt(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	results := map[string]string{
+		"nul":       `{"text": "a\u0000b"}`,
+		"surrogate": `["\ud800"]`,
+		"huge":      `{"n": 1e1000000}`,
+	}
+	name := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+		var in struct{ Kind string }
+		_ = json.Unmarshal(j.Payload, &in)
+		return json.RawMessage(results[in.Kind]), nil
+	}))
+	start(t, pool, fmt.Sprintf(`
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler: {go: %q}
+    next: b
+    lease: 5m
+    max_attempts: 2
+    backoff: 10ms
+`, name))
+	want := map[string]string{
+		"nul":       `handler result cannot be stored: text: strings must not contain \u0000`,
+		"surrogate": "handler result cannot be stored: [0]: unpaired UTF-16 surrogate escape",
+		"huge":      "handler result cannot be stored: n: number is outside PostgreSQL's numeric range",
+	}
+	for kind := range results {
+		s := waitState(t, pool, submit(t, pool, fmt.Sprintf(`{"kind": %q}`, kind)), "dead")
+		errs := failedAttempts(s)
+		require.Len(t, errs, 2, "%s: both attempts ran and failed: %v", kind, errs)
+		for _, e := range errs {
+			require.Contains(t, e, want[kind])
+		}
+		require.Equal(t, "retrying", string(s.History[2].To), "%s: retried after backoff", kind)
+	}
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"))
+}
+
+// Error text a handler returns or prints is recorded whatever its bytes:
+// NUL, invalid UTF-8, or multi-byte text cut in the middle of a character
+// (before, the failure statement failed and the attempt waited out its lease).
+func TestUnstorableErrorTextIsRecorded(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	messages := []string{"bad\x00byte", "not \xff\xfe utf-8", "x" + strings.Repeat("é", 5000)}
+	name := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+		var i int
+		_ = json.Unmarshal(j.Payload, &i)
+		return nil, errors.New(messages[i])
+	}))
+	start(t, pool, fmt.Sprintf(`
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler: {go: %q}
+    lease: 5m
+    max_attempts: 1
+  - queue: e
+    handler: {exec: ["sh", "-c", "printf 'disk\\000full \\377 %%s' $(head -c 3000 /dev/zero | tr '\\0' '\\342') >&2; exit 1"]}
+    lease: 5m
+    max_attempts: 1
+`, name))
+	var ids []int64
+	for i := range messages {
+		ids = append(ids, submit(t, pool, fmt.Sprint(i)))
+	}
+	exec, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "e"})
+	require.NoError(t, err)
+	ids = append(ids, exec[0])
+	for _, id := range ids {
+		s := waitState(t, pool, id, "dead")
+		require.True(t, utf8.ValidString(*s.LastError), "%q", *s.LastError)
+		require.NotContains(t, *s.LastError, "\x00")
+		require.NotContains(t, *s.LastError, "lease expired")
+	}
+	s, err := db.Status(context.Background(), pool, ids[0])
+	require.NoError(t, err)
+	require.Equal(t, "bad\ufffdbyte", *s.LastError)
+}
+
+// One job whose outcome the completion statement refuses (here a rule the
+// operator added to the table) fails alone, with the true error, and is
+// retried; the other jobs of its grouped completion commit and hand off.
+func TestOneRefusedOutcomeFailsOnlyItsJob(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	_, err := pool.Exec(context.Background(),
+		`ALTER TABLE baton.jobs ADD CONSTRAINT no_poison CHECK (payload::text NOT LIKE '%poison%')`)
+	require.NoError(t, err)
+	const n = 20
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+	name := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+		if j.Attempt == 1 {
+			arrived.Done()
+			<-all // finish together, so that completions are grouped
+		}
+		if string(j.Payload) == "7" {
+			return json.RawMessage(`{"poison": true}`), nil
+		}
+		return j.Payload, nil
+	}))
+	r := start(t, pool, fmt.Sprintf(`
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler: {go: %q}
+    next: b
+    concurrency: %d
+    lease: 5m
+    max_attempts: 2
+    backoff: 10ms
+`, name, n))
+	var ids []int64
+	for i := range n {
+		ids = append(ids, submit(t, pool, fmt.Sprint(i)))
+	}
+	for i, id := range ids {
+		if i == 7 {
+			s := waitState(t, pool, id, "dead")
+			errs := failedAttempts(s)
+			require.Len(t, errs, 2)
+			require.Contains(t, errs[0], `recording the result failed`)
+			require.Contains(t, errs[0], `violates check constraint "no_poison"`)
+			continue
+		}
+		waitState(t, pool, id, "succeeded")
+	}
+	require.Equal(t, n-1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"))
+	require.Less(t, r.w.Stats().CompleteBatches, int64(n), "completions were grouped")
+}
