@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const token = "t0ken-for-tests"
+const token = "t0ken-for-the-tests"
 
 var spec = func() *openapi3.T {
 	doc, err := openapi3.NewLoader().LoadFromFile("openapi.yaml")
@@ -60,7 +60,7 @@ func setup(t *testing.T) (*client, *pgxpool.Pool) {
 
 func newClient(t *testing.T, pool *pgxpool.Pool) *client {
 	t.Helper()
-	srv := httptest.NewServer(api.New(pool, api.Config{Tokens: []string{"other-token", token}, Logger: slog.New(slog.DiscardHandler)}).Handler())
+	srv := httptest.NewServer(api.New(pool, api.Config{Tokens: []string{"other-token-for-tests", token}, Logger: slog.New(slog.DiscardHandler)}).Handler())
 	t.Cleanup(srv.Close)
 	router, err := gorillamux.NewRouter(spec)
 	require.NoError(t, err)
@@ -298,13 +298,16 @@ func TestIdempotentSubmitReplaysAndConcurrentDuplicatesCreateOneJob(t *testing.T
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	c, _ := setup(t)
-	for _, auth := range []string{"", "Bearer wrong", "Bearer ", "Basic dDBrZW46", "bearer " + token, "Bearer " + token + "x", token} {
+	for _, auth := range []string{"", "Bearer wrong", "Bearer ", "Basic dDBrZW46", "Bearer" + token, "Bearer " + token + "x", token} {
 		r := c.do("GET", "/v1/queues", "", "Authorization", auth)
 		require.Equal(t, 401, r.status, "Authorization: %q", auth)
 		require.Equal(t, `Bearer realm="baton"`, r.header.Get("WWW-Authenticate"))
 		require.Equal(t, "unauthenticated", r.json(t)["code"])
 	}
-	require.Equal(t, 200, c.do("GET", "/v1/queues", "", "Authorization", "Bearer other-token").status)
+	// The scheme is case-insensitive (RFC 9110), and one or more spaces follow it.
+	for _, auth := range []string{"Bearer other-token-for-tests", "bearer " + token, "BEARER " + token, "Bearer   " + token} {
+		require.Equal(t, 200, c.do("GET", "/v1/queues", "", "Authorization", auth).status, auth)
+	}
 }
 
 func TestPaginationIsStableWhileJobsArrive(t *testing.T) {

@@ -131,6 +131,10 @@ func TestBadInputIs4xxProblemAndChangesNothing(t *testing.T) {
 		{"BatchPayloadTooLarge", "POST", batch, `{"jobs":[{"payload":1},{"payload":"` + strings.Repeat("x", 300<<10) + `"}]}`, nil, 413, "payload_too_large", "jobs[1].payload"},
 		{"BatchJobNotAnObject", "POST", batch, `{"jobs":[{"payload":1},7]}`, nil, 422, "invalid_type", "jobs[1]"},
 		{"BatchUnknownField", "POST", batch, `{"jobs":[{"payload":1}],"queue":"b"}`, nil, 422, "unknown_field", "queue"},
+		{"CrossSiteCancel", "POST", fmt.Sprintf("/v1/jobs/%d/cancel", availableID), "", []string{"Sec-Fetch-Site", "cross-site"}, 403, "cross_origin", ""},
+		{"SameSiteOtherPortPause", "POST", "/v1/queues/a/pause", "", []string{"Sec-Fetch-Site", "same-site"}, 403, "cross_origin", ""},
+		{"ForeignOriginSubmit", "POST", submit, `{"payload":1}`, []string{"Origin", "http://evil.example"}, 403, "cross_origin", ""},
+		{"ForeignOriginBatch", "POST", batch, `{"jobs":[{"payload":1}]}`, []string{"Origin", "null"}, 403, "cross_origin", ""},
 		{"PauseBadQueue", "POST", "/v1/queues/NOPE/pause", "", nil, 422, "invalid_queue_name", "queue"},
 	}
 	before := rows(t, pool)
@@ -147,7 +151,7 @@ func TestBadInputIs4xxProblemAndChangesNothing(t *testing.T) {
 				require.Equal(t, tt.field, p["field"])
 			}
 			if tt.status == 405 {
-				require.Equal(t, "GET", r.header.Get("Allow"))
+				require.Equal(t, "GET, HEAD", r.header.Get("Allow"))
 			}
 		})
 	}

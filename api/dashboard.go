@@ -3,11 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,24 +38,22 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 
 var allStates = []db.JobState{"scheduled", "available", "running", "retrying", "succeeded", "dead", "canceled"}
 
-const sessionCookie = "baton_session"
-
 // dashboard mounts the dashboard's routes on r.
 func (s *Server) dashboard(r chi.Router) {
 	static, _ := fs.Sub(webFS, "web/static")
-	r.Handle("/static/*", http.StripPrefix("/static/", staticFiles(http.FileServerFS(static))))
+	r.Handle("/static/*", http.StripPrefix("/static/", staticFiles(http.FileServerFS(filesOnly{static}))))
 	r.Get("/login", s.loginPage)
-	r.With(s.sameOrigin).Post("/login", s.login)
-	r.With(s.sameOrigin).Post("/logout", s.logout)
+	r.With(s.deadline).Post("/login", s.login)
+	r.With(s.deadline).Post("/logout", s.logout)
 	r.Group(func(r chi.Router) {
-		r.Use(s.requireSession, s.deadline)
+		r.Use(s.deadline, s.requireSession)
 		r.Get("/", s.homePage)
 		r.Get("/queues/{queue}", s.queuePage)
 		r.Get("/jobs/{id}", s.jobPage)
-		r.With(s.sameOrigin).Post("/queues/{queue}/pause", s.dashboardPause(true))
-		r.With(s.sameOrigin).Post("/queues/{queue}/resume", s.dashboardPause(false))
-		r.With(s.sameOrigin).Post("/jobs/{id}/cancel", s.dashboardChange(db.Cancel))
-		r.With(s.sameOrigin).Post("/jobs/{id}/retry", s.dashboardChange(db.Retry))
+		r.Post("/queues/{queue}/pause", s.dashboardPause(true))
+		r.Post("/queues/{queue}/resume", s.dashboardPause(false))
+		r.Post("/jobs/{id}/cancel", s.dashboardChange(db.Cancel))
+		r.Post("/jobs/{id}/retry", s.dashboardChange(db.Retry))
 	})
 }
 
@@ -71,91 +64,20 @@ func staticFiles(h http.Handler) http.Handler {
 	})
 }
 
-// sameOrigin rejects cross-site form posts (CSRF) using the browser's
-// Sec-Fetch-Site and Origin headers, whether or not auth is on: a page on
-// another site must not be able to cancel jobs through a logged-in browser
-// or a dashboard on loopback.
-func (s *Server) sameOrigin(next http.Handler) http.Handler {
-	cop := http.NewCrossOriginProtection()
-	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.renderError(w, r, http.StatusForbidden, "This request came from another site and was refused.")
-	}))
-	return cop.Handler(next)
-}
+// filesOnly serves files and nothing else: a directory is not there, so
+// /static/ lists nothing.
+type filesOnly struct{ fs.FS }
 
-// session is the cookie value for a token: an HMAC of a fixed text keyed by
-// the token. It works on every replica, never reveals the token, and dies
-// with the token when an operator removes it from BATON_API_TOKENS.
-func session(token string) string {
-	m := hmac.New(sha256.New, []byte(token))
-	m.Write([]byte("baton dashboard session v1"))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func (s *Server) validSession(r *http.Request) bool {
-	c, err := r.Cookie(sessionCookie)
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	match := 0
-	for _, t := range s.cfg.Tokens {
-		match |= subtle.ConstantTimeCompare([]byte(c.Value), []byte(session(t)))
+	if info, err := file.Stat(); err != nil || info.IsDir() {
+		file.Close()
+		return nil, fs.ErrNotExist
 	}
-	return match == 1
-}
-
-// requireSession sends visitors without a session to the login page when
-// the API has tokens.
-func (s *Server) requireSession(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(s.cfg.Tokens) == 0 || s.validSession(r) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		to := "/login?next=" + url.QueryEscape(r.URL.RequestURI())
-		if r.Header.Get("HX-Request") != "" {
-			w.Header().Set("HX-Redirect", to)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		http.Redirect(w, r, to, http.StatusSeeOther)
-	})
-}
-
-// localPath keeps redirects on this site.
-func localPath(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
-		return "/"
-	}
-	return next
-}
-
-func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, "login.html", map[string]any{"Title": "Sign in", "Next": localPath(r.URL.Query().Get("next"))})
-}
-
-func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	next := localPath(r.PostFormValue("next"))
-	token := r.PostFormValue("token")
-	if len(s.cfg.Tokens) == 0 {
-		http.Redirect(w, r, next, http.StatusSeeOther)
-		return
-	}
-	if !s.validToken(token) {
-		s.render(w, r, http.StatusUnauthorized, "login.html", map[string]any{"Title": "Sign in", "Next": next, "Error": "That token is not accepted."})
-		return
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: session(token), Path: "/", HttpOnly: true, Secure: r.TLS != nil,
-		SameSite: http.SameSiteLaxMode, MaxAge: int((12 * time.Hour).Seconds()),
-	})
-	http.Redirect(w, r, next, http.StatusSeeOther)
-}
-
-func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	return file, nil
 }
 
 // render executes a page into a buffer first, so a template error becomes a
@@ -235,7 +157,8 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 		p.State = &state
 	}
 	if v := r.URL.Query().Get("before"); v != "" {
-		if p.BeforeID, err = strconv.ParseInt(v, 10, 64); err != nil || p.BeforeID < 1 {
+		var ok bool
+		if p.BeforeID, ok = db.ParseID(v); !ok {
 			s.renderError(w, r, http.StatusBadRequest, "before must be a job id.")
 			return
 		}

@@ -86,13 +86,7 @@ func waitJobState(t *testing.T, pool *pgxpool.Pool, id int64, state db.JobState)
 // page show it succeed.
 func TestDashboardInABrowser(t *testing.T) {
 	t.Parallel()
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI needs Debian's chromium for the browser test (make test installs it)")
-		}
-		t.Skip("no chromium on PATH")
-	}
+	ctx := newBrowser(t)
 	srv, pool, healed := dashboardServer(t)
 	for n := range 3 {
 		submitJSON(t, pool, "dash-ingest", fmt.Sprintf(`{"image": "cat-%d.png"}`, n))
@@ -105,17 +99,6 @@ func TestDashboardInABrowser(t *testing.T) {
 		return n == 3
 	}, 20*time.Second, 20*time.Millisecond)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 900))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
 	text := func(sel string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
@@ -166,13 +149,36 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.Click(chromedp.ID("retry")),
 		chromedp.WaitVisible(chromedp.CSS(".flash")),
 	))
-	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#job-state").innerText.trim() === "succeeded" &&
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#job-state").innerText.trim() === "succeeded" &&
 		document.querySelectorAll(".lineage .node").length === 2`, chromedp.WithPollingTimeout(30*time.Second)))
 	require.NoError(t, err)
 	waitJobState(t, pool, dead, "succeeded")
 	if os.Getenv("UPDATE_SCREENSHOTS") != "" {
 		screenshot(t, ctx, "../docs/dashboard-job.png")
 	}
+}
+
+// newBrowser starts Debian's Chromium, headless, for one test (skipped
+// without it, except under CI). It stops when the test ends.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI needs Debian's chromium for the browser test (make test installs it)")
+		}
+		t.Skip("no chromium on PATH")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	return ctx
 }
 
 func screenshot(t *testing.T, ctx context.Context, path string) {

@@ -55,10 +55,17 @@ func TestMetricsAfterARun(t *testing.T) {
 	go func() { done <- w.Run(wctx) }()
 	defer func() { stop(); require.NoError(t, <-done) }()
 
+	// Wait for every outcome: nothing orders the failing job's failure
+	// before the other two jobs' second stage, nor a counter's increment
+	// before the next stage sees the commit it follows.
 	var m string
 	require.Eventually(t, func() bool {
 		m = scrape(t, srv.URL)
-		return value(m, `baton_jobs{queue="metrics-b",state="succeeded"}`) == 2
+		return value(m, `baton_jobs{queue="metrics-b",state="succeeded"}`) == 2 &&
+			value(m, `baton_jobs{queue="metrics-a",state="dead"}`) == 1 &&
+			value(m, `baton_jobs_finished_total{outcome="succeeded",queue="metrics-a"}`) == 2 &&
+			value(m, `baton_jobs_finished_total{outcome="dead",queue="metrics-a"}`) == 1 &&
+			value(m, `baton_pickup_latency_seconds_count{queue="metrics-b"}`) == 2
 	}, 20*time.Second, 20*time.Millisecond)
 	require.Equal(t, 2.0, value(m, `baton_jobs{queue="metrics-a",state="succeeded"}`))
 	require.Equal(t, 1.0, value(m, `baton_jobs{queue="metrics-a",state="dead"}`))

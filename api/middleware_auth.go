@@ -7,14 +7,28 @@ import (
 	"strings"
 )
 
-// authenticate requires a bearer token from Config.Tokens, when there are any.
+// authenticate requires a bearer token from Config.Tokens, when there are
+// any. An address that sent too many wrong tokens gets 429 until its
+// allowance refills (failureLimit); a request with no token is not a guess
+// and is not counted.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	if len(s.cfg.Tokens) == 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		addr := clientAddr(r)
+		if wait := s.failures.wait(addr); wait > 0 {
+			p := problem(http.StatusTooManyRequests, "too_many_failures", "Authorization",
+				"too many requests with a wrong token from your address; retry in %s s", retryAfter(wait))
+			p.retryAfter = retryAfter(wait)
+			writeProblem(w, r, s.log, p)
+			return
+		}
+		given, ok := bearerToken(r)
 		if !ok || !s.validToken(given) {
+			if ok {
+				s.failures.fail(addr)
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
 			writeProblem(w, r, s.log, problem(http.StatusUnauthorized, "unauthenticated", "Authorization",
 				"a valid bearer token is required"))
@@ -22,6 +36,14 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearerToken reads "Authorization: Bearer TOKEN". The scheme is
+// case-insensitive (RFC 9110, section 11.1).
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimLeft(token, " ")
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
 }
 
 // validToken tells whether given is one of Config.Tokens. Tokens are compared

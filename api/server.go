@@ -56,6 +56,7 @@ type Server struct {
 	tracer   trace.Tracer
 	// tokenDigests are the SHA-256 digests of Config.Tokens.
 	tokenDigests [][32]byte
+	failures     failureLimit
 }
 
 // New returns the API server for pool.
@@ -80,7 +81,8 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 // Handler returns the router with every route and middleware.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.accessLog, s.recoverPanics)
+	r.Use(dropOddRequestIDs, middleware.RequestID, s.accessLog, s.recoverPanics, noSniff,
+		middleware.GetHead, s.refuseCrossOrigin)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, problem(http.StatusNotFound, "not_found", "", "no route for %s %s", r.Method, r.URL.Path))
 	})
@@ -89,6 +91,9 @@ func (s *Server) Handler() http.Handler {
 		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
 				allowed = append(allowed, m)
+				if m == http.MethodGet {
+					allowed = append(allowed, http.MethodHead) // middleware.GetHead
+				}
 			}
 		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))

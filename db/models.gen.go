@@ -57,6 +57,13 @@ func (ns NullJobState) Value() (driver.Value, error) {
 	return string(ns.JobState), nil
 }
 
+type BatonDashboardSession struct {
+	IDDigest  []byte    `json:"id_digest"`
+	TokenMac  []byte    `json:"token_mac"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 type BatonFailure struct {
 	Queue     string    `json:"queue"`
 	Error     *string   `json:"error"`

@@ -133,6 +133,18 @@ func MapError(err error) error {
 	return err
 }
 
+// Refused reports whether the database refused a statement for its data or
+// its rules (a constraint, a value it cannot store), as opposed to failing to
+// run it (a lost connection, a shutdown, a deadlock or serialization
+// failure): run again, it would be refused again.
+func Refused(err error) bool {
+	if errors.Is(err, ErrInvalid) { // MapError's data exceptions and check violations
+		return true
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && !errors.Is(MapError(err), ErrUnavailable) && !strings.HasPrefix(pgErr.Code, "40")
+}
+
 // WithTx runs fn in a transaction on pool: committed when fn returns nil,
 // rolled back otherwise.
 func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(q *Queries) error) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -631,4 +632,28 @@ func TestHistoryShowsTheClaimsAndHandOffsItDoesNotStore(t *testing.T) {
 	_, err = pool.Exec(ctx, `INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token) VALUES ($1, 'available', 0, 0)`, oldChild)
 	require.NoError(t, err)
 	require.Equal(t, []string{">available#0"}, history(t, pool, oldChild))
+}
+
+// Refused tells the database refusing a statement's data (run again, it
+// fails again) from failing to run it (a connection, a shutdown, a deadlock).
+func TestRefusedTellsRefusalsFromFailuresToRun(t *testing.T) {
+	t.Parallel()
+	for err, refused := range map[error]bool{
+		&pgconn.PgError{Code: "23514"}:                            true, // check violation
+		&pgconn.PgError{Code: "23505"}:                            true, // unique violation
+		&pgconn.PgError{Code: "22P05"}:                            true, // untranslatable character
+		&pgconn.PgError{Code: "54001"}:                            true, // statement too complex
+		db.MapError(&pgconn.PgError{Code: "22003"}):               true,
+		&pgconn.PgError{Code: "57P01"}:                            false, // admin shutdown
+		&pgconn.PgError{Code: "08006"}:                            false, // connection failure
+		&pgconn.PgError{Code: "25006"}:                            false, // read-only (a failover)
+		&pgconn.PgError{Code: "40P01"}:                            false, // deadlock
+		&pgconn.PgError{Code: "40001"}:                            false, // serialization failure
+		fmt.Errorf("x: %w", io.ErrUnexpectedEOF):                  false,
+		context.DeadlineExceeded:                                  false,
+		fmt.Errorf("%w: down", db.ErrUnavailable):                 false,
+		fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: "23514"}): true,
+	} {
+		require.Equal(t, refused, db.Refused(err), "%v", err)
+	}
 }

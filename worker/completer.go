@@ -95,14 +95,16 @@ func (s *stage) commit(batch []*done) {
 	for _, d := range batch {
 		r, ok := committed[claim{d.job.ID, d.token}]
 		switch {
-		case errors.Is(err, db.ErrUnavailable) || ctx.Err() != nil:
-			s.jobLog(d.job).Error("recording success failed; the job will run again when its lease expires", "error", err)
-		case err != nil:
-			// The statement refused this job's outcome (a result the table's
-			// rules refuse, say): that is the attempt's failure, recorded
-			// under the same fence and retried with the stage's backoff,
-			// rather than a wait for the lease to expire.
+		case db.Refused(err):
+			// The database refused this job's outcome (a rule of the table
+			// refusing its next job, say): that is the attempt's failure,
+			// recorded under the same fence and retried with the stage's
+			// backoff, rather than a wait for the lease to expire.
 			s.fail(d.job, d.token, fmt.Errorf("recording the result failed: %w", err))
+		case err != nil:
+			// The statement could not run (connection lost, shutdown): the
+			// job is not at fault, and its lease brings it back.
+			s.jobLog(d.job).Error("recording success failed; the job will run again when its lease expires", "error", err)
 		case !ok:
 			s.w.stats.leasesLost.Add(1)
 			s.metrics.fenced.Inc()

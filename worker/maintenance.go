@@ -32,7 +32,8 @@ func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Durat
 // Maintain runs one round of maintenance: expired leases go back to their
 // queue (or to dead when attempts are exhausted), delayed or retrying jobs
 // that are due become available, idempotency keys older than 24 hours are
-// deleted, and the job count deltas are folded into the counters. It returns
+// deleted, the job count deltas are folded into the counters, and ended
+// dashboard sessions are deleted. It returns
 // how many jobs it reaped.
 func Maintain(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
 	q := db.New(pool)
@@ -70,6 +71,9 @@ func Maintain(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
 	}
 	if _, err := q.JobCountsFold(ctx); err != nil && ctx.Err() == nil {
 		log.Warn("folding job counts", "error", db.MapError(err))
+	}
+	if _, err := q.SessionPrune(ctx); err != nil && ctx.Err() == nil {
+		log.Warn("pruning ended dashboard sessions", "error", db.MapError(err))
 	}
 	return reaped
 }

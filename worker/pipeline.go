@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -25,7 +27,15 @@ const (
 	DefaultConcurrency   = 8
 	DefaultPollInterval  = time.Second
 	DefaultShutdownGrace = 30 * time.Second
-	MinLease             = 100 * time.Millisecond
+)
+
+// Floors: a duration below one keeps a worker busy for nothing (a
+// poll_interval of 1ns made 31,000 transactions in 5 seconds) and is refused.
+const (
+	MinPollInterval = 10 * time.Millisecond
+	MinLease        = 100 * time.Millisecond
+	MinTimeout      = 10 * time.Millisecond
+	MinBackoff      = 10 * time.Millisecond
 )
 
 // ErrPipeline marks an invalid pipeline file.
@@ -88,7 +98,7 @@ func (h *HandlerSpec) UnmarshalYAML(data []byte) error {
 		return err
 	}
 	if len(kinds) != 1 {
-		return fmt.Errorf("handler must have exactly one of %s", strings.Join(handlerKinds, ", "))
+		return fmt.Errorf("must have exactly one of %s", strings.Join(handlerKinds, ", "))
 	}
 	for kind := range kinds {
 		if !slices.Contains(handlerKinds, kind) {
@@ -131,17 +141,80 @@ func LoadPipeline(path string) (*Pipeline, error) {
 	return p, nil
 }
 
-// ParsePipeline parses and validates a pipeline file's YAML, filling in defaults.
+// ParsePipeline parses and validates a pipeline file's YAML, filling in
+// defaults. A refusal is one line that names the stage and the field.
 func ParsePipeline(data []byte) (*Pipeline, error) {
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrPipeline, fmt.Sprintf(format, args...))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.RawMessage
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, refuse("%s", yamlMessage(err, true))
+	}
+	if err := dec.Decode(new(yaml.RawMessage)); !errors.Is(err, io.EOF) {
+		return nil, refuse("the file holds a second YAML document (after ---); a pipeline file is one document")
+	}
 	var p Pipeline
-	dec := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict())
-	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %s", ErrPipeline, yaml.FormatError(err, false, true))
+	var stages []yaml.RawMessage
+	if err := decodeFields(doc, &p, map[string]any{"stages": &stages}); err != nil {
+		return nil, refuse("%v", err)
+	}
+	for i, raw := range stages {
+		var st Stage
+		if err := decodeFields(raw, &st, nil); err != nil {
+			var named struct {
+				Queue string `yaml:"queue"`
+			}
+			_ = yaml.Unmarshal(raw, &named)
+			return nil, refuse("%s: %v", stageName(i, named.Queue), err)
+		}
+		p.Stages = append(p.Stages, st)
 	}
 	if err := p.validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPipeline, err)
+		return nil, refuse("%v", err)
 	}
 	return &p, nil
+}
+
+// decodeFields decodes a YAML mapping into the struct dst points to, one
+// field at a time by its yaml tag (or into instead[tag]), so that a refusal
+// names its field, and a key the struct does not have is refused.
+func decodeFields(raw []byte, dst any, instead map[string]any) error {
+	var fields map[string]yaml.RawMessage
+	if err := yaml.Unmarshal(raw, &fields); err != nil {
+		return errors.New(yamlMessage(err, false))
+	}
+	targets := map[string]any{}
+	v := reflect.ValueOf(dst).Elem()
+	for i := range v.NumField() {
+		if tag := v.Type().Field(i).Tag.Get("yaml"); tag != "" {
+			targets[tag] = cmp.Or(instead[tag], v.Field(i).Addr().Interface())
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(fields)) {
+		target, ok := targets[key]
+		if !ok {
+			return fmt.Errorf("unknown field %q (known: %s)", key, strings.Join(slices.Sorted(maps.Keys(targets)), ", "))
+		}
+		if err := yaml.UnmarshalWithOptions(fields[key], target, yaml.Strict()); err != nil {
+			return fmt.Errorf("%s: %s", key, yamlMessage(err, false))
+		}
+	}
+	return nil
+}
+
+// yamlMessage is a YAML error in one line: the parser's message without its
+// excerpt of the source, with the line when it is one of the file's own.
+func yamlMessage(err error, withLine bool) string {
+	var ye yaml.Error
+	if !errors.As(err, &ye) {
+		return strings.Join(strings.Fields(err.Error()), " ")
+	}
+	if tok := ye.GetToken(); withLine && tok != nil && tok.Position != nil {
+		return fmt.Sprintf("line %d: %s", tok.Position.Line, ye.GetMessage())
+	}
+	return ye.GetMessage()
 }
 
 func (p *Pipeline) validate() error {
@@ -149,51 +222,80 @@ func (p *Pipeline) validate() error {
 		return errors.New("no stages")
 	}
 	p.PollInterval = cmp.Or(p.PollInterval, Duration(DefaultPollInterval))
+	if p.PollInterval.D() < MinPollInterval {
+		return fmt.Errorf("poll_interval %s is below its floor of %s", p.PollInterval.D(), MinPollInterval)
+	}
 	p.ShutdownGrace = cmp.Or(p.ShutdownGrace, Duration(DefaultShutdownGrace))
 	seen := map[string]bool{}
+	next := map[string]string{}
 	for i := range p.Stages {
 		s := &p.Stages[i]
 		if err := s.validate(); err != nil {
-			return fmt.Errorf("stage %d (%s): %w", i+1, s.Queue, err)
+			return fmt.Errorf("%s: %w", stageName(i, s.Queue), err)
 		}
 		if seen[s.Queue] {
-			return fmt.Errorf("stage %d: queue %q is worked by two stages", i+1, s.Queue)
+			return fmt.Errorf("%s: queue: %q is worked by two stages", stageName(i, s.Queue), s.Queue)
 		}
 		seen[s.Queue] = true
+		next[s.Queue] = s.Next
+	}
+	// A cycle hands every job on forever: one job of a -> b -> a made 3,465
+	// jobs in 8 seconds. (A cycle through other files' stages is not seen.)
+	for i, s := range p.Stages {
+		path := []string{s.Queue}
+		for q := s.Next; q != "" && len(path) <= len(p.Stages); q = next[q] {
+			if path = append(path, q); q == s.Queue {
+				return fmt.Errorf("%s: next: %s is a cycle: every job would be handed on forever",
+					stageName(i, s.Queue), strings.Join(path, " -> "))
+			}
+		}
 	}
 	return nil
 }
 
+// stageName names the i-th stage (from 0) in messages.
+func stageName(i int, queue string) string {
+	if queue == "" {
+		return fmt.Sprintf("stage %d", i+1)
+	}
+	return fmt.Sprintf("stage %d (%s)", i+1, queue)
+}
+
 func (s *Stage) validate() error {
 	if s.Queue == "" {
-		return errors.New("queue is required")
+		return errors.New("queue: required (the queue this stage works)")
 	}
 	if !db.ValidQueueName(s.Queue) {
-		return fmt.Errorf("queue %q: %s", s.Queue, db.QueueNameRule)
+		return fmt.Errorf("queue: %q: %s", s.Queue, db.QueueNameRule)
 	}
 	if s.Next != "" {
 		if !db.ValidQueueName(s.Next) {
-			return fmt.Errorf("next %q: %s", s.Next, db.QueueNameRule)
+			return fmt.Errorf("next: %q: %s", s.Next, db.QueueNameRule)
 		}
 		if s.Next == s.Queue {
-			return errors.New("next must name another queue")
+			return errors.New("next: must name another queue")
 		}
 	}
 	switch h := s.Handler; {
 	case h.Exec != nil && (len(h.Exec) == 0 || h.Exec[0] == ""):
-		return errors.New("handler exec needs a command")
+		return errors.New("handler: exec needs a command")
 	case len(h.Exec) == 0 && h.HTTP == nil && h.Go == "":
-		return fmt.Errorf("handler is required (one of %s)", strings.Join(handlerKinds, ", "))
+		return fmt.Errorf("handler: required (one of %s)", strings.Join(handlerKinds, ", "))
 	case h.HTTP != nil && !strings.HasPrefix(h.HTTP.URL, "http://") && !strings.HasPrefix(h.HTTP.URL, "https://"):
-		return fmt.Errorf("handler http url %q must start with http:// or https://", h.HTTP.URL)
+		return fmt.Errorf("handler: http url %q must start with http:// or https://", h.HTTP.URL)
 	}
 	s.Lease = cmp.Or(s.Lease, Duration(DefaultLease))
-	if s.Lease.D() < MinLease {
-		return fmt.Errorf("lease %s is shorter than %s", s.Lease.D(), MinLease)
-	}
 	s.Timeout = cmp.Or(s.Timeout, Duration(DefaultTimeout))
 	s.Backoff = cmp.Or(s.Backoff, Duration(DefaultBackoff))
 	s.MaxBackoff = cmp.Or(s.MaxBackoff, Duration(DefaultMaxBackoff))
+	for _, f := range []struct {
+		name     string
+		d, floor Duration
+	}{{"lease", s.Lease, Duration(MinLease)}, {"timeout", s.Timeout, Duration(MinTimeout)}, {"backoff", s.Backoff, Duration(MinBackoff)}} {
+		if f.d < f.floor {
+			return fmt.Errorf("%s %s is below its floor of %s", f.name, f.d.D(), f.floor.D())
+		}
+	}
 	if s.MaxBackoff < s.Backoff {
 		return fmt.Errorf("max_backoff %s is shorter than backoff %s", s.MaxBackoff.D(), s.Backoff.D())
 	}

@@ -32,31 +32,47 @@ stages:
 	require.Equal(t, worker.DefaultPollInterval, p.PollInterval.D())
 }
 
+// Every refusal is one line that names the stage and the field.
 func TestParsePipelineRejectsBadFiles(t *testing.T) {
 	t.Parallel()
+	const cat = "stages:\n  - queue: a\n    handler: {exec: [cat]}\n"
 	tests := []struct {
 		name, yaml, want string
 	}{
 		{"Empty", ``, "no stages"},
 		{"NoStages", `stages: []`, "no stages"},
-		{"NotYAML", `stages: [`, "invalid pipeline"},
-		{"UnknownField", "stages:\n  - queue: a\n    handler: {exec: [cat]}\n    leese: 3s", "leese"},
-		{"UnknownHandlerKind", "stages:\n  - queue: a\n    handler: {grpc: x}", `unknown handler kind "grpc"`},
-		{"TwoHandlerKinds", "stages:\n  - queue: a\n    handler: {exec: [cat], go: x}", "exactly one"},
-		{"NoHandler", "stages:\n  - queue: a", "handler is required"},
-		{"EmptyExec", "stages:\n  - queue: a\n    handler: {exec: []}", "needs a command"},
-		{"BadURL", "stages:\n  - queue: a\n    handler: {http: {url: 'ftp://x'}}", "must start with http"},
-		{"BadQueueName", "stages:\n  - queue: Bad Name\n    handler: {exec: [cat]}", "queue name must be"},
-		{"MissingQueue", "stages:\n  - handler: {exec: [cat]}", "queue is required"},
-		{"BadNext", "stages:\n  - queue: a\n    next: 'b;c'\n    handler: {exec: [cat]}", "next"},
-		{"NextIsSelf", "stages:\n  - queue: a\n    next: a\n    handler: {exec: [cat]}", "another queue"},
-		{"DuplicateQueue", "stages:\n  - queue: a\n    handler: {exec: [cat]}\n  - queue: a\n    handler: {exec: [cat]}", "two stages"},
-		{"BadDuration", "stages:\n  - queue: a\n    handler: {exec: [cat]}\n    lease: soon", "invalid duration"},
-		{"DurationWithoutUnit", "stages:\n  - queue: a\n    handler: {exec: [cat]}\n    timeout: 30", `invalid duration "30"`},
-		{"LeaseTooShort", "stages:\n  - queue: a\n    handler: {exec: [cat]}\n    lease: 1ms", "shorter than"},
-		{"NegativeAttempts", "stages:\n  - queue: a\n    handler: {exec: [cat]}\n    max_attempts: -1", "max_attempts"},
-		{"ZeroConcurrencyIsDefault", "stages:\n  - queue: a\n    handler: {exec: [cat]}\n    concurrency: 100000", "concurrency"},
-		{"BackoffAboveMax", "stages:\n  - queue: a\n    handler: {exec: [cat]}\n    backoff: 1h\n    max_backoff: 1m", "max_backoff"},
+		{"NotYAML", `stages: [`, "line 1: sequence end token ']' not found"},
+		{"StagesNotAList", `stages: {a: 1}`, "stages: mapping was used where sequence is expected"},
+		{"StageNotAMapping", "stages:\n  - x", "stage 1: string was used where mapping is expected"},
+		{"UnknownTopLevelField", "polling: 1s\n" + cat, `unknown field "polling" (known: poll_interval, shutdown_grace, stages)`},
+		{"UnknownField", cat + "    leese: 3s", `stage 1 (a): unknown field "leese" (known: backoff, concurrency,`},
+		{"DuplicateField", cat + "    queue: b", `line 4: mapping key "queue" already defined`},
+		{"UnknownHandlerKind", "stages:\n  - queue: a\n    handler: {grpc: x}", `stage 1 (a): handler: unknown handler kind "grpc"`},
+		{"UnknownHTTPField", "stages:\n  - queue: a\n    handler: {http: {url: 'http://x', method: GET}}", `stage 1 (a): handler: unknown field "method"`},
+		{"TwoHandlerKinds", "stages:\n  - queue: a\n    handler: {exec: [cat], go: x}", "stage 1 (a): handler: must have exactly one"},
+		{"NoHandler", "stages:\n  - queue: a", "stage 1 (a): handler: required"},
+		{"EmptyExec", "stages:\n  - queue: a\n    handler: {exec: []}", "stage 1 (a): handler: exec needs a command"},
+		{"BadURL", "stages:\n  - queue: a\n    handler: {http: {url: 'ftp://x'}}", "stage 1 (a): handler: http url \"ftp://x\" must start with http"},
+		{"BadQueueName", "stages:\n  - queue: Bad Name\n    handler: {exec: [cat]}", "stage 1 (Bad Name): queue: \"Bad Name\": a queue name must be"},
+		{"MissingQueue", "stages:\n  - handler: {exec: [cat]}", "stage 1: queue: required"},
+		{"BadNext", cat + "    next: 'b;c'", "stage 1 (a): next: \"b;c\""},
+		{"NextIsSelf", cat + "    next: a", "stage 1 (a): next: must name another queue"},
+		{"DuplicateQueue", cat + "  - queue: a\n    handler: {exec: [cat]}", "stage 2 (a): queue: \"a\" is worked by two stages"},
+		{"Cycle", cat + "    next: b\n  - queue: b\n    handler: {exec: [cat]}\n    next: a", "stage 1 (a): next: a -> b -> a is a cycle"},
+		{"LongerCycle", cat + "    next: b\n  - queue: b\n    handler: {exec: [cat]}\n    next: c\n  - queue: c\n    handler: {exec: [cat]}\n    next: b",
+			"stage 2 (b): next: b -> c -> b is a cycle"},
+		{"SecondDocument", cat + "---\nstages: []\n", "the file holds a second YAML document"},
+		{"BadDuration", cat + "    lease: soon", `stage 1 (a): lease: invalid duration "soon"`},
+		{"DurationWithoutUnit", cat + "    timeout: 30", `stage 1 (a): timeout: invalid duration "30"`},
+		{"NegativeDuration", cat + "    backoff: -1s", `stage 1 (a): backoff: duration "-1s" must not be negative`},
+		{"NotANumber", cat + "    max_attempts: many", "stage 1 (a): max_attempts: cannot unmarshal string"},
+		{"PollIntervalBelowFloor", "poll_interval: 1ns\n" + cat, "poll_interval 1ns is below its floor of 10ms"},
+		{"LeaseBelowFloor", cat + "    lease: 1ms", "stage 1 (a): lease 1ms is below its floor of 100ms"},
+		{"TimeoutBelowFloor", cat + "    timeout: 1ns", "stage 1 (a): timeout 1ns is below its floor of 10ms"},
+		{"BackoffBelowFloor", cat + "    backoff: 1ms", "stage 1 (a): backoff 1ms is below its floor of 10ms"},
+		{"NegativeAttempts", cat + "    max_attempts: -1", "stage 1 (a): max_attempts -1 must be between 1 and 1000"},
+		{"ConcurrencyTooHigh", cat + "    concurrency: 100000", "stage 1 (a): concurrency 100000 must be between 1 and 10000"},
+		{"BackoffAboveMax", cat + "    backoff: 1h\n    max_backoff: 1m", "stage 1 (a): max_backoff 1m0s is shorter than backoff 1h0m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,8 +80,12 @@ func TestParsePipelineRejectsBadFiles(t *testing.T) {
 			_, err := worker.ParsePipeline([]byte(tt.yaml))
 			require.ErrorIs(t, err, worker.ErrPipeline)
 			require.ErrorContains(t, err, tt.want)
+			require.NotContains(t, err.Error(), "\n", "one line")
 		})
 	}
+	// A chain that leaves the file is no cycle.
+	_, err := worker.ParsePipeline([]byte(cat + "    next: b\n  - queue: b\n    handler: {exec: [cat]}\n    next: c\n"))
+	require.NoError(t, err)
 }
 
 func TestLoadPipelineNamesAnUnreadableFile(t *testing.T) {

@@ -51,8 +51,8 @@ stages:
   - queue: ingest
     handler: {go: %q}
     next: publish
-    backoff: 1ms
-    max_backoff: 1ms
+    backoff: 10ms
+    max_backoff: 10ms
   - queue: publish
     handler: {go: %q}
 `, ingest, publish))

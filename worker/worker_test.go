@@ -151,8 +151,8 @@ stages:
   - queue: a
     handler: {exec: ["sh", "-c", "echo noise; echo disk full >&2; exit 3"]}
     max_attempts: 3
-    backoff: 1ms
-    max_backoff: 4ms
+    backoff: 10ms
+    max_backoff: 40ms
 `)
 	id := submit(t, pool, `{}`)
 	s := waitState(t, pool, id, "dead")

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"strconv"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/propagation"
@@ -86,9 +85,9 @@ func jobID(cmd string, args []string) (int64, error) {
 	if len(pos) != 1 {
 		return 0, usagef("%s: usage: baton %s ID", cmd, cmd)
 	}
-	id, err := strconv.ParseInt(pos[0], 10, 64)
-	if err != nil || id < 1 {
-		return 0, usagef("%s: job id must be a positive integer, got %q", cmd, pos[0])
+	id, ok := db.ParseID(pos[0])
+	if !ok {
+		return 0, usagef("%s: job id must be a positive integer in plain decimal, got %q", cmd, pos[0])
 	}
 	return id, nil
 }

@@ -128,6 +128,11 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 	t.Parallel()
 	pool, u := dbtest.NewWithURL(t)
 	badPipeline := writeFile(t, "bad.yaml", "stages:\n  - queue: a\n    handler: {grpc: x}\n")
+	const cat = "stages:\n  - queue: a\n    handler: {exec: [cat]}\n"
+	cycle := writeFile(t, "cycle.yaml", cat+"    next: b\n  - queue: b\n    handler: {exec: [cat]}\n    next: a\n")
+	busyPoll := writeFile(t, "poll.yaml", "poll_interval: 1ns\n"+cat)
+	twoDocs := writeFile(t, "two.yaml", cat+"---\n"+cat)
+	unknownField := writeFile(t, "unknown.yaml", cat+"    leese: 3s\n")
 	tests := []struct {
 		name  string
 		args  []string
@@ -147,11 +152,19 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 		{"SubmitMaxAttempts", []string{"submit", "a", "--max-attempts", "0x"}, "", "max-attempts"},
 		{"SubmitUnknownFlag", []string{"submit", "a", "--prio", "1"}, "", "flag provided but not defined: -prio"},
 		{"StatusNotANumber", []string{"status", "abc"}, "", "positive integer"},
+		{"StatusPlusSign", []string{"status", "+5"}, "", "plain decimal"},
+		{"CancelLeadingZero", []string{"cancel", "007"}, "", "plain decimal"},
+		{"RetryOverflow", []string{"retry", "9223372036854775808"}, "", "plain decimal"},
 		{"CancelNoID", []string{"cancel"}, "", "usage: baton cancel ID"},
 		{"RetryTooMany", []string{"retry", "1", "2"}, "", "usage: baton retry ID"},
 		{"WorkerNoConfig", []string{"worker"}, "", "--config FILE"},
 		{"WorkerUnreadableConfig", []string{"worker", "--config", "/nonexistent.yaml"}, "", "/nonexistent.yaml"},
 		{"WorkerUnknownHandlerKind", []string{"worker", "--config", badPipeline}, "", `unknown handler kind "grpc"`},
+		{"WorkerPipelineCycle", []string{"worker", "--config", cycle}, "", "stage 1 (a): next: a -> b -> a is a cycle"},
+		{"WorkerPollIntervalBelowFloor", []string{"worker", "--config", busyPoll}, "", "poll_interval 1ns is below its floor of 10ms"},
+		{"WorkerSecondYAMLDocument", []string{"worker", "--config", twoDocs}, "", "second YAML document"},
+		{"WorkerUnknownStageField", []string{"worker", "--config", unknownField}, "", `stage 1 (a): unknown field "leese"`},
+		{"DevPipelineCycle", []string{"dev", "--config", cycle}, "", "is a cycle"},
 		{"MigrateSideways", []string{"migrate", "sideways"}, "", "want up, down [N] or version"},
 		{"MigrateDownBadN", []string{"migrate", "down", "x"}, "", "positive number"},
 		{"ReportUnknown", []string{"report", "nope"}, "", `unknown report "nope"`},
@@ -211,6 +224,27 @@ func TestSubmitStatusCancelRetry(t *testing.T) {
 }
 
 // Not parallel: it sets the environment the binary inherits.
+// A job whose times were set by hand beyond what RFC 3339 writes (here
+// ±infinity and the year 12000) still prints: before, baton status failed
+// with "Time.MarshalJSON: year outside of range".
+func TestStatusPrintsTimesStoredByHand(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	r := baton(t, u, "", "submit", "a", `{"n": 1}`)
+	require.Zero(t, r.code, r.stderr)
+	id := strings.TrimSpace(r.stdout)
+	_, err := pool.Exec(context.Background(),
+		"UPDATE baton.jobs SET run_at = 'infinity', created_at = '12000-01-01', started_at = '-infinity' WHERE id = $1", id)
+	require.NoError(t, err)
+	r = baton(t, u, "", "status", id)
+	require.Zero(t, r.code, r.stderr)
+	var st map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), r.stdout)
+	require.Equal(t, "9999-12-31T23:59:59.999999Z", st["run_at"])
+	require.Equal(t, "9999-12-31T23:59:59.999999Z", st["created_at"])
+	require.Equal(t, "0000-01-01T00:00:00Z", st["started_at"])
+}
+
 func TestSubmitJoinsTheCallersTrace(t *testing.T) {
 	pool, u := dbtest.NewWithURL(t)
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -455,8 +489,8 @@ stages:
   - queue: a
     handler: {exec: ["sh", "-c", "test -e %s || { echo 'upstream down' >&2; exit 1; }; cat"]}
     max_attempts: 2
-    backoff: 1ms
-    max_backoff: 2ms
+    backoff: 10ms
+    max_backoff: 20ms
 `, fixed))
 	startWorker(t, u, config, "w")
 	id := strings.TrimSpace(baton(t, u, "", "submit", "a", `{"v": 1}`).stdout)

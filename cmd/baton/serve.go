@@ -49,15 +49,19 @@ func (f *serveFlags) listen(tokens []string) (net.Listener, error) {
 	return ln, nil
 }
 
-// apiTokens reads BATON_API_TOKENS: comma-separated, blanks ignored.
-func apiTokens() []string {
+// apiTokens reads BATON_API_TOKENS: comma-separated, blanks ignored, each
+// at least api.MinTokenLength characters.
+func apiTokens() ([]string, error) {
 	var tokens []string
 	for _, t := range strings.Split(os.Getenv("BATON_API_TOKENS"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			tokens = append(tokens, t)
 		}
 	}
-	return tokens
+	if err := api.CheckTokens(tokens); err != nil {
+		return nil, usagef("BATON_API_TOKENS: %v", err)
+	}
+	return tokens, nil
 }
 
 // serveCmd runs the REST API and maintenance (reaper, promotion, key pruning).
@@ -70,7 +74,10 @@ func serveCmd(ctx context.Context, args []string) error {
 	} else if len(pos) > 0 {
 		return usagef("serve: usage: baton serve [--addr HOST:PORT] [--insecure-no-auth]")
 	}
-	tokens := apiTokens()
+	tokens, err := apiTokens()
+	if err != nil {
+		return err
+	}
 	ln, err := f.listen(tokens)
 	if err != nil {
 		return err
@@ -111,7 +118,10 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	if err != nil {
 		return err
 	}
-	tokens := apiTokens()
+	tokens, err := apiTokens()
+	if err != nil {
+		return err
+	}
 	ln, err := f.listen(tokens)
 	if err != nil {
 		return err

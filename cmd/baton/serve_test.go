@@ -108,8 +108,8 @@ func request(t *testing.T, method, url, token, body string, headers ...string) (
 func TestServeWithTokens(t *testing.T) {
 	t.Parallel()
 	pool, u := dbtest.NewWithURL(t)
-	const tok = "s3cret-token"
-	srv := startServer(t, u, []string{"BATON_API_TOKENS=other, " + tok}, "serve")
+	const tok = "s3cret-token-for-tests"
+	srv := startServer(t, u, []string{"BATON_API_TOKENS=other-token-for-tests, " + tok}, "serve")
 	base := srv.base
 
 	code, body := request(t, "POST", base+"/v1/queues/resize/jobs", tok, `{"payload": {"image": "cat.png"}}`, "Idempotency-Key", "k1")
@@ -176,6 +176,21 @@ func TestServeRefusesUnauthenticatedNonLoopback(t *testing.T) {
 	r := baton(t, u, "", "serve", "--addr", "0.0.0.0:0")
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "refusing to serve 0.0.0.0:0 without authentication")
+}
+
+// A token short enough to guess is refused at start-up, in one line that
+// does not print it.
+func TestServeRefusesShortTokens(t *testing.T) {
+	t.Parallel()
+	_, u := dbtest.NewWithURL(t)
+	for _, cmd := range [][]string{{"serve"}, {"dev", "--config", writeFile(t, "p.yaml", "stages:\n  - queue: a\n    handler: {exec: [cat]}\n")}} {
+		c := exec.Command(batonBin, cmd...)
+		c.Env = append(os.Environ(), "DATABASE_URL="+u, "BATON_API_TOKENS=a-long-enough-token-1, short-2")
+		out, err := c.CombinedOutput()
+		require.Error(t, err)
+		require.Equal(t, 2, c.ProcessState.ExitCode(), "%s", out)
+		require.Equal(t, "baton: BATON_API_TOKENS: token 2 of 2 is 7 characters; each must be at least 16 (make one with: openssl rand -hex 32)\n", string(out))
+	}
 }
 
 func TestDevRunsAPIAndWorker(t *testing.T) {
