@@ -189,11 +189,11 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 			return job, err
 		}
 		field := joinPath(path, key)
-		if i := slices.Index(jobFields, key); seen[i] {
+		i := slices.Index(jobFields, key)
+		if seen[i] {
 			return job, problem(http.StatusBadRequest, "duplicate_key", field, "key %q appears twice", key)
-		} else {
-			seen[i] = true
 		}
+		seen[i] = true
 		v := s.Next()
 		switch key {
 		case "payload":

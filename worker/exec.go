@@ -72,9 +72,10 @@ func (h *execHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, er
 }
 
 // capBuffer keeps up to max bytes. The first write past them calls full (if
-// set) and fails, which stops os/exec copying (a type with a ReadFrom method, as an
-// embedded bytes.Buffer has, would be copied into past any cap). It grows
-// by doubling up to max, so it allocates at most twice max.
+// set) and fails, which stops os/exec copying. (os/exec copies into a
+// writer with a ReadFrom method, as an embedded bytes.Buffer has, past any
+// cap its Write keeps.) It grows by doubling up to max, so it allocates at
+// most twice max.
 type capBuffer struct {
 	buf  []byte
 	max  int

@@ -33,8 +33,7 @@ func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Durat
 // queue (or to dead when attempts are exhausted), delayed or retrying jobs
 // that are due become available, idempotency keys older than 24 hours are
 // deleted, the job count deltas are folded into the counters, and ended
-// dashboard sessions are deleted. It returns
-// how many jobs it reaped.
+// dashboard sessions are deleted. It returns how many jobs it reaped.
 func Maintain(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
 	q := db.New(pool)
 	reaped := 0
