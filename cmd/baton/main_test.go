@@ -173,6 +173,7 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 		{"ReportCSVNeedsName", []string{"report", "--format", "csv"}, "", "csv prints one report"},
 		{"ReportBadSince", []string{"report", "--since", "yesterday"}, "", "--since must be"},
 		{"ReportNegativeSince", []string{"report", "--since", "-1h"}, "", "--since must be"},
+		{"ReportSinceYear10000InUTC", []string{"report", "--since", "9999-12-31T23:59:59-01:00"}, "", "is 10000-01-01T00:59:59Z in UTC"},
 		{"ReportBadQueue", []string{"report", "--queue", "Bad Q"}, "", "--queue"},
 	}
 	for _, tt := range tests {

@@ -173,7 +173,12 @@ func parseSince(s string) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
 		return time.Now().Add(-d), nil
 	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		// Checked in UTC, as every accepted time: 9999-12-31T23:59:59-01:00
+		// is the year 10000.
+		if u := t.UTC(); u.Before(db.MinRunAt) || u.After(db.MaxTime) {
+			return time.Time{}, usagef("report: --since %s is %s in UTC; it must be between 2000 and 9999", s, u.Format(time.RFC3339))
+		}
 		return t, nil
 	}
 	return time.Time{}, usagef("report: --since must be a positive duration (6h) or an RFC 3339 time, not %q", s)
