@@ -42,13 +42,13 @@ func idParam(r *http.Request) (int64, error) {
 	return id, nil
 }
 
-// submit runs a submit, under the request's Idempotency-Key if it has one.
-// Its span (under the caller's traceparent, if the request has one) is the
-// parent of every job's handler runs.
-func (s *Server) submit(r *http.Request, jobs []db.NewJob) (ids []int64, replayed bool, err error) {
+// submit runs do (which submits jobs, under key when it is not empty) in a
+// span under the caller's traceparent, if the request has one: the span is
+// the parent of every job's handler runs.
+func (s *Server) submit(r *http.Request, jobs []db.NewJob, do func(ctx context.Context, key string) (replayed bool, err error)) error {
 	key, err := idempotencyKey(r)
 	if err != nil {
-		return nil, false, err
+		return err
 	}
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := s.tracer.Start(ctx, "baton.submit "+jobs[0].Queue, trace.WithSpanKind(trace.SpanKindProducer),
@@ -58,20 +58,16 @@ func (s *Server) submit(r *http.Request, jobs []db.NewJob) (ids []int64, replaye
 	for i := range jobs {
 		jobs[i].TraceParent = tp
 	}
-	if key == "" {
-		ids, err = db.Submit(ctx, s.pool, jobs...)
-	} else {
-		ids, replayed, err = db.SubmitWithKey(ctx, s.pool, key, jobs...)
-	}
+	replayed, err := do(ctx, key)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
-		return ids, replayed, err
+		return err
 	}
 	if !replayed {
 		// All jobs of a request share its queue.
 		s.metrics.submitted.WithLabelValues(jobs[0].Queue).Add(float64(len(jobs)))
 	}
-	return ids, replayed, nil
+	return nil
 }
 
 // POST /v1/queues/{queue}/jobs
@@ -91,12 +87,15 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, err)
 		return
 	}
-	ids, replayed, err := s.submit(r, []db.NewJob{job})
-	if err != nil {
-		writeProblem(w, r, s.log, err)
-		return
-	}
-	st, err := db.Status(r.Context(), s.pool, ids[0])
+	// The answer comes from the submit itself: nothing is read after the
+	// job commits, so a saved job is never answered with an error.
+	var st *db.JobStatus
+	var replayed bool
+	jobs := []db.NewJob{job}
+	err = s.submit(r, jobs, func(ctx context.Context, key string) (bool, error) {
+		st, replayed, err = db.SubmitJob(ctx, s.pool, key, jobs[0])
+		return replayed, err
+	})
 	if err != nil {
 		writeProblem(w, r, s.log, err)
 		return
@@ -104,7 +103,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	w.Header().Set("Location", fmt.Sprintf("/v1/jobs/%d", ids[0]))
+	w.Header().Set("Location", fmt.Sprintf("/v1/jobs/%d", st.ID))
 	writeJSON(w, http.StatusCreated, st)
 }
 
@@ -131,7 +130,16 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, err)
 		return
 	}
-	ids, replayed, err := s.submit(r, jobs)
+	var ids []int64
+	var replayed bool
+	err = s.submit(r, jobs, func(ctx context.Context, key string) (bool, error) {
+		if key == "" {
+			ids, err = db.Submit(ctx, s.pool, jobs...)
+		} else {
+			ids, replayed, err = db.SubmitWithKey(ctx, s.pool, key, jobs...)
+		}
+		return replayed, err
+	})
 	if err != nil {
 		writeProblem(w, r, s.log, err)
 		return

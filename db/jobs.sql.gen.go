@@ -530,14 +530,15 @@ WITH input AS (
            i.trace_parent
     FROM input i
     ORDER BY i.ord
-    RETURNING id, state
+    RETURNING id, state, run_at, created_at
 ), events AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, state, 0, 0 FROM inserted
 ), notified AS (
     SELECT pg_notify('baton_jobs', string_agg(DISTINCT queue, ',')) AS hint FROM input
 )
-SELECT inserted.id FROM inserted CROSS JOIN notified ORDER BY inserted.id
+SELECT inserted.id, inserted.state, inserted.run_at, inserted.created_at
+FROM inserted CROSS JOIN notified ORDER BY inserted.id
 `
 
 type JobInsertManyParams struct {
@@ -550,11 +551,20 @@ type JobInsertManyParams struct {
 	TraceParents []string    `json:"trace_parents"`
 }
 
+type JobInsertManyRow struct {
+	ID        int64     `json:"id"`
+	State     JobState  `json:"state"`
+	RunAt     time.Time `json:"run_at"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
 // Inserts one or many jobs with their creation events, creating queues on
 // first use, and sends one wake-up hint naming the queues (delivered at
 // commit; the one-row notified CTE is joined so that it runs). A zero run_at
-// (0001-01-01) means now() + delay. Ids come back in input order.
-func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([]int64, error) {
+// (0001-01-01) means now() + delay. The new rows come back in input order,
+// with what the database decided (id, state, run_at, created_at), so that a
+// submit's answer needs no read after its commit.
+func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([]JobInsertManyRow, error) {
 	rows, err := q.db.Query(ctx, jobInsertMany,
 		arg.Queues,
 		arg.Payloads,
@@ -568,13 +578,18 @@ func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([
 		return nil, err
 	}
 	defer rows.Close()
-	var items []int64
+	var items []JobInsertManyRow
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var i JobInsertManyRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.State,
+			&i.RunAt,
+			&i.CreatedAt,
+		); err != nil {
 			return nil, err
 		}
-		items = append(items, id)
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

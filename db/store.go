@@ -299,6 +299,36 @@ func (j *NewJob) Validate() error {
 // transaction (then the jobs commit or roll back with the caller's work).
 // Many jobs go in one statement, all or none. It returns the ids in input order.
 func Submit(ctx context.Context, x DBTX, jobs ...NewJob) ([]int64, error) {
+	if err := validate(jobs); err != nil {
+		return nil, err
+	}
+	rows, err := insert(ctx, x, jobs)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	return ids, nil
+}
+
+// validate checks every job, naming the one at fault in a batch.
+func validate(jobs []NewJob) error {
+	for i := range jobs {
+		if err := jobs[i].Validate(); err != nil {
+			if len(jobs) > 1 {
+				return fmt.Errorf("job %d: %w", i, err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// insert inserts validated jobs in one statement and returns the new rows in
+// input order.
+func insert(ctx context.Context, x DBTX, jobs []NewJob) ([]JobInsertManyRow, error) {
 	p := JobInsertManyParams{
 		Queues:       make([]string, len(jobs)),
 		Payloads:     make([]string, len(jobs)),
@@ -308,23 +338,16 @@ func Submit(ctx context.Context, x DBTX, jobs ...NewJob) ([]int64, error) {
 		MaxAttempts:  make([]int32, len(jobs)),
 		TraceParents: make([]string, len(jobs)),
 	}
-	for i := range jobs {
-		j := jobs[i]
-		if err := j.Validate(); err != nil {
-			if len(jobs) > 1 {
-				return nil, fmt.Errorf("job %d: %w", i, err)
-			}
-			return nil, err
-		}
+	for i, j := range jobs {
 		p.Queues[i], p.Payloads[i], p.Priorities[i] = j.Queue, string(j.Payload), j.Priority
 		p.DelaysMs[i], p.RunAts[i], p.MaxAttempts[i] = j.Delay.Milliseconds(), j.RunAt.UTC(), j.MaxAttempts
 		p.TraceParents[i] = j.TraceParent
 	}
-	ids, err := New(x).JobInsertMany(ctx, p)
+	rows, err := New(x).JobInsertMany(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("submitting jobs: %w", MapError(err))
 	}
-	return ids, nil
+	return rows, nil
 }
 
 // Errors of SubmitWithKey.
@@ -338,6 +361,12 @@ type Beginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
+// Conn runs statements and transactions: a pool, a connection or a transaction.
+type Conn interface {
+	DBTX
+	Beginner
+}
+
 // SubmitWithKey submits jobs under a request-level idempotency key, with the
 // semantics of the IETF Idempotency-Key draft: the first use of a key submits
 // the jobs; the same key with the same jobs within 24 hours returns the
@@ -346,16 +375,64 @@ type Beginner interface {
 // still in progress, others fail with ErrKeyInFlight. Concurrent duplicates
 // therefore create the jobs exactly once.
 func SubmitWithKey(ctx context.Context, b Beginner, key string, jobs ...NewJob) (ids []int64, replayed bool, err error) {
-	if key == "" || len(key) > 255 {
-		return nil, false, fmt.Errorf("%w: idempotency key must be 1 to 255 bytes", ErrInvalid)
-	}
-	for i := range jobs {
-		if err := jobs[i].Validate(); err != nil {
+	err = keyed(ctx, b, key, jobs, func(q *Queries, prev []int64) ([]int64, error) {
+		if prev != nil {
+			ids, replayed = prev, true
+			return prev, nil
+		}
+		rows, err := insert(ctx, q.db, jobs)
+		for _, r := range rows {
+			ids = append(ids, r.ID)
+		}
+		return ids, err
+	})
+	return ids, replayed, err
+}
+
+// SubmitJob submits one job, under key if it is not empty (with
+// SubmitWithKey's semantics), and returns the job as users see it. A new job
+// is shown from its insert's own RETURNING, and a replayed one is read in the
+// transaction that holds its key: no read follows the commit, so a saved job
+// is never answered with an error (a client that retried would submit it twice).
+func SubmitJob(ctx context.Context, c Conn, key string, job NewJob) (st *JobStatus, replayed bool, err error) {
+	if key == "" {
+		if err := job.Validate(); err != nil {
 			return nil, false, err
 		}
+		rows, err := insert(ctx, c, []NewJob{job})
+		if err != nil {
+			return nil, false, err
+		}
+		return created(job, rows[0]), false, nil
+	}
+	err = keyed(ctx, c, key, []NewJob{job}, func(q *Queries, prev []int64) ([]int64, error) {
+		if prev != nil {
+			replayed = true
+			st, err = status(ctx, q, prev[0])
+			return prev, err
+		}
+		rows, err := insert(ctx, q.db, []NewJob{job})
+		if err != nil {
+			return nil, err
+		}
+		st = created(job, rows[0])
+		return []int64{rows[0].ID}, nil
+	})
+	return st, replayed, err
+}
+
+// keyed runs submit in a transaction that holds key: submit gets the ids of
+// the key's earlier use with the same jobs (nil when the key is new) and
+// returns the ids the key then stands for.
+func keyed(ctx context.Context, b Beginner, key string, jobs []NewJob, submit func(q *Queries, prev []int64) ([]int64, error)) error {
+	if key == "" || len(key) > 255 {
+		return fmt.Errorf("%w: idempotency key must be 1 to 255 bytes", ErrInvalid)
+	}
+	if err := validate(jobs); err != nil {
+		return err
 	}
 	fp := fingerprint(jobs)
-	err = pgx.BeginFunc(ctx, b, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, b, func(tx pgx.Tx) error {
 		q := New(tx)
 		locked, err := q.IdempotencyTryLock(ctx, key)
 		if err != nil {
@@ -369,23 +446,38 @@ func SubmitWithKey(ctx context.Context, b Beginner, key string, jobs ...NewJob) 
 		case err == nil && !bytes.Equal(prev.Fingerprint, fp):
 			return ErrKeyReused
 		case err == nil:
-			ids, replayed = prev.JobIds, true
-			return nil
+			_, err := submit(q, prev.JobIds)
+			return err
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		if ids, err = Submit(ctx, tx, jobs...); err != nil {
+		ids, err := submit(q, nil)
+		if err != nil {
 			return err
 		}
 		return q.IdempotencyPut(ctx, IdempotencyPutParams{Key: key, Fingerprint: fp, JobIds: ids})
 	})
 	if err != nil {
 		if errors.Is(err, ErrKeyInFlight) || errors.Is(err, ErrKeyReused) || errors.Is(err, ErrInvalid) {
-			return nil, false, err
+			return err
 		}
-		return nil, false, fmt.Errorf("submitting with idempotency key: %w", MapError(err))
+		return fmt.Errorf("submitting with idempotency key: %w", MapError(err))
 	}
-	return ids, replayed, nil
+	return nil
+}
+
+// created shows a job as its insert made it, from the insert's RETURNING:
+// its payload as submitted, and one history entry, its creation.
+func created(j NewJob, r JobInsertManyRow) *JobStatus {
+	st := &JobStatus{
+		ID: r.ID, Queue: j.Queue, State: r.State, Payload: j.Payload, Priority: j.Priority,
+		RunAt: r.RunAt, CreatedAt: r.CreatedAt, Children: []int64{},
+		History: []Event{{At: r.CreatedAt, To: r.State}},
+	}
+	if j.MaxAttempts > 0 {
+		st.MaxAttempts = &j.MaxAttempts
+	}
+	return st
 }
 
 // fingerprint identifies a submit request by what it asks for, so the same
@@ -448,29 +540,35 @@ func StatusOf(j Job) *JobStatus {
 func Status(ctx context.Context, pool *pgxpool.Pool, id int64) (*JobStatus, error) {
 	var s *JobStatus
 	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		q := New(tx)
-		j, err := q.JobGet(ctx, id)
-		if err != nil {
-			return err
-		}
-		events, err := q.JobHistory(ctx, id)
-		if err != nil {
-			return err
-		}
-		children, err := q.JobChildren(ctx, id)
-		if err != nil {
-			return err
-		}
-		s = StatusOf(j)
-		s.Children = append(s.Children, children...)
-		s.History = make([]Event, len(events))
-		for i, e := range events {
-			s.History[i] = Event{At: e.At, From: e.FromState, To: e.ToState, Attempt: e.Attempt, Worker: e.Worker, Error: e.Error}
-		}
-		return nil
+		var err error
+		s, err = status(ctx, New(tx), id)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading job %d: %w", id, MapError(err))
+	}
+	return s, nil
+}
+
+// status reads a job with its history and children through q.
+func status(ctx context.Context, q *Queries, id int64) (*JobStatus, error) {
+	j, err := q.JobGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	events, err := q.JobHistory(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	children, err := q.JobChildren(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s := StatusOf(j)
+	s.Children = append(s.Children, children...)
+	s.History = make([]Event, len(events))
+	for i, e := range events {
+		s.History[i] = Event{At: e.At, From: e.FromState, To: e.ToState, Attempt: e.Attempt, Worker: e.Worker, Error: e.Error}
 	}
 	return s, nil
 }

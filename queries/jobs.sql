@@ -2,7 +2,9 @@
 -- Inserts one or many jobs with their creation events, creating queues on
 -- first use, and sends one wake-up hint naming the queues (delivered at
 -- commit; the one-row notified CTE is joined so that it runs). A zero run_at
--- (0001-01-01) means now() + delay. Ids come back in input order.
+-- (0001-01-01) means now() + delay. The new rows come back in input order,
+-- with what the database decided (id, state, run_at, created_at), so that a
+-- submit's answer needs no read after its commit.
 WITH input AS (
     SELECT unnest(@queues::text[]) AS queue,
            unnest(@payloads::text[]) AS payload,
@@ -28,14 +30,15 @@ WITH input AS (
            i.trace_parent
     FROM input i
     ORDER BY i.ord
-    RETURNING id, state
+    RETURNING id, state, run_at, created_at
 ), events AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, state, 0, 0 FROM inserted
 ), notified AS (
     SELECT pg_notify('baton_jobs', string_agg(DISTINCT queue, ',')) AS hint FROM input
 )
-SELECT inserted.id FROM inserted CROSS JOIN notified ORDER BY inserted.id;
+SELECT inserted.id, inserted.state, inserted.run_at, inserted.created_at
+FROM inserted CROSS JOIN notified ORDER BY inserted.id;
 
 -- name: JobClaim :many
 -- Claims up to max_jobs due jobs of one queue in one statement: the
