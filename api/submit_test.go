@@ -48,7 +48,7 @@ func TestSubmitIsAnsweredWithoutReadingAfterTheCommit(t *testing.T) {
 	parsed, err := url.Parse(u)
 	require.NoError(t, err)
 	parsed.User = url.User(role)
-	limited, err := db.Connect(ctx, parsed.String(), "baton-test", 4)
+	limited, err := db.Connect(ctx, db.ConnectConfig{URL: parsed.String(), AppName: "baton-test", MaxConns: 4})
 	require.NoError(t, err)
 	t.Cleanup(limited.Close)
 	srv := httptest.NewServer(api.New(limited, api.Config{Logger: slog.New(slog.DiscardHandler)}).Handler())

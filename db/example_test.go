@@ -15,7 +15,7 @@ import (
 // workers) only if the rest of your work does.
 func ExampleSubmit_transaction() {
 	ctx := context.Background()
-	pool, _, cleanup, err := dbtest.Open(ctx) // in your code: db.Connect(ctx, url, "my-app", 0)
+	pool, _, cleanup, err := dbtest.Open(ctx) // in your code: db.Connect(ctx, db.ConnectConfig{URL: url, AppName: "my-app"})
 	if err != nil {
 		log.Fatal(err)
 	}

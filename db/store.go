@@ -77,32 +77,6 @@ func ValidateQueueName(name string) error {
 	return nil
 }
 
-// Connect opens a pool. maxConns sets the pool size unless the URL sets
-// pool_max_conns itself; application_name defaults to appName so operators
-// can tell Baton's connections apart in pg_stat_activity.
-func Connect(ctx context.Context, databaseURL, appName string, maxConns int32) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(databaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("%w: parsing database URL: %w", ErrInvalid, err)
-	}
-	if maxConns > 0 && !strings.Contains(databaseURL, "pool_max_conns") {
-		cfg.MaxConns = maxConns
-	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok && appName != "" {
-		cfg.ConnConfig.RuntimeParams["application_name"] = appName
-	}
-	cfg.AfterConnect = AfterConnect
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to database: %w", MapError(err))
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connecting to database: %w", MapError(err))
-	}
-	return pool, nil
-}
-
 // MapError translates driver errors into domain errors: no rows becomes
 // ErrNotFound, data errors ErrInvalid, lost connections and server shutdowns
 // ErrUnavailable. Other errors are returned unchanged.

@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 . scripts/chromium.sh
+. scripts/pgbouncer.sh
 ensure_chromium
+ensure_pgbouncer
 
 gotest=(go test -race -count=1 -timeout 15m ./...)
 

@@ -151,7 +151,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("registering queue %s: %w", st.Queue, db.MapError(err))
 		}
 	}
-	w.log.Info("worker started", "stages", len(w.stages), "pool_max_conns", w.pool.Config().MaxConns)
+	w.log.Info("worker started", "stages", len(w.stages), "pool_max_conns", w.pool.Config().MaxConns, "listen", !w.cfg.PollOnly)
 
 	// Handlers run under their own context: shutdown must not cancel them
 	// until the grace period is over.

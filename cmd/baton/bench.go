@@ -74,7 +74,7 @@ type burn struct {
 
 // burnDown preloads jobs and works them off with in-process replicas. The
 // replicas keep running until rs.stop.
-func burnDown(ctx context.Context, pool *pgxpool.Pool, benchURL string, stages, jobs, workers, concurrency int) (b burn, rs *replicas, err error) {
+func burnDown(ctx context.Context, pool *pgxpool.Pool, target db.ConnectConfig, stages, jobs, workers, concurrency int) (b burn, rs *replicas, err error) {
 	progress("preloading %d jobs", jobs)
 	if err := preload(ctx, pool, jobs); err != nil {
 		return b, nil, err
@@ -82,7 +82,7 @@ func burnDown(ctx context.Context, pool *pgxpool.Pool, benchURL string, stages, 
 	progress("burning down the backlog with %d replica(s), %d slots per stage", workers, concurrency)
 	start := time.Now()
 	machine0, self0 := cpuTimes()
-	rs, err = startReplicas(ctx, benchURL, benchPipeline(stages, concurrency), workers)
+	rs, err = startReplicas(ctx, target, benchPipeline(stages, concurrency), workers)
 	if err != nil {
 		return b, nil, err
 	}
@@ -148,11 +148,27 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	benchURL, err := benchDatabase(ctx, databaseURL())
+	pooler, err := pooler()
 	if err != nil {
 		return err
 	}
-	pool, err := db.Connect(ctx, benchURL, "baton-bench", 16)
+	// The bench database is made and migrated directly; the bench then
+	// connects the way DATABASE_URL and BATON_POOLER say (through PgBouncer,
+	// say, to measure what it costs).
+	direct, err := migrationURL()
+	if err != nil {
+		return err
+	}
+	name, err := benchDatabase(ctx, direct)
+	if err != nil {
+		return err
+	}
+	benchURL, err := withDatabase(databaseURL(), name)
+	if err != nil {
+		return err
+	}
+	target := db.ConnectConfig{URL: benchURL, Pooler: pooler}
+	pool, err := db.Connect(ctx, db.ConnectConfig{URL: benchURL, AppName: "baton-bench", MaxConns: 16, Pooler: pooler})
 	if err != nil {
 		return err
 	}
@@ -164,7 +180,7 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if len(points) > 0 {
-		return runSweep(ctx, pool, benchURL, r, points, *svg, *asJSON, stdout)
+		return runSweep(ctx, pool, target, r, points, *svg, *asJSON, stdout)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -176,7 +192,7 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	b, rs, err := burnDown(ctx, pool, benchURL, *stages, *jobs, *workers, *concurrency)
+	b, rs, err := burnDown(ctx, pool, target, *stages, *jobs, *workers, *concurrency)
 	pprof.StopCPUProfile()
 	if err != nil {
 		return err
@@ -288,7 +304,8 @@ func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 }
 
-// benchDatabase recreates the bench database next to the one in databaseURL.
+// benchDatabase recreates the bench database next to the one in
+// databaseURL, migrated, and returns its name.
 func benchDatabase(ctx context.Context, databaseURL string) (string, error) {
 	u, err := url.Parse(databaseURL)
 	if err != nil {
@@ -312,6 +329,16 @@ func benchDatabase(ctx context.Context, databaseURL string) (string, error) {
 	if err := db.MigrateUp(ctx, u.String()); err != nil {
 		return "", err
 	}
+	return name + "_bench", nil
+}
+
+// withDatabase is databaseURL naming another database.
+func withDatabase(databaseURL, name string) (string, error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return "", usagef("DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
 	return u.String(), nil
 }
 
@@ -403,7 +430,7 @@ type replicas struct {
 }
 
 // startReplicas runs n worker replicas in this process.
-func startReplicas(ctx context.Context, url string, p *worker.Pipeline, n int) (*replicas, error) {
+func startReplicas(ctx context.Context, target db.ConnectConfig, p *worker.Pipeline, n int) (*replicas, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var pools []*pgxpool.Pool
@@ -415,13 +442,18 @@ func startReplicas(ctx context.Context, url string, p *worker.Pipeline, n int) (
 		}
 	}}
 	for i := range n {
-		pool, err := db.Connect(ctx, url, fmt.Sprintf("baton-bench-worker %d", i), worker.PoolSize(p))
+		c := target
+		c.AppName, c.MaxConns = fmt.Sprintf("baton-bench-worker %d", i), worker.PoolSize(p)
+		pool, err := db.Connect(ctx, c)
 		if err != nil {
 			rs.stop()
 			return nil, err
 		}
 		pools = append(pools, pool)
-		w, err := worker.New(pool, worker.Config{Pipeline: p, ID: fmt.Sprintf("bench-%d", i), Logger: slog.New(slog.DiscardHandler)})
+		w, err := worker.New(pool, worker.Config{
+			Pipeline: p, ID: fmt.Sprintf("bench-%d", i), Logger: slog.New(slog.DiscardHandler),
+			PollOnly: target.Pooler == db.TransactionPooler,
+		})
 		if err != nil {
 			rs.stop()
 			return nil, err

@@ -37,6 +37,10 @@ Usage:
 
 Environment:
   DATABASE_URL       Postgres connection string (default ` + db.DefaultURL + `)
+  BATON_POOLER       transaction: DATABASE_URL goes through PgBouncer (or alike) in
+                     transaction mode (no prepared statements, workers poll)
+  BATON_MIGRATE_DATABASE_URL  a direct connection for migrations (required with
+                     BATON_POOLER=transaction; default DATABASE_URL)
   BATON_ADDR         API listen address (default 127.0.0.1:8080)
   BATON_API_TOKENS   comma-separated bearer tokens the API accepts
 `
@@ -105,6 +109,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	return usagef("unknown command %q (run baton --help)", cmd)
 }
 
+// migrationURL is where migrations run: BATON_MIGRATE_DATABASE_URL when set,
+// else DATABASE_URL. Through a transaction pooler it must be set:
+// migrations hold a session-level advisory lock, which a pooler that hands
+// the server connection to another client after each transaction cannot keep.
+func migrationURL() (string, error) {
+	if u := os.Getenv("BATON_MIGRATE_DATABASE_URL"); u != "" {
+		return u, nil
+	}
+	if p, err := pooler(); err != nil {
+		return "", err
+	} else if p == db.TransactionPooler {
+		return "", usagef("BATON_POOLER=transaction: migrations hold a session lock that a transaction pooler cannot keep; " +
+			"set BATON_MIGRATE_DATABASE_URL to a direct connection (not through the pooler)")
+	}
+	return databaseURL(), nil
+}
+
 func databaseURL() string {
 	if u := os.Getenv("DATABASE_URL"); u != "" {
 		return u
@@ -114,7 +135,25 @@ func databaseURL() string {
 
 // connectCLI opens the small pool a one-shot command needs.
 func connectCLI(ctx context.Context) (*pgxpool.Pool, error) {
-	return db.Connect(ctx, databaseURL(), "baton-cli", 2)
+	return connect(ctx, "baton-cli", 2)
+}
+
+// connect opens a pool on DATABASE_URL, through BATON_POOLER.
+func connect(ctx context.Context, appName string, maxConns int32) (*pgxpool.Pool, error) {
+	p, err := pooler()
+	if err != nil {
+		return nil, err
+	}
+	return db.Connect(ctx, db.ConnectConfig{URL: databaseURL(), AppName: appName, MaxConns: maxConns, Pooler: p})
+}
+
+// pooler reads BATON_POOLER: what stands between Baton and PostgreSQL.
+func pooler() (db.Pooler, error) {
+	p, err := db.ParsePooler(os.Getenv("BATON_POOLER"))
+	if err != nil {
+		return p, usagef("BATON_POOLER: %v", err)
+	}
+	return p, nil
 }
 
 func logger() *slog.Logger {

@@ -59,10 +59,16 @@ type result struct {
 // baton runs the binary against databaseURL, with stdin if given.
 func baton(t *testing.T, databaseURL, stdin string, args ...string) result {
 	t.Helper()
+	return batonWith(t, databaseURL, nil, stdin, args...)
+}
+
+// batonWith is baton with more environment.
+func batonWith(t *testing.T, databaseURL string, env []string, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, batonBin, args...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL)
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+databaseURL), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -95,10 +101,10 @@ type workerProc struct {
 	done   chan error
 }
 
-func startWorker(t *testing.T, databaseURL, config, id string) *workerProc {
+func startWorker(t *testing.T, databaseURL, config, id string, env ...string) *workerProc {
 	t.Helper()
 	cmd := exec.Command(batonBin, "worker", "--config", config, "--id", id)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL)
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+databaseURL), env...)
 	w := &workerProc{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = w.stderr
 	require.NoError(t, cmd.Start())

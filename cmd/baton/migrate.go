@@ -33,7 +33,11 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	default:
 		return usagef("migrate: want up, down [N] or version, got %q", pos)
 	}
-	m, err := db.Migrator(ctx, databaseURL())
+	target, err := migrationURL()
+	if err != nil {
+		return err
+	}
+	m, err := db.Migrator(ctx, target)
 	if err != nil {
 		return err
 	}

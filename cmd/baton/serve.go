@@ -88,7 +88,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopTracing()
-	pool, err := db.Connect(ctx, databaseURL(), "baton-serve", 16)
+	pool, err := connect(ctx, "baton-serve", 16)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,11 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 		return err
 	}
 	defer ln.Close()
-	if err := db.MigrateUp(ctx, databaseURL()); err != nil {
+	target, err := migrationURL()
+	if err != nil {
+		return err
+	}
+	if err := db.MigrateUp(ctx, target); err != nil {
 		return err
 	}
 	stopTracing, err := setupTracing(ctx)
@@ -135,13 +139,17 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 		return err
 	}
 	defer stopTracing()
-	pool, err := db.Connect(ctx, databaseURL(), "baton-dev", worker.PoolSize(p)+8)
+	pool, err := connect(ctx, "baton-dev", worker.PoolSize(p)+8)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	log := logger()
-	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log})
+	pollOnly, err := wakeups(fs, false)
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly})
 	if err != nil {
 		return err
 	}

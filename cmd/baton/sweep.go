@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/baton-run/baton/db"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,13 +39,13 @@ func parseSweep(list string) ([]int, error) {
 
 // runSweep burns down the same backlog once per slot count. The slot count
 // bounds the claim batch, so the sweep shows throughput against batch size.
-func runSweep(ctx context.Context, pool *pgxpool.Pool, benchURL string, r benchResult, slots []int, svgPath string, asJSON bool, out io.Writer) error {
+func runSweep(ctx context.Context, pool *pgxpool.Pool, target db.ConnectConfig, r benchResult, slots []int, svgPath string, asJSON bool, out io.Writer) error {
 	var points []sweepPoint
 	for _, c := range slots {
 		if _, err := pool.Exec(ctx, "TRUNCATE baton.jobs, baton.job_events"); err != nil {
 			return fmt.Errorf("bench: emptying the tables between runs: %w", err)
 		}
-		b, rs, err := burnDown(ctx, pool, benchURL, r.Stages, r.Jobs, r.Workers, c)
+		b, rs, err := burnDown(ctx, pool, target, r.Stages, r.Jobs, r.Workers, c)
 		if err != nil {
 			return err
 		}

@@ -31,6 +31,9 @@ func workerCmd(ctx context.Context, args []string) error {
 	if *config == "" || len(pos) > 0 {
 		return usagef("worker: usage: baton worker --config FILE [--id NAME] [--poll-only] [--metrics-addr HOST:PORT]")
 	}
+	if *pollOnly, err = wakeups(fs, *pollOnly); err != nil {
+		return err
+	}
 	p, err := worker.LoadPipeline(*config)
 	if err != nil {
 		return err
@@ -50,7 +53,7 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopTracing()
-	pool, err := db.Connect(ctx, databaseURL(), "baton-worker "+*id, worker.PoolSize(p))
+	pool, err := connect(ctx, "baton-worker "+*id, worker.PoolSize(p))
 	if err != nil {
 		return err
 	}
@@ -60,6 +63,23 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	return w.Run(ctx)
+}
+
+// wakeups decides whether a worker polls only: as --poll-only says, and
+// always through a transaction pooler, where LISTEN cannot work (a
+// notification reaches whichever client holds the server connection then).
+// Asking for LISTEN there (--poll-only=false) is refused.
+func wakeups(fs *flag.FlagSet, pollOnly bool) (bool, error) {
+	p, err := pooler()
+	if err != nil || p != db.TransactionPooler {
+		return pollOnly, err
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "poll-only" })
+	if explicit && !pollOnly {
+		return false, usagef("--poll-only=false: LISTEN cannot work through a transaction pooler (BATON_POOLER=transaction); workers poll there")
+	}
+	return true, nil
 }
 
 // serveMetrics serves the worker's metrics, with the Go runtime's and the

@@ -82,7 +82,7 @@ func Open(ctx context.Context) (*pgxpool.Pool, string, func(), error) {
 		return nil, "", nil, fmt.Errorf("creating test database: %w", err)
 	}
 	u := withDatabase(server.url, name)
-	pool, err := db.Connect(ctx, u, "baton-test", 8)
+	pool, err := db.Connect(ctx, db.ConnectConfig{URL: u, AppName: "baton-test", MaxConns: 8})
 	if err != nil {
 		return nil, "", nil, err
 	}

@@ -1,0 +1,80 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Pooler is what stands between Baton and PostgreSQL (BATON_POOLER).
+type Pooler string
+
+const (
+	// NoPooler is a direct connection, or a pooler in session mode, where a
+	// client keeps its server connection. The default.
+	NoPooler Pooler = ""
+	// TransactionPooler is PgBouncer (or alike) in transaction mode: a server
+	// connection is a client's for one transaction only, so nothing may
+	// outlive one. Queries then use the extended protocol's unnamed
+	// statement instead of prepared ones, workers poll instead of LISTEN, and
+	// migrations, which hold a session lock, need a direct URL.
+	TransactionPooler Pooler = "transaction"
+)
+
+// ParsePooler reads a Pooler: "" or "none", "session", or "transaction".
+func ParsePooler(s string) (Pooler, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "none", "session":
+		return NoPooler, nil
+	case "transaction":
+		return TransactionPooler, nil
+	}
+	return NoPooler, fmt.Errorf("%w: pooler %q: want none, session or transaction", ErrInvalid, s)
+}
+
+// ConnectConfig says how to reach the database.
+type ConnectConfig struct {
+	// URL is a postgres:// connection string. Required.
+	URL string
+	// AppName is the application_name operators see in pg_stat_activity,
+	// unless the URL sets one.
+	AppName string
+	// MaxConns sizes the pool, unless the URL sets pool_max_conns. 0 keeps
+	// pgxpool's default.
+	MaxConns int32
+	// Pooler is what stands between Baton and the server. Defaults to none.
+	Pooler Pooler
+}
+
+// Connect opens a pool and checks that the database answers.
+func Connect(ctx context.Context, c ConnectConfig) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: parsing database URL: %w", ErrInvalid, err)
+	}
+	if c.MaxConns > 0 && !strings.Contains(c.URL, "pool_max_conns") {
+		cfg.MaxConns = c.MaxConns
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok && c.AppName != "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = c.AppName
+	}
+	if c.Pooler == TransactionPooler {
+		// pgx prepares and caches named statements per connection; through a
+		// transaction pooler the next transaction may meet another client's
+		// ("prepared statement ... already exists", or one that is missing).
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
+	cfg.AfterConnect = AfterConnect
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to database: %w", MapError(err))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to database: %w", MapError(err))
+	}
+	return pool, nil
+}
