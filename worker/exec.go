@@ -25,7 +25,12 @@ var errTooLarge = fmt.Errorf("result larger than %d bytes", maxOutput)
 
 // execHandler runs a command per job: the payload on stdin, the result on
 // stdout, and a non-zero exit status fails the attempt with stderr's tail.
-type execHandler struct{ argv []string }
+// The command's process group ends with its attempt, and with its worker
+// (through the guard).
+type execHandler struct {
+	argv  []string
+	guard *guard
+}
 
 func (h *execHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, error) {
 	// A command printing past maxOutput is stopped at once: its result is
@@ -45,12 +50,19 @@ func (h *execHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, er
 	if tp := db.TraceParentOf(ctx); tp != "" {
 		cmd.Env = append(cmd.Env, "TRACEPARENT="+tp) // the OpenTelemetry convention for processes
 	}
-	// Own process group, so a timeout or cancel stops the command's children too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = handlerProcAttr()
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("running %s: %w", h.argv[0], err)
+	}
+	h.guard.watch(cmd.Process.Pid)
+	err := cmd.Wait()
+	// The attempt is over: nothing it started goes on (a command may have
+	// left children behind).
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	h.guard.forget(cmd.Process.Pid)
 	switch {
 	case ctx.Err() != nil:
 		return nil, context.Cause(ctx)

@@ -107,11 +107,12 @@ func lookupGo(name string) (Handler, bool) {
 	return h, ok
 }
 
-// handlerFor builds the handler a stage's spec names.
-func handlerFor(spec HandlerSpec) (Handler, error) {
+// handlerFor builds the handler a stage's spec names; exec handlers list
+// their processes with g.
+func handlerFor(spec HandlerSpec, g *guard) (Handler, error) {
 	switch {
 	case len(spec.Exec) > 0:
-		return &execHandler{argv: spec.Exec}, nil
+		return &execHandler{argv: spec.Exec, guard: g}, nil
 	case spec.HTTP != nil:
 		return newHTTPHandler(*spec.HTTP), nil
 	case spec.Go != "":

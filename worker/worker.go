@@ -76,7 +76,9 @@ type Worker struct {
 	tracer trace.Tracer
 	// handlerCtx is the parent of every handler's context (set by Run).
 	handlerCtx context.Context
-	stats      struct {
+	// guard kills exec handlers' processes if this worker dies (see guard.go).
+	guard guard
+	stats struct {
 		claimed, succeeded, failed, leasesLost, released, claimBatches, completeBatches atomic.Int64
 	}
 }
@@ -97,7 +99,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		tracer: cfg.TracerProvider.Tracer("github.com/baton-run/baton/worker"),
 	}
 	for _, st := range cfg.Pipeline.Stages {
-		h, err := handlerFor(st.Handler)
+		h, err := handlerFor(st.Handler, &w.guard)
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", st.Queue, err)
 		}
@@ -150,6 +152,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("registering queue %s: %w", st.Queue, db.MapError(err))
 		}
+	}
+	if slices.ContainsFunc(w.cfg.Pipeline.Stages, func(s Stage) bool { return len(s.Handler.Exec) > 0 }) {
+		if err := w.guard.start(w.log); err != nil {
+			return err
+		}
+		defer w.guard.stop()
 	}
 	w.log.Info("worker started", "stages", len(w.stages), "pool_max_conns", w.pool.Config().MaxConns, "listen", !w.cfg.PollOnly)
 
@@ -304,6 +312,11 @@ func (s *stage) start(job *Job, token int64, traceParent *string, pickup time.Du
 	s.metrics.pickupSeconds.Observe(pickup.Seconds())
 	jctx, cancel := context.WithCancelCause(s.w.handlerCtx)
 	s.mu.Lock()
+	if earlier := s.running[job.ID]; earlier != nil {
+		// This process claimed the job again (its lease expired while the
+		// process was frozen, say): the earlier run's lease is lost.
+		earlier.cancel(errLeaseLost)
+	}
 	s.running[job.ID] = &inflight{token: token, cancel: cancel}
 	if fromReserve {
 		s.reserved-- // its busy slot and handlers count were taken by reserve
@@ -389,7 +402,7 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 func (s *stage) execute(ctx context.Context, job *Job, token int64, traceParent *string) {
 	defer func() {
 		s.mu.Lock()
-		if in := s.running[job.ID]; in != nil {
+		if in := s.running[job.ID]; in != nil && in.token == token { // not a later claim's
 			in.cancel(nil)
 			delete(s.running, job.ID)
 		}

@@ -384,6 +384,33 @@ func TestExpiredLeaseIsReclaimedAndTheZombieIsFenced(t *testing.T) {
 	require.Equal(t, 1, succeeded)
 }
 
+// When this worker claims a job again (its lease expired while the worker
+// was frozen, say), the earlier run is stopped at once, and the new claim
+// keeps its place: its lease is still heartbeated, and released at
+// shutdown. Before, the new claim replaced the earlier run's entry without
+// stopping it, and the earlier run's end then deleted the new claim's entry.
+func TestAReclaimedJobStopsItsEarlierRunAndKeepsItsLease(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	name, g := newGate(t)
+	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 50ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 1h\n    concurrency: 2\n", name))
+	id := submit(t, pool, `{}`)
+	<-g.started
+	_, err := pool.Exec(ctx, "UPDATE baton.jobs SET lease_expires_at = now() - interval '1s' WHERE id = $1", id)
+	require.NoError(t, err)
+	require.Equal(t, id, <-g.started, "the reaper returned the job and the worker claimed it again")
+	select {
+	case cause := <-g.stopped:
+		require.ErrorIs(t, cause, db.ErrLeaseLost, "the earlier run is stopped as lost")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the earlier run was not stopped when its job was claimed again")
+	}
+	r.stop(t) // grace runs out: the running claim's lease is released
+	s := waitState(t, pool, id, "available")
+	require.Equal(t, int32(1), s.Attempts, "the released attempt is not counted")
+}
+
 func TestUnknownGoHandlerIsAnError(t *testing.T) {
 	t.Parallel()
 	p, err := worker.ParsePipeline([]byte("stages:\n  - queue: a\n    handler: {go: nobody-registered-this}\n"))

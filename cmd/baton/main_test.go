@@ -97,7 +97,7 @@ func writeFile(t *testing.T, name, content string) string {
 // workerProc is a `baton worker` process.
 type workerProc struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	done   chan error
 }
 
@@ -105,7 +105,7 @@ func startWorker(t *testing.T, databaseURL, config, id string, env ...string) *w
 	t.Helper()
 	cmd := exec.Command(batonBin, "worker", "--config", config, "--id", id)
 	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+databaseURL), env...)
-	w := &workerProc{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	w := &workerProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = w.stderr
 	require.NoError(t, cmd.Start())
 	go func() { w.done <- cmd.Wait() }()
