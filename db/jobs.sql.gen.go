@@ -301,12 +301,14 @@ WITH failed AS (
     WHERE j.id = $4::bigint
       AND j.lease_token = $5::bigint
       AND j.state = 'running'
-    RETURNING j.id, j.state, j.attempts, j.leased_by, j.started_at, j.last_error, j.run_at
+    RETURNING j.id, j.queue, j.state, j.attempts, j.leased_by, j.started_at, j.last_error, j.run_at
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
     SELECT id, 'running', state, attempts, $5::bigint, leased_by, last_error, started_at FROM failed
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM failed WHERE state = 'retrying'
 )
-SELECT id, state, attempts, run_at FROM failed
+SELECT id, state, attempts, run_at FROM failed CROSS JOIN notified
 `
 
 type JobFailParams struct {
@@ -325,7 +327,10 @@ type JobFailRow struct {
 }
 
 // Records a failed attempt, fenced by the lease token: retrying after the
-// given delay, or dead when attempts are exhausted or the failure is permanent.
+// given delay, or dead when attempts are exhausted or the failure is
+// permanent. A retry sends a wake-up hint naming its queue with "@" (a job
+// not due yet), so that idle replicas set an alarm for it (the notified CTE
+// is joined so that it runs).
 func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, error) {
 	row := q.db.QueryRow(ctx, jobFail,
 		arg.Permanent,
@@ -535,7 +540,9 @@ WITH input AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, state, 0, 0 FROM inserted
 ), notified AS (
-    SELECT pg_notify('baton_jobs', string_agg(DISTINCT queue, ',')) AS hint FROM input
+    SELECT pg_notify('baton_jobs', string_agg(DISTINCT queue || CASE
+               WHEN coalesce(run_at, now() + delay_ms * interval '1 millisecond') > now() THEN '@' ELSE '' END, ',')) AS hint
+    FROM input
 )
 SELECT inserted.id, inserted.state, inserted.run_at, inserted.created_at
 FROM inserted CROSS JOIN notified ORDER BY inserted.id
@@ -559,8 +566,9 @@ type JobInsertManyRow struct {
 }
 
 // Inserts one or many jobs with their creation events, creating queues on
-// first use, and sends one wake-up hint naming the queues (delivered at
-// commit; the one-row notified CTE is joined so that it runs). A zero run_at
+// first use, and sends one wake-up hint naming the queues, each with an "@"
+// when some of its new jobs are not due yet (delivered at commit; the one-row
+// notified CTE is joined so that it runs). A zero run_at
 // (0001-01-01) means now() + delay. The new rows come back in input order,
 // with what the database decided (id, state, run_at, created_at), so that a
 // submit's answer needs no read after its commit.
@@ -712,6 +720,22 @@ func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]Job, error)
 	return items, nil
 }
 
+const jobNextDue = `-- name: JobNextDue :one
+SELECT coalesce(ceil(extract(epoch FROM min(run_at) - now()) * 1000), -1)::bigint AS due_in_ms
+FROM baton.jobs
+WHERE queue = $1::text AND state IN ('scheduled', 'retrying') AND run_at > now()
+`
+
+// How long until the earliest job of a queue that is not due yet (delayed or
+// retrying) becomes due, in milliseconds of database time; -1 when there is
+// none. A stage that has caught up sets its alarm by it.
+func (q *Queries) JobNextDue(ctx context.Context, queueName string) (int64, error) {
+	row := q.db.QueryRow(ctx, jobNextDue, queueName)
+	var due_in_ms int64
+	err := row.Scan(&due_in_ms)
+	return due_in_ms, err
+}
+
 const jobPromote = `-- name: JobPromote :execrows
 WITH due AS MATERIALIZED (
     SELECT id, state
@@ -725,14 +749,18 @@ WITH due AS MATERIALIZED (
     SET state = 'available'
     FROM due
     WHERE j.id = due.id
-    RETURNING j.id, j.attempts, j.lease_token, due.state AS from_state
+    RETURNING j.id, j.queue, j.attempts, j.lease_token, due.state AS from_state
 )
 INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
-SELECT id, from_state, 'available', attempts, lease_token FROM promoted
+SELECT p.id, p.from_state, 'available', p.attempts, p.lease_token
+FROM promoted p
+CROSS JOIN (SELECT count(pg_notify('baton_jobs', qs)) FROM (SELECT string_agg(DISTINCT queue, ',') AS qs FROM promoted) q
+            WHERE qs IS NOT NULL) notified
 `
 
 // Moves delayed and retrying jobs whose run_at has passed to available. Claims
 // take due jobs in these states directly; this keeps the stored state honest.
+// One wake-up hint naming the queues whose jobs became due.
 func (q *Queries) JobPromote(ctx context.Context, maxJobs int32) (int64, error) {
 	result, err := q.db.Exec(ctx, jobPromote, maxJobs)
 	if err != nil {
@@ -855,15 +883,18 @@ WITH target AS MATERIALIZED (
     SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL
     FROM target
     WHERE j.id = target.id
-    RETURNING j.id, j.lease_token, target.state AS from_state
+    RETURNING j.id, j.queue, j.lease_token, target.state AS from_state
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
     SELECT id, from_state, 'available', 0, lease_token FROM retried
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', queue)) AS n FROM retried
 )
-SELECT id FROM retried
+SELECT id FROM retried CROSS JOIN notified
 `
 
-// Re-drives a dead or canceled job: available at once with a fresh set of attempts.
+// Re-drives a dead or canceled job: available at once with a fresh set of
+// attempts, and a wake-up hint naming its queue.
 func (q *Queries) JobRetry(ctx context.Context, id int64) (int64, error) {
 	row := q.db.QueryRow(ctx, jobRetry, id)
 	var id_2 int64

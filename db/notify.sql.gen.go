@@ -13,8 +13,11 @@ const listen = `-- name: Listen :exec
 LISTEN baton_jobs
 `
 
-// Workers listen on this channel for wake-up hints: the payload lists queues
-// that just got jobs. Polling stays the source of truth.
+// Workers listen on this channel for wake-up hints: the payload lists the
+// queues that just got jobs due now (a submit, a re-drive, a resume, a
+// promotion), each written "queue@" when some are due later (a delayed
+// submit, a retry): a stage then asks when (JobNextDue) and sets an alarm.
+// Polling stays the source of truth.
 func (q *Queries) Listen(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, listen)
 	return err

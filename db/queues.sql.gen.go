@@ -19,9 +19,14 @@ func (q *Queries) QueueCreate(ctx context.Context, name string) error {
 }
 
 const queuePause = `-- name: QueuePause :one
-INSERT INTO baton.queues (name, paused) VALUES ($1::text, $2::boolean)
-ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
-RETURNING name, paused
+WITH changed AS (
+    INSERT INTO baton.queues (name, paused) VALUES ($1::text, $2::boolean)
+    ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+    RETURNING name, paused
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', name)) AS n FROM changed WHERE NOT paused
+)
+SELECT name, paused FROM changed CROSS JOIN notified
 `
 
 type QueuePauseParams struct {
@@ -35,7 +40,8 @@ type QueuePauseRow struct {
 }
 
 // Pauses or resumes a queue (creating it if new); workers on every replica
-// stop or resume claiming from it at their next poll.
+// stop claiming from it at their next poll, and a resume wakes them at once
+// with a hint naming the queue.
 func (q *Queries) QueuePause(ctx context.Context, arg QueuePauseParams) (QueuePauseRow, error) {
 	row := q.db.QueryRow(ctx, queuePause, arg.Name, arg.Paused)
 	var i QueuePauseRow

@@ -1,7 +1,8 @@
 -- name: JobInsertMany :many
 -- Inserts one or many jobs with their creation events, creating queues on
--- first use, and sends one wake-up hint naming the queues (delivered at
--- commit; the one-row notified CTE is joined so that it runs). A zero run_at
+-- first use, and sends one wake-up hint naming the queues, each with an "@"
+-- when some of its new jobs are not due yet (delivered at commit; the one-row
+-- notified CTE is joined so that it runs). A zero run_at
 -- (0001-01-01) means now() + delay. The new rows come back in input order,
 -- with what the database decided (id, state, run_at, created_at), so that a
 -- submit's answer needs no read after its commit.
@@ -35,7 +36,9 @@ WITH input AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, state, 0, 0 FROM inserted
 ), notified AS (
-    SELECT pg_notify('baton_jobs', string_agg(DISTINCT queue, ',')) AS hint FROM input
+    SELECT pg_notify('baton_jobs', string_agg(DISTINCT queue || CASE
+               WHEN coalesce(run_at, now() + delay_ms * interval '1 millisecond') > now() THEN '@' ELSE '' END, ',')) AS hint
+    FROM input
 )
 SELECT inserted.id, inserted.state, inserted.run_at, inserted.created_at
 FROM inserted CROSS JOIN notified ORDER BY inserted.id;
@@ -156,7 +159,10 @@ ORDER BY d.id;
 
 -- name: JobFail :one
 -- Records a failed attempt, fenced by the lease token: retrying after the
--- given delay, or dead when attempts are exhausted or the failure is permanent.
+-- given delay, or dead when attempts are exhausted or the failure is
+-- permanent. A retry sends a wake-up hint naming its queue with "@" (a job
+-- not due yet), so that idle replicas set an alarm for it (the notified CTE
+-- is joined so that it runs).
 WITH failed AS (
     UPDATE baton.jobs j
     SET state = CASE WHEN @permanent::boolean OR j.attempts >= j.max_attempts
@@ -170,12 +176,14 @@ WITH failed AS (
     WHERE j.id = @id::bigint
       AND j.lease_token = @lease_token::bigint
       AND j.state = 'running'
-    RETURNING j.id, j.state, j.attempts, j.leased_by, j.started_at, j.last_error, j.run_at
+    RETURNING j.id, j.queue, j.state, j.attempts, j.leased_by, j.started_at, j.last_error, j.run_at
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
     SELECT id, 'running', state, attempts, @lease_token::bigint, leased_by, last_error, started_at FROM failed
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM failed WHERE state = 'retrying'
 )
-SELECT id, state, attempts, run_at FROM failed;
+SELECT id, state, attempts, run_at FROM failed CROSS JOIN notified;
 
 -- name: JobReleaseMany :many
 -- Gives running jobs back on shutdown, fenced by their lease tokens: they are
@@ -244,10 +252,14 @@ WITH due AS MATERIALIZED (
     SET state = 'available'
     FROM due
     WHERE j.id = due.id
-    RETURNING j.id, j.attempts, j.lease_token, due.state AS from_state
+    RETURNING j.id, j.queue, j.attempts, j.lease_token, due.state AS from_state
 )
 INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
-SELECT id, from_state, 'available', attempts, lease_token FROM promoted;
+SELECT p.id, p.from_state, 'available', p.attempts, p.lease_token
+FROM promoted p
+-- One wake-up hint naming the queues whose jobs became due.
+CROSS JOIN (SELECT count(pg_notify('baton_jobs', qs)) FROM (SELECT string_agg(DISTINCT queue, ',') AS qs FROM promoted) q
+            WHERE qs IS NOT NULL) notified;
 
 -- name: JobCancel :one
 -- Cancels a job that has not finished. A running job's lease is fenced by the
@@ -272,7 +284,8 @@ WITH target AS MATERIALIZED (
 SELECT id FROM canceled;
 
 -- name: JobRetry :one
--- Re-drives a dead or canceled job: available at once with a fresh set of attempts.
+-- Re-drives a dead or canceled job: available at once with a fresh set of
+-- attempts, and a wake-up hint naming its queue.
 WITH target AS MATERIALIZED (
     SELECT id, state FROM baton.jobs
     WHERE id = @id::bigint AND state IN ('dead', 'canceled')
@@ -282,12 +295,22 @@ WITH target AS MATERIALIZED (
     SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL
     FROM target
     WHERE j.id = target.id
-    RETURNING j.id, j.lease_token, target.state AS from_state
+    RETURNING j.id, j.queue, j.lease_token, target.state AS from_state
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
     SELECT id, from_state, 'available', 0, lease_token FROM retried
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', queue)) AS n FROM retried
 )
-SELECT id FROM retried;
+SELECT id FROM retried CROSS JOIN notified;
+
+-- name: JobNextDue :one
+-- How long until the earliest job of a queue that is not due yet (delayed or
+-- retrying) becomes due, in milliseconds of database time; -1 when there is
+-- none. A stage that has caught up sets its alarm by it.
+SELECT coalesce(ceil(extract(epoch FROM min(run_at) - now()) * 1000), -1)::bigint AS due_in_ms
+FROM baton.jobs
+WHERE queue = @queue_name::text AND state IN ('scheduled', 'retrying') AND run_at > now();
 
 -- name: JobGet :one
 SELECT * FROM baton.jobs WHERE id = @id::bigint;

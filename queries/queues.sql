@@ -3,10 +3,16 @@ INSERT INTO baton.queues (name) VALUES (@name::text) ON CONFLICT DO NOTHING;
 
 -- name: QueuePause :one
 -- Pauses or resumes a queue (creating it if new); workers on every replica
--- stop or resume claiming from it at their next poll.
-INSERT INTO baton.queues (name, paused) VALUES (@name::text, @paused::boolean)
-ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
-RETURNING name, paused;
+-- stop claiming from it at their next poll, and a resume wakes them at once
+-- with a hint naming the queue.
+WITH changed AS (
+    INSERT INTO baton.queues (name, paused) VALUES (@name::text, @paused::boolean)
+    ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+    RETURNING name, paused
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', name)) AS n FROM changed WHERE NOT paused
+)
+SELECT name, paused FROM changed CROSS JOIN notified;
 
 -- name: QueueSummary :many
 SELECT queue::text AS queue,

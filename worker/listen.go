@@ -10,9 +10,9 @@ import (
 	"github.com/baton-run/baton/db"
 )
 
-// listen wakes stages when submits name their queue on the baton_jobs
-// channel, so a job submitted elsewhere starts without waiting for the next
-// poll. It is only a hint: a lost notification (say, while reconnecting) costs
+// listen wakes stages when a hint on the baton_jobs channel names their
+// queue (queries/notify.sql), so a job submitted, retried or resumed
+// elsewhere starts without waiting for the next poll. It is only a hint: a lost notification (say, while reconnecting) costs
 // one poll interval, never a job. It runs on a connection of its own, outside
 // the pool, and reconnects with backoff until ctx ends.
 func (w *Worker) listen(ctx context.Context) {
@@ -49,7 +49,11 @@ func (w *Worker) dispatch(ctx context.Context, conn *pgx.Conn) error {
 			return err
 		}
 		for _, q := range strings.Split(n.Payload, ",") {
+			q, later := strings.CutSuffix(q, "@") // some of its jobs are due later
 			if s := w.stages[q]; s != nil {
+				if later {
+					s.lookAhead.Store(true)
+				}
 				signal(s.wake)
 			}
 		}
@@ -58,6 +62,7 @@ func (w *Worker) dispatch(ctx context.Context, conn *pgx.Conn) error {
 
 func (w *Worker) wakeAll() {
 	for _, s := range w.stages {
+		s.lookAhead.Store(true)
 		signal(s.wake)
 	}
 }

@@ -181,6 +181,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	for _, s := range w.stages {
 		s.mu.Lock()
 		s.closing = true
+		if s.alarm != nil {
+			s.alarm.Stop()
+		}
 		s.mu.Unlock()
 	}
 
@@ -240,6 +243,12 @@ type stage struct {
 	handlers sync.WaitGroup
 	wake     chan struct{} // a job may be due (hand-off from a stage of this worker)
 	freed    chan struct{} // a slot became free
+	alarm    *time.Timer   // wakes the stage when its earliest job not yet due becomes due
+	alarmAt  time.Time
+	// lookAhead says a job not due yet may have appeared (a hint said so,
+	// the alarm rang, or a poll came): the next claim that catches up sets
+	// the alarm (setAlarm). Other wakes cost no extra query.
+	lookAhead atomic.Bool
 
 	completions chan *done // successes for the completer to commit
 }
@@ -345,6 +354,7 @@ func (s *stage) claimLoop(ctx context.Context) {
 	poll := time.NewTicker(s.w.cfg.Pipeline.PollInterval.D())
 	defer poll.Stop()
 	backlog := true
+	s.lookAhead.Store(true)
 	for ctx.Err() == nil {
 		if free := s.free(); free > 0 {
 			n, err := s.claim(ctx, free)
@@ -356,11 +366,15 @@ func (s *stage) claimLoop(ctx context.Context) {
 				backlog = n == free
 			}
 			s.caughtUp.Store(!backlog)
+			if err == nil && !backlog && s.lookAhead.Swap(false) {
+				s.setAlarm(ctx)
+			}
 		}
 		for {
 			select {
 			case <-ctx.Done():
 			case <-poll.C:
+				s.lookAhead.Store(true)
 			case <-s.wake:
 			case <-s.freed:
 				if !backlog {
@@ -370,6 +384,46 @@ func (s *stage) claimLoop(ctx context.Context) {
 			break
 		}
 	}
+}
+
+// setAlarm asks how long until the queue's earliest job that is not due yet
+// (delayed, or waiting for its retry) becomes due, and wakes the stage then:
+// such a job starts on time rather than at the next poll. The database says
+// how long, so that no clock but its own decides when a job is due.
+func (s *stage) setAlarm(ctx context.Context) {
+	qctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	ms, err := db.New(s.w.pool).JobNextDue(qctx, s.cfg.Queue)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("looking for the next due job", "error", db.MapError(err))
+	case err == nil && ms >= 0:
+		s.wakeIn(time.Duration(ms) * time.Millisecond)
+	}
+}
+
+// wakeIn wakes the stage after d, unless it is to wake earlier already.
+func (s *stage) wakeIn(d time.Duration) {
+	at := time.Now().Add(d)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.alarm != nil && !s.alarmAt.After(at) {
+		return
+	}
+	if s.alarm != nil {
+		s.alarm.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		if s.alarm == t {
+			s.alarm = nil
+		}
+		s.mu.Unlock()
+		s.lookAhead.Store(true) // for the job due after this one
+		signal(s.wake)
+	})
+	s.alarm, s.alarmAt = t, at
 }
 
 func (s *stage) claim(ctx context.Context, n int) (int, error) {
@@ -474,10 +528,11 @@ func (s *stage) fail(job *Job, token int64, herr error) {
 	// Not cancelled by shutdown: the attempt's outcome must be recorded.
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
+	delay := backoff(job.Attempt, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D())
 	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
 		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
 			ID: job.ID, LeaseToken: token, Error: errorText(herr), Permanent: IsPermanent(herr),
-			DelayMs: backoff(job.Attempt, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D()).Milliseconds(),
+			DelayMs: delay.Milliseconds(),
 		})
 	})
 	switch {
@@ -491,6 +546,9 @@ func (s *stage) fail(job *Job, token int64, herr error) {
 		s.w.stats.failed.Add(1)
 		metricFinished.WithLabelValues(s.cfg.Queue, string(row.State)).Inc()
 		s.jobLog(job).Info("attempt failed", "state", row.State, "error", herr)
+		if row.State == db.BatonJobStateRetrying {
+			s.wakeIn(delay) // the retry starts on time, not at the next poll
+		}
 	}
 }
 

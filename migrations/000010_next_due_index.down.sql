@@ -1,0 +1,1 @@
+DROP INDEX baton.jobs_next_due_idx;

@@ -1,0 +1,104 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/worker"
+)
+
+// slowPoll is a poll interval no test waits for: a job these tests see
+// start within a second was woken, not polled.
+const slowPoll = "poll_interval: 10s\n"
+
+// A retry starts when its backoff ends, not at the next poll: the stage
+// that recorded the failure sets an alarm for it (and the failure's wake-up
+// hint lets other replicas set theirs). Before, a stage with backoff: 100ms
+// retried about a poll interval later. It logs the lag behind the due time
+// (docs/benchmarks.md has the figures).
+func TestRetriesStartWhenTheirBackoffEnds(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	name := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+		if j.Attempt == 1 {
+			return nil, errors.New("try again")
+		}
+		return nil, nil
+	}))
+	start(t, pool, fmt.Sprintf(slowPoll+"stages:\n  - queue: a\n    handler: {go: %q}\n    backoff: 100ms\n    max_backoff: 100ms\n", name))
+	var lags []time.Duration
+	for range 20 {
+		id := submit(t, pool, `{}`)
+		waitState(t, pool, id, "succeeded")
+		// run_at is the retry's due time; started_at its claim.
+		var lag time.Duration
+		require.NoError(t, pool.QueryRow(context.Background(),
+			"SELECT started_at - run_at FROM baton.jobs WHERE id = $1", id).Scan(&lag))
+		lags = append(lags, lag)
+	}
+	slices.Sort(lags)
+	t.Logf("retry start behind its due time: p50 %s, p90 %s, max %s", lags[len(lags)/2], lags[len(lags)*9/10], lags[len(lags)-1])
+	require.Less(t, lags[len(lags)-1], time.Second, "no retry waited for the poll")
+}
+
+// A job submitted with a delay starts when it is due, not at the next poll.
+func TestDelayedJobsStartWhenDue(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	start(t, pool, slowPoll+"stages:\n  - queue: a\n    handler: {exec: [cat]}\n")
+	ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a", Delay: 300 * time.Millisecond})
+	require.NoError(t, err)
+	s := waitState(t, pool, ids[0], "succeeded")
+	require.Less(t, s.StartedAt.Sub(s.RunAt), time.Second)
+	require.False(t, s.StartedAt.Before(s.RunAt), "never early")
+}
+
+// Re-driving a dead job, resuming a paused queue, and a job that became due
+// without anyone being told (inserted by SQL run by hand) all wake the
+// stage with a hint: a re-drive and a resume at once, the last when
+// maintenance promotes it.
+func TestRedriveResumeAndPromotionWakeTheStage(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	var failed atomic.Bool
+	name := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+		if string(j.Payload) == `"fail once"` && !failed.Swap(true) {
+			return nil, worker.Permanent(errors.New("broken"))
+		}
+		return nil, nil
+	}))
+	start(t, pool, fmt.Sprintf(slowPoll+"stages:\n  - queue: a\n    handler: {go: %q}\n", name))
+
+	dead := submit(t, pool, `"fail once"`)
+	waitState(t, pool, dead, "dead")
+	require.NoError(t, db.Retry(ctx, pool, dead))
+	redriven := time.Now()
+	waitState(t, pool, dead, "succeeded")
+	require.Less(t, time.Since(redriven), time.Second, "a re-drive starts at once")
+
+	_, err := db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "a", Paused: true})
+	require.NoError(t, err)
+	held := submit(t, pool, `"held"`)
+	_, err = db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "a", Paused: false})
+	require.NoError(t, err)
+	resumed := time.Now()
+	waitState(t, pool, held, "succeeded")
+	require.Less(t, time.Since(resumed), time.Second, "a resume starts the queue's jobs at once")
+
+	var quiet int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO baton.jobs (queue, state, payload, run_at)
+		VALUES ('a', 'scheduled', '"quiet"', now() + interval '300 ms') RETURNING id`).Scan(&quiet))
+	s := waitState(t, pool, quiet, "succeeded")
+	require.Less(t, s.StartedAt.Sub(s.RunAt), time.Second, "promotion's hint wakes the stage")
+}
