@@ -310,6 +310,32 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// A job that lost leases, and waits to run alone (crash isolation), says so
+// in the API and on the dashboard.
+func TestJobShowsItsLostLeases(t *testing.T) {
+	t.Parallel()
+	c, pool := setup(t)
+	r := c.do("POST", "/v1/queues/a/jobs", `{"payload": {}}`)
+	require.Equal(t, 201, r.status)
+	require.Equal(t, float64(0), r.json(t)["lost_leases"])
+	require.Equal(t, false, r.json(t)["runs_alone"])
+	id := int64(r.json(t)["id"].(float64))
+	_, err := pool.Exec(context.Background(), "UPDATE baton.jobs SET lost_leases = 2, isolated = true WHERE id = $1", id)
+	require.NoError(t, err)
+	r = c.do("GET", fmt.Sprintf("/v1/jobs/%d", id), "")
+	require.Equal(t, float64(2), r.json(t)["lost_leases"])
+	require.Equal(t, true, r.json(t)["runs_alone"])
+
+	dash := httptest.NewServer(api.New(pool, api.Config{Logger: slog.New(slog.DiscardHandler)}).Handler())
+	t.Cleanup(dash.Close)
+	resp, err := http.Get(fmt.Sprintf("%s/jobs/%d", dash.URL, id))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(body), `<dd id="lost-leases">2 times</dd>`)
+	require.Contains(t, string(body), `id="runs-alone"`)
+}
+
 func TestPaginationIsStableWhileJobsArrive(t *testing.T) {
 	t.Parallel()
 	c, _ := setup(t)

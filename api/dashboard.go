@@ -31,7 +31,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"seconds":  func(s float64) string { return ago(time.Now().Add(-time.Duration(s * float64(time.Second)))) },
 	"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z") },
 	"pretty":   prettyJSON,
-	"terminal": func(s db.JobState) bool { return s == "succeeded" || s == "dead" || s == "canceled" },
+	"terminal": db.JobState.Terminal,
 	"states":   func() []db.JobState { return allStates },
 	"countOf":  countOf,
 }).ParseFS(webFS, "web/*.html"))

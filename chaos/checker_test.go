@@ -18,6 +18,8 @@ type report struct {
 	Indeterminate int // submit attempts with no answer (each retried with its key)
 	Faults        int
 	Poison        int // acknowledged poison jobs (expected dead)
+	// PoisonErrors are the poison jobs' last errors.
+	PoisonErrors []string
 
 	Lost            int // acknowledged jobs whose chain a -> b -> c is missing a job or has one not finished
 	Collateral      int // acknowledged good jobs that ended dead (lease lost too often, e.g. beside a worker-killing job)
@@ -88,13 +90,14 @@ func (e *env) check(h *history, poison func(n int) bool) report {
 		id, parent           int64
 		queue, state         string
 		attempts, maxAttempt int
+		lastError            string
 	}
 	jobs := map[int64]*job{}
 	children := map[int64][]int64{}
-	rows, _ := e.pool.Query(ctx, "SELECT id, coalesce(parent_id, 0), queue, state::text, attempts, coalesce(max_attempts, 0) FROM baton.jobs")
+	rows, _ := e.pool.Query(ctx, "SELECT id, coalesce(parent_id, 0), queue, state::text, attempts, coalesce(max_attempts, 0), coalesce(last_error, '') FROM baton.jobs")
 	for rows.Next() {
 		j := &job{}
-		if err := rows.Scan(&j.id, &j.parent, &j.queue, &j.state, &j.attempts, &j.maxAttempt); err != nil {
+		if err := rows.Scan(&j.id, &j.parent, &j.queue, &j.state, &j.attempts, &j.maxAttempt, &j.lastError); err != nil {
 			e.t.Fatal(err)
 		}
 		jobs[j.id] = j
@@ -133,6 +136,8 @@ func (e *env) check(h *history, poison func(n int) bool) report {
 			r.Poison++
 			if j == nil || j.state != "dead" || j.attempts != j.maxAttempt {
 				r.Lost++
+			} else {
+				r.PoisonErrors = append(r.PoisonErrors, j.lastError)
 			}
 			continue
 		}

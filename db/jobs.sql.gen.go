@@ -71,6 +71,7 @@ WITH locked AS MATERIALIZED (
     WHERE j.queue = $1::text
       AND j.state IN ('scheduled', 'available', 'retrying')
       AND j.run_at <= now()
+      AND NOT j.isolated -- these run alone: JobClaimIsolated
       AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = $1::text AND q.paused)
     ORDER BY j.priority, j.run_at, j.id
     LIMIT $2::integer
@@ -164,6 +165,87 @@ func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimR
 		return nil, err
 	}
 	return items, nil
+}
+
+const jobClaimIsolated = `-- name: JobClaimIsolated :one
+WITH locked AS MATERIALIZED (
+    SELECT j.id
+    FROM baton.jobs j
+    WHERE j.queue = $4::text
+      AND j.isolated
+      AND j.state IN ('scheduled', 'available', 'retrying')
+      AND j.run_at <= now()
+      AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = $4::text AND q.paused)
+    ORDER BY j.priority, j.run_at, j.id
+    LIMIT 1
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE baton.jobs j
+SET state = 'running',
+    attempts = j.attempts + 1,
+    max_attempts = coalesce(j.max_attempts, $1::integer),
+    lease_token = j.lease_token + 1,
+    lease_expires_at = now() + interval '1 millisecond' * $2::bigint,
+    leased_by = $3::text,
+    started_at = now(),
+    alone_since = NULL
+FROM locked
+WHERE j.id = locked.id
+RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts::integer AS max_attempts, j.lease_token,
+          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases
+`
+
+type JobClaimIsolatedParams struct {
+	MaxAttempts int32  `json:"max_attempts"`
+	LeaseMs     int64  `json:"lease_ms"`
+	WorkerID    string `json:"worker_id"`
+	QueueName   string `json:"queue_name"`
+}
+
+type JobClaimIsolatedRow struct {
+	ID          int64     `json:"id"`
+	Queue       string    `json:"queue"`
+	Payload     []byte    `json:"payload"`
+	Priority    int16     `json:"priority"`
+	Attempts    int32     `json:"attempts"`
+	MaxAttempts int32     `json:"max_attempts"`
+	LeaseToken  int64     `json:"lease_token"`
+	RunAt       time.Time `json:"run_at"`
+	CreatedAt   time.Time `json:"created_at"`
+	StartedAt   time.Time `json:"started_at"`
+	ParentID    *int64    `json:"parent_id"`
+	TraceParent *string   `json:"trace_parent"`
+	LostLeases  int32     `json:"lost_leases"`
+}
+
+// Claims one isolated job of a queue (one whose lease expired while it ran
+// beside others) for a worker that will run it alone: the worker holds it,
+// heartbeating, while it drains its other jobs, then marks the run alone
+// (JobStartAlone). Like JobClaim, one statement, fenced by the new token.
+func (q *Queries) JobClaimIsolated(ctx context.Context, arg JobClaimIsolatedParams) (JobClaimIsolatedRow, error) {
+	row := q.db.QueryRow(ctx, jobClaimIsolated,
+		arg.MaxAttempts,
+		arg.LeaseMs,
+		arg.WorkerID,
+		arg.QueueName,
+	)
+	var i JobClaimIsolatedRow
+	err := row.Scan(
+		&i.ID,
+		&i.Queue,
+		&i.Payload,
+		&i.Priority,
+		&i.Attempts,
+		&i.MaxAttempts,
+		&i.LeaseToken,
+		&i.RunAt,
+		&i.CreatedAt,
+		&i.StartedAt,
+		&i.ParentID,
+		&i.TraceParent,
+		&i.LostLeases,
+	)
+	return i, err
 }
 
 const jobCompleteMany = `-- name: JobCompleteMany :many
@@ -297,7 +379,9 @@ WITH failed AS (
         finished_at = CASE WHEN $1::boolean OR j.attempts >= j.max_attempts
                            THEN now() END,
         last_error = $3::text,
-        lease_expires_at = NULL
+        lease_expires_at = NULL,
+        isolated = false, -- it failed, but its worker lived: it need not run alone
+        alone_since = NULL
     WHERE j.id = $4::bigint
       AND j.lease_token = $5::bigint
       AND j.state = 'running'
@@ -350,7 +434,7 @@ func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, e
 }
 
 const jobGet = `-- name: JobGet :one
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent FROM baton.jobs WHERE id = $1::bigint
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since FROM baton.jobs WHERE id = $1::bigint
 `
 
 func (q *Queries) JobGet(ctx context.Context, id int64) (Job, error) {
@@ -376,12 +460,15 @@ func (q *Queries) JobGet(ctx context.Context, id int64) (Job, error) {
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.TraceParent,
+		&i.LostLeases,
+		&i.Isolated,
+		&i.AloneSince,
 	)
 	return i, err
 }
 
 const jobGetMany = `-- name: JobGetMany :many
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent FROM baton.jobs WHERE id = any($1::bigint[]) ORDER BY id
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since FROM baton.jobs WHERE id = any($1::bigint[]) ORDER BY id
 `
 
 func (q *Queries) JobGetMany(ctx context.Context, ids []int64) ([]Job, error) {
@@ -413,6 +500,9 @@ func (q *Queries) JobGetMany(ctx context.Context, ids []int64) ([]Job, error) {
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.TraceParent,
+			&i.LostLeases,
+			&i.Isolated,
+			&i.AloneSince,
 		); err != nil {
 			return nil, err
 		}
@@ -659,7 +749,7 @@ func (q *Queries) JobLineage(ctx context.Context, id int64) ([]JobLineageRow, er
 }
 
 const jobList = `-- name: JobList :many
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent FROM baton.jobs
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since FROM baton.jobs
 WHERE ($1::text IS NULL OR queue = $1::text)
   AND ($2::baton.job_state IS NULL OR state = $2::baton.job_state)
   AND id < $3::bigint
@@ -709,6 +799,9 @@ func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]Job, error)
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.TraceParent,
+			&i.LostLeases,
+			&i.Isolated,
+			&i.AloneSince,
 		); err != nil {
 			return nil, err
 		}
@@ -771,7 +864,7 @@ func (q *Queries) JobPromote(ctx context.Context, maxJobs int32) (int64, error) 
 
 const jobReap = `-- name: JobReap :many
 WITH expired AS MATERIALIZED (
-    SELECT id
+    SELECT id, attempts, isolated AND alone_since IS NOT NULL AS ran_alone, isolated AND alone_since IS NULL AS held
     FROM baton.jobs
     WHERE state = 'running' AND lease_expires_at < now()
     ORDER BY id
@@ -779,21 +872,39 @@ WITH expired AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED
 ), reaped AS (
     UPDATE baton.jobs j
-    SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'available' END::baton.job_state,
-        run_at = CASE WHEN j.attempts >= j.max_attempts THEN j.run_at ELSE now() END,
-        finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
-        last_error = 'lease expired: worker ' || coalesce(j.leased_by, '?') || ' stopped heartbeating',
+    SET state = CASE WHEN e.ran_alone AND j.attempts >= j.max_attempts THEN 'dead' ELSE 'available' END::baton.job_state,
+        attempts = CASE WHEN e.ran_alone THEN j.attempts ELSE j.attempts - 1 END,
+        lost_leases = CASE WHEN e.held THEN j.lost_leases ELSE j.lost_leases + 1 END,
+        isolated = true,
+        alone_since = NULL,
+        run_at = CASE WHEN e.ran_alone AND j.attempts >= j.max_attempts THEN j.run_at ELSE now() END,
+        finished_at = CASE WHEN e.ran_alone AND j.attempts >= j.max_attempts THEN now() END,
+        last_error = CASE WHEN e.held THEN j.last_error
+                          ELSE 'lease expired: worker ' || coalesce(j.leased_by, '?') || ' died or froze while this job ran ('
+                               || j.lost_leases + 1 || CASE WHEN j.lost_leases = 0 THEN ' time' ELSE ' times' END
+                               || CASE WHEN e.ran_alone AND j.attempts >= j.max_attempts THEN ')'
+                                       ELSE '); it runs alone next' END
+                     END,
         lease_expires_at = NULL
-    FROM expired
-    WHERE j.id = expired.id
+    FROM expired e
+    WHERE j.id = e.id
       AND j.state = 'running'
       AND j.lease_expires_at < now()
-    RETURNING j.id, j.state, j.attempts, j.lease_token, j.leased_by, j.started_at, j.last_error
+    RETURNING j.id, j.queue, j.state, j.lease_token, j.leased_by, j.started_at, j.last_error
 ), events AS (
+    -- The event carries the attempt that ran, whether or not it counts.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT id, 'running', state, attempts, lease_token, leased_by, last_error, started_at FROM reaped
+    SELECT r.id, 'running', r.state, e.attempts, r.lease_token, r.leased_by,
+           CASE WHEN e.held THEN 'lease expired: worker ' || coalesce(r.leased_by, '?') || ' stopped before it ran this job alone'
+                ELSE r.last_error END,
+           r.started_at
+    FROM reaped r JOIN expired e USING (id)
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', qs)) AS n
+    FROM (SELECT string_agg(DISTINCT queue || '!', ',') AS qs FROM reaped WHERE state = 'available') q
+    WHERE qs IS NOT NULL
 )
-SELECT id, state FROM reaped ORDER BY id
+SELECT reaped.id, reaped.state FROM reaped CROSS JOIN notified ORDER BY reaped.id
 `
 
 type JobReapRow struct {
@@ -805,6 +916,14 @@ type JobReapRow struct {
 // exhausted). One guarded statement: SKIP LOCKED skips rows a completion holds,
 // and the UPDATE re-checks state and expiry, so it is safe on every replica at
 // once and can never overwrite a job that completed meanwhile.
+//
+// Crash isolation (migration 11): a job that lost its lease while it ran
+// beside other jobs may be a bystander of one that killed the worker, so the
+// attempt is not counted; it becomes isolated, to run alone next. A held
+// isolated job whose run never started (its worker died draining) costs
+// nothing either. Only a lease lost while the job ran alone counts, and ends
+// it dead once its attempts are used up. Reaped jobs send a wake-up hint
+// naming their queue with "!" (isolated jobs wait there).
 func (q *Queries) JobReap(ctx context.Context, maxJobs int32) ([]JobReapRow, error) {
 	rows, err := q.db.Query(ctx, jobReap, maxJobs)
 	if err != nil {
@@ -831,7 +950,8 @@ WITH released AS (
     SET state = 'available',
         attempts = j.attempts - 1,
         run_at = now(),
-        lease_expires_at = NULL
+        lease_expires_at = NULL,
+        alone_since = NULL
     FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token) r
     WHERE j.id = r.id
       AND j.lease_token = r.lease_token
@@ -900,4 +1020,25 @@ func (q *Queries) JobRetry(ctx context.Context, id int64) (int64, error) {
 	var id_2 int64
 	err := row.Scan(&id_2)
 	return id_2, err
+}
+
+const jobStartAlone = `-- name: JobStartAlone :execrows
+UPDATE baton.jobs
+SET alone_since = now()
+WHERE id = $1::bigint AND lease_token = $2::bigint AND state = 'running'
+`
+
+type JobStartAloneParams struct {
+	ID         int64 `json:"id"`
+	LeaseToken int64 `json:"lease_token"`
+}
+
+// Marks a held isolated job's run as alone (its worker has nothing else in
+// flight), fenced by the lease token: from now on a lease it loses is its own.
+func (q *Queries) JobStartAlone(ctx context.Context, arg JobStartAloneParams) (int64, error) {
+	result, err := q.db.Exec(ctx, jobStartAlone, arg.ID, arg.LeaseToken)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

@@ -170,6 +170,9 @@ type Job struct {
 	StartedAt      *time.Time `json:"started_at"`
 	FinishedAt     *time.Time `json:"finished_at"`
 	TraceParent    *string    `json:"trace_parent"`
+	LostLeases     int32      `json:"lost_leases"`
+	Isolated       bool       `json:"isolated"`
+	AloneSince     *time.Time `json:"alone_since"`
 }
 
 type JobEvent struct {

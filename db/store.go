@@ -468,6 +468,12 @@ func fingerprint(jobs []NewJob) []byte {
 	return h.Sum(nil)
 }
 
+// Terminal reports whether a job in this state is finished: succeeded, dead
+// or canceled.
+func (s JobState) Terminal() bool {
+	return s == BatonJobStateSucceeded || s == BatonJobStateDead || s == BatonJobStateCanceled
+}
+
 // Event is one entry of a job's history.
 type Event struct {
 	At      time.Time `json:"at"`
@@ -496,7 +502,12 @@ type JobStatus struct {
 	Result         json.RawMessage `json:"result"`
 	ParentID       *int64          `json:"parent_id"`
 	Children       []int64         `json:"children"`
-	History        []Event         `json:"history,omitempty"`
+	// LostLeases counts the leases of this job that expired while it ran
+	// (its worker died, froze or lost the database); RunsAlone says it
+	// waits to run alone on a replica (crash isolation, migration 11).
+	LostLeases int32   `json:"lost_leases"`
+	RunsAlone  bool    `json:"runs_alone"`
+	History    []Event `json:"history,omitempty"`
 }
 
 // StatusOf shows a job row as users see it, without history or children.
@@ -506,6 +517,7 @@ func StatusOf(j Job) *JobStatus {
 		Attempts: j.Attempts, MaxAttempts: j.MaxAttempts, RunAt: j.RunAt, CreatedAt: j.CreatedAt,
 		StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, LeaseExpiresAt: j.LeaseExpiresAt,
 		LastError: j.LastError, Result: j.Result, ParentID: j.ParentID, Children: []int64{},
+		LostLeases: j.LostLeases, RunsAlone: j.Isolated && !j.State.Terminal(),
 	}
 }
 

@@ -341,10 +341,11 @@ func TestReaperRaceReaperFirst(t *testing.T) {
 
 	// The zombie's completion is fenced while the job waits...
 	require.Empty(t, complete(t, pool, id, zombie.LeaseToken, "b"))
-	// ...and after another worker claimed it.
-	fresh := claim(t, pool, "a", 1)[0]
+	// ...and after another worker claimed it (to run alone: it lost a lease
+	// beside others, which did not count as an attempt).
+	fresh := isolatedClaim(t, pool, "a")
 	require.Equal(t, zombie.LeaseToken+1, fresh.LeaseToken)
-	require.Equal(t, int32(2), fresh.Attempts)
+	require.Equal(t, int32(1), fresh.Attempts)
 	require.Empty(t, complete(t, pool, id, zombie.LeaseToken, "b"))
 	_, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: zombie.LeaseToken, Error: "late"})
 	require.ErrorIs(t, err, pgx.ErrNoRows)
@@ -353,20 +354,59 @@ func TestReaperRaceReaperFirst(t *testing.T) {
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE parent_id = $1", id))
 }
 
-func TestReaperDeadLettersExhaustedJobs(t *testing.T) {
+// A lease lost while the job ran beside others is not counted: the job may
+// be a bystander of one that killed the worker. It runs alone next (normal
+// claims skip it); a lease it loses then is its own, and ends it dead once
+// its attempts are used up. A held job whose lone run never started (its
+// worker died draining) costs nothing.
+func TestReaperCountsOnlyALeaseLostAlone(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
+	q := db.New(pool)
 	id := submit(t, pool, db.NewJob{Queue: "a", MaxAttempts: 1})[0]
 	claim(t, pool, "a", 1)
 	expireLease(t, pool, id)
-	reaped, err := db.New(pool).JobReap(ctx, 100)
+	reaped, err := q.JobReap(ctx, 100)
 	require.NoError(t, err)
-	require.Equal(t, db.BatonJobStateDead, reaped[0].State)
-	j, err := db.New(pool).JobGet(ctx, id)
+	require.Equal(t, db.BatonJobStateAvailable, reaped[0].State, "beside others: not counted")
+	j, err := q.JobGet(ctx, id)
 	require.NoError(t, err)
-	require.Contains(t, *j.LastError, "lease expired")
+	require.Equal(t, [3]any{int32(0), int32(1), true}, [3]any{j.Attempts, j.LostLeases, j.Isolated})
+	require.Equal(t, "lease expired: worker test died or froze while this job ran (1 time); it runs alone next", *j.LastError)
+	require.Empty(t, claim(t, pool, "a", 1), "normal claims skip an isolated job")
+
+	isolatedClaim(t, pool, "a")
+	expireLease(t, pool, id)
+	_, err = q.JobReap(ctx, 100)
+	require.NoError(t, err)
+	j, err = q.JobGet(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, [3]any{db.BatonJobStateAvailable, int32(0), int32(1)}, [3]any{j.State, j.Attempts, j.LostLeases},
+		"held, never started: nothing counted")
+
+	c := isolatedClaim(t, pool, "a")
+	n, err := q.JobStartAlone(ctx, db.JobStartAloneParams{ID: id, LeaseToken: c.LeaseToken})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	expireLease(t, pool, id)
+	reaped, err = q.JobReap(ctx, 100)
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateDead, reaped[0].State, "lost alone: counted")
+	j, err = q.JobGet(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, [2]int32{1, 2}, [2]int32{j.Attempts, j.LostLeases})
+	require.Equal(t, "lease expired: worker test died or froze while this job ran (2 times)", *j.LastError)
 	require.NotNil(t, j.FinishedAt)
+}
+
+func isolatedClaim(t *testing.T, pool *pgxpool.Pool, queue string) db.JobClaimIsolatedRow {
+	t.Helper()
+	row, err := db.New(pool).JobClaimIsolated(context.Background(), db.JobClaimIsolatedParams{
+		QueueName: queue, LeaseMs: 30000, WorkerID: "test", MaxAttempts: 5,
+	})
+	require.NoError(t, err)
+	return row
 }
 
 func TestFailRetriesThenDies(t *testing.T) {
@@ -525,7 +565,7 @@ func TestCompleteManyWithAZombieAndTheOwnerInOneGroup(t *testing.T) {
 	expireLease(t, pool, id)
 	_, err := db.New(pool).JobReap(ctx, 10)
 	require.NoError(t, err)
-	owner := claim(t, pool, "a", 1)[0]
+	owner := isolatedClaim(t, pool, "a") // reaped beside others: it runs alone next
 
 	rows, err := db.New(pool).JobCompleteMany(ctx, db.JobCompleteManyParams{
 		Ids: []int64{id, id}, LeaseTokens: []int64{zombie.LeaseToken, owner.LeaseToken},
@@ -583,19 +623,20 @@ func TestHistoryShowsTheClaimsAndHandOffsItDoesNotStore(t *testing.T) {
 	c = claim(t, pool, "a", 1)[0]
 	_, err = q.JobReleaseMany(ctx, db.JobReleaseManyParams{Ids: []int64{id}, LeaseTokens: []int64{c.LeaseToken}})
 	require.NoError(t, err)
-	// Reaped, then claimed again and handed off.
-	c = claim(t, pool, "a", 1)[0]
+	// Reaped while it ran beside others (not counted: it runs alone next),
+	// then claimed to run alone and handed off.
+	claim(t, pool, "a", 1)
 	expireLease(t, pool, id)
 	_, err = q.JobReap(ctx, 10)
 	require.NoError(t, err)
-	c = claim(t, pool, "a", 1)[0]
-	next := complete(t, pool, id, c.LeaseToken, "b")[0].NextID
+	ic := isolatedClaim(t, pool, "a")
+	next := complete(t, pool, id, ic.LeaseToken, "b")[0].NextID
 	require.Equal(t, []string{
 		">available#0",
 		"available>running#1@test", "running>retrying#1@test!boom",
 		"retrying>running#2@test", "running>available#2@test!released on worker shutdown",
-		"available>running#2@test", "running>available#2@test!lease expired: worker test stopped heartbeating",
-		"available>running#3@test", "running>succeeded#3@test",
+		"available>running#2@test", "running>available#2@test!lease expired: worker test died or froze while this job ran (1 time); it runs alone next",
+		"available>running#2@test", "running>succeeded#2@test",
 	}, history(t, pool, id))
 	// Only the changes no other row implies were stored: the creation and
 	// the four ends of attempts.

@@ -60,6 +60,7 @@ WITH locked AS MATERIALIZED (
     WHERE j.queue = @queue_name::text
       AND j.state IN ('scheduled', 'available', 'retrying')
       AND j.run_at <= now()
+      AND NOT j.isolated -- these run alone: JobClaimIsolated
       AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = @queue_name::text AND q.paused)
     ORDER BY j.priority, j.run_at, j.id
     LIMIT @max_jobs::integer
@@ -81,6 +82,44 @@ SELECT id, queue, payload, priority, attempts, max_attempts::integer AS max_atte
        started_at::timestamptz AS started_at, parent_id, trace_parent
 FROM claimed
 ORDER BY priority, run_at, id;
+
+-- name: JobClaimIsolated :one
+-- Claims one isolated job of a queue (one whose lease expired while it ran
+-- beside others) for a worker that will run it alone: the worker holds it,
+-- heartbeating, while it drains its other jobs, then marks the run alone
+-- (JobStartAlone). Like JobClaim, one statement, fenced by the new token.
+WITH locked AS MATERIALIZED (
+    SELECT j.id
+    FROM baton.jobs j
+    WHERE j.queue = @queue_name::text
+      AND j.isolated
+      AND j.state IN ('scheduled', 'available', 'retrying')
+      AND j.run_at <= now()
+      AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = @queue_name::text AND q.paused)
+    ORDER BY j.priority, j.run_at, j.id
+    LIMIT 1
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE baton.jobs j
+SET state = 'running',
+    attempts = j.attempts + 1,
+    max_attempts = coalesce(j.max_attempts, @max_attempts::integer),
+    lease_token = j.lease_token + 1,
+    lease_expires_at = now() + interval '1 millisecond' * @lease_ms::bigint,
+    leased_by = @worker_id::text,
+    started_at = now(),
+    alone_since = NULL
+FROM locked
+WHERE j.id = locked.id
+RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts::integer AS max_attempts, j.lease_token,
+          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases;
+
+-- name: JobStartAlone :execrows
+-- Marks a held isolated job's run as alone (its worker has nothing else in
+-- flight), fenced by the lease token: from now on a lease it loses is its own.
+UPDATE baton.jobs
+SET alone_since = now()
+WHERE id = @id::bigint AND lease_token = @lease_token::bigint AND state = 'running';
 
 -- name: JobHeartbeat :many
 -- Extends the leases of running jobs this worker still owns; the ids not
@@ -172,7 +211,9 @@ WITH failed AS (
         finished_at = CASE WHEN @permanent::boolean OR j.attempts >= j.max_attempts
                            THEN now() END,
         last_error = @error::text,
-        lease_expires_at = NULL
+        lease_expires_at = NULL,
+        isolated = false, -- it failed, but its worker lived: it need not run alone
+        alone_since = NULL
     WHERE j.id = @id::bigint
       AND j.lease_token = @lease_token::bigint
       AND j.state = 'running'
@@ -193,7 +234,8 @@ WITH released AS (
     SET state = 'available',
         attempts = j.attempts - 1,
         run_at = now(),
-        lease_expires_at = NULL
+        lease_expires_at = NULL,
+        alone_since = NULL
     FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token) r
     WHERE j.id = r.id
       AND j.lease_token = r.lease_token
@@ -212,8 +254,16 @@ SELECT id FROM released ORDER BY id;
 -- exhausted). One guarded statement: SKIP LOCKED skips rows a completion holds,
 -- and the UPDATE re-checks state and expiry, so it is safe on every replica at
 -- once and can never overwrite a job that completed meanwhile.
+--
+-- Crash isolation (migration 11): a job that lost its lease while it ran
+-- beside other jobs may be a bystander of one that killed the worker, so the
+-- attempt is not counted; it becomes isolated, to run alone next. A held
+-- isolated job whose run never started (its worker died draining) costs
+-- nothing either. Only a lease lost while the job ran alone counts, and ends
+-- it dead once its attempts are used up. Reaped jobs send a wake-up hint
+-- naming their queue with "!" (isolated jobs wait there).
 WITH expired AS MATERIALIZED (
-    SELECT id
+    SELECT id, attempts, isolated AND alone_since IS NOT NULL AS ran_alone, isolated AND alone_since IS NULL AS held
     FROM baton.jobs
     WHERE state = 'running' AND lease_expires_at < now()
     ORDER BY id
@@ -221,21 +271,39 @@ WITH expired AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED
 ), reaped AS (
     UPDATE baton.jobs j
-    SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'available' END::baton.job_state,
-        run_at = CASE WHEN j.attempts >= j.max_attempts THEN j.run_at ELSE now() END,
-        finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
-        last_error = 'lease expired: worker ' || coalesce(j.leased_by, '?') || ' stopped heartbeating',
+    SET state = CASE WHEN e.ran_alone AND j.attempts >= j.max_attempts THEN 'dead' ELSE 'available' END::baton.job_state,
+        attempts = CASE WHEN e.ran_alone THEN j.attempts ELSE j.attempts - 1 END,
+        lost_leases = CASE WHEN e.held THEN j.lost_leases ELSE j.lost_leases + 1 END,
+        isolated = true,
+        alone_since = NULL,
+        run_at = CASE WHEN e.ran_alone AND j.attempts >= j.max_attempts THEN j.run_at ELSE now() END,
+        finished_at = CASE WHEN e.ran_alone AND j.attempts >= j.max_attempts THEN now() END,
+        last_error = CASE WHEN e.held THEN j.last_error
+                          ELSE 'lease expired: worker ' || coalesce(j.leased_by, '?') || ' died or froze while this job ran ('
+                               || j.lost_leases + 1 || CASE WHEN j.lost_leases = 0 THEN ' time' ELSE ' times' END
+                               || CASE WHEN e.ran_alone AND j.attempts >= j.max_attempts THEN ')'
+                                       ELSE '); it runs alone next' END
+                     END,
         lease_expires_at = NULL
-    FROM expired
-    WHERE j.id = expired.id
+    FROM expired e
+    WHERE j.id = e.id
       AND j.state = 'running'
       AND j.lease_expires_at < now()
-    RETURNING j.id, j.state, j.attempts, j.lease_token, j.leased_by, j.started_at, j.last_error
+    RETURNING j.id, j.queue, j.state, j.lease_token, j.leased_by, j.started_at, j.last_error
 ), events AS (
+    -- The event carries the attempt that ran, whether or not it counts.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT id, 'running', state, attempts, lease_token, leased_by, last_error, started_at FROM reaped
+    SELECT r.id, 'running', r.state, e.attempts, r.lease_token, r.leased_by,
+           CASE WHEN e.held THEN 'lease expired: worker ' || coalesce(r.leased_by, '?') || ' stopped before it ran this job alone'
+                ELSE r.last_error END,
+           r.started_at
+    FROM reaped r JOIN expired e USING (id)
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', qs)) AS n
+    FROM (SELECT string_agg(DISTINCT queue || '!', ',') AS qs FROM reaped WHERE state = 'available') q
+    WHERE qs IS NOT NULL
 )
-SELECT id, state FROM reaped ORDER BY id;
+SELECT reaped.id, reaped.state FROM reaped CROSS JOIN notified ORDER BY reaped.id;
 
 -- name: JobPromote :execrows
 -- Moves delayed and retrying jobs whose run_at has passed to available. Claims

@@ -50,9 +50,13 @@ func (w *Worker) dispatch(ctx context.Context, conn *pgx.Conn) error {
 		}
 		for _, q := range strings.Split(n.Payload, ",") {
 			q, later := strings.CutSuffix(q, "@") // some of its jobs are due later
+			q, isolated := strings.CutSuffix(q, "!") // some must run alone (alone.go)
 			if s := w.stages[q]; s != nil {
 				if later {
 					s.lookAhead.Store(true)
+				}
+				if isolated {
+					s.lookIsolated.Store(true)
 				}
 				signal(s.wake)
 			}

@@ -78,6 +78,13 @@ type Worker struct {
 	handlerCtx context.Context
 	// guard kills exec handlers' processes if this worker dies (see guard.go).
 	guard guard
+	// isolating is set while this worker holds an isolated job (aloneID),
+	// from its claim until its lone run is over: no stage claims meanwhile
+	// (alone.go). settled signals that a job left a stage, for the drain.
+	isolating atomic.Bool
+	aloneID   atomic.Int64
+	alone     sync.WaitGroup
+	settled   chan struct{}
 	stats struct {
 		claimed, succeeded, failed, leasesLost, released, claimBatches, completeBatches atomic.Int64
 	}
@@ -95,7 +102,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
 	w := &Worker{
-		pool: pool, cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), stages: map[string]*stage{},
+		pool: pool, cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), stages: map[string]*stage{}, settled: make(chan struct{}, 1),
 		tracer: cfg.TracerProvider.Tracer("github.com/baton-run/baton/worker"),
 	}
 	for _, st := range cfg.Pipeline.Stages {
@@ -178,6 +185,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		loops.Go(func() { w.listen(ctx) })
 	}
 	loops.Wait()
+	w.alone.Wait() // a held isolated job not yet started is given back
 	for _, s := range w.stages {
 		s.mu.Lock()
 		s.closing = true
@@ -249,6 +257,9 @@ type stage struct {
 	// the alarm rang, or a poll came): the next claim that catches up sets
 	// the alarm (setAlarm). Other wakes cost no extra query.
 	lookAhead atomic.Bool
+	// lookIsolated says an isolated job may wait in the queue (a hint from
+	// the reaper, or a poll): the claim loop tries to claim one (alone.go).
+	lookIsolated atomic.Bool
 
 	completions chan *done // successes for the completer to commit
 }
@@ -276,6 +287,9 @@ func (s *stage) free() int {
 }
 
 func (s *stage) freeLocked() int {
+	if s.w.isolating.Load() {
+		return 0 // an isolated job is held or runs alone on this worker
+	}
 	return min(s.cfg.Concurrency-s.busy, 2*s.cfg.Concurrency-len(s.running)-s.reserved)
 }
 
@@ -310,6 +324,7 @@ func (s *stage) unreserve(k int) {
 		s.handlers.Done()
 	}
 	signal(s.freed)
+	signal(s.w.settled)
 }
 
 // start runs the handler of a job this worker has claimed: in a new slot,
@@ -321,12 +336,7 @@ func (s *stage) start(job *Job, token int64, traceParent *string, pickup time.Du
 	s.metrics.pickupSeconds.Observe(pickup.Seconds())
 	jctx, cancel := context.WithCancelCause(s.w.handlerCtx)
 	s.mu.Lock()
-	if earlier := s.running[job.ID]; earlier != nil {
-		// This process claimed the job again (its lease expired while the
-		// process was frozen, say): the earlier run's lease is lost.
-		earlier.cancel(errLeaseLost)
-	}
-	s.running[job.ID] = &inflight{token: token, cancel: cancel}
+	s.listLocked(job.ID, token, cancel)
 	if fromReserve {
 		s.reserved-- // its busy slot and handlers count were taken by reserve
 	} else {
@@ -338,6 +348,16 @@ func (s *stage) start(job *Job, token int64, traceParent *string, pickup time.Du
 		defer s.handlers.Done()
 		s.execute(jctx, job, token, traceParent)
 	}()
+}
+
+// listLocked lists a claimed job in the stage's running set. If this
+// process claimed the job before (its lease expired while the process was
+// frozen, say), the earlier run's lease is lost: it is stopped.
+func (s *stage) listLocked(id, token int64, cancel context.CancelCauseFunc) {
+	if earlier := s.running[id]; earlier != nil && earlier.token != token {
+		earlier.cancel(errLeaseLost)
+	}
+	s.running[id] = &inflight{token: token, cancel: cancel}
 }
 
 func signal(c chan struct{}) {
@@ -355,6 +375,7 @@ func (s *stage) claimLoop(ctx context.Context) {
 	defer poll.Stop()
 	backlog := true
 	s.lookAhead.Store(true)
+	s.lookIsolated.Store(true)
 	for ctx.Err() == nil {
 		if free := s.free(); free > 0 {
 			n, err := s.claim(ctx, free)
@@ -370,11 +391,15 @@ func (s *stage) claimLoop(ctx context.Context) {
 				s.setAlarm(ctx)
 			}
 		}
+		if s.lookIsolated.Swap(false) {
+			s.claimIsolated(ctx)
+		}
 		for {
 			select {
 			case <-ctx.Done():
 			case <-poll.C:
 				s.lookAhead.Store(true)
+				s.lookIsolated.Store(true)
 			case <-s.wake:
 			case <-s.freed:
 				if !backlog {
@@ -462,6 +487,10 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64, traceParent 
 		}
 		s.mu.Unlock()
 		signal(s.freed)
+		signal(s.w.settled)
+		if s.w.aloneID.CompareAndSwap(job.ID, 0) { // its lone run is over
+			s.w.leaveAlone()
+		}
 	}()
 	sctx, span := s.startSpan(ctx, job, deref(traceParent))
 	hctx, cancel := context.WithTimeoutCause(sctx, s.cfg.Timeout.D(), s.timeout)

@@ -1,0 +1,129 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/baton-run/baton/db"
+)
+
+// Crash isolation. A job that lost its lease while it ran beside other jobs
+// (its worker died, froze or lost the database) may be a bystander of one
+// that killed the worker, or the one that did: the reaper does not count
+// that attempt and marks the job isolated (queries/jobs.sql, JobReap). An
+// isolated job runs alone on a replica, so that if it kills its worker
+// again it takes nobody with it, and the lease it loses then is its own.
+//
+// A worker holds at most one isolated job at a time. It claims one (on a
+// poll, or a hint from the reaper naming its queue with "!"), keeps its lease
+// by heartbeats while it drains (no stage claims, no direct hand-off starts),
+// and once nothing else is in flight it marks the run alone (JobStartAlone)
+// and starts the handler. When that handler is over, the stages claim again.
+// SKIP LOCKED hands each isolated job to one worker, so one worker drains for
+// it, not every one.
+
+// claimIsolated claims an isolated job of the stage's queue, if this worker
+// holds none, and runs it alone.
+func (s *stage) claimIsolated(ctx context.Context) {
+	w := s.w
+	if !w.isolating.CompareAndSwap(false, true) {
+		return // one at a time
+	}
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
+	defer cancel()
+	row, err := db.New(w.pool).JobClaimIsolated(qctx, db.JobClaimIsolatedParams{
+		QueueName: s.cfg.Queue, LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: w.cfg.ID,
+		MaxAttempts: int32(s.cfg.MaxAttempts),
+	})
+	if err != nil {
+		if err := db.MapError(err); !errors.Is(err, db.ErrNotFound) && ctx.Err() == nil {
+			s.log.Warn("claiming an isolated job", "error", err)
+		}
+		w.leaveAlone()
+		return
+	}
+	job := &Job{
+		ID: row.ID, Queue: row.Queue, Payload: row.Payload, Attempt: int(row.Attempts), MaxAttempts: int(row.MaxAttempts),
+		Priority: int(row.Priority), ParentID: row.ParentID, CreatedAt: row.CreatedAt,
+	}
+	s.jobLog(job).Info("running alone: this job lost a lease while it ran beside others", "lost_leases", row.LostLeases)
+	w.aloneID.Store(job.ID)
+	// Held, and heartbeated like a running job, while the worker drains.
+	hctx, release := context.WithCancelCause(w.handlerCtx)
+	s.mu.Lock()
+	s.listLocked(job.ID, row.LeaseToken, release)
+	s.mu.Unlock()
+	w.alone.Go(func() { s.runAlone(ctx, hctx, job, row.LeaseToken, row.TraceParent, row.StartedAt.Sub(row.RunAt)) })
+}
+
+// runAlone waits until the held job is the only one in flight on this
+// worker, then starts it. Shutdown, or a lost lease, gives it up first.
+func (s *stage) runAlone(ctx, held context.Context, job *Job, token int64, traceParent *string, pickup time.Duration) {
+	w := s.w
+	for w.othersInFlight() > 0 && ctx.Err() == nil && held.Err() == nil {
+		select {
+		case <-w.settled:
+		case <-ctx.Done():
+		case <-held.Done():
+		}
+	}
+	if ctx.Err() == nil && held.Err() == nil {
+		qctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+		n, err := retryDB(qctx, func() (int64, error) {
+			return db.New(w.pool).JobStartAlone(qctx, db.JobStartAloneParams{ID: job.ID, LeaseToken: token})
+		})
+		cancel()
+		if err == nil && n == 1 {
+			s.mu.Lock()
+			in := s.running[job.ID]
+			delete(s.running, job.ID) // start lists it again, with its handler's context
+			s.mu.Unlock()
+			if in != nil {
+				in.cancel(nil)
+			}
+			s.start(job, token, traceParent, pickup, false) // leaveAlone once it is over
+			return
+		}
+		if err != nil {
+			s.jobLog(job).Error("marking the run alone failed; the job comes back when its lease expires", "error", err)
+		}
+	}
+	if ctx.Err() != nil { // shutting down before the run started: give the job back
+		rctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+		_, err := db.New(w.pool).JobReleaseMany(rctx, db.JobReleaseManyParams{Ids: []int64{job.ID}, LeaseTokens: []int64{token}})
+		cancel()
+		if err != nil {
+			s.log.Error("releasing a held isolated job failed; it comes back when its lease expires", "error", db.MapError(err))
+		}
+	}
+	s.mu.Lock()
+	if in := s.running[job.ID]; in != nil && in.token == token {
+		in.cancel(nil)
+		delete(s.running, job.ID)
+	}
+	s.mu.Unlock()
+	w.leaveAlone()
+}
+
+// othersInFlight counts what runs or waits to be committed on this worker
+// beside the held isolated job: every stage's claimed jobs and reserved
+// hand-off slots, less the held job itself.
+func (w *Worker) othersInFlight() int {
+	n := -1
+	for _, s := range w.stages {
+		s.mu.Lock()
+		n += len(s.running) + s.reserved
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// leaveAlone ends isolation: the stages claim again.
+func (w *Worker) leaveAlone() {
+	w.aloneID.Store(0)
+	w.isolating.Store(false)
+	for _, s := range w.stages {
+		signal(s.wake)
+	}
+}
