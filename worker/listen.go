@@ -49,7 +49,7 @@ func (w *Worker) dispatch(ctx context.Context, conn *pgx.Conn) error {
 			return err
 		}
 		for _, q := range strings.Split(n.Payload, ",") {
-			q, later := strings.CutSuffix(q, "@") // some of its jobs are due later
+			q, later := strings.CutSuffix(q, "@")    // some of its jobs are due later
 			q, isolated := strings.CutSuffix(q, "!") // some must run alone (alone.go)
 			if s := w.stages[q]; s != nil {
 				if later {

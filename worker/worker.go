@@ -85,7 +85,7 @@ type Worker struct {
 	aloneID   atomic.Int64
 	alone     sync.WaitGroup
 	settled   chan struct{}
-	stats struct {
+	stats     struct {
 		claimed, succeeded, failed, leasesLost, released, claimBatches, completeBatches atomic.Int64
 	}
 }
