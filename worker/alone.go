@@ -48,7 +48,7 @@ func (s *stage) claimIsolated(ctx context.Context) {
 		Priority: int(row.Priority), ParentID: row.ParentID, CreatedAt: row.CreatedAt,
 	}
 	s.jobLog(job).Info("running alone: this job lost a lease while it ran beside others", "lost_leases", row.LostLeases)
-	w.aloneID.Store(job.ID)
+	w.aloneRun.Store(&run{job.ID, row.LeaseToken})
 	// Held, and heartbeated like a running job, while the worker drains.
 	hctx, release := context.WithCancelCause(w.handlerCtx)
 	s.mu.Lock()
@@ -121,7 +121,7 @@ func (w *Worker) othersInFlight() int {
 
 // leaveAlone ends isolation: the stages claim again.
 func (w *Worker) leaveAlone() {
-	w.aloneID.Store(0)
+	w.aloneRun.Store(nil)
 	w.isolating.Store(false)
 	for _, s := range w.stages {
 		signal(s.wake)

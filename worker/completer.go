@@ -86,14 +86,13 @@ func (s *stage) commit(batch []*done) {
 	}
 	// A group can hold one job twice (a zombie's run and the current one):
 	// only the (job, token) pairs returned committed.
-	type claim struct{ id, token int64 }
-	committed := make(map[claim]db.JobCompleteManyRow, len(rows))
+	committed := make(map[run]db.JobCompleteManyRow, len(rows))
 	for _, r := range rows {
-		committed[claim{r.ID, r.LeaseToken}] = r
+		committed[run{r.ID, r.LeaseToken}] = r
 	}
 	started := 0
 	for _, d := range batch {
-		r, ok := committed[claim{d.job.ID, d.token}]
+		r, ok := committed[run{d.job.ID, d.token}]
 		switch {
 		case db.Refused(err):
 			// The database refused this job's outcome (a rule of the table

@@ -78,11 +78,11 @@ type Worker struct {
 	handlerCtx context.Context
 	// guard kills exec handlers' processes if this worker dies (see guard.go).
 	guard guard
-	// isolating is set while this worker holds an isolated job (aloneID),
+	// isolating is set while this worker holds an isolated job (aloneRun),
 	// from its claim until its lone run is over: no stage claims meanwhile
 	// (alone.go). settled signals that a job left a stage, for the drain.
 	isolating atomic.Bool
-	aloneID   atomic.Int64
+	aloneRun  atomic.Pointer[run] // the held job's claim
 	alone     sync.WaitGroup
 	settled   chan struct{}
 	stats     struct {
@@ -263,6 +263,9 @@ type stage struct {
 
 	completions chan *done // successes for the completer to commit
 }
+
+// run is one claim of a job: lease tokens count the claims of each job.
+type run struct{ id, token int64 }
 
 // inflight is a job whose handler is running.
 type inflight struct {
@@ -488,8 +491,8 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64, traceParent 
 		s.mu.Unlock()
 		signal(s.freed)
 		signal(s.w.settled)
-		if s.w.aloneID.CompareAndSwap(job.ID, 0) { // its lone run is over
-			s.w.leaveAlone()
+		if r := s.w.aloneRun.Load(); r != nil && *r == (run{job.ID, token}) && s.w.aloneRun.CompareAndSwap(r, nil) {
+			s.w.leaveAlone() // its lone run is over (not an earlier run's end)
 		}
 	}()
 	sctx, span := s.startSpan(ctx, job, deref(traceParent))
