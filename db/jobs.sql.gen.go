@@ -221,7 +221,9 @@ type JobClaimIsolatedRow struct {
 // Claims one isolated job of a queue (one whose lease expired while it ran
 // beside others) for a worker that will run it alone: the worker holds it,
 // heartbeating, while it drains its other jobs, then marks the run alone
-// (JobStartAlone). Like JobClaim, one statement, fenced by the new token.
+// (JobStartAlone). Like JobClaim, one statement, fenced by the new token. A
+// statement of its own, not JobClaim with a parameter: only a plan that knows
+// it wants isolated jobs can read them from their small partial index.
 func (q *Queries) JobClaimIsolated(ctx context.Context, arg JobClaimIsolatedParams) (JobClaimIsolatedRow, error) {
 	row := q.db.QueryRow(ctx, jobClaimIsolated,
 		arg.MaxAttempts,
