@@ -135,6 +135,15 @@ func TestBadInputIs4xxProblemAndChangesNothing(t *testing.T) {
 		{"SameSiteOtherPortPause", "POST", "/v1/queues/a/pause", "", []string{"Sec-Fetch-Site", "same-site"}, 403, "cross_origin", ""},
 		{"ForeignOriginSubmit", "POST", submit, `{"payload":1}`, []string{"Origin", "http://evil.example"}, 403, "cross_origin", ""},
 		{"ForeignOriginBatch", "POST", batch, `{"jobs":[{"payload":1}]}`, []string{"Origin", "null"}, 403, "cross_origin", ""},
+		{"PatchRetentionNotADuration", "PATCH", "/v1/queues/a", `{"retain_succeeded": "soon"}`, nil, 422, "invalid_duration", "retain_succeeded"},
+		{"PatchRetentionZero", "PATCH", "/v1/queues/a", `{"retain_dead": "0s"}`, nil, 422, "invalid_duration", "retain_dead"},
+		{"PatchRetentionNegative", "PATCH", "/v1/queues/a", `{"retain_dead": "-1h"}`, nil, 422, "invalid_duration", "retain_dead"},
+		{"PatchRetentionNumber", "PATCH", "/v1/queues/a", `{"retain_canceled": 3600}`, nil, 422, "invalid_type", "retain_canceled"},
+		{"PatchUnknownSetting", "PATCH", "/v1/queues/a", `{"keep_for": "1h"}`, nil, 422, "unknown_field", "keep_for"},
+		{"PatchTwice", "PATCH", "/v1/queues/a", `{"retain_dead": "1h", "retain_dead": "2h"}`, nil, 400, "duplicate_key", "retain_dead"},
+		{"PatchNotAnObject", "PATCH", "/v1/queues/a", `["retain_dead"]`, nil, 422, "invalid_type", ""},
+		{"PatchBadQueue", "PATCH", "/v1/queues/NOPE", `{}`, nil, 422, "invalid_queue_name", "queue"},
+		{"PatchCrossOrigin", "PATCH", "/v1/queues/a", `{"retain_dead": "1h"}`, []string{"Sec-Fetch-Site", "cross-site"}, 403, "cross_origin", ""},
 		{"PauseBadQueue", "POST", "/v1/queues/NOPE/pause", "", nil, 422, "invalid_queue_name", "queue"},
 	}
 	before := rows(t, pool)

@@ -54,14 +54,15 @@ func everything(t *testing.T, pool *pgxpool.Pool) string {
 	var out string
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT
 		(SELECT string_agg(id || ':' || state, ',' ORDER BY id) FROM baton.jobs) || ' | ' ||
-		(SELECT string_agg(name || ':' || paused, ',' ORDER BY name) FROM baton.queues) || ' | sessions:' ||
+		(SELECT string_agg(name || ':' || paused || ':' || coalesce(retain_succeeded_ms, 0), ',' ORDER BY name) FROM baton.queues) || ' | sessions:' ||
 		(SELECT count(*) FROM baton.dashboard_sessions)`).Scan(&out))
 	return out
 }
 
 // A page on another origin, in a real browser, tries every state-changing
 // route of the API and the dashboard (no-cors fetches with the browser's
-// cookies, the requests a form or a script can send without asking), with
+// cookies, the requests a form or a script can send without asking; a PATCH
+// needs a CORS preflight the API never grants), with
 // and without tokens, from another site (localhost) and from another port
 // of the same host (same-site, so a SameSite=Lax cookie goes along). Every
 // attempt reaches the server, is refused with 403, and changes nothing.
@@ -99,11 +100,13 @@ func TestNoCrossOriginWritesInABrowser(t *testing.T) {
 			{"/v1/queues/victim/jobs", text, `{"payload": 1}`},
 			{"/v1/queues/victim/jobs/batch", text, `{"jobs": [{"payload": 1}]}`},
 			{"/v1/queues/victim/pause", text, ""},
+
 			{"/v1/queues/held/resume", text, ""},
 			{fmt.Sprintf("/v1/jobs/%d/cancel", open), text, ""},
 			{fmt.Sprintf("/v1/jobs/%d/retry", closed), text, ""},
 			{"/queues/victim/pause", form, "back=/"},
 			{"/queues/held/resume", form, "back=/"},
+			{"/queues/victim/retention", form, "succeeded=1s"},
 			{fmt.Sprintf("/jobs/%d/cancel", open), form, ""},
 			{fmt.Sprintf("/jobs/%d/retry", closed), form, ""},
 			{"/login", form, "token=" + dashToken + "&next=/"},

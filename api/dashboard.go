@@ -34,6 +34,13 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"terminal": db.JobState.Terminal,
 	"states":   func() []db.JobState { return allStates },
 	"countOf":  countOf,
+	// retention shows a stored retention in a form field: empty for the default.
+	"retention": func(ms *int64) string {
+		if s := db.FormatRetention(ms); s != nil {
+			return *s
+		}
+		return ""
+	},
 }).ParseFS(webFS, "web/*.html"))
 
 var allStates = []db.JobState{"scheduled", "available", "running", "retrying", "succeeded", "dead", "canceled"}
@@ -52,6 +59,7 @@ func (s *Server) dashboard(r chi.Router) {
 		r.Get("/jobs/{id}", s.jobPage)
 		r.Post("/queues/{queue}/pause", s.dashboardPause(true))
 		r.Post("/queues/{queue}/resume", s.dashboardPause(false))
+		r.Post("/queues/{queue}/retention", s.dashboardRetention)
 		r.Post("/jobs/{id}/cancel", s.dashboardChange(db.Cancel))
 		r.Post("/jobs/{id}/retry", s.dashboardChange(db.Retry))
 	})
@@ -211,8 +219,12 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 		}
 		lineage[len(lineage)-1].Jobs = append(lineage[len(lineage)-1].Jobs, h)
 	}
+	// The journey climbs through the parents that still exist: one that
+	// retention pruned ends it at this job.
+	parentPruned := st.ParentID != nil && (len(hops) == 0 || hops[0].ID == id)
 	s.render(w, r, http.StatusOK, "job.html", map[string]any{
 		"Title": fmt.Sprintf("Job %d", id), "Job": st, "Lineage": lineage, "Flash": r.URL.Query().Get("done"),
+		"ParentPruned": parentPruned,
 	})
 }
 
@@ -229,6 +241,37 @@ func (s *Server) dashboardPause(paused bool) http.HandlerFunc {
 		}
 		http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)
 	}
+}
+
+// dashboardRetention saves the retention form of a queue's page: each
+// field a duration, "forever", or empty for the default.
+func (s *Server) dashboardRetention(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	queue, err := queueParam(r)
+	if err != nil {
+		s.renderProblem(w, r, err)
+		return
+	}
+	p := db.QueueSetRetentionParams{Name: queue, SetSucceeded: true, SetDead: true, SetCanceled: true}
+	for field, to := range map[string]**int64{"succeeded": &p.SucceededMs, "dead": &p.DeadMs, "canceled": &p.CanceledMs} {
+		v := strings.TrimSpace(r.PostFormValue(field))
+		if v == "" {
+			continue // the default
+		}
+		d, err := db.ParseRetention(v)
+		if err != nil {
+			s.renderError(w, r, http.StatusUnprocessableEntity,
+				fmt.Sprintf("%s: %q is not a retention: write a duration such as 48h, forever, or nothing for the default.", field, v))
+			return
+		}
+		ms := db.RetentionMs(d)
+		*to = &ms
+	}
+	if _, err := db.New(s.pool).QueueSetRetention(r.Context(), p); err != nil {
+		s.renderProblem(w, r, db.MapError(err))
+		return
+	}
+	http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)
 }
 
 func (s *Server) dashboardChange(change func(ctx context.Context, pool *pgxpool.Pool, id int64) error) http.HandlerFunc {

@@ -332,3 +332,56 @@ func TestDashboardBadInputIsAClearPage(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusConflict, resp.StatusCode, string(body))
 }
+
+// A queue's page sets its retention: a duration, forever, or empty for the
+// default; anything else is a clear 422 page that changes nothing.
+func TestDashboardSetsAQueuesRetention(t *testing.T) {
+	t.Parallel()
+	srv, pool, _ := dashboardServer(t)
+	submitJSON(t, pool, "dash-keep", `{}`)
+	c := loggedIn(t, srv)
+	save := func(form url.Values) (int, string) {
+		t.Helper()
+		resp, err := c.PostForm(srv.URL+"/queues/dash-keep/retention", form)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+	status, _ := save(url.Values{"succeeded": {"48h"}, "dead": {"forever"}, "canceled": {""}, "back": {"/queues/dash-keep"}})
+	require.Equal(t, http.StatusSeeOther, status)
+	var s, d, cn *int64
+	require.NoError(t, pool.QueryRow(context.Background(),
+		"SELECT retain_succeeded_ms, retain_dead_ms, retain_canceled_ms FROM baton.queues WHERE name = 'dash-keep'").Scan(&s, &d, &cn))
+	require.Equal(t, [3]any{int64(48 * 3600 * 1000), int64(-1), (*int64)(nil)}, [3]any{*s, *d, cn})
+	_, body := page(t, c, srv.URL+"/queues/dash-keep")
+	require.Contains(t, body, `name="succeeded" value="48h0m0s"`)
+	require.Contains(t, body, `name="dead" value="forever"`)
+	require.Contains(t, body, `name="canceled" value=""`)
+
+	status, body = save(url.Values{"succeeded": {"soon"}})
+	require.Equal(t, http.StatusUnprocessableEntity, status)
+	require.Contains(t, body, "is not a retention")
+	require.NoError(t, pool.QueryRow(context.Background(),
+		"SELECT retain_succeeded_ms FROM baton.queues WHERE name = 'dash-keep'").Scan(&s))
+	require.Equal(t, int64(48*3600*1000), *s, "unchanged")
+}
+
+// A job whose parent retention pruned still shows where it came from.
+func TestDashboardShowsAPrunedParent(t *testing.T) {
+	t.Parallel()
+	srv, pool, _ := dashboardServer(t)
+	ctx := context.Background()
+	parent := submitJSON(t, pool, "dash-origin", `{}`)
+	var child int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO baton.jobs (queue, state, payload, parent_id, parent_seq)
+		VALUES ('dash-after', 'available', '{}', $1, 0) RETURNING id`, parent).Scan(&child))
+	c := loggedIn(t, srv)
+	_, body := page(t, c, fmt.Sprintf("%s/jobs/%d", srv.URL, child))
+	require.Contains(t, body, fmt.Sprintf(`<a href="/jobs/%d">job #%d</a>`, parent, parent))
+	_, err := pool.Exec(ctx, "DELETE FROM baton.jobs WHERE id = $1", parent) // as retention would
+	require.NoError(t, err)
+	status, body := page(t, c, fmt.Sprintf("%s/jobs/%d", srv.URL, child))
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, fmt.Sprintf(`job #%d <span class="muted">(pruned)</span>`, parent))
+}

@@ -16,6 +16,19 @@ type queueView struct {
 	OldestAgeSeconds float64          `json:"oldest_age_seconds"`
 	Paused           bool             `json:"paused"`
 	States           map[string]int64 `json:"states"`
+	Retention        retentionView    `json:"retention"`
+}
+
+// retentionView is how long a queue keeps its finished jobs, by final
+// state: a duration, "forever", or null for the replicas' default.
+type retentionView struct {
+	Succeeded *string `json:"succeeded"`
+	Dead      *string `json:"dead"`
+	Canceled  *string `json:"canceled"`
+}
+
+func retentionOf(succeeded, dead, canceled *int64) retentionView {
+	return retentionView{db.FormatRetention(succeeded), db.FormatRetention(dead), db.FormatRetention(canceled)}
 }
 
 // GET /v1/queues
@@ -36,6 +49,7 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
 				"scheduled": q.Scheduled, "available": q.Available, "running": q.Running, "retrying": q.Retrying,
 				"succeeded": q.Succeeded, "dead": q.Dead, "canceled": q.Canceled,
 			},
+			Retention: retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -57,4 +71,68 @@ func (s *Server) pauseQueue(paused bool) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"queue": q.Name, "paused": q.Paused})
 	}
+}
+
+// retentionFields are the fields of PATCH /v1/queues/{queue}.
+var retentionFields = []string{"retain_succeeded", "retain_dead", "retain_canceled"}
+
+// PATCH /v1/queues/{queue}: a JSON merge patch of the queue's settings. Each
+// retain_* field is a duration ("48h"), "forever", or null (back to the
+// replicas' default); a field left out stays as it is.
+func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
+	p, err := func() (db.QueueSetRetentionParams, error) {
+		p := db.QueueSetRetentionParams{}
+		queue, err := queueParam(r)
+		if err != nil {
+			return p, err
+		}
+		p.Name = queue
+		body, err := readJSON(w, r, 16<<10)
+		if err != nil {
+			return p, err
+		}
+		if t := body.Next(); t.Kind != '{' {
+			return p, notAnObject("")
+		}
+		for k := body.Next(); k.Kind == '"'; k = body.Next() {
+			key, err := fieldName(k, "", retentionFields)
+			if err != nil {
+				return p, err
+			}
+			set, ms := map[string]*bool{"retain_succeeded": &p.SetSucceeded, "retain_dead": &p.SetDead, "retain_canceled": &p.SetCanceled}[key],
+				map[string]**int64{"retain_succeeded": &p.SucceededMs, "retain_dead": &p.DeadMs, "retain_canceled": &p.CanceledMs}[key]
+			if *set {
+				return p, problem(http.StatusBadRequest, "duplicate_key", key, "key %q appears twice", key)
+			}
+			*set = true
+			v := body.Next()
+			if v.Kind == 'n' {
+				continue // back to the default
+			}
+			text, err := stringValue(v, key)
+			if err != nil {
+				return p, err
+			}
+			d, err := db.ParseRetention(text)
+			if err != nil {
+				return p, problem(http.StatusUnprocessableEntity, "invalid_duration", key,
+					"%s %q: want a positive duration such as \"48h\", \"forever\", or null for the default", key, text)
+			}
+			n := db.RetentionMs(d)
+			*ms = &n
+		}
+		return p, nil
+	}()
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	q, err := db.New(s.pool).QueueSetRetention(r.Context(), p)
+	if err != nil {
+		writeProblem(w, r, s.log, db.MapError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"queue": q.Name, "paused": q.Paused, "retention": retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
+	})
 }

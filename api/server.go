@@ -111,6 +111,7 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/queues/{queue}/jobs", s.submitJob)
 		r.Post("/queues/{queue}/jobs/batch", s.submitBatch)
 		r.Get("/queues", s.listQueues)
+		r.Patch("/queues/{queue}", s.patchQueue)
 		r.Post("/queues/{queue}/pause", s.pauseQueue(true))
 		r.Post("/queues/{queue}/resume", s.pauseQueue(false))
 		r.Get("/jobs", s.listJobs)

@@ -190,9 +190,12 @@ type JobEvent struct {
 }
 
 type Queue struct {
-	Name      string    `json:"name"`
-	Paused    bool      `json:"paused"`
-	CreatedAt time.Time `json:"created_at"`
+	Name              string    `json:"name"`
+	Paused            bool      `json:"paused"`
+	CreatedAt         time.Time `json:"created_at"`
+	RetainSucceededMs *int64    `json:"retain_succeeded_ms"`
+	RetainDeadMs      *int64    `json:"retain_dead_ms"`
+	RetainCanceledMs  *int64    `json:"retain_canceled_ms"`
 }
 
 type QueueSummaryView struct {

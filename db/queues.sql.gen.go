@@ -49,13 +49,65 @@ func (q *Queries) QueuePause(ctx context.Context, arg QueuePauseParams) (QueuePa
 	return i, err
 }
 
+const queueSetRetention = `-- name: QueueSetRetention :one
+INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms)
+VALUES ($1::text, $2::bigint, $3::bigint, $4::bigint)
+ON CONFLICT (name) DO UPDATE
+SET retain_succeeded_ms = CASE WHEN $5::boolean THEN excluded.retain_succeeded_ms ELSE baton.queues.retain_succeeded_ms END,
+    retain_dead_ms = CASE WHEN $6::boolean THEN excluded.retain_dead_ms ELSE baton.queues.retain_dead_ms END,
+    retain_canceled_ms = CASE WHEN $7::boolean THEN excluded.retain_canceled_ms ELSE baton.queues.retain_canceled_ms END
+RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms
+`
+
+type QueueSetRetentionParams struct {
+	Name         string `json:"name"`
+	SucceededMs  *int64 `json:"succeeded_ms"`
+	DeadMs       *int64 `json:"dead_ms"`
+	CanceledMs   *int64 `json:"canceled_ms"`
+	SetSucceeded bool   `json:"set_succeeded"`
+	SetDead      bool   `json:"set_dead"`
+	SetCanceled  bool   `json:"set_canceled"`
+}
+
+type QueueSetRetentionRow struct {
+	Name              string `json:"name"`
+	Paused            bool   `json:"paused"`
+	RetainSucceededMs *int64 `json:"retain_succeeded_ms"`
+	RetainDeadMs      *int64 `json:"retain_dead_ms"`
+	RetainCanceledMs  *int64 `json:"retain_canceled_ms"`
+}
+
+// Sets a queue's retention overrides (creating the queue if new), as a JSON
+// merge patch would: a field not set (set_* false) is left alone, NULL goes
+// back to the replicas' default, -1 keeps forever, else milliseconds.
+func (q *Queries) QueueSetRetention(ctx context.Context, arg QueueSetRetentionParams) (QueueSetRetentionRow, error) {
+	row := q.db.QueryRow(ctx, queueSetRetention,
+		arg.Name,
+		arg.SucceededMs,
+		arg.DeadMs,
+		arg.CanceledMs,
+		arg.SetSucceeded,
+		arg.SetDead,
+		arg.SetCanceled,
+	)
+	var i QueueSetRetentionRow
+	err := row.Scan(
+		&i.Name,
+		&i.Paused,
+		&i.RetainSucceededMs,
+		&i.RetainDeadMs,
+		&i.RetainCanceledMs,
+	)
+	return i, err
+}
+
 const queueSummary = `-- name: QueueSummary :many
 SELECT queue::text AS queue,
        scheduled::bigint AS scheduled, available::bigint AS available,
        running::bigint AS running, retrying::bigint AS retrying,
        succeeded::bigint AS succeeded, dead::bigint AS dead, canceled::bigint AS canceled,
        extract(epoch FROM oldest_available_age)::float8 AS oldest_available_seconds,
-       q.paused
+       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms
 FROM baton.queue_summary s
 JOIN baton.queues q ON q.name = s.queue
 ORDER BY queue
@@ -72,6 +124,9 @@ type QueueSummaryRow struct {
 	Canceled               int64   `json:"canceled"`
 	OldestAvailableSeconds float64 `json:"oldest_available_seconds"`
 	Paused                 bool    `json:"paused"`
+	RetainSucceededMs      *int64  `json:"retain_succeeded_ms"`
+	RetainDeadMs           *int64  `json:"retain_dead_ms"`
+	RetainCanceledMs       *int64  `json:"retain_canceled_ms"`
 }
 
 func (q *Queries) QueueSummary(ctx context.Context) ([]QueueSummaryRow, error) {
@@ -94,6 +149,9 @@ func (q *Queries) QueueSummary(ctx context.Context) ([]QueueSummaryRow, error) {
 			&i.Canceled,
 			&i.OldestAvailableSeconds,
 			&i.Paused,
+			&i.RetainSucceededMs,
+			&i.RetainDeadMs,
+			&i.RetainCanceledMs,
 		); err != nil {
 			return nil, err
 		}

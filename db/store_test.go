@@ -698,3 +698,20 @@ func TestRefusedTellsRefusalsFromFailuresToRun(t *testing.T) {
 		require.Equal(t, refused, db.Refused(err), "%v", err)
 	}
 }
+
+func TestParseRetention(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{"24h": 24 * time.Hour, "90m": 90 * time.Minute, "forever": db.Forever, "Forever": db.Forever} {
+		got, err := db.ParseRetention(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "0s", "-1h", "soon", "1 day"} {
+		_, err := db.ParseRetention(in)
+		require.ErrorIs(t, err, db.ErrInvalid, in)
+	}
+	require.Nil(t, db.FormatRetention(nil))
+	forever, hour := int64(-1), int64(3_600_000)
+	require.Equal(t, "forever", *db.FormatRetention(&forever))
+	require.Equal(t, "1h0m0s", *db.FormatRetention(&hour))
+}

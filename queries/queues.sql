@@ -20,7 +20,19 @@ SELECT queue::text AS queue,
        running::bigint AS running, retrying::bigint AS retrying,
        succeeded::bigint AS succeeded, dead::bigint AS dead, canceled::bigint AS canceled,
        extract(epoch FROM oldest_available_age)::float8 AS oldest_available_seconds,
-       q.paused
+       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms
 FROM baton.queue_summary s
 JOIN baton.queues q ON q.name = s.queue
 ORDER BY queue;
+
+-- name: QueueSetRetention :one
+-- Sets a queue's retention overrides (creating the queue if new), as a JSON
+-- merge patch would: a field not set (set_* false) is left alone, NULL goes
+-- back to the replicas' default, -1 keeps forever, else milliseconds.
+INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms)
+VALUES (@name::text, sqlc.narg('succeeded_ms')::bigint, sqlc.narg('dead_ms')::bigint, sqlc.narg('canceled_ms')::bigint)
+ON CONFLICT (name) DO UPDATE
+SET retain_succeeded_ms = CASE WHEN @set_succeeded::boolean THEN excluded.retain_succeeded_ms ELSE baton.queues.retain_succeeded_ms END,
+    retain_dead_ms = CASE WHEN @set_dead::boolean THEN excluded.retain_dead_ms ELSE baton.queues.retain_dead_ms END,
+    retain_canceled_ms = CASE WHEN @set_canceled::boolean THEN excluded.retain_canceled_ms ELSE baton.queues.retain_canceled_ms END
+RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms;

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,10 +14,15 @@ import (
 // maintenanceBatch bounds the rows one reaper or promotion statement touches.
 const maintenanceBatch = 1000
 
-// RunMaintenance runs the reaper and the promotion of due jobs every interval
-// until ctx is done. Both are single guarded statements using SKIP LOCKED, so
-// every replica runs them at once without a leader.
-func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, log *slog.Logger) {
+// RunMaintenance runs Maintain every interval until ctx is done: the reaper
+// and the promotion of due jobs are single guarded statements using SKIP
+// LOCKED, so every replica runs them at once without a leader. Beside it,
+// finished jobs past retention r are pruned (Prune: one replica at a time)
+// every ten intervals, or at once again while pruning is behind.
+func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, r Retention, log *slog.Logger) {
+	var pruning sync.WaitGroup
+	defer pruning.Wait()
+	pruning.Go(func() { runPrune(ctx, pool, 10*interval, r, log) })
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

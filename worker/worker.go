@@ -46,6 +46,9 @@ type Config struct {
 	Logger *slog.Logger
 	// MaintenanceInterval is how often the reaper and promotion run. Defaults to 1s.
 	MaintenanceInterval time.Duration
+	// Retention is how long finished jobs are kept where their queue sets
+	// none. Defaults to DefaultRetention.
+	Retention Retention
 	// PollOnly turns off LISTEN/NOTIFY wake-ups (for PgBouncer in transaction
 	// pooling mode, which cannot LISTEN): stages then find new jobs by polling.
 	PollOnly bool
@@ -180,7 +183,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		heartbeats.Go(func() { s.heartbeatLoop(hbCtx) })
 		completers.Go(func() { s.completer(s.completions) })
 	}
-	loops.Go(func() { RunMaintenance(ctx, w.pool, w.cfg.MaintenanceInterval, w.log) })
+	loops.Go(func() { RunMaintenance(ctx, w.pool, w.cfg.MaintenanceInterval, w.cfg.Retention, w.log) })
 	if !w.cfg.PollOnly {
 		loops.Go(func() { w.listen(ctx) })
 	}

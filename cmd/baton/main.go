@@ -24,7 +24,7 @@ const usage = `Baton: a Postgres-centric job runner.
 
 Usage:
   baton migrate up | down [N] | version
-  baton serve [--addr HOST:PORT]        the REST API and maintenance (reaper)
+  baton serve [--addr HOST:PORT]        the REST API and maintenance (reaper, retention)
   baton worker --config FILE            run one worker replica of a pipeline
   baton dev --config FILE               migrate, serve and work in one process
   baton submit QUEUE [JSON | -]         submit a job; prints its id
@@ -32,6 +32,9 @@ Usage:
   baton status ID                       a job's status and history as JSON
   baton cancel ID                       cancel an unfinished job
   baton retry ID                        re-drive a dead or canceled job
+  baton queue list | pause Q | resume Q  the queues; pause or resume one
+  baton queue set Q --retain-succeeded D [--retain-dead D] [--retain-canceled D]
+                                        how long Q keeps finished jobs (48h, forever, default)
   baton report [queue_summary]          jobs per queue and state
   baton bench [--stages 1|2] [--jobs N] [--json]   the benchmark (in DATABASE_URL's name + "_bench")
 
@@ -43,6 +46,9 @@ Environment:
                      BATON_POOLER=transaction; default DATABASE_URL)
   BATON_ADDR         API listen address (default 127.0.0.1:8080)
   BATON_API_TOKENS   comma-separated bearer tokens the API accepts
+  BATON_RETAIN_SUCCEEDED, BATON_RETAIN_DEAD, BATON_RETAIN_CANCELED
+                     how long serve, worker and dev keep finished jobs where the
+                     queue sets nothing (default 24h, 168h, 168h; or forever)
 `
 
 // exitCode: 1 for failures, 2 for bad input (usage, flags, data, pipeline files).
@@ -103,6 +109,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return retryCmd(ctx, args, stdout)
 	case "report":
 		return reportCmd(ctx, args, stdout)
+	case "queue":
+		return queueCmd(ctx, args, stdout)
 	case "bench":
 		return benchCmd(ctx, args, stdout)
 	}

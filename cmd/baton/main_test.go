@@ -139,6 +139,7 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 	busyPoll := writeFile(t, "poll.yaml", "poll_interval: 1ns\n"+cat)
 	twoDocs := writeFile(t, "two.yaml", cat+"---\n"+cat)
 	unknownField := writeFile(t, "unknown.yaml", cat+"    leese: 3s\n")
+	catPipeline := writeFile(t, "cat.yaml", cat)
 	tests := []struct {
 		name  string
 		args  []string
@@ -181,6 +182,14 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 		{"ReportNegativeSince", []string{"report", "--since", "-1h"}, "", "--since must be"},
 		{"ReportSinceYear10000InUTC", []string{"report", "--since", "9999-12-31T23:59:59-01:00"}, "", "is 10000-01-01T00:59:59Z in UTC"},
 		{"ReportBadQueue", []string{"report", "--queue", "Bad Q"}, "", "--queue"},
+		{"QueueNoSubcommand", []string{"queue"}, "", "usage: baton queue list"},
+		{"QueueUnknownSubcommand", []string{"queue", "drain", "a"}, "", "usage: baton queue list"},
+		{"QueueSetNothing", []string{"queue", "set", "a"}, "", "nothing to set"},
+		{"QueueSetBadRetention", []string{"queue", "set", "a", "--retain-dead", "soon"}, "", `--retain-dead "soon"`},
+		{"QueueSetZeroRetention", []string{"queue", "set", "a", "--retain-succeeded", "0s"}, "", `--retain-succeeded "0s"`},
+		{"QueuePauseBadName", []string{"queue", "pause", "Bad Q"}, "", "queue name must be"},
+		{"ServeBadRetention", []string{"serve", "--retain-succeeded", "soon"}, "", `--retain-succeeded: `},
+		{"WorkerBadRetention", []string{"worker", "--config", catPipeline, "--retain-canceled", "-1h"}, "", `--retain-canceled: `},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

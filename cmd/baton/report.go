@@ -25,10 +25,32 @@ type report struct {
 	rows func(ctx context.Context, q *db.Queries, queue string) (any, error)
 }
 
+// queueSummary is a row of the queue_summary view, with the queue's paused
+// flag (baton queue list shows its retention too).
+type queueSummary struct {
+	Queue                  string  `json:"queue"`
+	Scheduled              int64   `json:"scheduled"`
+	Available              int64   `json:"available"`
+	Running                int64   `json:"running"`
+	Retrying               int64   `json:"retrying"`
+	Succeeded              int64   `json:"succeeded"`
+	Dead                   int64   `json:"dead"`
+	Canceled               int64   `json:"canceled"`
+	OldestAvailableSeconds float64 `json:"oldest_available_seconds"`
+	Paused                 bool    `json:"paused"`
+}
+
 var reports = []report{
 	{"queue_summary", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
 		rows, err := q.QueueSummary(ctx)
-		return slices.DeleteFunc(rows, func(r db.QueueSummaryRow) bool { return queue != "" && r.Queue != queue }), err
+		var out []queueSummary
+		for _, r := range rows {
+			if queue == "" || r.Queue == queue {
+				out = append(out, queueSummary{r.Queue, r.Scheduled, r.Available, r.Running, r.Retrying,
+					r.Succeeded, r.Dead, r.Canceled, r.OldestAvailableSeconds, r.Paused})
+			}
+		}
+		return out, err
 	}},
 	{"stage_latency", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
 		return q.ReportStageLatency(ctx, queue)

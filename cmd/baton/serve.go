@@ -23,11 +23,13 @@ import (
 type serveFlags struct {
 	addr     string
 	insecure bool
+	retain   retentionFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", cmp.Or(os.Getenv("BATON_ADDR"), "127.0.0.1:8080"), "API listen address (env BATON_ADDR)")
 	fs.BoolVar(&f.insecure, "insecure-no-auth", false, "allow listening beyond loopback with no BATON_API_TOKENS")
+	f.retain.register(fs)
 }
 
 // listen opens the API's listener, refusing to expose an unauthenticated
@@ -72,7 +74,11 @@ func serveCmd(ctx context.Context, args []string) error {
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
-		return usagef("serve: usage: baton serve [--addr HOST:PORT] [--insecure-no-auth]")
+		return usagef("serve: usage: baton serve [--addr HOST:PORT] [--insecure-no-auth] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
+	}
+	retention, err := f.retain.retention()
+	if err != nil {
+		return err
 	}
 	tokens, err := apiTokens()
 	if err != nil {
@@ -96,7 +102,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	log := logger()
 	log.Info("serving", "addr", ln.Addr().String(), "auth", len(tokens) > 0)
 	var wg sync.WaitGroup
-	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, log) })
+	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, retention, log) })
 	err = api.New(pool, api.Config{Tokens: tokens, Logger: log, Metrics: []prometheus.Gatherer{worker.Metrics}}).Serve(ctx, ln)
 	wg.Wait()
 	return err
@@ -112,7 +118,11 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
 	} else if *config == "" || len(pos) > 0 {
-		return usagef("dev: usage: baton dev --config FILE [--addr HOST:PORT]")
+		return usagef("dev: usage: baton dev --config FILE [--addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
+	}
+	retention, err := f.retain.retention()
+	if err != nil {
+		return err
 	}
 	p, err := worker.LoadPipeline(*config)
 	if err != nil {
@@ -149,7 +159,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	if err != nil {
 		return err
 	}
-	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: retention})
 	if err != nil {
 		return err
 	}

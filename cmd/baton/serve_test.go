@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
 )
 
@@ -216,4 +218,44 @@ func TestDevRunsAPIAndWorker(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'succeeded'") == 2
 	}, 30*time.Second, 20*time.Millisecond)
+}
+
+// baton queue lists the queues, pauses and resumes one, and sets how long it
+// keeps its finished jobs.
+func TestQueueCommands(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	_, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "mail"})
+	require.NoError(t, err)
+	r := baton(t, u, "", "queue", "set", "mail", "--retain-succeeded", "48h", "--retain-dead", "forever")
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "queue mail keeps succeeded jobs 48h0m0s, dead jobs forever, canceled jobs (default)\n", r.stdout)
+	r = baton(t, u, "", "queue", "set", "mail", "--retain-dead", "default")
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "queue mail keeps succeeded jobs 48h0m0s, dead jobs (default), canceled jobs (default)\n", r.stdout)
+	r = baton(t, u, "", "queue", "pause", "mail")
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "queue mail is paused\n", r.stdout)
+	r = baton(t, u, "", "queue", "list")
+	require.Zero(t, r.code, r.stderr)
+	require.Regexp(t, `(?m)^QUEUE\s+STATE\s+WAITING\s+RUNNING\s+SUCCEEDED\s+DEAD\s+CANCELED\s+KEEP SUCCEEDED\s+KEEP DEAD\s+KEEP CANCELED\n`+
+		`mail\s+paused\s+1\s+0\s+0\s+0\s+0\s+48h0m0s\s+\(default\)\s+\(default\)\n$`, r.stdout)
+	r = baton(t, u, "", "queue", "resume", "mail")
+	require.Equal(t, "queue mail is active\n", r.stdout)
+}
+
+// serve prunes finished jobs by its --retain-* settings (here from the
+// environment), from its first maintenance round on.
+func TestServePrunesByItsRetention(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a"}, db.NewJob{Queue: "a"})
+	require.NoError(t, err)
+	_, err = pool.Exec(context.Background(), `UPDATE baton.jobs SET state = 'succeeded', finished_at = now() - interval '2 minutes' WHERE id = $1`, ids[0])
+	require.NoError(t, err)
+	startServer(t, u, []string{"BATON_RETAIN_SUCCEEDED=1m"}, "serve")
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM baton.jobs") == 1
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1", ids[1]), "the waiting job stays")
 }

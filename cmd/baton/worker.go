@@ -24,14 +24,20 @@ func workerCmd(ctx context.Context, args []string) error {
 	id := fs.String("id", "", "name of this replica in leases and history (default hostname-pid)")
 	pollOnly := fs.Bool("poll-only", false, "no LISTEN/NOTIFY wake-ups (for PgBouncer transaction pooling)")
 	metricsAddr := fs.String("metrics-addr", os.Getenv("BATON_METRICS_ADDR"), "serve Prometheus /metrics on this address (env BATON_METRICS_ADDR; default off)")
+	var retain retentionFlags
+	retain.register(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if *config == "" || len(pos) > 0 {
-		return usagef("worker: usage: baton worker --config FILE [--id NAME] [--poll-only] [--metrics-addr HOST:PORT]")
+		return usagef("worker: usage: baton worker --config FILE [--id NAME] [--poll-only] [--metrics-addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
 	}
 	if *pollOnly, err = wakeups(fs, *pollOnly); err != nil {
+		return err
+	}
+	retention, err := retain.retention()
+	if err != nil {
 		return err
 	}
 	p, err := worker.LoadPipeline(*config)
@@ -58,7 +64,7 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly, Retention: retention})
 	if err != nil {
 		return err
 	}

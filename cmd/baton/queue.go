@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/baton-run/baton/db"
+)
+
+const queueUsage = "queue: usage: baton queue list | pause QUEUE | resume QUEUE | set QUEUE [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]"
+
+// queueCmd lists queues, pauses and resumes them, and sets their retention:
+// what the API's /v1/queues routes do.
+func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usagef("%s", queueUsage)
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("queue "+sub, flag.ContinueOnError)
+	var retain struct{ succeeded, dead, canceled string }
+	if sub == "set" {
+		fs.StringVar(&retain.succeeded, "retain-succeeded", "", "keep succeeded jobs this long, forever, or default")
+		fs.StringVar(&retain.dead, "retain-dead", "", "keep dead jobs this long, forever, or default")
+		fs.StringVar(&retain.canceled, "retain-canceled", "", "keep canceled jobs this long, forever, or default")
+	}
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub == "list" && len(pos) == 0:
+	case (sub == "pause" || sub == "resume" || sub == "set") && len(pos) == 1:
+		if err := db.ValidateQueueName(pos[0]); err != nil {
+			return usagef("queue %s: %v", sub, err)
+		}
+	default:
+		return usagef("%s", queueUsage)
+	}
+	p := db.QueueSetRetentionParams{}
+	if sub == "set" {
+		p.Name = pos[0]
+		for _, f := range []struct {
+			name, value string
+			set         *bool
+			ms          **int64
+		}{
+			{"retain-succeeded", retain.succeeded, &p.SetSucceeded, &p.SucceededMs},
+			{"retain-dead", retain.dead, &p.SetDead, &p.DeadMs},
+			{"retain-canceled", retain.canceled, &p.SetCanceled, &p.CanceledMs},
+		} {
+			if f.value == "" {
+				continue
+			}
+			*f.set = true
+			if f.value == "default" {
+				continue
+			}
+			d, err := db.ParseRetention(f.value)
+			if err != nil {
+				return usagef("queue set: --%s %q: want a duration such as 48h, forever, or default", f.name, f.value)
+			}
+			ms := db.RetentionMs(d)
+			*f.ms = &ms
+		}
+		if !p.SetSucceeded && !p.SetDead && !p.SetCanceled {
+			return usagef("queue set: nothing to set (give --retain-succeeded, --retain-dead or --retain-canceled)")
+		}
+	}
+
+	pool, err := connectCLI(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	q := db.New(pool)
+	switch sub {
+	case "pause", "resume":
+		r, err := q.QueuePause(ctx, db.QueuePauseParams{Name: pos[0], Paused: sub == "pause"})
+		if err != nil {
+			return db.MapError(err)
+		}
+		fmt.Fprintf(stdout, "queue %s is %s\n", r.Name, map[bool]string{true: "paused", false: "active"}[r.Paused])
+	case "set":
+		r, err := q.QueueSetRetention(ctx, p)
+		if err != nil {
+			return db.MapError(err)
+		}
+		fmt.Fprintf(stdout, "queue %s keeps succeeded jobs %s, dead jobs %s, canceled jobs %s\n", r.Name,
+			retentionText(r.RetainSucceededMs), retentionText(r.RetainDeadMs), retentionText(r.RetainCanceledMs))
+	case "list":
+		rows, err := q.QueueSummary(ctx)
+		if err != nil {
+			return db.MapError(err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "QUEUE\tSTATE\tWAITING\tRUNNING\tSUCCEEDED\tDEAD\tCANCELED\tKEEP SUCCEEDED\tKEEP DEAD\tKEEP CANCELED")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", r.Queue, map[bool]string{true: "paused", false: "active"}[r.Paused],
+				r.Scheduled+r.Available+r.Retrying, r.Running, r.Succeeded, r.Dead, r.Canceled,
+				retentionText(r.RetainSucceededMs), retentionText(r.RetainDeadMs), retentionText(r.RetainCanceledMs))
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+// retentionText is a stored retention in words: the default, forever, or a
+// duration.
+func retentionText(ms *int64) string {
+	if s := db.FormatRetention(ms); s != nil {
+		return *s
+	}
+	return "(default)"
+}

@@ -1,0 +1,134 @@
+package worker_test
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/worker"
+)
+
+// Maintenance deletes finished jobs, with their history, once they have been
+// finished longer than their queue keeps them: the queue's override, else
+// the replica's retention. It never touches a running or waiting job, keeps
+// queue_summary's counts exact, and a job handed off from a pruned one keeps
+// its parent_id.
+func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	q := db.New(pool)
+	forever, halfHour := int64(-1), (30 * time.Minute).Milliseconds()
+	_, err := q.QueueSetRetention(ctx, db.QueueSetRetentionParams{Name: "b", SucceededMs: &forever, DeadMs: &halfHour, SetSucceeded: true, SetDead: true})
+	require.NoError(t, err)
+	require.NoError(t, q.QueueCreate(ctx, "a"))
+
+	// job makes a job in a state, finished (or made) age ago, with a history row.
+	job := func(queue, state, age string, parent *int64) int64 {
+		t.Helper()
+		var id int64
+		require.NoError(t, pool.QueryRow(ctx, `
+			WITH j AS (
+				INSERT INTO baton.jobs (queue, state, payload, run_at, parent_id, parent_seq, finished_at)
+				VALUES ($1, $2::baton.job_state, '{}', now() - $3::interval, $4::bigint, CASE WHEN $4::bigint IS NULL THEN NULL ELSE 0 END,
+				        CASE WHEN $2 IN ('succeeded', 'dead', 'canceled') THEN now() - $3::interval END)
+				RETURNING id, state)
+			, e AS (INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token) SELECT id, state, 0, 0 FROM j)
+			SELECT id FROM j`, queue, state, age, parent).Scan(&id))
+		return id
+	}
+	parent := job("a", "succeeded", "2 hours", nil)
+	pruned := []int64{
+		parent,
+		job("a", "dead", "4 hours", nil),
+		job("b", "dead", "1 hour", nil), // b keeps dead jobs half an hour
+	}
+	kept := []int64{
+		job("a", "succeeded", "30 minutes", nil),
+		job("a", "dead", "2 hours", nil),
+		job("a", "canceled", "100 days", nil), // canceled: forever
+		job("a", "running", "2 days", nil),    // never finished: never pruned
+		job("a", "available", "10 days", nil),
+		job("a", "retrying", "10 days", nil),
+		job("b", "succeeded", "2 days", nil), // b keeps succeeded jobs forever
+		job("c", "available", "3 hours", &parent),
+	}
+	child := kept[len(kept)-1]
+
+	n, more, err := worker.Prune(ctx, pool, worker.Retention{Succeeded: time.Hour, Dead: 3 * time.Hour, Canceled: db.Forever})
+	require.NoError(t, err)
+	require.EqualValues(t, len(pruned), n)
+	require.False(t, more)
+	ids := func(sql string) []int64 {
+		rows, err := pool.Query(ctx, sql)
+		require.NoError(t, err)
+		got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		require.NoError(t, err)
+		return got
+	}
+	left := ids("SELECT id FROM baton.jobs ORDER BY id")
+	slices.Sort(kept)
+	require.Equal(t, kept, left)
+	require.Empty(t, slices.DeleteFunc(ids("SELECT DISTINCT job_id FROM baton.job_events"), func(id int64) bool { return slices.Contains(kept, id) }),
+		"the pruned jobs' history went with them")
+
+	// Where it came from stays readable.
+	st, err := db.Status(ctx, pool, child)
+	require.NoError(t, err)
+	require.Equal(t, &parent, st.ParentID)
+	hops, err := q.JobLineage(ctx, child)
+	require.NoError(t, err)
+	require.Len(t, hops, 1)
+
+	// The counts stay exact.
+	worker.Maintain(ctx, pool, slog.New(slog.DiscardHandler))
+	summary, err := q.QueueSummary(ctx)
+	require.NoError(t, err)
+	for _, s := range summary {
+		var rows [7]int64
+		require.NoError(t, pool.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE state = 'scheduled'), count(*) FILTER (WHERE state = 'available'),
+			count(*) FILTER (WHERE state = 'running'), count(*) FILTER (WHERE state = 'retrying'),
+			count(*) FILTER (WHERE state = 'succeeded'), count(*) FILTER (WHERE state = 'dead'),
+			count(*) FILTER (WHERE state = 'canceled') FROM baton.jobs WHERE queue = $1`, s.Queue).
+			Scan(&rows[0], &rows[1], &rows[2], &rows[3], &rows[4], &rows[5], &rows[6]))
+		require.Equal(t, rows, [7]int64{s.Scheduled, s.Available, s.Running, s.Retrying, s.Succeeded, s.Dead, s.Canceled}, s.Queue)
+	}
+
+	// Nothing is left to prune under the same policy.
+	n, _, err = worker.Prune(ctx, pool, worker.Retention{Succeeded: time.Hour, Dead: 3 * time.Hour, Canceled: db.Forever})
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
+// One replica prunes at a time: while another holds the prune lock, Prune
+// returns at once without deleting anything.
+func TestPruneRunsOnOneReplicaAtATime(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	submit(t, pool, `{}`)
+	_, err := pool.Exec(ctx, "UPDATE baton.jobs SET state = 'succeeded', finished_at = now() - interval '2 days'")
+	require.NoError(t, err)
+
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	locked, err := db.New(tx).RetentionTryLock(ctx)
+	require.NoError(t, err)
+	require.True(t, locked)
+	n, _, err := worker.Prune(ctx, pool, worker.Retention{})
+	require.NoError(t, err)
+	require.Zero(t, n, "another replica is pruning")
+	require.NoError(t, tx.Rollback(ctx))
+
+	n, _, err = worker.Prune(ctx, pool, worker.Retention{})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "a day is the default for succeeded jobs")
+}
