@@ -390,6 +390,10 @@ func TestCheckerCatchesBrokenBuilds(t *testing.T) {
 					"    WHERE j.id = e.id\n",
 				},
 			},
+			// The frozen worker must hold a lease that expires: a slow job
+			// (twice the lease) is surely still running when it stops, where
+			// the busiest worker's quick jobs may all be done (CI saw that).
+			load:  loadOpts{slowEvery: 10},
 			fault: freeze(lease + 500*time.Millisecond),
 		},
 	}
