@@ -34,6 +34,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"terminal": db.JobState.Terminal,
 	"states":   func() []db.JobState { return allStates },
 	"countOf":  countOf,
+	"bytes":    bytesIEC,
 	// retention shows a stored retention in a form field: empty for the default.
 	"retention": func(ms *int64) string {
 		if s := db.FormatRetention(ms); s != nil {
@@ -133,7 +134,29 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) {
 		total.Succeeded += q.Succeeded
 		total.Dead += q.Dead
 	}
-	s.render(w, r, http.StatusOK, "home.html", map[string]any{"Title": "Queues", "Queues": queues, "Total": total})
+	tables, err := db.New(s.pool).TableHealth(r.Context())
+	if err != nil {
+		s.renderProblem(w, r, db.MapError(err))
+		return
+	}
+	s.render(w, r, http.StatusOK, "home.html", map[string]any{"Title": "Queues", "Queues": queues, "Total": total, "Tables": tables})
+}
+
+// bytesIEC shows a size the way psql's pg_size_pretty does, in powers of 1024.
+func bytesIEC(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, i := float64(n), 0
+	for f >= unit*10 && i < 4 {
+		f /= unit
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.0f %s", f, []string{"", "kB", "MB", "GB", "TB"}[i])
 }
 
 const pageSize = 25

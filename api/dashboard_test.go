@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -297,6 +298,25 @@ func TestDashboardPagesThroughAQueue(t *testing.T) {
 	status, body = page(t, c, srv.URL+"/queues/dash-paged?state=dead")
 	require.Equal(t, http.StatusOK, status)
 	require.Contains(t, body, "No dead jobs")
+}
+
+// The home page shows how large each Baton table and its indexes are, and
+// how many dead rows wait for vacuum.
+func TestDashboardShowsTableHealth(t *testing.T) {
+	t.Parallel()
+	srv, pool, _ := dashboardServer(t)
+	submitJSON(t, pool, "dash-tables", `{}`)
+	status, body := page(t, loggedIn(t, srv), srv.URL+"/")
+	require.Equal(t, http.StatusOK, status)
+	row := regexp.MustCompile(`(?s)<tr data-table="jobs">.*?</tr>`).FindString(body)
+	require.NotEmpty(t, row, body)
+	bytes := regexp.MustCompile(`data-bytes="(\d+)"`).FindAllStringSubmatch(row, -1)
+	require.Len(t, bytes, 2, row)
+	for _, b := range bytes {
+		require.NotEqual(t, "0", b[1], "table and index sizes: %s", row)
+	}
+	require.Regexp(t, `\d+ (B|kB|MB)`, row)
+	require.Contains(t, body, `<tr data-table="job_events">`)
 }
 
 // Bad addresses get a clear page with a 4xx status, never a 5xx.

@@ -56,6 +56,10 @@ var (
 		"Live rows in a Baton table (the statistics' estimate).", []string{"table"}, nil)
 	descVacuum = prometheus.NewDesc("baton_table_last_vacuum_timestamp_seconds",
 		"When a Baton table was last vacuumed (auto or manual); 0 if never.", []string{"table"}, nil)
+	descTableBytes = prometheus.NewDesc("baton_table_bytes",
+		"Size on disk of a Baton table, without its indexes.", []string{"table"}, nil)
+	descIndexBytes = prometheus.NewDesc("baton_table_index_bytes",
+		"Size on disk of a Baton table's indexes.", []string{"table"}, nil)
 	descOldestTx = prometheus.NewDesc("baton_database_oldest_transaction_seconds",
 		"Age of the oldest open transaction in the database; long ones hold back vacuum.", nil, nil)
 )
@@ -65,7 +69,7 @@ var (
 type databaseCollector struct{ s *Server }
 
 func (c databaseCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descJobs, descOldest, descPaused, descDead, descLive, descVacuum, descOldestTx} {
+	for _, d := range []*prometheus.Desc{descUp, descJobs, descOldest, descPaused, descDead, descLive, descVacuum, descTableBytes, descIndexBytes, descOldestTx} {
 		ch <- d
 	}
 }
@@ -76,8 +80,8 @@ func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
 	q := db.New(c.s.pool)
 	queues, err := q.QueueSummary(ctx)
 	if err == nil {
-		var tables []db.MetricsTablesRow
-		if tables, err = q.MetricsTables(ctx); err == nil {
+		var tables []db.TableHealthRow
+		if tables, err = q.TableHealth(ctx); err == nil {
 			var oldestTx float64
 			if oldestTx, err = q.MetricsOldestTransaction(ctx); err == nil {
 				emit(ch, queues, tables, oldestTx)
@@ -92,7 +96,7 @@ func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
 }
 
-func emit(ch chan<- prometheus.Metric, queues []db.QueueSummaryRow, tables []db.MetricsTablesRow, oldestTx float64) {
+func emit(ch chan<- prometheus.Metric, queues []db.QueueSummaryRow, tables []db.TableHealthRow, oldestTx float64) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -108,9 +112,15 @@ func emit(ch chan<- prometheus.Metric, queues []db.QueueSummaryRow, tables []db.
 		gauge(descPaused, paused, r.Queue)
 	}
 	for _, t := range tables {
-		gauge(descDead, float64(t.DeadTuples), t.TableName)
-		gauge(descLive, float64(t.LiveTuples), t.TableName)
-		gauge(descVacuum, t.LastVacuumUnix, t.TableName)
+		gauge(descDead, float64(t.DeadRows), t.TableName)
+		gauge(descLive, float64(t.LiveRows), t.TableName)
+		lastVacuum := 0.0
+		if t.LastVacuum != nil {
+			lastVacuum = float64(t.LastVacuum.UnixNano()) / 1e9
+		}
+		gauge(descVacuum, lastVacuum, t.TableName)
+		gauge(descTableBytes, float64(t.TableBytes), t.TableName)
+		gauge(descIndexBytes, float64(t.IndexBytes), t.TableName)
 	}
 	gauge(descOldestTx, oldestTx)
 }

@@ -81,6 +81,8 @@ func TestMetricsAfterARun(t *testing.T) {
 	require.GreaterOrEqual(t, value(m, `baton_queue_oldest_available_seconds{queue="metrics-a"}`), 0.0)
 	require.Equal(t, 1.0, value(m, `baton_database_up`))
 	require.GreaterOrEqual(t, value(m, `baton_table_dead_tuples{table="jobs"}`), 0.0)
+	require.Positive(t, value(m, `baton_table_bytes{table="jobs"}`))
+	require.Positive(t, value(m, `baton_table_index_bytes{table="jobs"}`))
 	require.GreaterOrEqual(t, value(m, `baton_database_oldest_transaction_seconds`), 0.0)
 	require.Contains(t, m, "go_goroutines ")
 

@@ -1,4 +1,7 @@
 package db
 
-// JobClaimSQL lets the external tests look at the claim's plans.
-const JobClaimSQL = jobClaim
+// The statements whose plans the external tests look at.
+const (
+	JobClaimSQL = jobClaim
+	JobPruneSQL = jobPrune
+)

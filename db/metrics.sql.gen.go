@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"time"
 )
 
 const metricsOldestTransaction = `-- name: MetricsOldestTransaction :one
@@ -24,39 +25,43 @@ func (q *Queries) MetricsOldestTransaction(ctx context.Context) (float64, error)
 	return seconds, err
 }
 
-const metricsTables = `-- name: MetricsTables :many
-SELECT c.relname::text AS table_name,
-       pg_stat_get_live_tuples(c.oid)::bigint AS live_tuples,
-       pg_stat_get_dead_tuples(c.oid)::bigint AS dead_tuples,
-       coalesce(extract(epoch FROM greatest(pg_stat_get_last_autovacuum_time(c.oid), pg_stat_get_last_vacuum_time(c.oid))), 0)::float8 AS last_vacuum_unix
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'baton' AND c.relkind = 'r'
-ORDER BY c.relname
+const tableHealth = `-- name: TableHealth :many
+SELECT table_name::text AS table_name, live_rows::bigint AS live_rows, dead_rows::bigint AS dead_rows,
+       table_bytes::bigint AS table_bytes, index_bytes::bigint AS index_bytes,
+       last_vacuum, vacuums::bigint AS vacuums
+FROM baton.table_health
+ORDER BY table_bytes + index_bytes DESC, table_name
 `
 
-type MetricsTablesRow struct {
-	TableName      string  `json:"table_name"`
-	LiveTuples     int64   `json:"live_tuples"`
-	DeadTuples     int64   `json:"dead_tuples"`
-	LastVacuumUnix float64 `json:"last_vacuum_unix"`
+type TableHealthRow struct {
+	TableName  string     `json:"table_name"`
+	LiveRows   int64      `json:"live_rows"`
+	DeadRows   int64      `json:"dead_rows"`
+	TableBytes int64      `json:"table_bytes"`
+	IndexBytes int64      `json:"index_bytes"`
+	LastVacuum *time.Time `json:"last_vacuum"`
+	Vacuums    int64      `json:"vacuums"`
 }
 
-// Vacuum health of Baton's tables, for /metrics.
-func (q *Queries) MetricsTables(ctx context.Context) ([]MetricsTablesRow, error) {
-	rows, err := q.db.Query(ctx, metricsTables)
+// The table_health view: rows, dead rows, sizes and vacuums of Baton's
+// tables, for baton report, the dashboard and /metrics.
+func (q *Queries) TableHealth(ctx context.Context) ([]TableHealthRow, error) {
+	rows, err := q.db.Query(ctx, tableHealth)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []MetricsTablesRow
+	var items []TableHealthRow
 	for rows.Next() {
-		var i MetricsTablesRow
+		var i TableHealthRow
 		if err := rows.Scan(
 			&i.TableName,
-			&i.LiveTuples,
-			&i.DeadTuples,
-			&i.LastVacuumUnix,
+			&i.LiveRows,
+			&i.DeadRows,
+			&i.TableBytes,
+			&i.IndexBytes,
+			&i.LastVacuum,
+			&i.Vacuums,
 		); err != nil {
 			return nil, err
 		}

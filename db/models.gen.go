@@ -141,6 +141,16 @@ type BatonStuckJob struct {
 	LeasedBy       *string  `json:"leased_by"`
 }
 
+type BatonTableHealth struct {
+	TableName  string     `json:"table_name"`
+	LiveRows   *int64     `json:"live_rows"`
+	DeadRows   *int64     `json:"dead_rows"`
+	TableBytes int64      `json:"table_bytes"`
+	IndexBytes int64      `json:"index_bytes"`
+	LastVacuum *time.Time `json:"last_vacuum"`
+	Vacuums    int32      `json:"vacuums"`
+}
+
 type BatonThroughputHourly struct {
 	Queue     string    `json:"queue"`
 	Hour      time.Time `json:"hour"`

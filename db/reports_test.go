@@ -33,7 +33,7 @@ func TestReaderRoleReadsOnlyTheViews(t *testing.T) {
 	require.NoError(t, err)
 	defer conn.Close(ctx)
 
-	for _, view := range []string{"queue_summary", "stage_latency", "throughput_hourly", "failures", "stuck_jobs", "pipeline_lineage"} {
+	for _, view := range []string{"queue_summary", "stage_latency", "throughput_hourly", "failures", "stuck_jobs", "pipeline_lineage", "table_health"} {
 		_, err := conn.Exec(ctx, "SELECT * FROM baton."+view)
 		require.NoError(t, err, view)
 	}

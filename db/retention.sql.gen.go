@@ -10,29 +10,35 @@ import (
 )
 
 const jobPrune = `-- name: JobPrune :one
-WITH policy AS (
-    SELECT q.name,
-           coalesce(q.retain_succeeded_ms, $1::bigint) AS succeeded_ms,
-           coalesce(q.retain_dead_ms, $2::bigint) AS dead_ms,
-           coalesce(q.retain_canceled_ms, $3::bigint) AS canceled_ms
-    FROM baton.queues q
+WITH retention AS (
+    SELECT q.name, 'succeeded'::baton.job_state AS state, coalesce(q.retain_succeeded_ms, $1::bigint) AS ms FROM baton.queues q
+    UNION ALL
+    SELECT q.name, 'dead'::baton.job_state, coalesce(q.retain_dead_ms, $2::bigint) FROM baton.queues q
+    UNION ALL
+    SELECT q.name, 'canceled'::baton.job_state, coalesce(q.retain_canceled_ms, $3::bigint) FROM baton.queues q
+), policy AS (
+    SELECT name, state, now() - interval '1 millisecond' * ms AS cutoff FROM retention WHERE ms >= 0
 ), doomed AS MATERIALIZED (
-    SELECT j.id
-    FROM baton.jobs j
-    JOIN policy p ON p.name = j.queue
-    WHERE j.state IN ('succeeded', 'dead', 'canceled')
-      -- The shortest retention of all bounds the scan (the BRIN index on finished_at).
-      AND j.finished_at < now() - interval '1 millisecond' * (
-          SELECT min(ms) FROM policy, LATERAL (VALUES (succeeded_ms), (dead_ms), (canceled_ms)) r(ms) WHERE ms >= 0)
-      AND j.finished_at < now() - interval '1 millisecond' * CASE j.state
-              WHEN 'succeeded' THEN p.succeeded_ms WHEN 'dead' THEN p.dead_ms ELSE p.canceled_ms END
-      AND CASE j.state WHEN 'succeeded' THEN p.succeeded_ms WHEN 'dead' THEN p.dead_ms ELSE p.canceled_ms END >= 0
+    SELECT d.id
+    FROM policy p
+    CROSS JOIN LATERAL (
+        SELECT j.id
+        FROM baton.jobs j
+        WHERE j.queue = p.name
+          AND j.state = p.state
+          AND j.state IN ('succeeded', 'dead', 'canceled') -- the index's predicate, for the planner
+          AND j.finished_at < p.cutoff
+        ORDER BY j.finished_at
+        LIMIT $4::integer
+        FOR UPDATE OF j SKIP LOCKED
+    ) d
     LIMIT $4::integer
-    FOR UPDATE OF j SKIP LOCKED
 ), pruned AS (
-    DELETE FROM baton.jobs j USING doomed d WHERE j.id = d.id RETURNING j.id
+    -- The ids as one array, as in JobClaim: every plan, a generic one too,
+    -- then deletes through the primary key, never by a join on a scan.
+    DELETE FROM baton.jobs j WHERE j.id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING j.id
 ), history AS (
-    DELETE FROM baton.job_events e USING pruned p WHERE e.job_id = p.id
+    DELETE FROM baton.job_events e WHERE e.job_id = ANY (ARRAY(SELECT id FROM pruned))
 )
 SELECT count(*)::bigint AS pruned FROM pruned
 `
@@ -47,7 +53,9 @@ type JobPruneParams struct {
 // Deletes up to max_jobs finished jobs that have been finished longer than
 // their queue keeps them, with their history rows, in one statement. Each
 // final state's retention is the queue's override (retain_*_ms), else the
-// given default; -1 keeps forever. Only succeeded, dead and canceled jobs are
+// given default; -1 keeps forever. For each queue and final state, the jobs
+// past its cutoff are read oldest first from jobs_finished_idx, so a prune
+// reads only what it deletes. Only succeeded, dead and canceled jobs are
 // looked at: a running or waiting job is never pruned. SKIP LOCKED passes
 // over a job that a re-drive holds. The count triggers keep queue_summary
 // exact, and a job handed off from a pruned one keeps its parent_id.

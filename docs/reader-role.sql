@@ -18,4 +18,4 @@ ALTER ROLE baton_reader SET default_transaction_read_only = on;
 ALTER ROLE baton_reader SET statement_timeout = '30s';
 GRANT USAGE ON SCHEMA baton TO baton_reader;
 GRANT SELECT ON baton.queue_summary, baton.stage_latency, baton.throughput_hourly,
-    baton.failures, baton.stuck_jobs, baton.pipeline_lineage TO baton_reader;
+    baton.failures, baton.stuck_jobs, baton.pipeline_lineage, baton.table_health TO baton_reader;

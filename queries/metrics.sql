@@ -1,13 +1,11 @@
--- name: MetricsTables :many
--- Vacuum health of Baton's tables, for /metrics.
-SELECT c.relname::text AS table_name,
-       pg_stat_get_live_tuples(c.oid)::bigint AS live_tuples,
-       pg_stat_get_dead_tuples(c.oid)::bigint AS dead_tuples,
-       coalesce(extract(epoch FROM greatest(pg_stat_get_last_autovacuum_time(c.oid), pg_stat_get_last_vacuum_time(c.oid))), 0)::float8 AS last_vacuum_unix
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'baton' AND c.relkind = 'r'
-ORDER BY c.relname;
+-- name: TableHealth :many
+-- The table_health view: rows, dead rows, sizes and vacuums of Baton's
+-- tables, for baton report, the dashboard and /metrics.
+SELECT table_name::text AS table_name, live_rows::bigint AS live_rows, dead_rows::bigint AS dead_rows,
+       table_bytes::bigint AS table_bytes, index_bytes::bigint AS index_bytes,
+       last_vacuum, vacuums::bigint AS vacuums
+FROM baton.table_health
+ORDER BY table_bytes + index_bytes DESC, table_name;
 
 -- name: MetricsOldestTransaction :one
 -- The age of the oldest open transaction in this database: a long one holds

@@ -393,7 +393,7 @@ stages:
 
 	r := baton(t, u, "", "report")
 	require.Zero(t, r.code, r.stderr)
-	for _, name := range []string{"queue_summary", "stage_latency", "throughput_hourly", "failures", "stuck_jobs", "pipeline_lineage"} {
+	for _, name := range []string{"queue_summary", "stage_latency", "throughput_hourly", "failures", "stuck_jobs", "pipeline_lineage", "table_health"} {
 		require.Regexp(t, "(?m)^"+name+"$", r.stdout)
 	}
 	require.Regexp(t, `(?m)^a +0 +0 +0 +0 +3 +1 +0 +0\.000 +false$`, r.stdout)
@@ -403,9 +403,18 @@ stages:
 	require.Zero(t, r.code, r.stderr)
 	var all map[string][]map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &all))
-	require.Len(t, all, 6)
+	require.Len(t, all, 7)
 	require.Len(t, all["pipeline_lineage"], 4+3)
 	require.Empty(t, all["stuck_jobs"])
+	sizes := map[string]float64{}
+	for _, row := range all["table_health"] {
+		sizes[row["table_name"].(string)] = row["table_bytes"].(float64) + row["index_bytes"].(float64)
+		require.Contains(t, row, "dead_rows")
+		require.Contains(t, row, "last_vacuum")
+	}
+	require.Positive(t, sizes["jobs"], "the jobs table and its indexes take room: %v", sizes)
+	require.Positive(t, sizes["job_events"])
+	require.Contains(t, sizes, "queues")
 
 	r = baton(t, u, "", "report", "failures", "--format", "csv")
 	require.Zero(t, r.code, r.stderr)

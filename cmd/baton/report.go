@@ -67,6 +67,9 @@ var reports = []report{
 	{"pipeline_lineage", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
 		return q.ReportPipelineLineage(ctx, queue)
 	}},
+	{"table_health", func(ctx context.Context, q *db.Queries, _ string) (any, error) {
+		return q.TableHealth(ctx)
+	}},
 }
 
 func reportNames() string {

@@ -121,8 +121,9 @@ func prepare(ctx context.Context) (string, string, error) {
 		return "", "", err
 	}
 	dropStale(ctx, conn)
+	dropUnusedTemplates(ctx, conn, `baton\_tmpl\_%`, template, time.Now())
 	if ready != nil && *ready {
-		return base, template, nil
+		return base, template, markUsed(ctx, conn, template, time.Now())
 	}
 	if ready != nil { // a build that died half-way
 		if _, err := conn.Exec(ctx, "DROP DATABASE "+template+" WITH (FORCE)"); err != nil {
@@ -135,7 +136,50 @@ func prepare(ctx context.Context) (string, string, error) {
 	if _, err := conn.Exec(ctx, "ALTER DATABASE "+template+" WITH IS_TEMPLATE true"); err != nil {
 		return "", "", err
 	}
-	return base, template, nil
+	return base, template, markUsed(ctx, conn, template, time.Now())
+}
+
+// Each schema version has its own template, so a developer's server would
+// keep one for every version ever tested. A template records when a test
+// run last used it, and one unused for templateIdle is dropped.
+const (
+	templateIdle    = 24 * time.Hour
+	templateComment = "baton test template, last used at unix time %d"
+)
+
+func markUsed(ctx context.Context, conn *pgx.Conn, template string, now time.Time) error {
+	_, err := conn.Exec(ctx, fmt.Sprintf("COMMENT ON DATABASE %s IS '%s'", template, fmt.Sprintf(templateComment, now.Unix())))
+	return err
+}
+
+// dropUnusedTemplates drops the other schema versions' templates (the
+// databases named LIKE pattern, but keep) that no run has used for
+// templateIdle. One with no record (made before templates
+// kept one) is given one now, and so goes a day later: a run still using it
+// is not cut short.
+func dropUnusedTemplates(ctx context.Context, conn *pgx.Conn, pattern, keep string, now time.Time) {
+	rows, err := conn.Query(ctx, `SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '')
+		FROM pg_database WHERE datistemplate AND datname LIKE $1 AND datname <> $2`, pattern, keep)
+	if err != nil {
+		return
+	}
+	type tmpl struct{ name, comment string }
+	all, _ := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tmpl, error) {
+		var t tmpl
+		return t, r.Scan(&t.name, &t.comment)
+	})
+	for _, t := range all {
+		name := pgx.Identifier{t.name}.Sanitize()
+		var used int64
+		if _, err := fmt.Sscanf(t.comment, templateComment, &used); err != nil {
+			_ = markUsed(ctx, conn, name, now)
+			continue
+		}
+		if now.Sub(time.Unix(used, 0)) > templateIdle {
+			_, _ = conn.Exec(ctx, "ALTER DATABASE "+name+" WITH IS_TEMPLATE false")
+			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		}
+	}
 }
 
 // dropStale drops test databases created over an hour ago.

@@ -1,0 +1,2 @@
+DROP VIEW baton.table_health;
+DROP INDEX baton.jobs_finished_idx;
