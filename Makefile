@@ -31,11 +31,13 @@ build: ## build bin/baton
 generate: tools ## regenerate the sqlc code in db/ from queries/ and migrations/
 	$(GOBIN)/sqlc generate
 
-check: tools ## gofmt, go vet, staticcheck, and the sqlc drift check
+check: tools ## gofmt, go vet, staticcheck, the sqlc drift check, and no tracked file over 1 MB
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting" >&2; exit 1; }
 	go vet ./... && go vet -tags chaos ./chaos/
 	$(GOBIN)/staticcheck ./... && $(GOBIN)/staticcheck -tags chaos ./chaos/
 	$(GOBIN)/sqlc diff || { echo "sqlc: generated code in db/ is out of date; run make generate" >&2; exit 1; }
+	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1000000 { print $$2 }'); \
+		test -z "$$big" || { echo "$$big"; echo "tracked files over 1 MB (a build output?): remove them from git" >&2; exit 1; }
 
 tools: ## install sqlc and staticcheck through the Go module proxy
 	@test -x $(GOBIN)/sqlc && $(GOBIN)/sqlc version | grep -q $(SQLC_VERSION) || go install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/baton-run/baton/db"
 )
@@ -70,9 +71,11 @@ func (s *stage) commit(batch []*done) {
 			p.Direct[i] = true
 		}
 	}
+	began := time.Now()
 	rows, err := retryDB(ctx, func() ([]db.JobCompleteManyRow, error) {
 		return db.New(s.w.pool).JobCompleteMany(ctx, p)
 	})
+	s.metrics.completionSeconds.Observe(time.Since(began).Seconds())
 	if err != nil && len(batch) > 1 && !errors.Is(err, db.ErrUnavailable) {
 		// Something in the group failed the statement: commit the rest one
 		// by one so one bad job cannot hold back the others.

@@ -18,11 +18,18 @@ const maintenanceBatch = 1000
 // and the promotion of due jobs are single guarded statements using SKIP
 // LOCKED, so every replica runs them at once without a leader. Beside it,
 // finished jobs past retention r are pruned (Prune: one replica at a time)
-// every ten intervals, or at once again while pruning is behind.
+// every ten intervals, or at once again while pruning is behind, and tables
+// with many dead rows are vacuumed (Vacuum).
 func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, r Retention, log *slog.Logger) {
-	var pruning sync.WaitGroup
-	defer pruning.Wait()
-	pruning.Go(func() { runPrune(ctx, pool, 10*interval, r, log) })
+	var loops sync.WaitGroup
+	defer loops.Wait()
+	loops.Go(func() { runPrune(ctx, pool, 10*interval, r, log) })
+	loops.Go(func() { runVacuum(ctx, pool, interval, log) })
+	every(ctx, interval, func() { Maintain(ctx, pool, log) })
+}
+
+// every calls f every interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, f func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -30,7 +37,7 @@ func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Durat
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			Maintain(ctx, pool, log)
+			f()
 		}
 	}
 }

@@ -462,10 +462,12 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 	// its jobs until their leases expire.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
 	defer cancel()
+	began := time.Now()
 	rows, err := db.New(s.w.pool).JobClaim(ctx, db.JobClaimParams{
 		QueueName: s.cfg.Queue, MaxJobs: int32(n), LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: s.w.cfg.ID,
 		MaxAttempts: int32(s.cfg.MaxAttempts),
 	})
+	s.metrics.claimSeconds.Observe(time.Since(began).Seconds())
 	if err != nil {
 		return 0, db.MapError(err)
 	}
@@ -609,16 +611,7 @@ func retryDB[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 // heartbeatLoop extends the leases of this stage's running jobs every lease/3
 // and stops the handlers of jobs whose lease is gone.
 func (s *stage) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.Lease.D() / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.heartbeat(ctx)
-		}
-	}
+	every(ctx, s.cfg.Lease.D()/3, func() { s.heartbeat(ctx) })
 }
 
 func (s *stage) heartbeat(ctx context.Context) {

@@ -82,7 +82,7 @@ func burnDown(ctx context.Context, pool *pgxpool.Pool, target db.ConnectConfig, 
 	progress("burning down the backlog with %d replica(s), %d slots per stage", workers, concurrency)
 	start := time.Now()
 	machine0, self0 := cpuTimes()
-	rs, err = startReplicas(ctx, target, benchPipeline(stages, concurrency), workers)
+	rs, err = startReplicas(ctx, target, benchPipeline(stages, concurrency), workers, worker.Retention{})
 	if err != nil {
 		return b, nil, err
 	}
@@ -126,7 +126,10 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the preload and burn-down to this file")
 	sweep := fs.String("sweep", "", "comma-separated slot counts: burn down --jobs at each and report throughput against the claim batch")
-	svg := fs.String("svg", "", "with --sweep: write the plot of throughput against the claim batch to this SVG file")
+	svg := fs.String("svg", "", "with --sweep or --soak: write the plot to this SVG file")
+	soak := fs.Bool("soak", false, "push --jobs through A -> B with retention on, keeping a backlog, and report every --window jobs")
+	window := fs.Int("window", 500_000, "with --soak: jobs per reported window")
+	retain := fs.Duration("retain", time.Minute, "with --soak: how long finished jobs are kept")
 	pos, err := parseFlags(fs, args)
 	switch {
 	case err != nil:
@@ -141,8 +144,12 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("bench: --workers 1..64, --concurrency 1..10000")
 	case *rate < 0 || *duration <= 0 || *restJobs < 0:
 		return usagef("bench: --rate and --rest-jobs must be >= 0 and --duration > 0")
-	case *svg != "" && *sweep == "":
-		return usagef("bench: --svg needs --sweep")
+	case *svg != "" && *sweep == "" && !*soak:
+		return usagef("bench: --svg needs --sweep or --soak")
+	case *soak && (*sweep != "" || *stages != 2):
+		return usagef("bench: --soak runs two stages and no --sweep")
+	case *soak && (*window < 1 || *window > *jobs || *retain <= 0):
+		return usagef("bench: --window must be between 1 and --jobs, and --retain > 0")
 	}
 	points, err := parseSweep(*sweep)
 	if err != nil {
@@ -174,6 +181,10 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer pool.Close()
 
+	if *soak {
+		r := soakResult{Jobs: *jobs, Window: *window, RetainSeconds: retain.Seconds(), Workers: *workers, Concurrency: *concurrency}
+		return runSoak(ctx, pool, target, r, *retain, *svg, *asJSON, stdout)
+	}
 	r := benchResult{Stages: *stages, Jobs: *jobs, Workers: *workers, Concurrency: *concurrency, DatabaseForBenchRun: dbName(benchURL)}
 	progress("measuring the durable single-row commit rate (8 clients, 3s)")
 	if r.CommitRate, err = commitRate(ctx, pool, 8, 3*time.Second); err != nil {
@@ -429,8 +440,8 @@ type replicas struct {
 	stop    func()
 }
 
-// startReplicas runs n worker replicas in this process.
-func startReplicas(ctx context.Context, target db.ConnectConfig, p *worker.Pipeline, n int) (*replicas, error) {
+// startReplicas runs n worker replicas in this process, pruning by retain.
+func startReplicas(ctx context.Context, target db.ConnectConfig, p *worker.Pipeline, n int, retain worker.Retention) (*replicas, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var pools []*pgxpool.Pool
@@ -451,7 +462,7 @@ func startReplicas(ctx context.Context, target db.ConnectConfig, p *worker.Pipel
 		}
 		pools = append(pools, pool)
 		w, err := worker.New(pool, worker.Config{
-			Pipeline: p, ID: fmt.Sprintf("bench-%d", i), Logger: slog.New(slog.DiscardHandler),
+			Pipeline: p, ID: fmt.Sprintf("bench-%d", i), Logger: slog.New(slog.DiscardHandler), Retention: retain,
 			PollOnly: target.Pooler == db.TransactionPooler,
 		})
 		if err != nil {

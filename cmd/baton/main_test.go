@@ -592,3 +592,62 @@ func TestBench(t *testing.T) {
 	require.Positive(t, num("rest_submit_per_sec"))
 	require.InDelta(t, 2*num("handoffs_per_sec"), num("jobs_per_sec"), 0.001)
 }
+
+// The soak's short variant: jobs flow through A -> B with retention on, and
+// every window reports throughput, statement p99s and the tables' sizes.
+func TestBenchSoak(t *testing.T) {
+	t.Parallel()
+	_, u := dbtest.NewWithURL(t)
+	t.Cleanup(func() { dropDatabase(t, u, strings.Replace(u, "?", "_bench?", 1)) })
+	for _, args := range [][]string{
+		{"--soak", "--stages", "1"},
+		{"--soak", "--sweep", "10,20"},
+		{"--soak", "--jobs", "100", "--window", "200"},
+		{"--soak", "--retain", "0s"},
+		{"--svg", "x.svg"},
+	} {
+		r := baton(t, u, "", append([]string{"bench"}, args...)...)
+		require.Equal(t, 2, r.code, "%v: %s", args, r.stderr)
+	}
+
+	svg := filepath.Join(t.TempDir(), "soak.svg")
+	r := baton(t, u, "", "bench", "--soak", "--jobs", "30000", "--window", "10000", "--retain", "1s", "--svg", svg, "--json")
+	require.Zero(t, r.code, r.stderr)
+	var got struct {
+		Jobs    int `json:"jobs"`
+		Windows []struct {
+			JobsDone         int64   `json:"jobs_done"`
+			ExecutionsPerSec float64 `json:"executions_per_sec"`
+			ClaimP99Ms       float64 `json:"claim_p99_ms"`
+			CompletionP99Ms  float64 `json:"completion_p99_ms"`
+			EndToEndP99Ms    float64 `json:"end_to_end_p99_ms"`
+			TableBytes       int64   `json:"table_bytes"`
+			IndexBytes       int64   `json:"index_bytes"`
+			Tables           []struct {
+				TableName string `json:"table_name"`
+			} `json:"tables"`
+		} `json:"windows"`
+		LastOverFirst  float64 `json:"last_over_first_throughput"`
+		SizeGrowth     float64 `json:"size_growth"`
+		ClaimP99Spread float64 `json:"claim_p99_spread"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
+	require.Len(t, got.Windows, 3, r.stdout)
+	for i, w := range got.Windows {
+		require.GreaterOrEqual(t, w.JobsDone, int64(10000*(i+1)), r.stdout)
+		require.Positive(t, w.ExecutionsPerSec)
+		require.Positive(t, w.ClaimP99Ms)
+		require.Positive(t, w.CompletionP99Ms)
+		require.Positive(t, w.EndToEndP99Ms)
+		require.Positive(t, w.TableBytes)
+		require.Positive(t, w.IndexBytes)
+		require.NotEmpty(t, w.Tables)
+	}
+	require.Positive(t, got.LastOverFirst)
+	require.Positive(t, got.SizeGrowth)
+	require.GreaterOrEqual(t, got.ClaimP99Spread, 1.0)
+	plot, err := os.ReadFile(svg)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(plot), "<svg"))
+	require.Equal(t, 2, strings.Count(string(plot), "<polyline"), "throughput and size")
+}
