@@ -611,7 +611,7 @@ func TestBenchSoak(t *testing.T) {
 	}
 
 	svg := filepath.Join(t.TempDir(), "soak.svg")
-	r := baton(t, u, "", "bench", "--soak", "--jobs", "30000", "--window", "10000", "--retain", "1s", "--svg", svg, "--json")
+	r := baton(t, u, "", "bench", "--soak", "--jobs", "30000", "--window", "10000", "--retain", "30s", "--svg", svg, "--json")
 	require.Zero(t, r.code, r.stderr)
 	var got struct {
 		Jobs    int `json:"jobs"`

@@ -35,7 +35,8 @@ type soakWindow struct {
 	ClaimP99Ms      float64 `json:"claim_p99_ms"`
 	CompletionP99Ms float64 `json:"completion_p99_ms"`
 	// EndToEndP99Ms runs from a job's submit to the end of its B stage, over
-	// the jobs that ended in the window's last 10 seconds: the wait behind
+	// the jobs that ended in the window's last 10 seconds (or half the
+	// retention, so that retention has not pruned them): the wait behind
 	// the backlog included.
 	EndToEndP99Ms float64 `json:"end_to_end_p99_ms"`
 	// TableBytes, IndexBytes and DeadRows add up every Baton table; Tables
@@ -115,7 +116,7 @@ func runSoak(ctx context.Context, pool *pgxpool.Pool, target db.ConnectConfig, r
 			ClaimP99Ms:       c.quantileSince(claims, 0.99) * 1000,
 			CompletionP99Ms:  k.quantileSince(completions, 0.99) * 1000,
 		}
-		if err := measureTables(ctx, pool, &w); err != nil {
+		if err := measureTables(ctx, pool, min(10*time.Second, retain/2), &w); err != nil {
 			return err
 		}
 		r.Windows = append(r.Windows, w)
@@ -167,8 +168,8 @@ func produce(ctx context.Context, pool *pgxpool.Pool, jobs int, executions func(
 }
 
 // measureTables reads the sizes, dead rows, oldest transaction and the
-// recent end-to-end p99 into w.
-func measureTables(ctx context.Context, pool *pgxpool.Pool, w *soakWindow) error {
+// end-to-end p99 of the jobs that ended within recent into w.
+func measureTables(ctx context.Context, pool *pgxpool.Pool, recent time.Duration, w *soakWindow) error {
 	q := db.New(pool)
 	tables, err := q.TableHealth(ctx)
 	if err != nil {
@@ -186,7 +187,8 @@ func measureTables(ctx context.Context, pool *pgxpool.Pool, w *soakWindow) error
 	err = pool.QueryRow(ctx, `
 		SELECT coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM b.finished_at - a.created_at)), 0) * 1000
 		FROM baton.jobs b JOIN baton.jobs a ON a.id = b.parent_id
-		WHERE b.queue = 'b' AND b.state = 'succeeded' AND b.finished_at > now() - interval '10 seconds'`).Scan(&w.EndToEndP99Ms)
+		WHERE b.queue = 'b' AND b.state = 'succeeded' AND b.finished_at > now() - $1::bigint * interval '1 microsecond'`,
+		recent.Microseconds()).Scan(&w.EndToEndP99Ms)
 	if err != nil {
 		return fmt.Errorf("bench: soak: end-to-end latency: %w", err)
 	}
