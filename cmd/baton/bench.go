@@ -394,16 +394,13 @@ func commitRate(ctx context.Context, pool *pgxpool.Pool, clients int, d time.Dur
 }
 
 func preload(ctx context.Context, pool *pgxpool.Pool, n int) error {
-	const chunk = 5000
-	batch := make([]db.NewJob, 0, chunk)
-	for i := range n {
-		batch = append(batch, db.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)})
-		if len(batch) == chunk || i == n-1 {
-			if _, err := db.Submit(ctx, pool, batch...); err != nil {
-				return err
-			}
-			batch = batch[:0]
+	batch := noopJobs(5000)
+	for done := 0; done < n; {
+		k := min(len(batch), n-done)
+		if _, err := db.Submit(ctx, pool, batch[:k]...); err != nil {
+			return err
 		}
+		done += k
 	}
 	for _, sql := range []string{"VACUUM ANALYZE baton.jobs", "CHECKPOINT"} {
 		if _, err := pool.Exec(ctx, sql); err != nil {
@@ -411,6 +408,15 @@ func preload(ctx context.Context, pool *pgxpool.Pool, n int) error {
 		}
 	}
 	return nil
+}
+
+// noopJobs is n jobs for queue a, the bench's first stage.
+func noopJobs(n int) []db.NewJob {
+	jobs := make([]db.NewJob, n)
+	for i := range jobs {
+		jobs[i] = db.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
+	}
+	return jobs
 }
 
 var registerNoop sync.Once

@@ -141,11 +141,7 @@ func runSoak(ctx context.Context, pool *pgxpool.Pool, target db.ConnectConfig, r
 // soakBacklog of them wait to be worked (counted from the replicas'
 // executions: each job is two, A and B).
 func produce(ctx context.Context, pool *pgxpool.Pool, jobs int, executions func() int64) error {
-	const chunk = 2000
-	batch := make([]db.NewJob, chunk)
-	for i := range batch {
-		batch[i] = db.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
-	}
+	batch := noopJobs(2000)
 	for submitted := 0; submitted < jobs; {
 		if 2*int64(submitted)-executions() >= 2*soakBacklog {
 			select {
@@ -155,7 +151,7 @@ func produce(ctx context.Context, pool *pgxpool.Pool, jobs int, executions func(
 			}
 			continue
 		}
-		n := min(chunk, jobs-submitted)
+		n := min(len(batch), jobs-submitted)
 		if _, err := db.Submit(ctx, pool, batch[:n]...); err != nil {
 			if ctx.Err() != nil {
 				return nil
