@@ -98,6 +98,18 @@ func (c *cluster) waitReady(limit time.Duration) error {
 	}
 }
 
+// dropDatabase drops db if an earlier run (go test -count N) left it.
+func (c *cluster) dropDatabase(db string) error {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.url("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
+	return err
+}
+
 // restart restarts Postgres: mode "fast" (clean) or "immediate" (a crash).
 func (c *cluster) restart(mode string) error {
 	out, err := exec.Command("pg_ctlcluster", c.version, c.name, "restart", "-m", mode).CombinedOutput()

@@ -96,6 +96,7 @@ func start(t *testing.T, c *cluster, bin, name string, workers int, proxied bool
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, c: c, bin: bin, dir: dir, stopping: make(chan struct{}), dbURL: c.url("chaos_" + name)}
+	require.NoError(t, c.dropDatabase("chaos_"+name))
 	cmd := exec.Command(bin, "migrate", "up")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+e.dbURL)
 	out, err := cmd.CombinedOutput()

@@ -374,27 +374,31 @@ func TestCheckerCatchesBrokenBuilds(t *testing.T) {
 			fault: freezeWorker(2*lease, slowHolder),
 		},
 		{
-			// The reaper as River's first rescuer had it: read, then write
-			// without re-checking state (pg_sleep stands for the round trip
-			// between its two queries).
+			// The reaper as River's first rescuer had it: read without a
+			// lock, then write without re-checking state. A 3 s pause, taken
+			// once when something expired, stands for the round trip between
+			// its two queries.
 			name: "reaper-without-state-guard",
 			patches: []patch{
 				{
 					gen,
-					"    WHERE state = 'running' AND lease_expires_at < now()\n    ORDER BY id\n    LIMIT $1::integer\n    FOR UPDATE SKIP LOCKED\n",
-					"    WHERE state = 'running' AND lease_expires_at < now() AND pg_sleep(0.3) IS NOT NULL\n    ORDER BY id\n    LIMIT $1::integer\n",
+					"    LIMIT $1::integer\n    FOR UPDATE SKIP LOCKED\n), reaped AS (",
+					"    LIMIT $1::integer\n), reaped AS (",
 				},
 				{
 					gen,
 					"    WHERE j.id = e.id\n      AND j.state = 'running'\n      AND j.lease_expires_at < now()\n",
-					"    WHERE j.id = e.id\n",
+					"    WHERE j.id = e.id\n      AND (SELECT count(pg_sleep(3)) FROM (SELECT FROM expired LIMIT 1) one) >= 0\n",
 				},
 			},
-			// The frozen worker must hold a lease that expires: a slow job
-			// (twice the lease) is surely still running when it stops, where
-			// the busiest worker's quick jobs may all be done (CI saw that).
+			// The frozen worker's leases expire within a lease of the stop
+			// (heartbeats come every lease/3), and a reaper reads them within
+			// a maintenance interval of that: before the worker wakes at
+			// lease + 1.5 s, and less than 3 s before it, so the worker's
+			// completions land between the reaper's read and its write.
+			// (With a shorter pause CI saw runs where they never did.)
 			load:  loadOpts{slowEvery: 10},
-			fault: freeze(lease + 500*time.Millisecond),
+			fault: freeze(lease + 1500*time.Millisecond),
 		},
 	}
 	for _, b := range broken {
