@@ -39,6 +39,7 @@ type report struct {
 	RecoveryP99     time.Duration // lost claim -> next claim, over reaped jobs
 	RecoveryBound   time.Duration
 	QuiesceDuration time.Duration
+	Exits           int // process incarnations that ended before the end of the run (the harness restarts them)
 }
 
 // damage counts every violation of Baton's promises.
@@ -54,11 +55,11 @@ func (r report) String() string {
 	}
 	return fmt.Sprintf("accepted=%d indeterminate=%d faults=%d poison=%d collateral_dead=%d | lost=%d unexpected=%d dup_terminal=%d dup_handoff=%d "+
 		"missing_handoff=%d orphan_handoff=%d attempts_over=%d illegal=%d double_claim=%d stale_token=%d count_drift=%d | "+
-		"zombie_rejected=%d max_attempt=%d/%d succeeded a/b/c=%d/%d/%d recovery_p99=%s (bound %s, within: %s) quiesced_in=%s",
+		"zombie_rejected=%d max_attempt=%d/%d succeeded a/b/c=%d/%d/%d recovery_p99=%s (bound %s, within: %s) quiesced_in=%s exits=%d",
 		r.Accepted, r.Indeterminate, r.Faults, r.Poison, r.Collateral, r.Lost, r.Unexpected, r.DupTerminal, r.DupHandoff,
 		r.MissingHandoff, r.OrphanHandoff, r.AttemptsOver, r.Illegal, r.DoubleClaim, r.StaleToken, r.CountDrift,
 		r.ZombieRejected, r.MaxAttempt, maxAttempts, r.SucceededPerQ["a"], r.SucceededPerQ["b"], r.SucceededPerQ["c"],
-		r.RecoveryP99.Round(time.Millisecond), r.RecoveryBound.Round(time.Millisecond), within, r.QuiesceDuration.Round(time.Millisecond))
+		r.RecoveryP99.Round(time.Millisecond), r.RecoveryBound.Round(time.Millisecond), within, r.QuiesceDuration.Round(time.Millisecond), r.Exits)
 }
 
 // allowed is the state graph of docs/design.md ("" = created).

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,7 +24,9 @@ type cluster struct {
 	port          int
 }
 
-func newCluster() (*cluster, error) {
+// newCluster makes and starts a cluster named chaos_PID, or chaos_PID_ROLE
+// for a role other than "" (the failover pair), with the given settings.
+func newCluster(role string, settings ...string) (*cluster, error) {
 	if _, err := exec.LookPath("pg_createcluster"); err != nil {
 		return nil, fmt.Errorf("pg_createcluster not found (Debian's postgresql-common): %w", err)
 	}
@@ -32,16 +35,13 @@ func newCluster() (*cluster, error) {
 		return nil, err
 	}
 	dropStaleClusters(version)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+	c := &cluster{version: version, name: clusterName(role), port: freePort()}
+	args := []string{version, c.name, "-p", strconv.Itoa(c.port), "--start",
+		"-o", "fsync=on", "-o", "synchronous_commit=on", "-o", "max_connections=300"}
+	for _, s := range settings {
+		args = append(args, "-o", s)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	c := &cluster{version: version, name: fmt.Sprintf("chaos_%d", os.Getpid()), port: port}
-	out, err := exec.Command("pg_createcluster", version, c.name, "-p", strconv.Itoa(port), "--start",
-		"-o", "fsync=on", "-o", "synchronous_commit=on", "-o", "max_connections=300",
-		"--", "-A", "trust").CombinedOutput()
+	out, err := exec.Command("pg_createcluster", append(args, "--", "-A", "trust")...).CombinedOutput()
 	if err != nil {
 		c.drop()
 		return nil, fmt.Errorf("pg_createcluster: %v\n%s", err, out)
@@ -51,6 +51,58 @@ func newCluster() (*cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+func clusterName(role string) string {
+	if role == "" {
+		return fmt.Sprintf("chaos_%d", os.Getpid())
+	}
+	return fmt.Sprintf("chaos_%d_%s", os.Getpid(), role)
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// newStandby makes a hot standby of c: a base backup streaming from c
+// through a replication slot. With synchronous_standby_names set on c, c's
+// commits wait until this standby has them.
+func (c *cluster) newStandby(role string) (*cluster, error) {
+	s := &cluster{version: c.version, name: clusterName(role), port: freePort()}
+	out, err := exec.Command("pg_createcluster", s.version, s.name, "-p", strconv.Itoa(s.port),
+		"-o", "max_connections=300", "--", "-A", "trust").CombinedOutput()
+	if err != nil {
+		s.drop()
+		return nil, fmt.Errorf("pg_createcluster: %v\n%s", err, out)
+	}
+	data := fmt.Sprintf("/var/lib/postgresql/%s/%s", s.version, s.name)
+	steps := [][]string{
+		{"find", data, "-mindepth", "1", "-delete"},
+		// As the cluster's owner, so that the copy is the server's to read.
+		{"runuser", "-u", "postgres", "--", "pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(c.port),
+			"-U", "postgres", "-D", data, "-X", "stream", "-R", "-C", "-S", strings.ReplaceAll(s.name, "-", "_"),
+			"--checkpoint=fast"},
+		{"pg_ctlcluster", s.version, s.name, "start"},
+	}
+	if os.Geteuid() != 0 {
+		steps[1] = steps[1][4:]
+	}
+	for _, step := range steps {
+		if out, err := exec.Command(step[0], step[1:]...).CombinedOutput(); err != nil {
+			s.drop()
+			return nil, fmt.Errorf("%s: %v\n%s", strings.Join(step, " "), err, out)
+		}
+	}
+	if err := s.waitReady(30 * time.Second); err != nil {
+		s.drop()
+		return nil, err
+	}
+	return s, nil
 }
 
 func pgVersion() (string, error) {
@@ -69,7 +121,8 @@ func dropStaleClusters(version string) {
 		if len(f) < 2 || f[0] != version || !strings.HasPrefix(f[1], "chaos_") {
 			continue
 		}
-		pid, err := strconv.Atoi(strings.TrimPrefix(f[1], "chaos_"))
+		pidText, _, _ := strings.Cut(strings.TrimPrefix(f[1], "chaos_"), "_")
+		pid, err := strconv.Atoi(pidText)
 		if err == nil && syscall.Kill(pid, 0) == nil {
 			continue
 		}
@@ -117,6 +170,60 @@ func (c *cluster) restart(mode string) error {
 		return fmt.Errorf("pg_ctlcluster restart -m %s: %v\n%s", mode, err, out)
 	}
 	return c.waitReady(60 * time.Second)
+}
+
+// crash SIGKILLs the server and every process it started, as a machine
+// that dies would: stopped first, so that it forks nothing meanwhile.
+func (c *cluster) crash() error {
+	data, err := os.ReadFile(fmt.Sprintf("/var/lib/postgresql/%s/%s/postmaster.pid", c.version, c.name))
+	if err != nil {
+		return err
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return fmt.Errorf("postmaster.pid: %w", err)
+	}
+	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+		return err
+	}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after ")".
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pm) {
+			pid, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimSuffix(f, "/stat"), "/proc/"))
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	return syscall.Kill(pm, syscall.SIGKILL)
+}
+
+// promote makes a standby the primary and waits until it takes writes.
+func (c *cluster) promote() error {
+	if out, err := exec.Command("pg_ctlcluster", c.version, c.name, "promote").CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctlcluster promote: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var recovering bool
+		conn, err := pgx.Connect(context.Background(), c.url("postgres"))
+		if err == nil {
+			err = conn.QueryRow(context.Background(), "SELECT pg_is_in_recovery()").Scan(&recovering)
+			conn.Close(context.Background())
+		}
+		if err == nil && !recovering {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("standby %s not promoted after 30s (last error: %v)", c.name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (c *cluster) drop() {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -80,8 +79,10 @@ type env struct {
 	t        *testing.T
 	c        *cluster
 	bin      string
+	db       string // the scenario's database
 	dbURL    string
 	dir      string
+	standby  *cluster // c's, in the failover scenario
 	pool     *pgxpool.Pool
 	api      string
 	procs    []*proc
@@ -91,12 +92,17 @@ type env struct {
 }
 
 // start creates the scenario's database and starts serve and the workers;
-// with proxied, the first worker reaches Postgres through a TCP proxy.
-func start(t *testing.T, c *cluster, bin, name string, workers int, proxied bool) *env {
+// with proxied, the first worker reaches Postgres through a TCP proxy; with
+// a standby, everything connects through a URL naming both servers.
+func start(t *testing.T, c, standby *cluster, bin, name string, workers int, proxied bool) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, c: c, bin: bin, dir: dir, stopping: make(chan struct{}), dbURL: c.url("chaos_" + name)}
-	require.NoError(t, c.dropDatabase("chaos_"+name))
+	e := &env{t: t, c: c, standby: standby, bin: bin, dir: dir, stopping: make(chan struct{}), db: "chaos_" + name}
+	e.dbURL = c.url(e.db)
+	if standby != nil {
+		e.dbURL = failoverURL(c, standby, e.db)
+	}
+	require.NoError(t, c.dropDatabase(e.db))
 	cmd := exec.Command(bin, "migrate", "up")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+e.dbURL)
 	out, err := cmd.CombinedOutput()
@@ -106,7 +112,7 @@ func start(t *testing.T, c *cluster, bin, name string, workers int, proxied bool
 	config := filepath.Join(dir, "pipeline.yaml")
 	require.NoError(t, os.WriteFile(config, []byte(pipeline), 0o600))
 
-	apiPort := freePort(t)
+	apiPort := freePort()
 	e.api = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	e.spawn("api", e.dbURL, "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", apiPort))
 	for i := 1; i <= workers; i++ {
@@ -223,6 +229,13 @@ func (p *proc) signal(sig syscall.Signal) {
 	_ = p.cmd.Process.Signal(sig)
 }
 
+// exits counts the incarnations that ended.
+func (p *proc) exits() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.exit)
+}
+
 // waitExit waits for the current incarnation to exit and returns its code.
 func (p *proc) waitExit(limit time.Duration) (int, bool) {
 	p.mu.Lock()
@@ -282,14 +295,6 @@ func (e *env) logs(prefix string) string {
 		b.Write(data)
 	}
 	return b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // op is one entry of the load generator's history, Jepsen style: a submit is

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "building baton: %v\n%s", err, out)
 			return 1
 		}
-		pg, err = newCluster()
+		pg, err = newCluster("")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "chaos: no cluster of its own:", err)
 			return 1
@@ -66,7 +66,10 @@ type scenario struct {
 	fault   func(ctx context.Context, e *env) int // runs until ctx ends; returns faults injected
 	bin     string                                // default: the real build
 	proxied bool                                  // the first worker reaches Postgres through a TCP proxy
-	check   func(t *testing.T, r report)          // extra expectations
+	// failover runs the system on a primary of its own with a synchronous
+	// streaming standby, through a multi-host URL that finds the writable one.
+	failover bool
+	check    func(t *testing.T, r report) // extra expectations
 	// quiesceWithin bounds the wait for quiescence. Default: 2 minutes.
 	quiesceWithin time.Duration
 }
@@ -81,7 +84,11 @@ func run(t *testing.T, s scenario) report {
 	if bin == "" {
 		bin = batonBin
 	}
-	e := start(t, pg, bin, strings.ReplaceAll(s.name, "-", "_"), workers, s.proxied)
+	c, standby := pg, (*cluster)(nil)
+	if s.failover {
+		c, standby = failoverPair(t)
+	}
+	e := start(t, c, standby, bin, strings.ReplaceAll(s.name, "-", "_"), workers, s.proxied)
 	h := &history{}
 	ctx, cancel := context.WithTimeout(context.Background(), faultTime)
 	defer cancel()
@@ -98,6 +105,9 @@ func run(t *testing.T, s scenario) report {
 	took, ok := e.quiesce(cmp.Or(s.quiesceWithin, 2*time.Minute))
 	r := e.check(h, s.load.isPoison)
 	r.Faults, r.QuiesceDuration = faults, took
+	for _, p := range e.procs {
+		r.Exits += p.exits()
+	}
 	t.Logf("%s: %s", s.name, r)
 	if !ok {
 		t.Errorf("%s: not quiescent within the bound", s.name)

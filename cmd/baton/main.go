@@ -35,7 +35,7 @@ Usage:
   baton queue list | pause Q | resume Q  the queues; pause or resume one
   baton queue set Q --retain-succeeded D [--retain-dead D] [--retain-canceled D]
                                         how long Q keeps finished jobs (48h, forever, default)
-  baton report [queue_summary]          jobs per queue and state
+  baton report [NAME] [--database-url URL]  the reporting views (all, or the one named)
   baton bench [--stages 1|2] [--jobs N] [--json]   the benchmark (in DATABASE_URL's name + "_bench")
 
 Environment:
@@ -44,6 +44,8 @@ Environment:
                      transaction mode (no prepared statements, workers poll)
   BATON_MIGRATE_DATABASE_URL  a direct connection for migrations (required with
                      BATON_POOLER=transaction; default DATABASE_URL)
+  BATON_REPORTS_DATABASE_URL  where baton report reads, for example a read-only
+                     hot standby (default DATABASE_URL)
   BATON_ADDR         API listen address (default 127.0.0.1:8080)
   BATON_API_TOKENS   comma-separated bearer tokens the API accepts
   BATON_RETAIN_SUCCEEDED, BATON_RETAIN_DEAD, BATON_RETAIN_CANCELED
@@ -143,16 +145,16 @@ func databaseURL() string {
 
 // connectCLI opens the small pool a one-shot command needs.
 func connectCLI(ctx context.Context) (*pgxpool.Pool, error) {
-	return connect(ctx, "baton-cli", 2)
+	return connect(ctx, databaseURL(), "baton-cli", 2)
 }
 
-// connect opens a pool on DATABASE_URL, through BATON_POOLER.
-func connect(ctx context.Context, appName string, maxConns int32) (*pgxpool.Pool, error) {
+// connect opens a pool on url, through BATON_POOLER.
+func connect(ctx context.Context, url, appName string, maxConns int32) (*pgxpool.Pool, error) {
 	p, err := pooler()
 	if err != nil {
 		return nil, err
 	}
-	return db.Connect(ctx, db.ConnectConfig{URL: databaseURL(), AppName: appName, MaxConns: maxConns, Pooler: p})
+	return db.Connect(ctx, db.ConnectConfig{URL: url, AppName: appName, MaxConns: maxConns, Pooler: p})
 }
 
 // pooler reads BATON_POOLER: what stands between Baton and PostgreSQL.

@@ -432,6 +432,18 @@ stages:
 	r = baton(t, u, "", "report", "stage_latency", "--since", "2000-01-01T00:00:00Z")
 	require.Zero(t, r.code, r.stderr)
 	require.Regexp(t, `(?m)^b +3 `, r.stdout)
+
+	// Reports read where --database-url or BATON_REPORTS_DATABASE_URL say (a
+	// standby: the chaos suite's failover scenario reads one), not DATABASE_URL.
+	nowhere := "postgres://postgres@127.0.0.1:1/nowhere?sslmode=disable&connect_timeout=2"
+	r = baton(t, nowhere, "", "report", "queue_summary", "--database-url", u)
+	require.Zero(t, r.code, r.stderr)
+	require.Regexp(t, `(?m)^a +0 +0 +0 +0 +3 +1 `, r.stdout)
+	r = batonWith(t, nowhere, []string{"BATON_REPORTS_DATABASE_URL=" + u}, "", "report", "queue_summary")
+	require.Zero(t, r.code, r.stderr)
+	require.Regexp(t, `(?m)^a +0 +0 +0 +0 +3 +1 `, r.stdout)
+	r = batonWith(t, u, []string{"BATON_REPORTS_DATABASE_URL=" + nowhere}, "", "report", "queue_summary", "--database-url", u)
+	require.Zero(t, r.code, r.stderr, "the flag wins over the environment")
 }
 
 // TestReplicasSurviveSIGKILL is the core promise end to end: two worker

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -86,6 +88,8 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	format := fs.String("format", "table", "table, json or csv")
 	queue := fs.String("queue", "", "only this queue (for pipeline_lineage: journeys through it)")
 	since := fs.String("since", "", "window start: a duration back from now (6h, 30m) or an RFC 3339 time; default per report")
+	dbURL := fs.String("database-url", os.Getenv("BATON_REPORTS_DATABASE_URL"),
+		"where the reports read, for example a hot standby (env BATON_REPORTS_DATABASE_URL; default DATABASE_URL)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -114,7 +118,9 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
-	pool, err := connectCLI(ctx)
+	// The views only read, so a read-only hot standby serves them as well
+	// as the primary, and heavy reports then never load the primary.
+	pool, err := connect(ctx, cmp.Or(*dbURL, databaseURL()), "baton-report", 2)
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopTracing()
-	pool, err := connect(ctx, "baton-serve", 16)
+	pool, err := connect(ctx, databaseURL(), "baton-serve", 16)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 		return err
 	}
 	defer stopTracing()
-	pool, err := connect(ctx, "baton-dev", worker.PoolSize(p)+8)
+	pool, err := connect(ctx, databaseURL(), "baton-dev", worker.PoolSize(p)+8)
 	if err != nil {
 		return err
 	}

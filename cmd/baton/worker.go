@@ -59,7 +59,7 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopTracing()
-	pool, err := connect(ctx, "baton-worker "+*id, worker.PoolSize(p))
+	pool, err := connect(ctx, databaseURL(), "baton-worker "+*id, worker.PoolSize(p))
 	if err != nil {
 		return err
 	}
