@@ -4,4 +4,5 @@ package db
 const (
 	JobClaimSQL = jobClaim
 	JobPruneSQL = jobPrune
+	JobListSQL  = jobList
 )

@@ -751,12 +751,79 @@ func (q *Queries) JobLineage(ctx context.Context, id int64) ([]JobLineageRow, er
 }
 
 const jobList = `-- name: JobList :many
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since FROM baton.jobs
-WHERE ($1::text IS NULL OR queue = $1::text)
-  AND ($2::baton.job_state IS NULL OR state = $2::baton.job_state)
-  AND id < $3::bigint
-ORDER BY id DESC
-LIMIT $4::integer
+WITH succeeded AS (
+    SELECT coalesce(sum(c.n), 0) AS n
+    FROM (SELECT n FROM baton.job_counts WHERE queue = $1::text AND state = 'succeeded'
+          UNION ALL
+          SELECT n FROM baton.job_count_deltas WHERE queue = $1::text AND state = 'succeeded') c
+)
+SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since FROM baton.jobs j
+WHERE j.id = ANY(ARRAY(
+    SELECT page.id FROM (
+        -- No queue, and any state or succeeded: the primary key, newest
+        -- first. Succeeded jobs are most of history, so a page is near.
+        (SELECT id FROM baton.jobs
+         WHERE $1::text IS NULL
+           AND ($2::baton.job_state IS NULL OR $2::baton.job_state = 'succeeded')
+           AND ($2::baton.job_state IS NULL OR state = $2::baton.job_state)
+           AND id < $3::bigint
+         ORDER BY id DESC
+         LIMIT $4::integer)
+        UNION ALL
+        -- Waiting, dead and canceled jobs: jobs_queue_state_idx, one walk
+        -- per (queue, state) pair the filters leave.
+        (SELECT w.id
+         FROM unnest(CASE WHEN $1::text IS NULL THEN ARRAY(SELECT name FROM baton.queues)
+                          ELSE ARRAY[$1::text] END) q(name)
+         CROSS JOIN unnest(CASE WHEN $2::baton.job_state IS NULL THEN '{scheduled,available,retrying,dead,canceled}'::baton.job_state[]
+                                ELSE ARRAY[$2::baton.job_state] END) s(state)
+         CROSS JOIN LATERAL (
+             SELECT id FROM baton.jobs
+             WHERE queue = q.name AND state = s.state AND state NOT IN ('running', 'succeeded')
+               AND id < $3::bigint
+             ORDER BY id DESC
+             LIMIT $4::integer
+         ) w
+         WHERE ($1::text IS NOT NULL OR $2::baton.job_state IS NOT NULL) AND s.state NOT IN ('running', 'succeeded'))
+        UNION ALL
+        -- Running jobs: jobs_running_idx, as long as the jobs in flight.
+        (SELECT id FROM baton.jobs
+         WHERE state = 'running'
+           AND (($2::baton.job_state IS NULL AND $1::text IS NOT NULL) OR $2::baton.job_state = 'running')
+           AND ($1::text IS NULL OR queue = $1::text)
+           AND id < $3::bigint
+         ORDER BY id DESC
+         LIMIT $4::integer)
+        UNION ALL
+        -- One queue's succeeded jobs, when it has fewer than 10,000 (the
+        -- counters say, deltas included, so exactly): newest finished first
+        -- from jobs_finished_idx, at most those 10,000, then sorted. The
+        -- limit also keeps a generic plan, which cannot know the queue is
+        -- small, from choosing to scan the table.
+        (SELECT f.id FROM (
+             SELECT id FROM baton.jobs
+             WHERE queue = $1::text AND state = 'succeeded'
+             ORDER BY queue DESC, state DESC, finished_at DESC
+             LIMIT 10000) f
+         WHERE $1::text IS NOT NULL AND ($2::baton.job_state IS NULL OR $2::baton.job_state = 'succeeded')
+           AND (SELECT n FROM succeeded) < 10000
+           AND f.id < $3::bigint
+         ORDER BY f.id DESC
+         LIMIT $4::integer)
+        UNION ALL
+        -- ...and when it has more: the primary key, newest first, where they
+        -- are dense enough to fill a page soon. (Comparing expressions keeps
+        -- the planner from reading all of them through an index to sort.)
+        (SELECT id FROM baton.jobs
+         WHERE queue || '' = $1::text AND state::text = 'succeeded' AND id < $3::bigint
+           AND $1::text IS NOT NULL AND ($2::baton.job_state IS NULL OR $2::baton.job_state = 'succeeded')
+           AND (SELECT n FROM succeeded) >= 10000
+         ORDER BY id DESC
+         LIMIT $4::integer)
+    ) page
+    ORDER BY page.id DESC
+    LIMIT $4::integer))
+ORDER BY j.id DESC
 `
 
 type JobListParams struct {
@@ -766,7 +833,14 @@ type JobListParams struct {
 	MaxJobs  int32     `json:"max_jobs"`
 }
 
-// Newest first, after the keyset cursor (ids below before_id); filters are optional.
+// Newest first, after the keyset cursor (ids below before_id); queue and
+// state are optional filters. A page is a few short index walks whatever
+// the table holds, and the same under a generic plan: each branch below is
+// one walk, kept or skipped at run time by its conditions on the arguments
+// alone, and names its index's predicate so that the planner may use it
+// without knowing the arguments. ("x IS NULL OR col = x" over the whole
+// table let a generic plan walk the primary key through every job of other
+// queues to fill a rare queue's page.)
 func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]Job, error) {
 	rows, err := q.db.Query(ctx, jobList,
 		arg.Queue,

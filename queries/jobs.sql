@@ -394,13 +394,87 @@ WHERE job_id = @job_id::bigint
 ORDER BY seq;
 
 -- name: JobList :many
--- Newest first, after the keyset cursor (ids below before_id); filters are optional.
-SELECT * FROM baton.jobs
-WHERE (sqlc.narg('queue')::text IS NULL OR queue = sqlc.narg('queue')::text)
-  AND (sqlc.narg('state')::baton.job_state IS NULL OR state = sqlc.narg('state')::baton.job_state)
-  AND id < @before_id::bigint
-ORDER BY id DESC
-LIMIT @max_jobs::integer;
+-- Newest first, after the keyset cursor (ids below before_id); queue and
+-- state are optional filters. A page is a few short index walks whatever
+-- the table holds, and the same under a generic plan: each branch below is
+-- one walk, kept or skipped at run time by its conditions on the arguments
+-- alone, and names its index's predicate so that the planner may use it
+-- without knowing the arguments. ("x IS NULL OR col = x" over the whole
+-- table let a generic plan walk the primary key through every job of other
+-- queues to fill a rare queue's page.)
+WITH succeeded AS (
+    SELECT coalesce(sum(c.n), 0) AS n
+    FROM (SELECT n FROM baton.job_counts WHERE queue = sqlc.narg('queue')::text AND state = 'succeeded'
+          UNION ALL
+          SELECT n FROM baton.job_count_deltas WHERE queue = sqlc.narg('queue')::text AND state = 'succeeded') c
+)
+SELECT j.* FROM baton.jobs j
+WHERE j.id = ANY(ARRAY(
+    SELECT page.id FROM (
+        -- No queue, and any state or succeeded: the primary key, newest
+        -- first. Succeeded jobs are most of history, so a page is near.
+        (SELECT id FROM baton.jobs
+         WHERE sqlc.narg('queue')::text IS NULL
+           AND (sqlc.narg('state')::baton.job_state IS NULL OR sqlc.narg('state')::baton.job_state = 'succeeded')
+           AND (sqlc.narg('state')::baton.job_state IS NULL OR state = sqlc.narg('state')::baton.job_state)
+           AND id < @before_id::bigint
+         ORDER BY id DESC
+         LIMIT @max_jobs::integer)
+        UNION ALL
+        -- Waiting, dead and canceled jobs: jobs_queue_state_idx, one walk
+        -- per (queue, state) pair the filters leave.
+        (SELECT w.id
+         FROM unnest(CASE WHEN sqlc.narg('queue')::text IS NULL THEN ARRAY(SELECT name FROM baton.queues)
+                          ELSE ARRAY[sqlc.narg('queue')::text] END) q(name)
+         CROSS JOIN unnest(CASE WHEN sqlc.narg('state')::baton.job_state IS NULL THEN '{scheduled,available,retrying,dead,canceled}'::baton.job_state[]
+                                ELSE ARRAY[sqlc.narg('state')::baton.job_state] END) s(state)
+         CROSS JOIN LATERAL (
+             SELECT id FROM baton.jobs
+             WHERE queue = q.name AND state = s.state AND state NOT IN ('running', 'succeeded')
+               AND id < @before_id::bigint
+             ORDER BY id DESC
+             LIMIT @max_jobs::integer
+         ) w
+         WHERE (sqlc.narg('queue')::text IS NOT NULL OR sqlc.narg('state')::baton.job_state IS NOT NULL) AND s.state NOT IN ('running', 'succeeded'))
+        UNION ALL
+        -- Running jobs: jobs_running_idx, as long as the jobs in flight.
+        (SELECT id FROM baton.jobs
+         WHERE state = 'running'
+           AND ((sqlc.narg('state')::baton.job_state IS NULL AND sqlc.narg('queue')::text IS NOT NULL) OR sqlc.narg('state')::baton.job_state = 'running')
+           AND (sqlc.narg('queue')::text IS NULL OR queue = sqlc.narg('queue')::text)
+           AND id < @before_id::bigint
+         ORDER BY id DESC
+         LIMIT @max_jobs::integer)
+        UNION ALL
+        -- One queue's succeeded jobs, when it has fewer than 10,000 (the
+        -- counters say, deltas included, so exactly): newest finished first
+        -- from jobs_finished_idx, at most those 10,000, then sorted. The
+        -- limit also keeps a generic plan, which cannot know the queue is
+        -- small, from choosing to scan the table.
+        (SELECT f.id FROM (
+             SELECT id FROM baton.jobs
+             WHERE queue = sqlc.narg('queue')::text AND state = 'succeeded'
+             ORDER BY queue DESC, state DESC, finished_at DESC
+             LIMIT 10000) f
+         WHERE sqlc.narg('queue')::text IS NOT NULL AND (sqlc.narg('state')::baton.job_state IS NULL OR sqlc.narg('state')::baton.job_state = 'succeeded')
+           AND (SELECT n FROM succeeded) < 10000
+           AND f.id < @before_id::bigint
+         ORDER BY f.id DESC
+         LIMIT @max_jobs::integer)
+        UNION ALL
+        -- ...and when it has more: the primary key, newest first, where they
+        -- are dense enough to fill a page soon. (Comparing expressions keeps
+        -- the planner from reading all of them through an index to sort.)
+        (SELECT id FROM baton.jobs
+         WHERE queue || '' = sqlc.narg('queue')::text AND state::text = 'succeeded' AND id < @before_id::bigint
+           AND sqlc.narg('queue')::text IS NOT NULL AND (sqlc.narg('state')::baton.job_state IS NULL OR sqlc.narg('state')::baton.job_state = 'succeeded')
+           AND (SELECT n FROM succeeded) >= 10000
+         ORDER BY id DESC
+         LIMIT @max_jobs::integer)
+    ) page
+    ORDER BY page.id DESC
+    LIMIT @max_jobs::integer))
+ORDER BY j.id DESC;
 
 -- name: JobGetMany :many
 SELECT * FROM baton.jobs WHERE id = any(@ids::bigint[]) ORDER BY id;
