@@ -33,7 +33,7 @@ func TestReaderRoleReadsOnlyTheViews(t *testing.T) {
 	require.NoError(t, err)
 	defer conn.Close(ctx)
 
-	for _, view := range []string{"queue_summary", "stage_latency", "throughput_hourly", "failures", "stuck_jobs", "pipeline_lineage", "table_health"} {
+	for _, view := range []string{"queue_summary", "stage_latency", "throughput_hourly", "failures", "stuck_jobs", "pipeline_lineage", "table_health", "job_history"} {
 		_, err := conn.Exec(ctx, "SELECT * FROM baton."+view)
 		require.NoError(t, err, view)
 	}
@@ -43,8 +43,10 @@ func TestReaderRoleReadsOnlyTheViews(t *testing.T) {
 	_, err = conn.Exec(ctx, "SET baton.since = '2026-01-01T00:00:00Z'")
 	require.NoError(t, err, "the reader chooses the report window")
 
-	_, err = conn.Exec(ctx, "SELECT * FROM baton.jobs")
-	require.ErrorContains(t, err, "permission denied")
+	for _, table := range []string{"jobs", "job_events", "idempotency_keys"} {
+		_, err = conn.Exec(ctx, "SELECT * FROM baton."+table)
+		require.ErrorContains(t, err, "permission denied", "payloads and results stay out of reach")
+	}
 	_, err = conn.Exec(ctx, "CREATE TEMP TABLE scratch (x int)")
 	require.ErrorContains(t, err, "read-only transaction")
 	var readOnly, timeout string

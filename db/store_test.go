@@ -421,8 +421,7 @@ func TestFailRetriesThenDies(t *testing.T) {
 	require.Equal(t, db.BatonJobStateRetrying, row.State)
 	require.Empty(t, claim(t, pool, "a", 1), "a retrying job waits for its backoff")
 
-	_, err = pool.Exec(ctx, "UPDATE baton.jobs SET run_at = now() WHERE id = $1", id)
-	require.NoError(t, err)
+	dueNow(t, pool, id)
 	c = claim(t, pool, "a", 1)[0]
 	row, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom again"})
 	require.NoError(t, err)
@@ -443,6 +442,40 @@ func TestFailRetriesThenDies(t *testing.T) {
 	row, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "bad input", Permanent: true})
 	require.NoError(t, err)
 	require.Equal(t, db.BatonJobStateDead, row.State)
+}
+
+// dueNow ends a retrying job's backoff.
+func dueNow(t *testing.T, pool *pgxpool.Pool, id int64) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), "UPDATE baton.jobs SET run_at = now() WHERE id = $1", id)
+	require.NoError(t, err)
+}
+
+// A job that failed and then succeeded has no last error: its state says it
+// is done, and the failed attempt's error stays in its history.
+func TestSuccessClearsTheLastError(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	id := submit(t, pool, db.NewJob{Queue: "a", MaxAttempts: 3})[0]
+	c := claim(t, pool, "a", 1)[0]
+	_, err := db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom"})
+	require.NoError(t, err)
+	dueNow(t, pool, id)
+	c = claim(t, pool, "a", 1)[0]
+	require.Len(t, complete(t, pool, id, c.LeaseToken, ""), 1)
+
+	s, err := db.Status(ctx, pool, id)
+	require.NoError(t, err)
+	require.Equal(t, db.BatonJobStateSucceeded, s.State)
+	require.Nil(t, s.LastError)
+	var errs []string
+	for _, e := range s.History {
+		if e.Error != nil {
+			errs = append(errs, *e.Error)
+		}
+	}
+	require.Equal(t, []string{"boom"}, errs)
 }
 
 func TestCancelAndRetry(t *testing.T) {

@@ -157,7 +157,8 @@ WITH input AS (
     SET state = 'succeeded',
         result = i.result::jsonb,
         finished_at = now(),
-        lease_expires_at = NULL
+        lease_expires_at = NULL,
+        last_error = NULL -- earlier attempts' errors stay in the history
     FROM input i
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token

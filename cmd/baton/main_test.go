@@ -406,6 +406,7 @@ stages:
 	require.Len(t, all, 7)
 	require.Len(t, all["pipeline_lineage"], 4+3)
 	require.Empty(t, all["stuck_jobs"])
+	require.Contains(t, r.stdout, `"stuck_jobs": []`, "no rows print as [], not null")
 	sizes := map[string]float64{}
 	for _, row := range all["table_health"] {
 		sizes[row["table_name"].(string)] = row["table_bytes"].(float64) + row["index_bytes"].(float64)

@@ -147,6 +147,10 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	case "json":
 		out := map[string]any{}
 		for i, r := range chosen {
+			// No rows print as [], never null: the JSON is a contract (docs/reports.md).
+			if v := reflect.ValueOf(results[i]); v.Kind() == reflect.Slice && v.IsNil() {
+				results[i] = reflect.MakeSlice(v.Type(), 0, 0).Interface()
+			}
 			out[r.name] = results[i]
 		}
 		enc := json.NewEncoder(stdout)
