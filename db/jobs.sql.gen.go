@@ -12,15 +12,15 @@ import (
 
 const jobCancel = `-- name: JobCancel :one
 WITH target AS MATERIALIZED (
-    SELECT id, state FROM baton.jobs
+    SELECT id, state, leased_by FROM baton.jobs
     WHERE id = $1::bigint AND state IN ('scheduled', 'available', 'running', 'retrying')
     FOR UPDATE
 ), canceled AS (
     UPDATE baton.jobs j
-    SET state = 'canceled', finished_at = now(), lease_expires_at = NULL
+    SET state = 'canceled', finished_at = now(), lease_expires_at = NULL, leased_by = NULL
     FROM target
     WHERE j.id = target.id
-    RETURNING j.id, j.attempts, j.lease_token, j.leased_by, j.started_at, target.state AS from_state
+    RETURNING j.id, j.attempts, j.lease_token, target.leased_by, j.started_at, target.state AS from_state
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
     SELECT id, from_state, 'canceled', attempts, lease_token,
@@ -264,15 +264,17 @@ WITH input AS (
         result = i.result::jsonb,
         finished_at = now(),
         lease_expires_at = NULL,
+        leased_by = NULL, -- no lease, no lessee: the history names the worker
         last_error = NULL -- earlier attempts' errors stay in the history
     FROM input i
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.started_at, j.priority, j.result, i.next_queue, i.trace_parent, i.direct
+    RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.priority, j.result, i.next_queue, i.trace_parent, i.direct
 ), done_events AS (
+    -- The lease token fences the update, so worker_id held the lease.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
-    SELECT id, 'running', 'succeeded', attempts, lease_token, leased_by, started_at FROM done
+    SELECT id, 'running', 'succeeded', attempts, lease_token, $7::text, started_at FROM done
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
@@ -289,10 +291,10 @@ WITH input AS (
            CASE WHEN h.run THEN 'running' ELSE 'available' END::baton.job_state,
            coalesce(h.result, 'null'::jsonb), h.priority, h.id, 0, h.trace_parent,
            CASE WHEN h.run THEN 1 ELSE 0 END,
-           CASE WHEN h.run THEN $7::integer END,
+           CASE WHEN h.run THEN $8::integer END,
            CASE WHEN h.run THEN 1 ELSE 0 END,
-           CASE WHEN h.run THEN now() + interval '1 millisecond' * $8::bigint END,
-           CASE WHEN h.run THEN $9::text END,
+           CASE WHEN h.run THEN now() + interval '1 millisecond' * $9::bigint END,
+           CASE WHEN h.run THEN $7::text END,
            CASE WHEN h.run THEN now() END
     FROM handoff h
     ORDER BY h.id
@@ -313,9 +315,9 @@ type JobCompleteManyParams struct {
 	NextQueues      []string `json:"next_queues"`
 	TraceParents    []string `json:"trace_parents"`
 	Direct          []bool   `json:"direct"`
+	WorkerID        string   `json:"worker_id"`
 	NextMaxAttempts int32    `json:"next_max_attempts"`
 	NextLeaseMs     int64    `json:"next_lease_ms"`
-	WorkerID        string   `json:"worker_id"`
 }
 
 type JobCompleteManyRow struct {
@@ -344,9 +346,9 @@ func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams
 		arg.NextQueues,
 		arg.TraceParents,
 		arg.Direct,
+		arg.WorkerID,
 		arg.NextMaxAttempts,
 		arg.NextLeaseMs,
-		arg.WorkerID,
 	)
 	if err != nil {
 		return nil, err
@@ -383,15 +385,16 @@ WITH failed AS (
                            THEN now() END,
         last_error = $3::text,
         lease_expires_at = NULL,
+        leased_by = NULL,
         isolated = false, -- it failed, but its worker lived: it need not run alone
         alone_since = NULL
     WHERE j.id = $4::bigint
       AND j.lease_token = $5::bigint
       AND j.state = 'running'
-    RETURNING j.id, j.queue, j.state, j.attempts, j.leased_by, j.started_at, j.last_error, j.run_at
+    RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT id, 'running', state, attempts, $5::bigint, leased_by, last_error, started_at FROM failed
+    SELECT id, 'running', state, attempts, $5::bigint, $6::text, last_error, started_at FROM failed
 ), notified AS (
     SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM failed WHERE state = 'retrying'
 )
@@ -404,6 +407,7 @@ type JobFailParams struct {
 	Error      string `json:"error"`
 	ID         int64  `json:"id"`
 	LeaseToken int64  `json:"lease_token"`
+	WorkerID   string `json:"worker_id"`
 }
 
 type JobFailRow struct {
@@ -425,6 +429,7 @@ func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, e
 		arg.Error,
 		arg.ID,
 		arg.LeaseToken,
+		arg.WorkerID,
 	)
 	var i JobFailRow
 	err := row.Scan(
@@ -941,7 +946,7 @@ func (q *Queries) JobPromote(ctx context.Context, maxJobs int32) (int64, error) 
 
 const jobReap = `-- name: JobReap :many
 WITH expired AS MATERIALIZED (
-    SELECT id, attempts, isolated AND alone_since IS NOT NULL AS ran_alone, isolated AND alone_since IS NULL AS held
+    SELECT id, attempts, leased_by, isolated AND alone_since IS NOT NULL AS ran_alone, isolated AND alone_since IS NULL AS held
     FROM baton.jobs
     WHERE state = 'running' AND lease_expires_at < now()
     ORDER BY id
@@ -962,17 +967,18 @@ WITH expired AS MATERIALIZED (
                                || CASE WHEN e.ran_alone AND j.attempts >= j.max_attempts THEN ')'
                                        ELSE '); it runs alone next' END
                      END,
-        lease_expires_at = NULL
+        lease_expires_at = NULL,
+        leased_by = NULL
     FROM expired e
     WHERE j.id = e.id
       AND j.state = 'running'
       AND j.lease_expires_at < now()
-    RETURNING j.id, j.queue, j.state, j.lease_token, j.leased_by, j.started_at, j.last_error
+    RETURNING j.id, j.queue, j.state, j.lease_token, j.started_at, j.last_error
 ), events AS (
     -- The event carries the attempt that ran, whether or not it counts.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT r.id, 'running', r.state, e.attempts, r.lease_token, r.leased_by,
-           CASE WHEN e.held THEN 'lease expired: worker ' || coalesce(r.leased_by, '?') || ' stopped before it ran this job alone'
+    SELECT r.id, 'running', r.state, e.attempts, r.lease_token, e.leased_by,
+           CASE WHEN e.held THEN 'lease expired: worker ' || coalesce(e.leased_by, '?') || ' stopped before it ran this job alone'
                 ELSE r.last_error END,
            r.started_at
     FROM reaped r JOIN expired e USING (id)
@@ -1028,16 +1034,17 @@ WITH released AS (
         attempts = j.attempts - 1,
         run_at = now(),
         lease_expires_at = NULL,
+        leased_by = NULL,
         alone_since = NULL
     FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token) r
     WHERE j.id = r.id
       AND j.lease_token = r.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, r.lease_token, j.leased_by, j.started_at
+    RETURNING j.id, j.attempts, r.lease_token, j.started_at
 ), events AS (
     -- The attempt is not counted, but it happened: its claim shows with it.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT id, 'running', 'available', attempts + 1, lease_token, leased_by, 'released on worker shutdown', started_at
+    SELECT id, 'running', 'available', attempts + 1, lease_token, $3::text, 'released on worker shutdown', started_at
     FROM released
 )
 SELECT id FROM released ORDER BY id
@@ -1046,12 +1053,13 @@ SELECT id FROM released ORDER BY id
 type JobReleaseManyParams struct {
 	Ids         []int64 `json:"ids"`
 	LeaseTokens []int64 `json:"lease_tokens"`
+	WorkerID    string  `json:"worker_id"`
 }
 
 // Gives running jobs back on shutdown, fenced by their lease tokens: they are
 // available again at once and the interrupted attempt is not counted.
 func (q *Queries) JobReleaseMany(ctx context.Context, arg JobReleaseManyParams) ([]int64, error) {
-	rows, err := q.db.Query(ctx, jobReleaseMany, arg.Ids, arg.LeaseTokens)
+	rows, err := q.db.Query(ctx, jobReleaseMany, arg.Ids, arg.LeaseTokens, arg.WorkerID)
 	if err != nil {
 		return nil, err
 	}

@@ -262,6 +262,7 @@ func complete(t *testing.T, x db.DBTX, id, token int64, next string) []db.JobCom
 	t.Helper()
 	rows, err := db.New(x).JobCompleteMany(context.Background(), db.JobCompleteManyParams{
 		Ids: []int64{id}, LeaseTokens: []int64{token}, Results: []string{`{"ok":true}`}, NextQueues: []string{next},
+		WorkerID: "test",
 	})
 	require.NoError(t, err)
 	return rows
@@ -347,7 +348,7 @@ func TestReaperRaceReaperFirst(t *testing.T) {
 	require.Equal(t, zombie.LeaseToken+1, fresh.LeaseToken)
 	require.Equal(t, int32(1), fresh.Attempts)
 	require.Empty(t, complete(t, pool, id, zombie.LeaseToken, "b"))
-	_, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: zombie.LeaseToken, Error: "late"})
+	_, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: zombie.LeaseToken, Error: "late", WorkerID: "test"})
 	require.ErrorIs(t, err, pgx.ErrNoRows)
 
 	require.Len(t, complete(t, pool, id, fresh.LeaseToken, "b"), 1)
@@ -416,14 +417,14 @@ func TestFailRetriesThenDies(t *testing.T) {
 	id := submit(t, pool, db.NewJob{Queue: "a", MaxAttempts: 2})[0]
 
 	c := claim(t, pool, "a", 1)[0]
-	row, err := db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom", DelayMs: 3_600_000})
+	row, err := db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom", DelayMs: 3_600_000, WorkerID: "test"})
 	require.NoError(t, err)
 	require.Equal(t, db.BatonJobStateRetrying, row.State)
 	require.Empty(t, claim(t, pool, "a", 1), "a retrying job waits for its backoff")
 
 	dueNow(t, pool, id)
 	c = claim(t, pool, "a", 1)[0]
-	row, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom again"})
+	row, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom again", WorkerID: "test"})
 	require.NoError(t, err)
 	require.Equal(t, db.BatonJobStateDead, row.State)
 
@@ -439,9 +440,46 @@ func TestFailRetriesThenDies(t *testing.T) {
 	// Permanent failures skip the remaining attempts.
 	id = submit(t, pool, db.NewJob{Queue: "a", MaxAttempts: 5})[0]
 	c = claim(t, pool, "a", 1)[0]
-	row, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "bad input", Permanent: true})
+	row, err = db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "bad input", Permanent: true, WorkerID: "test"})
 	require.NoError(t, err)
 	require.Equal(t, db.BatonJobStateDead, row.State)
+}
+
+// leased_by names the worker holding the lease, and only while there is one:
+// however the lease ends (success, failure, release, reaping, cancel), the
+// job's row names no worker, and its history names the one that held it.
+func TestTheLeaseEndsWithItsHolder(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	q := db.New(pool)
+	ends := map[string]func(id, token int64){
+		"succeeded": func(id, token int64) { complete(t, pool, id, token, "") },
+		"retrying": func(id, token int64) {
+			_, err := q.JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: token, Error: "boom", DelayMs: 60_000, WorkerID: "test"})
+			require.NoError(t, err)
+		},
+		"available": func(id, token int64) {
+			_, err := q.JobReleaseMany(ctx, db.JobReleaseManyParams{Ids: []int64{id}, LeaseTokens: []int64{token}, WorkerID: "test"})
+			require.NoError(t, err)
+		},
+		"reaped": func(id, _ int64) {
+			expireLease(t, pool, id)
+			_, err := q.JobReap(ctx, 100)
+			require.NoError(t, err)
+		},
+		"canceled": func(id, _ int64) { require.NoError(t, db.Cancel(ctx, pool, id)) },
+	}
+	for end, do := range ends {
+		queue := "q-" + end
+		id := submit(t, pool, db.NewJob{Queue: queue})[0]
+		c := claim(t, pool, queue, 1)[0]
+		require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND leased_by = 'test'", id))
+		do(id, c.LeaseToken)
+		require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND leased_by IS NULL AND state <> 'running'", id), end)
+		require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM baton.job_events
+			WHERE job_id = $1 AND from_state = 'running' AND worker = 'test'`, id), "%s: the history names the holder", end)
+	}
 }
 
 // dueNow ends a retrying job's backoff.
@@ -459,7 +497,7 @@ func TestSuccessClearsTheLastError(t *testing.T) {
 	ctx := context.Background()
 	id := submit(t, pool, db.NewJob{Queue: "a", MaxAttempts: 3})[0]
 	c := claim(t, pool, "a", 1)[0]
-	_, err := db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom"})
+	_, err := db.New(pool).JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom", WorkerID: "test"})
 	require.NoError(t, err)
 	dueNow(t, pool, id)
 	c = claim(t, pool, "a", 1)[0]
@@ -515,7 +553,7 @@ func TestReleaseDoesNotCountTheAttempt(t *testing.T) {
 	ctx := context.Background()
 	id := submit(t, pool, db.NewJob{Queue: "a"})[0]
 	c := claim(t, pool, "a", 1)[0]
-	released, err := db.New(pool).JobReleaseMany(ctx, db.JobReleaseManyParams{Ids: []int64{id}, LeaseTokens: []int64{c.LeaseToken}})
+	released, err := db.New(pool).JobReleaseMany(ctx, db.JobReleaseManyParams{Ids: []int64{id}, LeaseTokens: []int64{c.LeaseToken}, WorkerID: "test"})
 	require.NoError(t, err)
 	require.Equal(t, []int64{id}, released)
 	j, err := db.New(pool).JobGet(ctx, id)
@@ -648,13 +686,13 @@ func TestHistoryShowsTheClaimsAndHandOffsItDoesNotStore(t *testing.T) {
 	// that ends it, with the claim's time.
 	c := claim(t, pool, "a", 1)[0]
 	require.Equal(t, []string{">available#0", "available>running#1@test"}, history(t, pool, id))
-	_, err := q.JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom"})
+	_, err := q.JobFail(ctx, db.JobFailParams{ID: id, LeaseToken: c.LeaseToken, Error: "boom", WorkerID: "test"})
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, "UPDATE baton.jobs SET run_at = now() WHERE id = $1", id)
 	require.NoError(t, err)
 	// Released on shutdown: the attempt shows, though it does not count.
 	c = claim(t, pool, "a", 1)[0]
-	_, err = q.JobReleaseMany(ctx, db.JobReleaseManyParams{Ids: []int64{id}, LeaseTokens: []int64{c.LeaseToken}})
+	_, err = q.JobReleaseMany(ctx, db.JobReleaseManyParams{Ids: []int64{id}, LeaseTokens: []int64{c.LeaseToken}, WorkerID: "test"})
 	require.NoError(t, err)
 	// Reaped while it ran beside others (not counted: it runs alone next),
 	// then claimed to run alone and handed off.

@@ -158,15 +158,17 @@ WITH input AS (
         result = i.result::jsonb,
         finished_at = now(),
         lease_expires_at = NULL,
+        leased_by = NULL, -- no lease, no lessee: the history names the worker
         last_error = NULL -- earlier attempts' errors stay in the history
     FROM input i
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, i.lease_token, j.leased_by, j.started_at, j.priority, j.result, i.next_queue, i.trace_parent, i.direct
+    RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.priority, j.result, i.next_queue, i.trace_parent, i.direct
 ), done_events AS (
+    -- The lease token fences the update, so worker_id held the lease.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
-    SELECT id, 'running', 'succeeded', attempts, lease_token, leased_by, started_at FROM done
+    SELECT id, 'running', 'succeeded', attempts, lease_token, @worker_id::text, started_at FROM done
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
@@ -215,15 +217,16 @@ WITH failed AS (
                            THEN now() END,
         last_error = @error::text,
         lease_expires_at = NULL,
+        leased_by = NULL,
         isolated = false, -- it failed, but its worker lived: it need not run alone
         alone_since = NULL
     WHERE j.id = @id::bigint
       AND j.lease_token = @lease_token::bigint
       AND j.state = 'running'
-    RETURNING j.id, j.queue, j.state, j.attempts, j.leased_by, j.started_at, j.last_error, j.run_at
+    RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT id, 'running', state, attempts, @lease_token::bigint, leased_by, last_error, started_at FROM failed
+    SELECT id, 'running', state, attempts, @lease_token::bigint, @worker_id::text, last_error, started_at FROM failed
 ), notified AS (
     SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM failed WHERE state = 'retrying'
 )
@@ -238,16 +241,17 @@ WITH released AS (
         attempts = j.attempts - 1,
         run_at = now(),
         lease_expires_at = NULL,
+        leased_by = NULL,
         alone_since = NULL
     FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token) r
     WHERE j.id = r.id
       AND j.lease_token = r.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, r.lease_token, j.leased_by, j.started_at
+    RETURNING j.id, j.attempts, r.lease_token, j.started_at
 ), events AS (
     -- The attempt is not counted, but it happened: its claim shows with it.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT id, 'running', 'available', attempts + 1, lease_token, leased_by, 'released on worker shutdown', started_at
+    SELECT id, 'running', 'available', attempts + 1, lease_token, @worker_id::text, 'released on worker shutdown', started_at
     FROM released
 )
 SELECT id FROM released ORDER BY id;
@@ -266,7 +270,7 @@ SELECT id FROM released ORDER BY id;
 -- it dead once its attempts are used up. Reaped jobs send a wake-up hint
 -- naming their queue with "!" (isolated jobs wait there).
 WITH expired AS MATERIALIZED (
-    SELECT id, attempts, isolated AND alone_since IS NOT NULL AS ran_alone, isolated AND alone_since IS NULL AS held
+    SELECT id, attempts, leased_by, isolated AND alone_since IS NOT NULL AS ran_alone, isolated AND alone_since IS NULL AS held
     FROM baton.jobs
     WHERE state = 'running' AND lease_expires_at < now()
     ORDER BY id
@@ -287,17 +291,18 @@ WITH expired AS MATERIALIZED (
                                || CASE WHEN e.ran_alone AND j.attempts >= j.max_attempts THEN ')'
                                        ELSE '); it runs alone next' END
                      END,
-        lease_expires_at = NULL
+        lease_expires_at = NULL,
+        leased_by = NULL
     FROM expired e
     WHERE j.id = e.id
       AND j.state = 'running'
       AND j.lease_expires_at < now()
-    RETURNING j.id, j.queue, j.state, j.lease_token, j.leased_by, j.started_at, j.last_error
+    RETURNING j.id, j.queue, j.state, j.lease_token, j.started_at, j.last_error
 ), events AS (
     -- The event carries the attempt that ran, whether or not it counts.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT r.id, 'running', r.state, e.attempts, r.lease_token, r.leased_by,
-           CASE WHEN e.held THEN 'lease expired: worker ' || coalesce(r.leased_by, '?') || ' stopped before it ran this job alone'
+    SELECT r.id, 'running', r.state, e.attempts, r.lease_token, e.leased_by,
+           CASE WHEN e.held THEN 'lease expired: worker ' || coalesce(e.leased_by, '?') || ' stopped before it ran this job alone'
                 ELSE r.last_error END,
            r.started_at
     FROM reaped r JOIN expired e USING (id)
@@ -336,15 +341,15 @@ CROSS JOIN (SELECT count(pg_notify('baton_jobs', qs)) FROM (SELECT string_agg(DI
 -- Cancels a job that has not finished. A running job's lease is fenced by the
 -- state change: its worker's heartbeat notices and stops the handler.
 WITH target AS MATERIALIZED (
-    SELECT id, state FROM baton.jobs
+    SELECT id, state, leased_by FROM baton.jobs
     WHERE id = @id::bigint AND state IN ('scheduled', 'available', 'running', 'retrying')
     FOR UPDATE
 ), canceled AS (
     UPDATE baton.jobs j
-    SET state = 'canceled', finished_at = now(), lease_expires_at = NULL
+    SET state = 'canceled', finished_at = now(), lease_expires_at = NULL, leased_by = NULL
     FROM target
     WHERE j.id = target.id
-    RETURNING j.id, j.attempts, j.lease_token, j.leased_by, j.started_at, target.state AS from_state
+    RETURNING j.id, j.attempts, j.lease_token, target.leased_by, j.started_at, target.state AS from_state
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
     SELECT id, from_state, 'canceled', attempts, lease_token,

@@ -91,7 +91,7 @@ func (s *stage) runAlone(ctx, held context.Context, job *Job, token int64, trace
 	}
 	if ctx.Err() != nil { // shutting down before the run started: give the job back
 		rctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
-		_, err := db.New(w.pool).JobReleaseMany(rctx, db.JobReleaseManyParams{Ids: []int64{job.ID}, LeaseTokens: []int64{token}})
+		_, err := db.New(w.pool).JobReleaseMany(rctx, db.JobReleaseManyParams{Ids: []int64{job.ID}, LeaseTokens: []int64{token}, WorkerID: w.cfg.ID})
 		cancel()
 		if err != nil {
 			s.log.Error("releasing a held isolated job failed; it comes back when its lease expires", "error", db.MapError(err))

@@ -569,7 +569,7 @@ func (s *stage) fail(job *Job, token int64, herr error) {
 	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
 		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
 			ID: job.ID, LeaseToken: token, Error: errorText(herr), Permanent: IsPermanent(herr),
-			DelayMs: delay.Milliseconds(),
+			DelayMs: delay.Milliseconds(), WorkerID: s.w.cfg.ID,
 		})
 	})
 	switch {
@@ -666,7 +666,7 @@ func (s *stage) releaseAll(ctx context.Context) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
-	released, err := db.New(s.w.pool).JobReleaseMany(rctx, db.JobReleaseManyParams{Ids: ids, LeaseTokens: tokens})
+	released, err := db.New(s.w.pool).JobReleaseMany(rctx, db.JobReleaseManyParams{Ids: ids, LeaseTokens: tokens, WorkerID: s.w.cfg.ID})
 	if err != nil {
 		s.log.Error("releasing leases failed; they come back when they expire", "error", db.MapError(err))
 	}
