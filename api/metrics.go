@@ -23,8 +23,10 @@ func newMetrics(s *Server) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		submitted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "baton_jobs_submitted_total",
-			Help: "Jobs accepted through this API server.",
+			// Named for where it counts: the CLI, Go programs and
+			// hand-offs create jobs that no API server sees.
+			Name: "baton_api_jobs_submitted_total",
+			Help: "Jobs accepted through this API server (not through the CLI, Go or hand-offs).",
 		}, []string{"queue"}),
 	}
 	m.registry.MustRegister(m.submitted, databaseCollector{s},

@@ -70,7 +70,7 @@ func TestMetricsAfterARun(t *testing.T) {
 	require.Equal(t, 2.0, value(m, `baton_jobs{queue="metrics-a",state="succeeded"}`))
 	require.Equal(t, 1.0, value(m, `baton_jobs{queue="metrics-a",state="dead"}`))
 	require.Equal(t, 0.0, value(m, `baton_jobs{queue="metrics-a",state="available"}`))
-	require.Equal(t, 3.0, value(m, `baton_jobs_submitted_total{queue="metrics-a"}`))
+	require.Equal(t, 3.0, value(m, `baton_api_jobs_submitted_total{queue="metrics-a"}`))
 	require.Equal(t, 3.0, value(m, `baton_jobs_claimed_total{queue="metrics-a"}`))
 	require.Equal(t, 2.0, value(m, `baton_jobs_finished_total{outcome="succeeded",queue="metrics-a"}`))
 	require.Equal(t, 1.0, value(m, `baton_jobs_finished_total{outcome="dead",queue="metrics-a"}`))
