@@ -4,6 +4,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -25,8 +26,8 @@ type cluster struct {
 }
 
 // newCluster makes and starts a cluster named chaos_PID, or chaos_PID_ROLE
-// for a role other than "" (the failover pair), with the given settings.
-func newCluster(role string, settings ...string) (*cluster, error) {
+// for a role other than "" (the failover pair).
+func newCluster(role string) (*cluster, error) {
 	if _, err := exec.LookPath("pg_createcluster"); err != nil {
 		return nil, fmt.Errorf("pg_createcluster not found (Debian's postgresql-common): %w", err)
 	}
@@ -36,21 +37,31 @@ func newCluster(role string, settings ...string) (*cluster, error) {
 	}
 	dropStaleClusters(version)
 	c := &cluster{version: version, name: clusterName(role), port: freePort()}
-	args := []string{version, c.name, "-p", strconv.Itoa(c.port), "--start",
-		"-o", "fsync=on", "-o", "synchronous_commit=on", "-o", "max_connections=300"}
-	for _, s := range settings {
-		args = append(args, "-o", s)
-	}
-	out, err := exec.Command("pg_createcluster", append(args, "--", "-A", "trust")...).CombinedOutput()
-	if err != nil {
-		c.drop()
-		return nil, fmt.Errorf("pg_createcluster: %v\n%s", err, out)
+	if err := c.create("--start", "-o", "fsync=on", "-o", "synchronous_commit=on"); err != nil {
+		return nil, err
 	}
 	if err := c.waitReady(30 * time.Second); err != nil {
 		c.drop()
 		return nil, err
 	}
 	return c, nil
+}
+
+// create runs pg_createcluster for c with trust authentication and room
+// for every scenario's connections, plus args; on failure, nothing is left.
+func (c *cluster) create(args ...string) error {
+	args = append([]string{c.version, c.name, "-p", strconv.Itoa(c.port), "-o", "max_connections=300"}, args...)
+	out, err := exec.Command("pg_createcluster", append(args, "--", "-A", "trust")...).CombinedOutput()
+	if err != nil {
+		c.drop()
+		return fmt.Errorf("pg_createcluster: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// dataDir is where Debian's pg_createcluster keeps c's files.
+func (c *cluster) dataDir() string {
+	return fmt.Sprintf("/var/lib/postgresql/%s/%s", c.version, c.name)
 }
 
 func clusterName(role string) string {
@@ -74,13 +85,10 @@ func freePort() int {
 // commits wait until this standby has them.
 func (c *cluster) newStandby(role string) (*cluster, error) {
 	s := &cluster{version: c.version, name: clusterName(role), port: freePort()}
-	out, err := exec.Command("pg_createcluster", s.version, s.name, "-p", strconv.Itoa(s.port),
-		"-o", "max_connections=300", "--", "-A", "trust").CombinedOutput()
-	if err != nil {
-		s.drop()
-		return nil, fmt.Errorf("pg_createcluster: %v\n%s", err, out)
+	if err := s.create(); err != nil {
+		return nil, err
 	}
-	data := fmt.Sprintf("/var/lib/postgresql/%s/%s", s.version, s.name)
+	data := s.dataDir()
 	steps := [][]string{
 		{"find", data, "-mindepth", "1", "-delete"},
 		// As the cluster's owner, so that the copy is the server's to read.
@@ -135,19 +143,27 @@ func (c *cluster) url(db string) string {
 }
 
 func (c *cluster) waitReady(limit time.Duration) error {
+	return c.waitUntil(limit, func(*pgx.Conn) error { return nil })
+}
+
+// waitUntil connects to c until ok passes on a connection, or limit passes.
+func (c *cluster) waitUntil(limit time.Duration, ok func(*pgx.Conn) error) error {
 	deadline := time.Now().Add(limit)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		conn, err := pgx.Connect(ctx, c.url("postgres"))
+		if err == nil {
+			err = ok(conn)
+			conn.Close(ctx)
+		}
 		cancel()
 		if err == nil {
-			conn.Close(context.Background())
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cluster %s does not answer: %w", c.name, err)
+			return fmt.Errorf("cluster %s: %w", c.name, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -175,7 +191,7 @@ func (c *cluster) restart(mode string) error {
 // crash SIGKILLs the server and every process it started, as a machine
 // that dies would: stopped first, so that it forks nothing meanwhile.
 func (c *cluster) crash() error {
-	data, err := os.ReadFile(fmt.Sprintf("/var/lib/postgresql/%s/%s/postmaster.pid", c.version, c.name))
+	data, err := os.ReadFile(filepath.Join(c.dataDir(), "postmaster.pid"))
 	if err != nil {
 		return err
 	}
@@ -208,22 +224,16 @@ func (c *cluster) promote() error {
 	if out, err := exec.Command("pg_ctlcluster", c.version, c.name, "promote").CombinedOutput(); err != nil {
 		return fmt.Errorf("pg_ctlcluster promote: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	return c.waitUntil(30*time.Second, func(conn *pgx.Conn) error {
 		var recovering bool
-		conn, err := pgx.Connect(context.Background(), c.url("postgres"))
-		if err == nil {
-			err = conn.QueryRow(context.Background(), "SELECT pg_is_in_recovery()").Scan(&recovering)
-			conn.Close(context.Background())
+		if err := conn.QueryRow(context.Background(), "SELECT pg_is_in_recovery()").Scan(&recovering); err != nil {
+			return err
 		}
-		if err == nil && !recovering {
-			return nil
+		if recovering {
+			return errors.New("still a standby after promote")
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("standby %s not promoted after 30s (last error: %v)", c.name, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (c *cluster) drop() {

@@ -758,10 +758,12 @@ func (q *Queries) JobLineage(ctx context.Context, id int64) ([]JobLineageRow, er
 
 const jobList = `-- name: JobList :many
 WITH succeeded AS (
+    -- Read only when a queue is named (the deltas have no index).
     SELECT coalesce(sum(c.n), 0) AS n
     FROM (SELECT n FROM baton.job_counts WHERE queue = $1::text AND state = 'succeeded'
           UNION ALL
           SELECT n FROM baton.job_count_deltas WHERE queue = $1::text AND state = 'succeeded') c
+    WHERE $1::text IS NOT NULL
 )
 SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since FROM baton.jobs j
 WHERE j.id = ANY(ARRAY(

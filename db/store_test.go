@@ -298,7 +298,20 @@ func TestCompleteHandsOffOnceAndStaleTokensCommitNothing(t *testing.T) {
 // expireLease moves a job's lease into the past instead of waiting for it.
 func expireLease(t *testing.T, pool *pgxpool.Pool, id int64) {
 	t.Helper()
-	_, err := pool.Exec(context.Background(), "UPDATE baton.jobs SET lease_expires_at = now() - interval '1s' WHERE id = $1", id)
+	setJob(t, pool, id, "lease_expires_at = now() - interval '1s'")
+}
+
+// dueNow ends a retrying job's backoff.
+func dueNow(t *testing.T, pool *pgxpool.Pool, id int64) {
+	t.Helper()
+	setJob(t, pool, id, "run_at = now()")
+}
+
+// setJob writes columns of one job directly (set is an SQL SET list), where
+// a test would otherwise wait.
+func setJob(t *testing.T, pool *pgxpool.Pool, id int64, set string) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), "UPDATE baton.jobs SET "+set+" WHERE id = $1", id)
 	require.NoError(t, err)
 }
 
@@ -480,13 +493,6 @@ func TestTheLeaseEndsWithItsHolder(t *testing.T) {
 		require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM baton.job_events
 			WHERE job_id = $1 AND from_state = 'running' AND worker = 'test'`, id), "%s: the history names the holder", end)
 	}
-}
-
-// dueNow ends a retrying job's backoff.
-func dueNow(t *testing.T, pool *pgxpool.Pool, id int64) {
-	t.Helper()
-	_, err := pool.Exec(context.Background(), "UPDATE baton.jobs SET run_at = now() WHERE id = $1", id)
-	require.NoError(t, err)
 }
 
 // A job that failed and then succeeded has no last error: its state says it

@@ -409,10 +409,12 @@ ORDER BY seq;
 -- table let a generic plan walk the primary key through every job of other
 -- queues to fill a rare queue's page.)
 WITH succeeded AS (
+    -- Read only when a queue is named (the deltas have no index).
     SELECT coalesce(sum(c.n), 0) AS n
     FROM (SELECT n FROM baton.job_counts WHERE queue = sqlc.narg('queue')::text AND state = 'succeeded'
           UNION ALL
           SELECT n FROM baton.job_count_deltas WHERE queue = sqlc.narg('queue')::text AND state = 'succeeded') c
+    WHERE sqlc.narg('queue')::text IS NOT NULL
 )
 SELECT j.* FROM baton.jobs j
 WHERE j.id = ANY(ARRAY(
