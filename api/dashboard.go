@@ -27,9 +27,12 @@ import (
 var webFS embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"ago":      ago,
-	"seconds":  func(s float64) string { return ago(time.Now().Add(-time.Duration(s * float64(time.Second)))) },
-	"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z") },
+	"ago":     ago,
+	"seconds": func(s float64) string { return ago(time.Now().Add(-time.Duration(s * float64(time.Second)))) },
+	"time":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z") },
+	"duration": func(s float64) string {
+		return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
+	},
 	"pretty":   prettyJSON,
 	"terminal": db.JobState.Terminal,
 	"states":   func() []db.JobState { return allStates },

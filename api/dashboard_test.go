@@ -405,3 +405,19 @@ func TestDashboardShowsAPrunedParent(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Contains(t, body, fmt.Sprintf(`job #%d <span class="muted">(pruned)</span>`, parent))
 }
+
+// A job's history shows how long each attempt's handler ran.
+func TestDashboardShowsEachAttemptsRunTime(t *testing.T) {
+	t.Parallel()
+	srv, pool, _ := dashboardServer(t)
+	id := submitJSON(t, pool, "dash-timed", `{}`)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `UPDATE baton.jobs SET state = 'succeeded', attempts = 1, lease_token = 1,
+		started_at = now(), finished_at = now() WHERE id = $1`, id)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at, due_at, run_us)
+		VALUES ($1, 'running', 'succeeded', 1, 1, 'w1', now(), now(), 412345)`, id)
+	require.NoError(t, err)
+	_, body := page(t, loggedIn(t, srv), fmt.Sprintf("%s/jobs/%d", srv.URL, id))
+	require.Contains(t, body, `<td class="n">412ms</td>`)
+}

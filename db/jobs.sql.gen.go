@@ -12,7 +12,7 @@ import (
 
 const jobCancel = `-- name: JobCancel :one
 WITH target AS MATERIALIZED (
-    SELECT id, state, leased_by FROM baton.jobs
+    SELECT id, state, leased_by, run_at FROM baton.jobs
     WHERE id = $1::bigint AND state IN ('scheduled', 'available', 'running', 'retrying')
     FOR UPDATE
 ), canceled AS (
@@ -20,12 +20,13 @@ WITH target AS MATERIALIZED (
     SET state = 'canceled', finished_at = now(), lease_expires_at = NULL, leased_by = NULL
     FROM target
     WHERE j.id = target.id
-    RETURNING j.id, j.attempts, j.lease_token, target.leased_by, j.started_at, target.state AS from_state
+    RETURNING j.id, j.attempts, j.lease_token, target.leased_by, j.started_at, target.run_at, target.state AS from_state
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at, due_at)
     SELECT id, from_state, 'canceled', attempts, lease_token,
            CASE WHEN from_state = 'running' THEN leased_by END,
-           CASE WHEN from_state = 'running' THEN started_at END
+           CASE WHEN from_state = 'running' THEN started_at END,
+           CASE WHEN from_state = 'running' THEN run_at END
     FROM canceled
 )
 SELECT id FROM canceled
@@ -257,7 +258,8 @@ WITH input AS (
            unnest($3::text[]) AS result,
            unnest($4::text[]) AS next_queue,
            nullif(unnest($5::text[]), '') AS trace_parent,
-           unnest($6::boolean[]) AS direct
+           unnest($6::boolean[]) AS direct,
+           unnest($7::bigint[]) AS run_us
 ), done AS (
     UPDATE baton.jobs j
     SET state = 'succeeded',
@@ -270,31 +272,36 @@ WITH input AS (
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.priority, j.result, i.next_queue, i.trace_parent, i.direct
+    RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
+              i.next_queue, i.trace_parent, i.direct,
+              -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
+              CASE WHEN j.parent_id IS NULL THEN j.id ELSE j.root_id END AS root_id,
+              CASE WHEN j.parent_id IS NULL THEN j.created_at ELSE j.root_created_at END AS root_created_at
 ), done_events AS (
-    -- The lease token fences the update, so worker_id held the lease.
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
-    SELECT id, 'running', 'succeeded', attempts, lease_token, $7::text, started_at FROM done
+    -- The lease token fences the update, so worker_id held the lease. A
+    -- success leaves run_at as it was: the attempt's due time.
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at, due_at, run_us)
+    SELECT id, 'running', 'succeeded', attempts, lease_token, $8::text, started_at, run_at, run_us FROM done
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
     ON CONFLICT DO NOTHING
 ), handoff AS (
-    SELECT d.id, d.priority, d.result, d.next_queue, d.trace_parent,
+    SELECT d.id, d.priority, d.result, d.next_queue, d.trace_parent, d.root_id, d.root_created_at,
            d.direct AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = d.next_queue AND q.paused) AS run
     FROM done d
     WHERE d.next_queue <> ''
 ), handed AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, trace_parent,
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent,
                             attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at)
     SELECT h.next_queue,
            CASE WHEN h.run THEN 'running' ELSE 'available' END::baton.job_state,
-           coalesce(h.result, 'null'::jsonb), h.priority, h.id, 0, h.trace_parent,
+           coalesce(h.result, 'null'::jsonb), h.priority, h.id, 0, h.root_id, h.root_created_at, h.trace_parent,
            CASE WHEN h.run THEN 1 ELSE 0 END,
-           CASE WHEN h.run THEN $8::integer END,
+           CASE WHEN h.run THEN $9::integer END,
            CASE WHEN h.run THEN 1 ELSE 0 END,
-           CASE WHEN h.run THEN now() + interval '1 millisecond' * $9::bigint END,
-           CASE WHEN h.run THEN $7::text END,
+           CASE WHEN h.run THEN now() + interval '1 millisecond' * $10::bigint END,
+           CASE WHEN h.run THEN $8::text END,
            CASE WHEN h.run THEN now() END
     FROM handoff h
     ORDER BY h.id
@@ -315,6 +322,7 @@ type JobCompleteManyParams struct {
 	NextQueues      []string `json:"next_queues"`
 	TraceParents    []string `json:"trace_parents"`
 	Direct          []bool   `json:"direct"`
+	RunUs           []int64  `json:"run_us"`
 	WorkerID        string   `json:"worker_id"`
 	NextMaxAttempts int32    `json:"next_max_attempts"`
 	NextLeaseMs     int64    `json:"next_lease_ms"`
@@ -346,6 +354,7 @@ func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams
 		arg.NextQueues,
 		arg.TraceParents,
 		arg.Direct,
+		arg.RunUs,
 		arg.WorkerID,
 		arg.NextMaxAttempts,
 		arg.NextLeaseMs,
@@ -375,26 +384,33 @@ func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams
 }
 
 const jobFail = `-- name: JobFail :one
-WITH failed AS (
+WITH attempt AS (
+    -- The attempt's due time, before the retry moves run_at. Read in the
+    -- statement's snapshot: while the token matches, nothing else moves it.
+    SELECT id, run_at FROM baton.jobs
+    WHERE id = $1::bigint AND lease_token = $2::bigint AND state = 'running'
+), failed AS (
     UPDATE baton.jobs j
-    SET state = CASE WHEN $1::boolean OR j.attempts >= j.max_attempts
+    SET state = CASE WHEN $3::boolean OR j.attempts >= j.max_attempts
                      THEN 'dead' ELSE 'retrying' END::baton.job_state,
-        run_at = CASE WHEN $1::boolean OR j.attempts >= j.max_attempts
-                      THEN j.run_at ELSE now() + interval '1 millisecond' * $2::bigint END,
-        finished_at = CASE WHEN $1::boolean OR j.attempts >= j.max_attempts
+        run_at = CASE WHEN $3::boolean OR j.attempts >= j.max_attempts
+                      THEN j.run_at ELSE now() + interval '1 millisecond' * $4::bigint END,
+        finished_at = CASE WHEN $3::boolean OR j.attempts >= j.max_attempts
                            THEN now() END,
-        last_error = $3::text,
+        last_error = $5::text,
         lease_expires_at = NULL,
         leased_by = NULL,
         isolated = false, -- it failed, but its worker lived: it need not run alone
         alone_since = NULL
-    WHERE j.id = $4::bigint
-      AND j.lease_token = $5::bigint
+    WHERE j.id = $1::bigint
+      AND j.lease_token = $2::bigint
       AND j.state = 'running'
     RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT id, 'running', state, attempts, $5::bigint, $6::text, last_error, started_at FROM failed
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at, run_us)
+    SELECT f.id, 'running', f.state, f.attempts, $2::bigint, $6::text, f.last_error, f.started_at,
+           a.run_at, $7::bigint
+    FROM failed f JOIN attempt a USING (id)
 ), notified AS (
     SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM failed WHERE state = 'retrying'
 )
@@ -402,12 +418,13 @@ SELECT id, state, attempts, run_at FROM failed CROSS JOIN notified
 `
 
 type JobFailParams struct {
+	ID         int64  `json:"id"`
+	LeaseToken int64  `json:"lease_token"`
 	Permanent  bool   `json:"permanent"`
 	DelayMs    int64  `json:"delay_ms"`
 	Error      string `json:"error"`
-	ID         int64  `json:"id"`
-	LeaseToken int64  `json:"lease_token"`
 	WorkerID   string `json:"worker_id"`
+	RunUs      int64  `json:"run_us"`
 }
 
 type JobFailRow struct {
@@ -419,17 +436,18 @@ type JobFailRow struct {
 
 // Records a failed attempt, fenced by the lease token: retrying after the
 // given delay, or dead when attempts are exhausted or the failure is
-// permanent. A retry sends a wake-up hint naming its queue with "@" (a job
-// not due yet), so that idle replicas set an alarm for it (the notified CTE
-// is joined so that it runs).
+// permanent, with how long the handler ran. A retry sends a wake-up hint
+// naming its queue with "@" (a job not due yet), so that idle replicas set
+// an alarm for it (the notified CTE is joined so that it runs).
 func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, error) {
 	row := q.db.QueryRow(ctx, jobFail,
+		arg.ID,
+		arg.LeaseToken,
 		arg.Permanent,
 		arg.DelayMs,
 		arg.Error,
-		arg.ID,
-		arg.LeaseToken,
 		arg.WorkerID,
+		arg.RunUs,
 	)
 	var i JobFailRow
 	err := row.Scan(
@@ -442,7 +460,7 @@ func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, e
 }
 
 const jobGet = `-- name: JobGet :one
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since FROM baton.jobs WHERE id = $1::bigint
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since, root_id, root_created_at FROM baton.jobs WHERE id = $1::bigint
 `
 
 func (q *Queries) JobGet(ctx context.Context, id int64) (Job, error) {
@@ -471,12 +489,14 @@ func (q *Queries) JobGet(ctx context.Context, id int64) (Job, error) {
 		&i.LostLeases,
 		&i.Isolated,
 		&i.AloneSince,
+		&i.RootID,
+		&i.RootCreatedAt,
 	)
 	return i, err
 }
 
 const jobGetMany = `-- name: JobGetMany :many
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since FROM baton.jobs WHERE id = any($1::bigint[]) ORDER BY id
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since, root_id, root_created_at FROM baton.jobs WHERE id = any($1::bigint[]) ORDER BY id
 `
 
 func (q *Queries) JobGetMany(ctx context.Context, ids []int64) ([]Job, error) {
@@ -511,6 +531,8 @@ func (q *Queries) JobGetMany(ctx context.Context, ids []int64) ([]Job, error) {
 			&i.LostLeases,
 			&i.Isolated,
 			&i.AloneSince,
+			&i.RootID,
+			&i.RootCreatedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -562,7 +584,7 @@ func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]i
 
 const jobHistory = `-- name: JobHistory :many
 SELECT at::timestamptz AS at, from_state, to_state::baton.job_state AS to_state, attempt::integer AS attempt,
-       lease_token::bigint AS lease_token, worker, error
+       lease_token::bigint AS lease_token, worker, error, run_seconds
 FROM baton.job_history
 WHERE job_id = $1::bigint
 ORDER BY seq
@@ -576,6 +598,7 @@ type JobHistoryRow struct {
 	LeaseToken int64     `json:"lease_token"`
 	Worker     *string   `json:"worker"`
 	Error      *string   `json:"error"`
+	RunSeconds *float64  `json:"run_seconds"`
 }
 
 // A job's state changes in order, the implied ones included.
@@ -596,6 +619,7 @@ func (q *Queries) JobHistory(ctx context.Context, jobID int64) ([]JobHistoryRow,
 			&i.LeaseToken,
 			&i.Worker,
 			&i.Error,
+			&i.RunSeconds,
 		); err != nil {
 			return nil, err
 		}
@@ -765,7 +789,7 @@ WITH succeeded AS (
           SELECT n FROM baton.job_count_deltas WHERE queue = $1::text AND state = 'succeeded') c
     WHERE $1::text IS NOT NULL
 )
-SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since FROM baton.jobs j
+SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since, j.root_id, j.root_created_at FROM baton.jobs j
 WHERE j.id = ANY(ARRAY(
     SELECT page.id FROM (
         -- No queue, and any state or succeeded: the primary key, newest
@@ -886,6 +910,8 @@ func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]Job, error)
 			&i.LostLeases,
 			&i.Isolated,
 			&i.AloneSince,
+			&i.RootID,
+			&i.RootCreatedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -948,7 +974,7 @@ func (q *Queries) JobPromote(ctx context.Context, maxJobs int32) (int64, error) 
 
 const jobReap = `-- name: JobReap :many
 WITH expired AS MATERIALIZED (
-    SELECT id, attempts, leased_by, isolated AND alone_since IS NOT NULL AS ran_alone, isolated AND alone_since IS NULL AS held
+    SELECT id, attempts, leased_by, run_at, isolated AND alone_since IS NOT NULL AS ran_alone, isolated AND alone_since IS NULL AS held
     FROM baton.jobs
     WHERE state = 'running' AND lease_expires_at < now()
     ORDER BY id
@@ -978,11 +1004,12 @@ WITH expired AS MATERIALIZED (
     RETURNING j.id, j.queue, j.state, j.lease_token, j.started_at, j.last_error
 ), events AS (
     -- The event carries the attempt that ran, whether or not it counts.
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
+    -- Its error starts "lease expired" (baton.attempts reads it so).
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at)
     SELECT r.id, 'running', r.state, e.attempts, r.lease_token, e.leased_by,
            CASE WHEN e.held THEN 'lease expired: worker ' || coalesce(e.leased_by, '?') || ' stopped before it ran this job alone'
                 ELSE r.last_error END,
-           r.started_at
+           r.started_at, e.run_at
     FROM reaped r JOIN expired e USING (id)
 ), notified AS (
     SELECT count(pg_notify('baton_jobs', qs)) AS n
@@ -1039,14 +1066,16 @@ WITH released AS (
         leased_by = NULL,
         alone_since = NULL
     FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token) r
+    JOIN baton.jobs due ON due.id = r.id -- the attempt's due time, before run_at moves
     WHERE j.id = r.id
       AND j.lease_token = r.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, r.lease_token, j.started_at
+    RETURNING j.id, j.attempts, r.lease_token, j.started_at, due.run_at AS due_at
 ), events AS (
     -- The attempt is not counted, but it happened: its claim shows with it.
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT id, 'running', 'available', attempts + 1, lease_token, $3::text, 'released on worker shutdown', started_at
+    -- (baton.attempts tells a release from a lost lease by this error.)
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at)
+    SELECT id, 'running', 'available', attempts + 1, lease_token, $3::text, 'released on worker shutdown', started_at, due_at
     FROM released
 )
 SELECT id FROM released ORDER BY id

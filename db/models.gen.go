@@ -6,6 +6,7 @@ package db
 
 import (
 	"database/sql/driver"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -57,6 +58,39 @@ func (ns NullJobState) Value() (driver.Value, error) {
 	return string(ns.JobState), nil
 }
 
+type BatonAttempt struct {
+	JobID       int64      `json:"job_id"`
+	Queue       string     `json:"queue"`
+	Attempt     int32      `json:"attempt"`
+	Worker      *string    `json:"worker"`
+	Outcome     string     `json:"outcome"`
+	ToState     JobState   `json:"to_state"`
+	DueAt       *time.Time `json:"due_at"`
+	ClaimedAt   *time.Time `json:"claimed_at"`
+	EndedAt     time.Time  `json:"ended_at"`
+	WaitSeconds *float64   `json:"wait_seconds"`
+	RunSeconds  *float64   `json:"run_seconds"`
+	E2eSeconds  *float64   `json:"e2e_seconds"`
+	Error       *string    `json:"error"`
+}
+
+type BatonAttemptsPerJob struct {
+	Queue         string  `json:"queue"`
+	Attempts      int32   `json:"attempts"`
+	Jobs          int64   `json:"jobs"`
+	SucceededJobs int64   `json:"succeeded_jobs"`
+	DeadJobs      int64   `json:"dead_jobs"`
+	Share         float64 `json:"share"`
+}
+
+type BatonBacklogByPriority struct {
+	Queue            string  `json:"queue"`
+	Priority         int16   `json:"priority"`
+	DueJobs          int64   `json:"due_jobs"`
+	OldestDueSeconds float64 `json:"oldest_due_seconds"`
+	LaterJobs        int64   `json:"later_jobs"`
+}
+
 type BatonDashboardSession struct {
 	IDDigest  []byte    `json:"id_digest"`
 	TokenMac  []byte    `json:"token_mac"`
@@ -69,7 +103,7 @@ type BatonFailure struct {
 	Error     *string   `json:"error"`
 	Attempts  int64     `json:"attempts"`
 	Jobs      int64     `json:"jobs"`
-	Dead      int64     `json:"dead"`
+	Deaths    int64     `json:"deaths"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	LastJobID int64     `json:"last_job_id"`
@@ -104,6 +138,7 @@ type BatonJobHistory struct {
 	LeaseToken int64     `json:"lease_token"`
 	Worker     *string   `json:"worker"`
 	Error      *string   `json:"error"`
+	RunSeconds *float64  `json:"run_seconds"`
 }
 
 type BatonPipelineLineage struct {
@@ -120,15 +155,40 @@ type BatonPipelineLineage struct {
 	Seconds    float64    `json:"seconds"`
 }
 
+type BatonSlowestJourney struct {
+	RootID      int64      `json:"root_id"`
+	JobID       int64      `json:"job_id"`
+	Queue       string     `json:"queue"`
+	State       JobState   `json:"state"`
+	SubmittedAt time.Time  `json:"submitted_at"`
+	FinishedAt  *time.Time `json:"finished_at"`
+	Seconds     float64    `json:"seconds"`
+	Hops        int64      `json:"hops"`
+	Stages      string     `json:"stages"`
+}
+
+type BatonStageError struct {
+	Queue          string          `json:"queue"`
+	Attempts       int64           `json:"attempts"`
+	FailedAttempts int64           `json:"failed_attempts"`
+	ErrorRate      float64         `json:"error_rate"`
+	LostLeases     int64           `json:"lost_leases"`
+	TopErrors      json.RawMessage `json:"top_errors"`
+}
+
 type BatonStageLatency struct {
-	Queue   string  `json:"queue"`
-	Jobs    int64   `json:"jobs"`
-	WaitP50 float64 `json:"wait_p50"`
-	WaitP95 float64 `json:"wait_p95"`
-	WaitP99 float64 `json:"wait_p99"`
-	RunP50  float64 `json:"run_p50"`
-	RunP95  float64 `json:"run_p95"`
-	RunP99  float64 `json:"run_p99"`
+	Queue     string   `json:"queue"`
+	Attempts  int64    `json:"attempts"`
+	WaitP50   float64  `json:"wait_p50"`
+	WaitP95   float64  `json:"wait_p95"`
+	WaitP99   float64  `json:"wait_p99"`
+	RunP50    float64  `json:"run_p50"`
+	RunP95    float64  `json:"run_p95"`
+	RunP99    float64  `json:"run_p99"`
+	Successes int64    `json:"successes"`
+	E2eP50    *float64 `json:"e2e_p50"`
+	E2eP95    *float64 `json:"e2e_p95"`
+	E2eP99    *float64 `json:"e2e_p99"`
 }
 
 type BatonStuckJob struct {
@@ -152,12 +212,28 @@ type BatonTableHealth struct {
 }
 
 type BatonThroughputHourly struct {
-	Queue     string    `json:"queue"`
-	Hour      time.Time `json:"hour"`
-	Succeeded int64     `json:"succeeded"`
-	Retried   int64     `json:"retried"`
-	Dead      int64     `json:"dead"`
-	Canceled  int64     `json:"canceled"`
+	Queue         string    `json:"queue"`
+	Hour          time.Time `json:"hour"`
+	Successes     int64     `json:"successes"`
+	Retries       int64     `json:"retries"`
+	Deaths        int64     `json:"deaths"`
+	Cancels       int64     `json:"cancels"`
+	Interruptions int64     `json:"interruptions"`
+	Redrives      int64     `json:"redrives"`
+}
+
+type BatonWorkerActivity struct {
+	Worker         *string   `json:"worker"`
+	Jobs           int64     `json:"jobs"`
+	Attempts       int64     `json:"attempts"`
+	Successes      int64     `json:"successes"`
+	FailedAttempts int64     `json:"failed_attempts"`
+	FailureRate    float64   `json:"failure_rate"`
+	LostLeases     int64     `json:"lost_leases"`
+	Releases       int64     `json:"releases"`
+	Cancels        int64     `json:"cancels"`
+	FirstClaimedAt time.Time `json:"first_claimed_at"`
+	LastEndedAt    time.Time `json:"last_ended_at"`
 }
 
 type Job struct {
@@ -183,6 +259,10 @@ type Job struct {
 	LostLeases     int32      `json:"lost_leases"`
 	Isolated       bool       `json:"isolated"`
 	AloneSince     *time.Time `json:"alone_since"`
+	// The journey's root job (the one a producer submitted); NULL on the root itself.
+	RootID *int64 `json:"root_id"`
+	// When the journey's root job was submitted; NULL on the root itself (its created_at).
+	RootCreatedAt *time.Time `json:"root_created_at"`
 }
 
 type JobEvent struct {
@@ -197,6 +277,10 @@ type JobEvent struct {
 	Error      *string   `json:"error"`
 	// For a change out of running: when the attempt it ends was claimed (the claim itself has no row).
 	ClaimedAt *time.Time `json:"claimed_at"`
+	// For a change out of running: when the attempt it ends became due (the job's run_at at its claim).
+	DueAt *time.Time `json:"due_at"`
+	// For a success or a failure: how long the handler ran, in microseconds of the worker's monotonic clock.
+	RunUs *int64 `json:"run_us"`
 }
 
 type Queue struct {

@@ -29,8 +29,69 @@ func (q *Queries) JobCountsFold(ctx context.Context) (int64, error) {
 	return result.RowsAffected(), nil
 }
 
+const reportAttemptsPerJob = `-- name: ReportAttemptsPerJob :many
+SELECT queue, attempts, jobs, succeeded_jobs, dead_jobs, share FROM baton.attempts_per_job WHERE ($1::text = '' OR queue = $1) ORDER BY queue, attempts
+`
+
+func (q *Queries) ReportAttemptsPerJob(ctx context.Context, queue string) ([]BatonAttemptsPerJob, error) {
+	rows, err := q.db.Query(ctx, reportAttemptsPerJob, queue)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []BatonAttemptsPerJob
+	for rows.Next() {
+		var i BatonAttemptsPerJob
+		if err := rows.Scan(
+			&i.Queue,
+			&i.Attempts,
+			&i.Jobs,
+			&i.SucceededJobs,
+			&i.DeadJobs,
+			&i.Share,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const reportBacklogByPriority = `-- name: ReportBacklogByPriority :many
+SELECT queue, priority, due_jobs, oldest_due_seconds, later_jobs FROM baton.backlog_by_priority WHERE ($1::text = '' OR queue = $1) ORDER BY queue, priority
+`
+
+func (q *Queries) ReportBacklogByPriority(ctx context.Context, queue string) ([]BatonBacklogByPriority, error) {
+	rows, err := q.db.Query(ctx, reportBacklogByPriority, queue)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []BatonBacklogByPriority
+	for rows.Next() {
+		var i BatonBacklogByPriority
+		if err := rows.Scan(
+			&i.Queue,
+			&i.Priority,
+			&i.DueJobs,
+			&i.OldestDueSeconds,
+			&i.LaterJobs,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const reportFailures = `-- name: ReportFailures :many
-SELECT queue, error, attempts, jobs, dead, first_seen, last_seen, last_job_id FROM baton.failures WHERE ($1::text = '' OR queue = $1) ORDER BY last_seen DESC, queue LIMIT 100
+SELECT queue, error, attempts, jobs, deaths, first_seen, last_seen, last_job_id FROM baton.failures WHERE ($1::text = '' OR queue = $1) ORDER BY last_seen DESC, queue LIMIT 100
 `
 
 func (q *Queries) ReportFailures(ctx context.Context, queue string) ([]BatonFailure, error) {
@@ -47,7 +108,7 @@ func (q *Queries) ReportFailures(ctx context.Context, queue string) ([]BatonFail
 			&i.Error,
 			&i.Attempts,
 			&i.Jobs,
-			&i.Dead,
+			&i.Deaths,
 			&i.FirstSeen,
 			&i.LastSeen,
 			&i.LastJobID,
@@ -110,8 +171,74 @@ func (q *Queries) ReportSince(ctx context.Context, since string) error {
 	return err
 }
 
+const reportSlowestJourneys = `-- name: ReportSlowestJourneys :many
+SELECT root_id, job_id, queue, state, submitted_at, finished_at, seconds, hops, stages FROM baton.slowest_journeys WHERE ($1::text = '' OR queue = $1) ORDER BY seconds DESC, job_id
+`
+
+// --queue picks the journeys that ended in that queue.
+func (q *Queries) ReportSlowestJourneys(ctx context.Context, queue string) ([]BatonSlowestJourney, error) {
+	rows, err := q.db.Query(ctx, reportSlowestJourneys, queue)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []BatonSlowestJourney
+	for rows.Next() {
+		var i BatonSlowestJourney
+		if err := rows.Scan(
+			&i.RootID,
+			&i.JobID,
+			&i.Queue,
+			&i.State,
+			&i.SubmittedAt,
+			&i.FinishedAt,
+			&i.Seconds,
+			&i.Hops,
+			&i.Stages,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const reportStageErrors = `-- name: ReportStageErrors :many
+SELECT queue, attempts, failed_attempts, error_rate, lost_leases, top_errors FROM baton.stage_errors WHERE ($1::text = '' OR queue = $1) ORDER BY error_rate DESC, queue
+`
+
+func (q *Queries) ReportStageErrors(ctx context.Context, queue string) ([]BatonStageError, error) {
+	rows, err := q.db.Query(ctx, reportStageErrors, queue)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []BatonStageError
+	for rows.Next() {
+		var i BatonStageError
+		if err := rows.Scan(
+			&i.Queue,
+			&i.Attempts,
+			&i.FailedAttempts,
+			&i.ErrorRate,
+			&i.LostLeases,
+			&i.TopErrors,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const reportStageLatency = `-- name: ReportStageLatency :many
-SELECT queue, jobs, wait_p50, wait_p95, wait_p99, run_p50, run_p95, run_p99 FROM baton.stage_latency WHERE ($1::text = '' OR queue = $1) ORDER BY queue
+SELECT queue, attempts, wait_p50, wait_p95, wait_p99, run_p50, run_p95, run_p99, successes, e2e_p50, e2e_p95, e2e_p99 FROM baton.stage_latency WHERE ($1::text = '' OR queue = $1) ORDER BY queue
 `
 
 func (q *Queries) ReportStageLatency(ctx context.Context, queue string) ([]BatonStageLatency, error) {
@@ -125,13 +252,17 @@ func (q *Queries) ReportStageLatency(ctx context.Context, queue string) ([]Baton
 		var i BatonStageLatency
 		if err := rows.Scan(
 			&i.Queue,
-			&i.Jobs,
+			&i.Attempts,
 			&i.WaitP50,
 			&i.WaitP95,
 			&i.WaitP99,
 			&i.RunP50,
 			&i.RunP95,
 			&i.RunP99,
+			&i.Successes,
+			&i.E2eP50,
+			&i.E2eP95,
+			&i.E2eP99,
 		); err != nil {
 			return nil, err
 		}
@@ -176,7 +307,7 @@ func (q *Queries) ReportStuckJobs(ctx context.Context, queue string) ([]BatonStu
 }
 
 const reportThroughputHourly = `-- name: ReportThroughputHourly :many
-SELECT queue, hour, succeeded, retried, dead, canceled FROM baton.throughput_hourly WHERE ($1::text = '' OR queue = $1) ORDER BY hour, queue
+SELECT queue, hour, successes, retries, deaths, cancels, interruptions, redrives FROM baton.throughput_hourly WHERE ($1::text = '' OR queue = $1) ORDER BY hour, queue
 `
 
 func (q *Queries) ReportThroughputHourly(ctx context.Context, queue string) ([]BatonThroughputHourly, error) {
@@ -191,10 +322,49 @@ func (q *Queries) ReportThroughputHourly(ctx context.Context, queue string) ([]B
 		if err := rows.Scan(
 			&i.Queue,
 			&i.Hour,
-			&i.Succeeded,
-			&i.Retried,
-			&i.Dead,
-			&i.Canceled,
+			&i.Successes,
+			&i.Retries,
+			&i.Deaths,
+			&i.Cancels,
+			&i.Interruptions,
+			&i.Redrives,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const reportWorkerActivity = `-- name: ReportWorkerActivity :many
+SELECT worker, jobs, attempts, successes, failed_attempts, failure_rate, lost_leases, releases, cancels, first_claimed_at, last_ended_at FROM baton.worker_activity ORDER BY last_ended_at DESC, worker
+`
+
+// --queue does not apply: a worker's figures span its queues.
+func (q *Queries) ReportWorkerActivity(ctx context.Context) ([]BatonWorkerActivity, error) {
+	rows, err := q.db.Query(ctx, reportWorkerActivity)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []BatonWorkerActivity
+	for rows.Next() {
+		var i BatonWorkerActivity
+		if err := rows.Scan(
+			&i.Worker,
+			&i.Jobs,
+			&i.Attempts,
+			&i.Successes,
+			&i.FailedAttempts,
+			&i.FailureRate,
+			&i.LostLeases,
+			&i.Releases,
+			&i.Cancels,
+			&i.FirstClaimedAt,
+			&i.LastEndedAt,
 		); err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"os"
 	"testing"
@@ -11,6 +12,10 @@ import (
 
 	"github.com/baton-run/baton/internal/dbtest"
 )
+
+// reportViews are the views baton report prints.
+var reportViews = []string{"queue_summary", "backlog_by_priority", "stage_latency", "throughput_hourly", "stage_errors",
+	"failures", "attempts_per_job", "stuck_jobs", "pipeline_lineage", "slowest_journeys", "worker_activity", "table_health"}
 
 // The documented reporting role reads the views and nothing else.
 func TestReaderRoleReadsOnlyTheViews(t *testing.T) {
@@ -33,7 +38,7 @@ func TestReaderRoleReadsOnlyTheViews(t *testing.T) {
 	require.NoError(t, err)
 	defer conn.Close(ctx)
 
-	for _, view := range []string{"queue_summary", "stage_latency", "throughput_hourly", "failures", "stuck_jobs", "pipeline_lineage", "table_health", "job_history"} {
+	for _, view := range append(reportViews, "job_history", "attempts") {
 		_, err := conn.Exec(ctx, "SELECT * FROM baton."+view)
 		require.NoError(t, err, view)
 	}
@@ -52,4 +57,41 @@ func TestReaderRoleReadsOnlyTheViews(t *testing.T) {
 	var readOnly, timeout string
 	require.NoError(t, conn.QueryRow(ctx, "SELECT current_setting('default_transaction_read_only'), current_setting('statement_timeout')").Scan(&readOnly, &timeout))
 	require.Equal(t, []string{"on", "30s"}, []string{readOnly, timeout})
+}
+
+// Every report reads a long history through indexes only, so that what it
+// costs follows its window, not the table: no view reads jobs or job_events
+// sequentially. (scripts/report-plans.sh shows the plans and times at 1M
+// and 10M jobs; docs/reports.md has them.)
+func TestReportsReadHistoryThroughIndexes(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	dbtest.History(t, pool, 100_000, 2_000)
+	for _, view := range append(reportViews, "attempts WHERE ended_at > now() - interval '1 hour'") {
+		var plan string
+		require.NoError(t, pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) SELECT * FROM baton."+view).Scan(&plan))
+		var nodes []struct{ Plan planNode }
+		require.NoError(t, json.Unmarshal([]byte(plan), &nodes))
+		for _, n := range nodes[0].Plan.all() {
+			if n.Relation == "jobs" || n.Relation == "job_events" {
+				require.NotEqual(t, "Seq Scan", n.Type, "%s reads %s sequentially:\n%s", view, n.Relation, plan)
+			}
+		}
+	}
+}
+
+// planNode is a node of EXPLAIN (FORMAT JSON).
+type planNode struct {
+	Type     string     `json:"Node Type"`
+	Relation string     `json:"Relation Name"`
+	Plans    []planNode `json:"Plans"`
+}
+
+func (n planNode) all() []planNode {
+	out := []planNode{n}
+	for _, c := range n.Plans {
+		out = append(out, c.all()...)
+	}
+	return out
 }

@@ -482,6 +482,9 @@ type Event struct {
 	Attempt int32     `json:"attempt"`
 	Worker  *string   `json:"worker,omitempty"`
 	Error   *string   `json:"error,omitempty"`
+	// RunSeconds is how long the handler ran, on the change that ends an
+	// attempt whose handler returned (a success or a failure).
+	RunSeconds *float64 `json:"run_seconds,omitempty"`
 }
 
 // JobStatus is a job as users see it (CLI and API): its row, history and children.
@@ -554,7 +557,8 @@ func status(ctx context.Context, q *Queries, id int64) (*JobStatus, error) {
 	s.Children = append(s.Children, children...)
 	s.History = make([]Event, len(events))
 	for i, e := range events {
-		s.History[i] = Event{At: e.At, From: e.FromState, To: e.ToState, Attempt: e.Attempt, Worker: e.Worker, Error: e.Error}
+		s.History[i] = Event{At: e.At, From: e.FromState, To: e.ToState, Attempt: e.Attempt, Worker: e.Worker, Error: e.Error,
+			RunSeconds: e.RunSeconds}
 	}
 	return s, nil
 }

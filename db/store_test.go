@@ -483,15 +483,24 @@ func TestTheLeaseEndsWithItsHolder(t *testing.T) {
 		},
 		"canceled": func(id, _ int64) { require.NoError(t, db.Cancel(ctx, pool, id)) },
 	}
+	outcomes := map[string]string{"succeeded": "succeeded", "retrying": "failed", "available": "released", "reaped": "lease_lost", "canceled": "canceled"}
 	for end, do := range ends {
 		queue := "q-" + end
-		id := submit(t, pool, db.NewJob{Queue: queue})[0]
+		id := submit(t, pool, db.NewJob{Queue: queue, Delay: time.Millisecond})[0]
+		dueNow(t, pool, id)
 		c := claim(t, pool, queue, 1)[0]
 		require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND leased_by = 'test'", id))
 		do(id, c.LeaseToken)
 		require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND leased_by IS NULL AND state <> 'running'", id), end)
 		require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM baton.job_events
 			WHERE job_id = $1 AND from_state = 'running' AND worker = 'test'`, id), "%s: the history names the holder", end)
+		// baton.attempts tells how the attempt ended, and when it was due:
+		// the run_at it was claimed at, whatever the end did to run_at.
+		var outcome string
+		var due time.Time
+		require.NoError(t, pool.QueryRow(ctx, "SELECT outcome, due_at FROM baton.attempts WHERE job_id = $1", id).Scan(&outcome, &due))
+		require.Equal(t, outcomes[end], outcome, end)
+		require.True(t, due.Equal(c.RunAt), "%s: due %s, claimed with run_at %s", end, due, c.RunAt)
 	}
 }
 

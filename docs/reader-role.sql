@@ -17,7 +17,10 @@ END $$;
 ALTER ROLE baton_reader SET default_transaction_read_only = on;
 ALTER ROLE baton_reader SET statement_timeout = '30s';
 GRANT USAGE ON SCHEMA baton TO baton_reader;
--- job_history has each state change's worker and error, and no payload or result.
+-- job_history and attempts have each state change's (or attempt's) worker and
+-- error, and no payload or result.
 GRANT SELECT ON baton.queue_summary, baton.stage_latency, baton.throughput_hourly,
     baton.failures, baton.stuck_jobs, baton.pipeline_lineage, baton.table_health,
-    baton.job_history TO baton_reader;
+    baton.stage_errors, baton.attempts_per_job, baton.slowest_journeys,
+    baton.backlog_by_priority, baton.worker_activity,
+    baton.job_history, baton.attempts TO baton_reader;

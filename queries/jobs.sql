@@ -151,7 +151,8 @@ WITH input AS (
            unnest(@results::text[]) AS result,
            unnest(@next_queues::text[]) AS next_queue,
            nullif(unnest(@trace_parents::text[]), '') AS trace_parent,
-           unnest(@direct::boolean[]) AS direct
+           unnest(@direct::boolean[]) AS direct,
+           unnest(@run_us::bigint[]) AS run_us
 ), done AS (
     UPDATE baton.jobs j
     SET state = 'succeeded',
@@ -164,26 +165,31 @@ WITH input AS (
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.priority, j.result, i.next_queue, i.trace_parent, i.direct
+    RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
+              i.next_queue, i.trace_parent, i.direct,
+              -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
+              CASE WHEN j.parent_id IS NULL THEN j.id ELSE j.root_id END AS root_id,
+              CASE WHEN j.parent_id IS NULL THEN j.created_at ELSE j.root_created_at END AS root_created_at
 ), done_events AS (
-    -- The lease token fences the update, so worker_id held the lease.
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
-    SELECT id, 'running', 'succeeded', attempts, lease_token, @worker_id::text, started_at FROM done
+    -- The lease token fences the update, so worker_id held the lease. A
+    -- success leaves run_at as it was: the attempt's due time.
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at, due_at, run_us)
+    SELECT id, 'running', 'succeeded', attempts, lease_token, @worker_id::text, started_at, run_at, run_us FROM done
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
     ON CONFLICT DO NOTHING
 ), handoff AS (
-    SELECT d.id, d.priority, d.result, d.next_queue, d.trace_parent,
+    SELECT d.id, d.priority, d.result, d.next_queue, d.trace_parent, d.root_id, d.root_created_at,
            d.direct AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = d.next_queue AND q.paused) AS run
     FROM done d
     WHERE d.next_queue <> ''
 ), handed AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, trace_parent,
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent,
                             attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at)
     SELECT h.next_queue,
            CASE WHEN h.run THEN 'running' ELSE 'available' END::baton.job_state,
-           coalesce(h.result, 'null'::jsonb), h.priority, h.id, 0, h.trace_parent,
+           coalesce(h.result, 'null'::jsonb), h.priority, h.id, 0, h.root_id, h.root_created_at, h.trace_parent,
            CASE WHEN h.run THEN 1 ELSE 0 END,
            CASE WHEN h.run THEN @next_max_attempts::integer END,
            CASE WHEN h.run THEN 1 ELSE 0 END,
@@ -204,10 +210,15 @@ ORDER BY d.id;
 -- name: JobFail :one
 -- Records a failed attempt, fenced by the lease token: retrying after the
 -- given delay, or dead when attempts are exhausted or the failure is
--- permanent. A retry sends a wake-up hint naming its queue with "@" (a job
--- not due yet), so that idle replicas set an alarm for it (the notified CTE
--- is joined so that it runs).
-WITH failed AS (
+-- permanent, with how long the handler ran. A retry sends a wake-up hint
+-- naming its queue with "@" (a job not due yet), so that idle replicas set
+-- an alarm for it (the notified CTE is joined so that it runs).
+WITH attempt AS (
+    -- The attempt's due time, before the retry moves run_at. Read in the
+    -- statement's snapshot: while the token matches, nothing else moves it.
+    SELECT id, run_at FROM baton.jobs
+    WHERE id = @id::bigint AND lease_token = @lease_token::bigint AND state = 'running'
+), failed AS (
     UPDATE baton.jobs j
     SET state = CASE WHEN @permanent::boolean OR j.attempts >= j.max_attempts
                      THEN 'dead' ELSE 'retrying' END::baton.job_state,
@@ -225,8 +236,10 @@ WITH failed AS (
       AND j.state = 'running'
     RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT id, 'running', state, attempts, @lease_token::bigint, @worker_id::text, last_error, started_at FROM failed
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at, run_us)
+    SELECT f.id, 'running', f.state, f.attempts, @lease_token::bigint, @worker_id::text, f.last_error, f.started_at,
+           a.run_at, @run_us::bigint
+    FROM failed f JOIN attempt a USING (id)
 ), notified AS (
     SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM failed WHERE state = 'retrying'
 )
@@ -244,14 +257,16 @@ WITH released AS (
         leased_by = NULL,
         alone_since = NULL
     FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token) r
+    JOIN baton.jobs due ON due.id = r.id -- the attempt's due time, before run_at moves
     WHERE j.id = r.id
       AND j.lease_token = r.lease_token
       AND j.state = 'running'
-    RETURNING j.id, j.attempts, r.lease_token, j.started_at
+    RETURNING j.id, j.attempts, r.lease_token, j.started_at, due.run_at AS due_at
 ), events AS (
     -- The attempt is not counted, but it happened: its claim shows with it.
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
-    SELECT id, 'running', 'available', attempts + 1, lease_token, @worker_id::text, 'released on worker shutdown', started_at
+    -- (baton.attempts tells a release from a lost lease by this error.)
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at)
+    SELECT id, 'running', 'available', attempts + 1, lease_token, @worker_id::text, 'released on worker shutdown', started_at, due_at
     FROM released
 )
 SELECT id FROM released ORDER BY id;
@@ -270,7 +285,7 @@ SELECT id FROM released ORDER BY id;
 -- it dead once its attempts are used up. Reaped jobs send a wake-up hint
 -- naming their queue with "!" (isolated jobs wait there).
 WITH expired AS MATERIALIZED (
-    SELECT id, attempts, leased_by, isolated AND alone_since IS NOT NULL AS ran_alone, isolated AND alone_since IS NULL AS held
+    SELECT id, attempts, leased_by, run_at, isolated AND alone_since IS NOT NULL AS ran_alone, isolated AND alone_since IS NULL AS held
     FROM baton.jobs
     WHERE state = 'running' AND lease_expires_at < now()
     ORDER BY id
@@ -300,11 +315,12 @@ WITH expired AS MATERIALIZED (
     RETURNING j.id, j.queue, j.state, j.lease_token, j.started_at, j.last_error
 ), events AS (
     -- The event carries the attempt that ran, whether or not it counts.
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at)
+    -- Its error starts "lease expired" (baton.attempts reads it so).
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at)
     SELECT r.id, 'running', r.state, e.attempts, r.lease_token, e.leased_by,
            CASE WHEN e.held THEN 'lease expired: worker ' || coalesce(e.leased_by, '?') || ' stopped before it ran this job alone'
                 ELSE r.last_error END,
-           r.started_at
+           r.started_at, e.run_at
     FROM reaped r JOIN expired e USING (id)
 ), notified AS (
     SELECT count(pg_notify('baton_jobs', qs)) AS n
@@ -341,7 +357,7 @@ CROSS JOIN (SELECT count(pg_notify('baton_jobs', qs)) FROM (SELECT string_agg(DI
 -- Cancels a job that has not finished. A running job's lease is fenced by the
 -- state change: its worker's heartbeat notices and stops the handler.
 WITH target AS MATERIALIZED (
-    SELECT id, state, leased_by FROM baton.jobs
+    SELECT id, state, leased_by, run_at FROM baton.jobs
     WHERE id = @id::bigint AND state IN ('scheduled', 'available', 'running', 'retrying')
     FOR UPDATE
 ), canceled AS (
@@ -349,12 +365,13 @@ WITH target AS MATERIALIZED (
     SET state = 'canceled', finished_at = now(), lease_expires_at = NULL, leased_by = NULL
     FROM target
     WHERE j.id = target.id
-    RETURNING j.id, j.attempts, j.lease_token, target.leased_by, j.started_at, target.state AS from_state
+    RETURNING j.id, j.attempts, j.lease_token, target.leased_by, j.started_at, target.run_at, target.state AS from_state
 ), events AS (
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at)
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at, due_at)
     SELECT id, from_state, 'canceled', attempts, lease_token,
            CASE WHEN from_state = 'running' THEN leased_by END,
-           CASE WHEN from_state = 'running' THEN started_at END
+           CASE WHEN from_state = 'running' THEN started_at END,
+           CASE WHEN from_state = 'running' THEN run_at END
     FROM canceled
 )
 SELECT id FROM canceled;
@@ -394,7 +411,7 @@ SELECT * FROM baton.jobs WHERE id = @id::bigint;
 -- name: JobHistory :many
 -- A job's state changes in order, the implied ones included.
 SELECT at::timestamptz AS at, from_state, to_state::baton.job_state AS to_state, attempt::integer AS attempt,
-       lease_token::bigint AS lease_token, worker, error
+       lease_token::bigint AS lease_token, worker, error, run_seconds
 FROM baton.job_history
 WHERE job_id = @job_id::bigint
 ORDER BY seq;

@@ -26,6 +26,23 @@ SELECT * FROM baton.pipeline_lineage WHERE (@queue::text = '' OR root_id IN (
     SELECT l.root_id FROM baton.pipeline_lineage l WHERE l.queue = @queue))
 ORDER BY root_id DESC, depth, job_id LIMIT 1000;
 
+-- name: ReportStageErrors :many
+SELECT * FROM baton.stage_errors WHERE (@queue::text = '' OR queue = @queue) ORDER BY error_rate DESC, queue;
+
+-- name: ReportAttemptsPerJob :many
+SELECT * FROM baton.attempts_per_job WHERE (@queue::text = '' OR queue = @queue) ORDER BY queue, attempts;
+
+-- name: ReportSlowestJourneys :many
+-- --queue picks the journeys that ended in that queue.
+SELECT * FROM baton.slowest_journeys WHERE (@queue::text = '' OR queue = @queue) ORDER BY seconds DESC, job_id;
+
+-- name: ReportBacklogByPriority :many
+SELECT * FROM baton.backlog_by_priority WHERE (@queue::text = '' OR queue = @queue) ORDER BY queue, priority;
+
+-- name: ReportWorkerActivity :many
+-- --queue does not apply: a worker's figures span its queues.
+SELECT * FROM baton.worker_activity ORDER BY last_ended_at DESC, worker;
+
 -- name: ReportSince :exec
 -- Sets the window of the reporting views for the rest of the transaction.
 SELECT set_config('baton.since', @since::text, true);

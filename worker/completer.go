@@ -18,6 +18,7 @@ type done struct {
 	job    *Job
 	token  int64
 	result json.RawMessage
+	ran    time.Duration // how long the handler ran
 	// traceParent is the handler run's trace context, for the next stage's job.
 	traceParent string
 	// flushed is closed once the commit this success was part of is over.
@@ -55,11 +56,12 @@ func (s *stage) commit(batch []*done) {
 	p := db.JobCompleteManyParams{
 		Ids: make([]int64, len(batch)), LeaseTokens: make([]int64, len(batch)),
 		Results: make([]string, len(batch)), NextQueues: make([]string, len(batch)),
-		TraceParents: make([]string, len(batch)), Direct: make([]bool, len(batch)), WorkerID: s.w.cfg.ID,
+		TraceParents: make([]string, len(batch)), Direct: make([]bool, len(batch)), RunUs: make([]int64, len(batch)),
+		WorkerID: s.w.cfg.ID,
 	}
 	for i, d := range batch {
 		p.Ids[i], p.LeaseTokens[i], p.Results[i], p.NextQueues[i] = d.job.ID, d.token, string(d.result), s.cfg.Next
-		p.TraceParents[i] = d.traceParent
+		p.TraceParents[i], p.RunUs[i] = d.traceParent, d.ran.Microseconds()
 	}
 	// When this process also works the next stage and it has free slots, the
 	// hand-off creates the next jobs already claimed by this worker.
@@ -102,7 +104,7 @@ func (s *stage) commit(batch []*done) {
 			// refusing its next job, say): that is the attempt's failure,
 			// recorded under the same fence and retried with the stage's
 			// backoff, rather than a wait for the lease to expire.
-			s.fail(d.job, d.token, fmt.Errorf("recording the result failed: %w", err))
+			s.fail(d.job, d.token, fmt.Errorf("recording the result failed: %w", err), d.ran)
 		case err != nil:
 			// The statement could not run (connection lost, shutdown): the
 			// job is not at fault, and its lease brings it back.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,14 +38,8 @@ func reportRun(t *testing.T, pool *pgxpool.Pool) {
 		}
 		return j.Payload, nil
 	}))
-	publish := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
-		return j.Payload, nil
-	}))
-	var jobs []db.NewJob
-	for n := 1; n <= 20; n++ {
-		jobs = append(jobs, db.NewJob{Queue: "ingest", Payload: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))})
-	}
-	_, err := db.Submit(ctx, pool, jobs...)
+	publish := register(t, echo)
+	_, err := db.Submit(ctx, pool, numbered("ingest", 20)...)
 	require.NoError(t, err)
 	start(t, pool, fmt.Sprintf(`
 stages:
@@ -62,6 +57,18 @@ stages:
 			WHERE state NOT IN ('succeeded', 'dead')`).Scan(&unfinished))
 		return unfinished == 0 && count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'publish'") == 16
 	}, 20*time.Second, 20*time.Millisecond)
+}
+
+// echo hands its payload on.
+var echo = worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) { return j.Payload, nil })
+
+// numbered is n jobs for queue with payloads {"n": 1} to {"n": n}.
+func numbered(queue string, n int) []db.NewJob {
+	jobs := make([]db.NewJob, n)
+	for i := range jobs {
+		jobs[i] = db.NewJob{Queue: queue, Payload: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i+1))}
+	}
+	return jobs
 }
 
 func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
@@ -91,7 +98,8 @@ func TestReportingViewsAfterAPipelineRun(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, latency, 2)
 	for _, r := range latency {
-		require.Equal(t, map[string]int64{"ingest": 20, "publish": 16}[r.Queue], r.Jobs, r.Queue)
+		// attempts: ingest's 20 first runs and 2 retries; publish's 16
+		require.Equal(t, map[string]int64{"ingest": 22, "publish": 16}[r.Queue], r.Attempts, r.Queue)
 		require.GreaterOrEqual(t, r.WaitP50, 0.0)
 		require.LessOrEqual(t, r.WaitP50, r.WaitP95)
 		require.LessOrEqual(t, r.WaitP95, r.WaitP99)
@@ -105,9 +113,9 @@ func TestReportingViewsAfterAPipelineRun(t *testing.T) {
 	for _, r := range hourly {
 		require.Equal(t, "ingest", r.Queue)
 		require.Equal(t, r.Hour, r.Hour.Truncate(time.Hour))
-		total.Succeeded, total.Retried, total.Dead = total.Succeeded+r.Succeeded, total.Retried+r.Retried, total.Dead+r.Dead
+		total.Successes, total.Retries, total.Deaths = total.Successes+r.Successes, total.Retries+r.Retries, total.Deaths+r.Deaths
 	}
-	require.Equal(t, db.BatonThroughputHourly{Succeeded: 16, Retried: 2, Dead: 4}, total)
+	require.Equal(t, db.BatonThroughputHourly{Successes: 16, Retries: 2, Deaths: 4}, total)
 
 	failures, err := q.ReportFailures(ctx, "")
 	require.NoError(t, err)
@@ -116,8 +124,8 @@ func TestReportingViewsAfterAPipelineRun(t *testing.T) {
 	for _, f := range failures {
 		byError[*f.Error] = f
 	}
-	require.Equal(t, [3]int64{4, 4, 4}, [3]int64{byError["bad input"].Attempts, byError["bad input"].Jobs, byError["bad input"].Dead})
-	require.Equal(t, [3]int64{2, 2, 0}, [3]int64{byError["flaky"].Attempts, byError["flaky"].Jobs, byError["flaky"].Dead})
+	require.Equal(t, [3]int64{4, 4, 4}, [3]int64{byError["bad input"].Attempts, byError["bad input"].Jobs, byError["bad input"].Deaths})
+	require.Equal(t, [3]int64{2, 2, 0}, [3]int64{byError["flaky"].Attempts, byError["flaky"].Jobs, byError["flaky"].Deaths})
 	require.Contains(t, []int{5, 10, 15, 20}, payloadN(t, pool, byError["bad input"].LastJobID))
 	require.False(t, byError["flaky"].LastSeen.Before(byError["flaky"].FirstSeen))
 
@@ -237,4 +245,236 @@ func TestQueueSummaryCountsWithoutScanningHistory(t *testing.T) {
 		}
 	}
 	require.Positive(t, reads, plan)
+}
+
+// historyRow is one entry of baton.job_history with its job's queue: the
+// ground truth every report is checked against.
+type historyRow struct {
+	JobID      int64
+	Queue      string
+	From       *db.JobState
+	To         db.JobState
+	Worker     *string
+	Error      *string
+	RunSeconds *float64
+}
+
+// Every report agrees with the history rows, and says in its column names
+// what it counts. Twelve jobs go through ingest -> publish: eight succeed,
+// two fail once first, one fails for good and is re-driven to fail again
+// (so it is one dead job and two deaths), one is canceled while it runs,
+// and a job in a queue no worker serves is canceled while it waits.
+func TestReportsAgreeWithTheHistory(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	ingest := register(t, worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (json.RawMessage, error) {
+		var p struct{ N int }
+		if err := json.Unmarshal(j.Payload, &p); err != nil {
+			return nil, err
+		}
+		switch {
+		case p.N == 9 || p.N == 10:
+			if j.Attempt == 1 {
+				return nil, errors.New("flaky")
+			}
+		case p.N == 11:
+			return nil, worker.Permanent(errors.New("bad input"))
+		case p.N == 12:
+			<-ctx.Done() // until canceled
+			return nil, ctx.Err()
+		}
+		return j.Payload, nil
+	}))
+	publish := register(t, echo)
+	ids, err := db.Submit(ctx, pool, append(numbered("ingest", 12), db.NewJob{Queue: "idle", Payload: json.RawMessage(`{}`)})...)
+	require.NoError(t, err)
+	start(t, pool, fmt.Sprintf(`
+stages:
+  - queue: ingest
+    handler: {go: %q}
+    next: publish
+    lease: 1s
+    backoff: 10ms
+    max_backoff: 10ms
+  - queue: publish
+    handler: {go: %q}
+`, ingest, publish))
+	require.NoError(t, db.Cancel(ctx, pool, ids[12]))
+	waitState(t, pool, ids[11], db.BatonJobStateRunning)
+	require.NoError(t, db.Cancel(ctx, pool, ids[11]))
+	waitState(t, pool, ids[10], db.BatonJobStateDead)
+	require.NoError(t, db.Retry(ctx, pool, ids[10]))
+	require.Eventually(t, func() bool {
+		return count(t, pool, `SELECT count(*) FROM baton.job_events WHERE to_state = 'dead'`) == 2 &&
+			count(t, pool, `SELECT count(*) FROM baton.jobs WHERE queue = 'publish' AND state = 'succeeded'`) == 10
+	}, 20*time.Second, 10*time.Millisecond)
+
+	rows, err := pool.Query(ctx, `SELECT h.job_id, j.queue, h.from_state, h.to_state, h.worker, h.error, h.run_seconds
+		FROM baton.job_history h JOIN baton.jobs j ON j.id = h.job_id ORDER BY h.job_id, h.seq`)
+	require.NoError(t, err)
+	history, err := pgx.CollectRows(rows, pgx.RowToStructByPos[historyRow])
+	require.NoError(t, err)
+	from := func(h historyRow, states ...db.JobState) bool {
+		return h.From != nil && slices.Contains(states, *h.From)
+	}
+	returned := func(h historyRow) bool { return from(h, "running") && h.RunSeconds != nil } // a handler outcome
+	type tally map[string]int64
+	countBy := func(key func(historyRow) string, keep func(historyRow) bool) tally {
+		out := tally{}
+		for _, h := range history {
+			if keep(h) {
+				out[key(h)]++
+			}
+		}
+		return out
+	}
+	byQueue := func(h historyRow) string { return h.Queue }
+	to := func(s db.JobState) func(historyRow) bool { return func(h historyRow) bool { return h.To == s } }
+	q := db.New(pool)
+
+	// queue_summary: jobs by their current state.
+	var current []struct {
+		Queue string
+		State db.JobState
+		N     int64
+	}
+	rows, err = pool.Query(ctx, `SELECT queue, state, count(*) FROM baton.jobs GROUP BY 1, 2`)
+	require.NoError(t, err)
+	current, err = pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
+		Queue string
+		State db.JobState
+		N     int64
+	}])
+	require.NoError(t, err)
+	summary, err := q.QueueSummary(ctx)
+	require.NoError(t, err)
+	require.Len(t, summary, 3)
+	for _, s := range summary {
+		want := map[db.JobState]int64{}
+		for _, c := range current {
+			if c.Queue == s.Queue {
+				want[c.State] = c.N
+			}
+		}
+		require.Equal(t, want[db.BatonJobStateSucceeded], s.Succeeded, s.Queue)
+		require.Equal(t, want[db.BatonJobStateDead], s.Dead, s.Queue)
+		require.Equal(t, want[db.BatonJobStateCanceled], s.Canceled, s.Queue)
+		require.Zero(t, s.Available+s.Running+s.Retrying+s.Scheduled, s.Queue)
+	}
+	require.Equal(t, []int64{10, 1, 1}, []int64{summary[1].Succeeded, summary[1].Dead, summary[1].Canceled}, "ingest, by state")
+
+	// throughput_hourly: events.
+	hourly, err := q.ReportThroughputHourly(ctx, "")
+	require.NoError(t, err)
+	got := map[string]tally{}
+	for _, r := range hourly {
+		if got[r.Queue] == nil {
+			got[r.Queue] = tally{}
+		}
+		for k, v := range map[string]int64{"successes": r.Successes, "retries": r.Retries, "deaths": r.Deaths,
+			"cancels": r.Cancels, "interruptions": r.Interruptions, "redrives": r.Redrives} {
+			got[r.Queue][k] += v
+		}
+	}
+	want := map[string]tally{}
+	for name, keep := range map[string]func(historyRow) bool{
+		"successes": to("succeeded"), "retries": to("retrying"), "deaths": to("dead"), "cancels": to("canceled"),
+		"interruptions": func(h historyRow) bool { return h.To == "available" && from(h, "running") },
+		"redrives":      func(h historyRow) bool { return h.To == "available" && from(h, "dead", "canceled") },
+	} {
+		for queue, n := range countBy(byQueue, keep) {
+			if want[queue] == nil {
+				want[queue] = tally{}
+			}
+			want[queue][name] = n
+		}
+	}
+	for queue, w := range want {
+		for k, v := range w {
+			require.Equal(t, v, got[queue][k], "throughput_hourly %s %s", queue, k)
+		}
+	}
+	require.Equal(t, tally{"successes": 10, "retries": 2, "deaths": 2, "cancels": 1, "interruptions": 0, "redrives": 1}, got["ingest"])
+
+	// failures: history rows with an error.
+	failures, err := q.ReportFailures(ctx, "")
+	require.NoError(t, err)
+	withError := countBy(func(h historyRow) string { return h.Queue + "|" + *h.Error }, func(h historyRow) bool { return h.Error != nil })
+	deaths := countBy(func(h historyRow) string { return h.Queue + "|" + *h.Error }, func(h historyRow) bool { return h.Error != nil && h.To == "dead" })
+	require.Len(t, failures, len(withError))
+	var sumDeaths int64
+	for _, f := range failures {
+		key := f.Queue + "|" + *f.Error
+		require.Equal(t, withError[key], f.Attempts, key)
+		require.Equal(t, deaths[key], f.Deaths, key)
+		sumDeaths += f.Deaths
+	}
+	require.Equal(t, got["ingest"]["deaths"], sumDeaths, "failures and throughput_hourly count the same deaths")
+
+	// stage_latency and stage_errors: attempts whose handler returned.
+	attempts := countBy(byQueue, returned)
+	successes := countBy(byQueue, func(h historyRow) bool { return returned(h) && h.To == "succeeded" })
+	failed := countBy(byQueue, func(h historyRow) bool { return returned(h) && h.To != "succeeded" })
+	require.Equal(t, tally{"ingest": 8 + 2*2 + 2, "publish": 10}, attempts)
+	latency, err := q.ReportStageLatency(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, latency, 2)
+	for _, l := range latency {
+		require.Equal(t, attempts[l.Queue], l.Attempts, l.Queue)
+		require.Equal(t, successes[l.Queue], l.Successes, l.Queue)
+	}
+	stageErrors, err := q.ReportStageErrors(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, stageErrors, 2)
+	for _, e := range stageErrors {
+		require.Equal(t, attempts[e.Queue], e.Attempts, e.Queue)
+		require.Equal(t, failed[e.Queue], e.FailedAttempts, e.Queue)
+		require.InDelta(t, float64(failed[e.Queue])/float64(attempts[e.Queue]), e.ErrorRate, 1e-9, e.Queue)
+		require.Zero(t, e.LostLeases)
+	}
+	require.JSONEq(t, `[{"error": "bad input", "attempts": 2}, {"error": "flaky", "attempts": 2}]`, string(stageErrors[0].TopErrors))
+
+	// worker_activity: the history's worker of each attempt.
+	activity, err := q.ReportWorkerActivity(ctx)
+	require.NoError(t, err)
+	require.Len(t, activity, 1)
+	a := activity[0]
+	jobsRun := map[int64]bool{}
+	for _, h := range history {
+		if from(h, "running") {
+			jobsRun[h.JobID] = true
+		}
+	}
+	require.Equal(t, "test-worker", *a.Worker)
+	require.Equal(t, []int64{int64(len(jobsRun)), attempts["ingest"] + attempts["publish"], successes["ingest"] + successes["publish"],
+		failed["ingest"], 1, 0, 0}, []int64{a.Jobs, a.Attempts, a.Successes, a.FailedAttempts, a.Cancels, a.LostLeases, a.Releases})
+
+	// attempts_per_job: finished jobs by their counted attempts (a re-drive
+	// starts counting again).
+	perJob, err := q.ReportAttemptsPerJob(ctx, "ingest")
+	require.NoError(t, err)
+	require.Equal(t, []db.BatonAttemptsPerJob{
+		{Queue: "ingest", Attempts: 1, Jobs: 9, SucceededJobs: 8, DeadJobs: 1, Share: 9.0 / 11},
+		{Queue: "ingest", Attempts: 2, Jobs: 2, SucceededJobs: 2, Share: 2.0 / 11},
+	}, perJob)
+
+	// slowest_journeys: one row per journey's end (a finished job that
+	// handed nothing off), pipeline_lineage one per hop.
+	journeys, err := q.ReportSlowestJourneys(ctx, "")
+	require.NoError(t, err)
+	require.Equal(t, 10+1+1+1, count(t, pool, `SELECT count(*) FROM baton.jobs j
+		WHERE state IN ('succeeded', 'dead', 'canceled') AND NOT EXISTS (SELECT 1 FROM baton.jobs c WHERE c.parent_id = j.id)`))
+	require.Len(t, journeys, 13)
+	for _, j := range journeys {
+		require.Equal(t, map[string]int64{"publish": 2, "ingest": 1, "idle": 1}[j.Queue], j.Hops, j.Queue)
+		require.Equal(t, j.Seconds, j.FinishedAt.Sub(j.SubmittedAt).Seconds())
+	}
+	lineage, err := q.ReportPipelineLineage(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, lineage, count(t, pool, `SELECT count(*) FROM baton.jobs`))
+
+	backlog, err := q.ReportBacklogByPriority(ctx, "")
+	require.NoError(t, err)
+	require.Empty(t, backlog, "nothing waits")
 }

@@ -504,7 +504,8 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64, traceParent 
 	hctx, cancel := context.WithTimeoutCause(sctx, s.cfg.Timeout.D(), s.timeout)
 	began := time.Now()
 	out, err := safeHandle(hctx, s.handler, job)
-	s.metrics.handlerSeconds.Observe(time.Since(began).Seconds())
+	ran := time.Since(began) // monotonic: the handler's own time, whatever the batches did
+	s.metrics.handlerSeconds.Observe(ran.Seconds())
 	cause := context.Cause(hctx)
 	cancel()
 	if err != nil && cause != nil {
@@ -526,11 +527,11 @@ func (s *stage) execute(ctx context.Context, job *Job, token int64, traceParent 
 		return
 	}
 	if err != nil {
-		s.fail(job, token, err)
+		s.fail(job, token, err, ran)
 		return
 	}
 	flushed := make(chan struct{})
-	s.completions <- &done{job: job, token: token, result: out, traceParent: db.TraceParentOf(sctx), flushed: flushed}
+	s.completions <- &done{job: job, token: token, result: out, ran: ran, traceParent: db.TraceParentOf(sctx), flushed: flushed}
 	<-flushed
 }
 
@@ -560,8 +561,9 @@ func safeHandle(ctx context.Context, h Handler, job *Job) (out json.RawMessage, 
 	return out, err
 }
 
-// fail records a failed attempt: retrying after backoff, or dead.
-func (s *stage) fail(job *Job, token int64, herr error) {
+// fail records a failed attempt, whose handler ran for ran: retrying after
+// backoff, or dead.
+func (s *stage) fail(job *Job, token int64, herr error, ran time.Duration) {
 	// Not cancelled by shutdown: the attempt's outcome must be recorded.
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
@@ -569,7 +571,7 @@ func (s *stage) fail(job *Job, token int64, herr error) {
 	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
 		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
 			ID: job.ID, LeaseToken: token, Error: errorText(herr), Permanent: IsPermanent(herr),
-			DelayMs: delay.Milliseconds(), WorkerID: s.w.cfg.ID,
+			DelayMs: delay.Milliseconds(), WorkerID: s.w.cfg.ID, RunUs: ran.Microseconds(),
 		})
 	})
 	switch {

@@ -393,7 +393,8 @@ stages:
 
 	r := baton(t, u, "", "report")
 	require.Zero(t, r.code, r.stderr)
-	for _, name := range []string{"queue_summary", "stage_latency", "throughput_hourly", "failures", "stuck_jobs", "pipeline_lineage", "table_health"} {
+	for _, name := range []string{"queue_summary", "backlog_by_priority", "stage_latency", "throughput_hourly", "stage_errors", "failures",
+		"attempts_per_job", "stuck_jobs", "pipeline_lineage", "slowest_journeys", "worker_activity", "table_health"} {
 		require.Regexp(t, "(?m)^"+name+"$", r.stdout)
 	}
 	require.Regexp(t, `(?m)^a +0 +0 +0 +0 +3 +1 +0 +0\.000 +false$`, r.stdout)
@@ -403,8 +404,12 @@ stages:
 	require.Zero(t, r.code, r.stderr)
 	var all map[string][]map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &all))
-	require.Len(t, all, 7)
+	require.Len(t, all, 12)
 	require.Len(t, all["pipeline_lineage"], 4+3)
+	require.Len(t, all["slowest_journeys"], 4, "three journeys to b's end, one dead at a")
+	topErrors, err := json.Marshal(all["stage_errors"][0]["top_errors"]) // a's: errors first
+	require.NoError(t, err)
+	require.JSONEq(t, `[{"error": "exit status 3: boom", "attempts": 1}]`, string(topErrors), "top_errors is JSON in JSON")
 	require.Empty(t, all["stuck_jobs"])
 	require.Contains(t, r.stdout, `"stuck_jobs": []`, "no rows print as [], not null")
 	sizes := map[string]float64{}
@@ -421,7 +426,7 @@ stages:
 	require.Zero(t, r.code, r.stderr)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	require.Len(t, lines, 2)
-	require.Equal(t, "queue,error,attempts,jobs,dead,first_seen,last_seen,last_job_id", lines[0])
+	require.Equal(t, "queue,error,attempts,jobs,deaths,first_seen,last_seen,last_job_id", lines[0])
 	require.True(t, strings.HasPrefix(lines[1], "a,exit status 3: boom,1,1,1,"), lines[1])
 
 	r = baton(t, u, "", "report", "pipeline_lineage", "--queue", "b", "--format", "json")

@@ -54,20 +54,35 @@ var reports = []report{
 		}
 		return out, err
 	}},
+	{"backlog_by_priority", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+		return q.ReportBacklogByPriority(ctx, queue)
+	}},
 	{"stage_latency", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
 		return q.ReportStageLatency(ctx, queue)
 	}},
 	{"throughput_hourly", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
 		return q.ReportThroughputHourly(ctx, queue)
 	}},
+	{"stage_errors", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+		return q.ReportStageErrors(ctx, queue)
+	}},
 	{"failures", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
 		return q.ReportFailures(ctx, queue)
+	}},
+	{"attempts_per_job", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+		return q.ReportAttemptsPerJob(ctx, queue)
 	}},
 	{"stuck_jobs", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
 		return q.ReportStuckJobs(ctx, queue)
 	}},
 	{"pipeline_lineage", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
 		return q.ReportPipelineLineage(ctx, queue)
+	}},
+	{"slowest_journeys", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+		return q.ReportSlowestJourneys(ctx, queue)
+	}},
+	{"worker_activity", func(ctx context.Context, q *db.Queries, _ string) (any, error) {
+		return q.ReportWorkerActivity(ctx)
 	}},
 	{"table_health", func(ctx context.Context, q *db.Queries, _ string) (any, error) {
 		return q.TableHealth(ctx)
@@ -254,6 +269,8 @@ func cell(v reflect.Value, pretty bool) string {
 		return x.Round(time.Millisecond).String()
 	case float64:
 		return strconv.FormatFloat(x, 'f', 3, 64)
+	case json.RawMessage:
+		return string(x)
 	case string:
 		if pretty {
 			x = strings.Join(strings.Fields(x), " ")
