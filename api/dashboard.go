@@ -35,19 +35,9 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	},
 	"pretty":   prettyJSON,
 	"terminal": db.JobState.Terminal,
-	"states":   func() []db.JobState { return allStates },
-	"countOf":  countOf,
+	"states":   db.AllJobStateValues,
 	"bytes":    bytesIEC,
-	// retention shows a stored retention in a form field: empty for the default.
-	"retention": func(ms *int64) string {
-		if s := db.FormatRetention(ms); s != nil {
-			return *s
-		}
-		return ""
-	},
 }).ParseFS(webFS, "web/*.html"))
-
-var allStates = []db.JobState{"scheduled", "available", "running", "retrying", "succeeded", "dead", "canceled"}
 
 // dashboard mounts the dashboard's routes on r.
 func (s *Server) dashboard(r chi.Router) {
@@ -130,19 +120,20 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) {
 		s.renderProblem(w, r, db.MapError(err))
 		return
 	}
-	var total db.QueueSummaryRow
-	for _, q := range queues {
-		total.Available += q.Available + q.Scheduled + q.Retrying
-		total.Running += q.Running
-		total.Succeeded += q.Succeeded
-		total.Dead += q.Dead
+	views := viewsOf(queues)
+	var total struct{ Waiting, Running, Succeeded, Dead int64 }
+	for _, v := range views {
+		total.Waiting += v.Depth
+		total.Running += v.InFlight
+		total.Succeeded += v.Count(db.BatonJobStateSucceeded)
+		total.Dead += v.Count(db.BatonJobStateDead)
 	}
 	tables, err := db.New(s.pool).TableHealth(r.Context())
 	if err != nil {
 		s.renderProblem(w, r, db.MapError(err))
 		return
 	}
-	s.render(w, r, http.StatusOK, "home.html", map[string]any{"Title": "Queues", "Queues": queues, "Total": total, "Tables": tables})
+	s.render(w, r, http.StatusOK, "home.html", map[string]any{"Title": "Queues", "Queues": views, "Total": total, "Tables": tables})
 }
 
 // bytesIEC shows a size the way psql's pg_size_pretty does, in powers of 1024.
@@ -184,7 +175,7 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 	p := db.JobListParams{Queue: &queue, BeforeID: 1<<63 - 1, MaxJobs: pageSize + 1}
 	state := db.JobState(r.URL.Query().Get("state"))
 	if state != "" {
-		if !validState(state) {
+		if !state.Valid() {
 			s.renderError(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a job state.", state))
 			return
 		}
@@ -208,7 +199,7 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 		older = jobs[pageSize-1].ID
 	}
 	s.render(w, r, http.StatusOK, "queue.html", map[string]any{
-		"Title": queue, "Queue": all[i], "Jobs": jobs, "State": string(state), "Older": older,
+		"Title": queue, "Queue": viewOf(all[i]), "Jobs": jobs, "State": string(state), "Older": older,
 		"First": r.URL.Query().Get("before") == "",
 	})
 }
@@ -313,13 +304,6 @@ func (s *Server) dashboardChange(change func(ctx context.Context, pool *pgxpool.
 		verb := strings.TrimPrefix(r.URL.Path[strings.LastIndex(r.URL.Path, "/"):], "/")
 		http.Redirect(w, r, fmt.Sprintf("/jobs/%d?done=%s", id, url.QueryEscape(verb)), http.StatusSeeOther)
 	}
-}
-
-func countOf(q db.QueueSummaryRow, state db.JobState) int64 {
-	return map[db.JobState]int64{
-		"scheduled": q.Scheduled, "available": q.Available, "running": q.Running, "retrying": q.Retrying,
-		"succeeded": q.Succeeded, "dead": q.Dead, "canceled": q.Canceled,
-	}[state]
 }
 
 // ago is a short human duration since t: "4s", "3m 20s", "2h 5m", "3d 4h".

@@ -25,6 +25,7 @@ import (
 	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -37,29 +38,21 @@ func dashboardServer(t *testing.T) (*httptest.Server, *pgxpool.Pool, *atomic.Boo
 	t.Helper()
 	pool := dbtest.New(t)
 	var healed atomic.Bool
-	name := fmt.Sprintf("dashboard-test-%d", time.Now().UnixNano())
-	worker.Register(name, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+	image := worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
 		if strings.Contains(string(j.Payload), "broken") && !healed.Load() {
 			return nil, worker.Permanent(errors.New("the image is broken"))
 		}
 		return j.Payload, nil
-	}))
-	p, err := worker.ParsePipeline(fmt.Appendf(nil, `
+	})
+	workertest.Start(t, pool, `
 poll_interval: 100ms
 stages:
   - queue: dash-ingest
-    handler: {go: %q}
+    handler: {go: image}
     next: dash-publish
   - queue: dash-publish
-    handler: {go: %q}
-`, name, name))
-	require.NoError(t, err)
-	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() { stop(); require.NoError(t, <-done) })
+    handler: {go: image}
+`, worker.Config{Logger: slog.New(slog.DiscardHandler), Handlers: worker.Handlers{"image": image}})
 
 	srv := httptest.NewServer(api.New(pool, api.Config{Tokens: []string{dashToken}, Logger: slog.New(slog.DiscardHandler)}).Handler())
 	t.Cleanup(srv.Close)

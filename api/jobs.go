@@ -240,9 +240,8 @@ func parseListParams(q url.Values) (db.JobListParams, error) {
 	}
 	if v := q.Get("state"); q.Has("state") {
 		st := db.JobState(v)
-		if !validState(st) {
-			return p, problem(http.StatusUnprocessableEntity, "invalid_parameter", "state",
-				"state must be one of scheduled, available, running, retrying, succeeded, dead, canceled")
+		if !st.Valid() {
+			return p, problem(http.StatusUnprocessableEntity, "invalid_parameter", "state", "state must be one of %s", stateList)
 		}
 		p.State = &st
 	}
@@ -263,14 +262,14 @@ func parseListParams(q url.Values) (db.JobListParams, error) {
 	return p, nil
 }
 
-func validState(s db.JobState) bool {
-	switch s {
-	case db.BatonJobStateScheduled, db.BatonJobStateAvailable, db.BatonJobStateRunning, db.BatonJobStateRetrying,
-		db.BatonJobStateSucceeded, db.BatonJobStateDead, db.BatonJobStateCanceled:
-		return true
+// stateList names the job states, for error messages.
+var stateList = func() string {
+	var names []string
+	for _, s := range db.AllJobStateValues() {
+		names = append(names, string(s))
 	}
-	return false
-}
+	return strings.Join(names, ", ")
+}()
 
 // Cursors are opaque to clients: the last id of a page, encoded.
 func encodeCursor(id int64) string {

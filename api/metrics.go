@@ -102,16 +102,16 @@ func emit(ch chan<- prometheus.Metric, queues []db.QueueSummaryRow, tables []db.
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, r := range queues {
-		for _, state := range allStates {
-			gauge(descJobs, float64(countOf(r, state)), r.Queue, string(state))
+	for _, v := range viewsOf(queues) {
+		for _, state := range db.AllJobStateValues() {
+			gauge(descJobs, float64(v.Count(state)), v.Queue, string(state))
 		}
-		gauge(descOldest, r.OldestAvailableSeconds, r.Queue)
+		gauge(descOldest, v.OldestAgeSeconds, v.Queue)
 		paused := 0.0
-		if r.Paused {
+		if v.Paused {
 			paused = 1
 		}
-		gauge(descPaused, paused, r.Queue)
+		gauge(descPaused, paused, v.Queue)
 	}
 	for _, t := range tables {
 		gauge(descDead, float64(t.DeadRows), t.TableName)

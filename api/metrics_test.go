@@ -18,6 +18,7 @@ import (
 
 	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -26,34 +27,26 @@ import (
 func TestMetricsAfterARun(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
-	ctx := context.Background()
-	handler := fmt.Sprintf("metrics-test-%d", time.Now().UnixNano())
-	worker.Register(handler, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+	handler := worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
 		if strings.Contains(string(j.Payload), "fail") {
 			return nil, worker.Permanent(fmt.Errorf("no"))
 		}
 		return j.Payload, nil
-	}))
+	})
+	metrics := prometheus.NewRegistry() // the worker's, served beside the API's
 	srv := httptest.NewServer(api.New(pool, api.Config{
-		Logger: slog.New(slog.DiscardHandler), Metrics: []prometheus.Gatherer{worker.Metrics},
+		Logger: slog.New(slog.DiscardHandler), Metrics: []prometheus.Gatherer{metrics},
 	}).Handler())
 	t.Cleanup(srv.Close)
 
-	// Queue names of this test only: the worker's metrics are per process.
 	for _, body := range []string{`{"payload":{"n":1}}`, `{"payload":{"n":2}}`, `{"payload":"fail"}`} {
 		resp, err := http.Post(srv.URL+"/v1/queues/metrics-a/jobs", "application/json", strings.NewReader(body))
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusCreated, resp.StatusCode)
 	}
-	p, err := worker.ParsePipeline(fmt.Appendf(nil, "stages:\n  - queue: metrics-a\n    handler: {go: %q}\n    next: metrics-b\n  - queue: metrics-b\n    handler: {go: %q}\n", handler, handler))
-	require.NoError(t, err)
-	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	wctx, stop := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- w.Run(wctx) }()
-	defer func() { stop(); require.NoError(t, <-done) }()
+	workertest.Start(t, pool, "stages:\n  - queue: metrics-a\n    handler: {go: h}\n    next: metrics-b\n  - queue: metrics-b\n    handler: {go: h}\n",
+		worker.Config{Logger: slog.New(slog.DiscardHandler), Handlers: worker.Handlers{"h": handler}, Metrics: metrics})
 
 	// Wait for every outcome: nothing orders the failing job's failure
 	// before the other two jobs' second stage, nor a counter's increment

@@ -6,17 +6,41 @@ import (
 	"github.com/baton-run/baton/db"
 )
 
-// queueView is one queue as the API shows it.
+// queueView is one queue as /v1/queues, the dashboard and /metrics show it.
 type queueView struct {
 	Queue string `json:"queue"`
 	// Depth counts jobs waiting to run: scheduled, available and retrying.
 	Depth    int64 `json:"depth"`
 	InFlight int64 `json:"in_flight"`
 	// OldestAgeSeconds is how long the oldest due job has waited.
-	OldestAgeSeconds float64          `json:"oldest_age_seconds"`
-	Paused           bool             `json:"paused"`
-	States           map[string]int64 `json:"states"`
-	Retention        retentionView    `json:"retention"`
+	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
+	Paused           bool    `json:"paused"`
+	// States counts the queue's jobs in every state, zeros included.
+	States    map[db.JobState]int64 `json:"states"`
+	Retention retentionView         `json:"retention"`
+}
+
+func viewOf(q db.QueueSummaryRow) queueView {
+	v := queueView{
+		Queue: q.Queue, Depth: q.Scheduled + q.Available + q.Retrying, InFlight: q.Running,
+		OldestAgeSeconds: q.OldestAvailableSeconds, Paused: q.Paused, States: map[db.JobState]int64{},
+		Retention: retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
+	}
+	for _, s := range db.AllJobStateValues() {
+		v.States[s] = q.Count(s)
+	}
+	return v
+}
+
+// Count is how many of the queue's jobs are in state s (for templates).
+func (v queueView) Count(s db.JobState) int64 { return v.States[s] }
+
+func viewsOf(rows []db.QueueSummaryRow) []queueView {
+	views := make([]queueView, len(rows))
+	for i, q := range rows {
+		views[i] = viewOf(q)
+	}
+	return views
 }
 
 // retentionView is how long a queue keeps its finished jobs, by final
@@ -38,21 +62,9 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, db.MapError(err))
 		return
 	}
-	out := struct {
+	writeJSON(w, http.StatusOK, struct {
 		Queues []queueView `json:"queues"`
-	}{Queues: []queueView{}}
-	for _, q := range rows {
-		out.Queues = append(out.Queues, queueView{
-			Queue: q.Queue, Depth: q.Scheduled + q.Available + q.Retrying, InFlight: q.Running,
-			OldestAgeSeconds: q.OldestAvailableSeconds, Paused: q.Paused,
-			States: map[string]int64{
-				"scheduled": q.Scheduled, "available": q.Available, "running": q.Running, "retrying": q.Retrying,
-				"succeeded": q.Succeeded, "dead": q.Dead, "canceled": q.Canceled,
-			},
-			Retention: retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
-		})
-	}
-	writeJSON(w, http.StatusOK, out)
+	}{Queues: viewsOf(rows)})
 }
 
 // POST /v1/queues/{queue}/pause and /resume: workers on every replica stop

@@ -495,55 +495,6 @@ func (q *Queries) JobGet(ctx context.Context, id int64) (Job, error) {
 	return i, err
 }
 
-const jobGetMany = `-- name: JobGetMany :many
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since, root_id, root_created_at FROM baton.jobs WHERE id = any($1::bigint[]) ORDER BY id
-`
-
-func (q *Queries) JobGetMany(ctx context.Context, ids []int64) ([]Job, error) {
-	rows, err := q.db.Query(ctx, jobGetMany, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []Job
-	for rows.Next() {
-		var i Job
-		if err := rows.Scan(
-			&i.ID,
-			&i.Queue,
-			&i.State,
-			&i.Payload,
-			&i.Priority,
-			&i.RunAt,
-			&i.Attempts,
-			&i.MaxAttempts,
-			&i.LeaseToken,
-			&i.LeaseExpiresAt,
-			&i.LeasedBy,
-			&i.LastError,
-			&i.Result,
-			&i.ParentID,
-			&i.ParentSeq,
-			&i.CreatedAt,
-			&i.StartedAt,
-			&i.FinishedAt,
-			&i.TraceParent,
-			&i.LostLeases,
-			&i.Isolated,
-			&i.AloneSince,
-			&i.RootID,
-			&i.RootCreatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const jobHeartbeat = `-- name: JobHeartbeat :many
 UPDATE baton.jobs j
 SET lease_expires_at = now() + interval '1 millisecond' * $1::bigint

@@ -58,6 +58,32 @@ func (ns NullJobState) Value() (driver.Value, error) {
 	return string(ns.JobState), nil
 }
 
+func (e JobState) Valid() bool {
+	switch e {
+	case BatonJobStateScheduled,
+		BatonJobStateAvailable,
+		BatonJobStateRunning,
+		BatonJobStateRetrying,
+		BatonJobStateSucceeded,
+		BatonJobStateDead,
+		BatonJobStateCanceled:
+		return true
+	}
+	return false
+}
+
+func AllJobStateValues() []JobState {
+	return []JobState{
+		BatonJobStateScheduled,
+		BatonJobStateAvailable,
+		BatonJobStateRunning,
+		BatonJobStateRetrying,
+		BatonJobStateSucceeded,
+		BatonJobStateDead,
+		BatonJobStateCanceled,
+	}
+}
+
 type BatonAttempt struct {
 	JobID       int64      `json:"job_id"`
 	Queue       string     `json:"queue"`

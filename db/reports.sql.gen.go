@@ -9,26 +9,6 @@ import (
 	"context"
 )
 
-const jobCountsFold = `-- name: JobCountsFold :execrows
-WITH moved AS (
-    DELETE FROM baton.job_count_deltas RETURNING queue, state, n
-)
-INSERT INTO baton.job_counts AS c (queue, state, n)
-SELECT queue, state, sum(n)::bigint FROM moved GROUP BY queue, state ORDER BY queue, state
-ON CONFLICT (queue, state) DO UPDATE SET n = c.n + excluded.n
-`
-
-// Folds the per-statement count deltas into baton.job_counts. Safe from every
-// replica at once: a delta row is deleted (and so counted) by one fold only,
-// and counters are updated in a fixed order.
-func (q *Queries) JobCountsFold(ctx context.Context) (int64, error) {
-	result, err := q.db.Exec(ctx, jobCountsFold)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
 const reportAttemptsPerJob = `-- name: ReportAttemptsPerJob :many
 SELECT queue, attempts, jobs, succeeded_jobs, dead_jobs, share FROM baton.attempts_per_job WHERE ($1::text = '' OR queue = $1) ORDER BY queue, attempts
 `

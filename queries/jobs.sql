@@ -501,9 +501,6 @@ WHERE j.id = ANY(ARRAY(
     LIMIT @max_jobs::integer))
 ORDER BY j.id DESC;
 
--- name: JobGetMany :many
-SELECT * FROM baton.jobs WHERE id = any(@ids::bigint[]) ORDER BY id;
-
 -- name: JobChildren :many
 SELECT id FROM baton.jobs WHERE parent_id = @parent_id::bigint ORDER BY parent_seq, id;
 

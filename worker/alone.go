@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/baton-run/baton/db"
 )
@@ -43,24 +42,28 @@ func (s *stage) claimIsolated(ctx context.Context) {
 		w.leaveAlone()
 		return
 	}
-	job := &Job{
-		ID: row.ID, Queue: row.Queue, Payload: row.Payload, Attempt: int(row.Attempts), MaxAttempts: int(row.MaxAttempts),
-		Priority: int(row.Priority), ParentID: row.ParentID, CreatedAt: row.CreatedAt,
+	c := claimed{
+		job: &Job{
+			ID: row.ID, Queue: row.Queue, Payload: row.Payload, Attempt: int(row.Attempts), MaxAttempts: int(row.MaxAttempts),
+			Priority: int(row.Priority), ParentID: row.ParentID, CreatedAt: row.CreatedAt,
+		},
+		token: row.LeaseToken, traceParent: deref(row.TraceParent), pickup: row.StartedAt.Sub(row.RunAt),
 	}
-	s.jobLog(job).Info("running alone: this job lost a lease while it ran beside others", "lost_leases", row.LostLeases)
-	w.aloneRun.Store(&run{job.ID, row.LeaseToken})
+	s.jobLog(c.job).Info("running alone: this job lost a lease while it ran beside others", "lost_leases", row.LostLeases)
+	r := c.run()
+	w.aloneRun.Store(&r)
 	// Held, and heartbeated like a running job, while the worker drains.
 	hctx, release := context.WithCancelCause(w.handlerCtx)
 	s.mu.Lock()
-	s.listLocked(job.ID, row.LeaseToken, release)
+	s.listLocked(c.job.ID, c.token, release)
 	s.mu.Unlock()
-	w.alone.Go(func() { s.runAlone(ctx, hctx, job, row.LeaseToken, row.TraceParent, row.StartedAt.Sub(row.RunAt)) })
+	w.alone.Go(func() { s.runAlone(ctx, hctx, c) })
 }
 
 // runAlone waits until the held job is the only one in flight on this
 // worker, then starts it. Shutdown, or a lost lease, gives it up first.
-func (s *stage) runAlone(ctx, held context.Context, job *Job, token int64, traceParent *string, pickup time.Duration) {
-	w := s.w
+func (s *stage) runAlone(ctx, held context.Context, c claimed) {
+	w, job, token := s.w, c.job, c.token
 	for w.othersInFlight() > 0 && ctx.Err() == nil && held.Err() == nil {
 		select {
 		case <-w.settled:
@@ -82,7 +85,7 @@ func (s *stage) runAlone(ctx, held context.Context, job *Job, token int64, trace
 			if in != nil {
 				in.cancel(nil)
 			}
-			s.start(job, token, traceParent, pickup, false) // leaveAlone once it is over
+			s.start(c, false) // leaveAlone once it is over
 			return
 		}
 		if err != nil {
@@ -113,7 +116,7 @@ func (w *Worker) othersInFlight() int {
 	n := -1
 	for _, s := range w.stages {
 		s.mu.Lock()
-		n += len(s.running) + s.reserved
+		n += len(s.running) + s.slots.reserved
 		s.mu.Unlock()
 	}
 	return n

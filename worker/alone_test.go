@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/internal/dbtest"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -20,12 +19,13 @@ import (
 // ended the isolation, and the stages claimed beside the lone run.
 func TestALoneRunStaysAloneWhileAnEarlierRunWindsDown(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	ctx := context.Background()
 	var runsOfJ atomic.Int32
 	first, second := make(chan struct{}), make(chan struct{})
 	started := make(chan string, 10)
-	name := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+	name := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
 		if string(j.Payload) != `"J"` {
 			started <- string(j.Payload)
 			return nil, nil
@@ -39,15 +39,15 @@ func TestALoneRunStaysAloneWhileAnEarlierRunWindsDown(t *testing.T) {
 		<-second
 		return nil, nil
 	}))
-	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 1h\n    concurrency: 2\n", name))
-	id := submit(t, pool, `"J"`)
+	r := b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 1h\n    concurrency: 2\n", name))
+	id := b.submit(`"J"`)
 	require.Equal(t, "J, beside others", <-started)
 	_, err := pool.Exec(ctx, "UPDATE baton.jobs SET lease_expires_at = now() - interval '1s' WHERE id = $1", id)
 	require.NoError(t, err)
 	require.Equal(t, "J, alone", <-started, "reaped, then claimed to run alone")
-	submit(t, pool, `"K"`)
+	b.submit(`"K"`)
 	close(first) // the earlier run ends now, fenced
-	require.Eventually(t, func() bool { return r.w.Stats().LeasesLost == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.Stats().LeasesLost == 1 }, 10*time.Second, 5*time.Millisecond)
 	select {
 	case s := <-started:
 		t.Fatalf("%s started beside the lone run", s)
@@ -55,5 +55,5 @@ func TestALoneRunStaysAloneWhileAnEarlierRunWindsDown(t *testing.T) {
 	}
 	close(second)
 	require.Equal(t, `"K"`, <-started, "the stages claim once the lone run is over")
-	waitState(t, pool, id, "succeeded")
+	b.waitState(id, "succeeded")
 }

@@ -15,12 +15,11 @@ const maxCompleteBatch = 1000
 
 // done is a finished handler's success, waiting to be committed.
 type done struct {
-	job    *Job
-	token  int64
+	claimed
 	result json.RawMessage
 	ran    time.Duration // how long the handler ran
-	// traceParent is the handler run's trace context, for the next stage's job.
-	traceParent string
+	// nextTrace is the handler run's trace context, for the next stage's job.
+	nextTrace string
 	// flushed is closed once the commit this success was part of is over.
 	flushed chan struct{}
 }
@@ -61,7 +60,7 @@ func (s *stage) commit(batch []*done) {
 	}
 	for i, d := range batch {
 		p.Ids[i], p.LeaseTokens[i], p.Results[i], p.NextQueues[i] = d.job.ID, d.token, string(d.result), s.cfg.Next
-		p.TraceParents[i], p.RunUs[i] = d.traceParent, d.ran.Microseconds()
+		p.TraceParents[i], p.RunUs[i] = d.nextTrace, d.ran.Microseconds()
 	}
 	// When this process also works the next stage and it has free slots, the
 	// hand-off creates the next jobs already claimed by this worker.
@@ -97,14 +96,14 @@ func (s *stage) commit(batch []*done) {
 	}
 	started := 0
 	for _, d := range batch {
-		r, ok := committed[run{d.job.ID, d.token}]
+		r, ok := committed[d.run()]
 		switch {
 		case db.Refused(err):
 			// The database refused this job's outcome (a rule of the table
 			// refusing its next job, say): that is the attempt's failure,
 			// recorded under the same fence and retried with the stage's
 			// backoff, rather than a wait for the lease to expire.
-			s.fail(d.job, d.token, fmt.Errorf("recording the result failed: %w", err), d.ran)
+			s.fail(d.claimed, fmt.Errorf("recording the result failed: %w", err), d.ran)
 		case err != nil:
 			// The statement could not run (connection lost, shutdown): the
 			// job is not at fault, and its lease brings it back.
@@ -122,11 +121,14 @@ func (s *stage) commit(batch []*done) {
 				if len(payload) == 0 {
 					payload = json.RawMessage("null")
 				}
-				next.start(&Job{
-					ID: r.NextID, Queue: next.cfg.Queue, Payload: payload,
-					Attempt: 1, MaxAttempts: next.cfg.MaxAttempts, Priority: d.job.Priority, ParentID: &d.job.ID,
-					CreatedAt: r.NextCreatedAt,
-				}, 1, &d.traceParent, 0, true)
+				next.start(claimed{
+					job: &Job{
+						ID: r.NextID, Queue: next.cfg.Queue, Payload: payload,
+						Attempt: 1, MaxAttempts: next.cfg.MaxAttempts, Priority: d.job.Priority, ParentID: &d.job.ID,
+						CreatedAt: r.NextCreatedAt,
+					},
+					token: 1, traceParent: d.nextTrace, // picked up in the commit that created it
+				}, true)
 			}
 		}
 		close(d.flushed)

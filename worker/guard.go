@@ -40,6 +40,7 @@ type guard struct {
 	pipe *os.File // the write end; nil when no guard runs
 	cmd  *exec.Cmd
 	log  *slog.Logger
+	sh   string // the shell's path, which also holds commands until listed (exec.go)
 }
 
 // start starts the guard process.
@@ -50,6 +51,10 @@ func (g *guard) start(log *slog.Logger) error {
 	}
 	defer r.Close()
 	cmd := exec.Command("sh", "-c", guardScript)
+	if cmd.Err != nil {
+		w.Close()
+		return fmt.Errorf("starting the handler guard: %w", cmd.Err)
+	}
 	cmd.Stdin = r
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -58,8 +63,19 @@ func (g *guard) start(log *slog.Logger) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.pipe, g.cmd, g.log = w, cmd, log
+	g.pipe, g.cmd, g.log, g.sh = w, cmd, log, cmd.Path
 	return nil
+}
+
+// running reports whether the guard runs (exec handlers run under a
+// worker's; handlers run outside a worker have none).
+func (g *guard) running() bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pipe != nil
 }
 
 // watch lists a handler's process group, to be killed if the worker dies.

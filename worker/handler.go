@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/baton-run/baton/internal/jsonb"
@@ -80,45 +79,24 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-var registry = struct {
-	sync.RWMutex
-	handlers map[string]Handler
-}{handlers: map[string]Handler{}}
+// Handlers are the Go handlers a pipeline file may name, as
+// `handler: {go: name}`; a Worker takes them in its Config:
+//
+//	worker.New(pool, worker.Config{Pipeline: p, Handlers: worker.Handlers{"resize": resize}})
+type Handlers map[string]Handler
 
-// Register makes a Go handler available to pipeline files as
-// `handler: {go: name}`. It panics if name is empty or taken: registration is
-// start-up wiring, and a clash is a programming error.
-func Register(name string, h Handler) {
-	registry.Lock()
-	defer registry.Unlock()
-	if name == "" || h == nil {
-		panic("worker.Register: empty name or nil handler")
-	}
-	if _, dup := registry.handlers[name]; dup {
-		panic(fmt.Sprintf("worker.Register: handler %q registered twice", name))
-	}
-	registry.handlers[name] = h
-}
-
-func lookupGo(name string) (Handler, bool) {
-	registry.RLock()
-	defer registry.RUnlock()
-	h, ok := registry.handlers[name]
-	return h, ok
-}
-
-// handlerFor builds the handler a stage's spec names; exec handlers list
-// their processes with g.
-func handlerFor(spec HandlerSpec, g *guard) (Handler, error) {
+// handlerFor builds the handler a stage's spec names, from goHandlers for a
+// Go handler; exec handlers list their processes with g.
+func handlerFor(spec HandlerSpec, g *guard, goHandlers Handlers) (Handler, error) {
 	switch {
 	case len(spec.Exec) > 0:
 		return &execHandler{argv: spec.Exec, guard: g}, nil
 	case spec.HTTP != nil:
 		return newHTTPHandler(*spec.HTTP), nil
 	case spec.Go != "":
-		h, ok := lookupGo(spec.Go)
-		if !ok {
-			return nil, fmt.Errorf("%w: no Go handler registered as %q", ErrPipeline, spec.Go)
+		h := goHandlers[spec.Go]
+		if h == nil {
+			return nil, fmt.Errorf("%w: no Go handler named %q in the worker's Handlers", ErrPipeline, spec.Go)
 		}
 		return h, nil
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/db"
-	"github.com/baton-run/baton/internal/dbtest"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -33,8 +32,9 @@ func failedAttempts(s *db.JobStatus) []string {
 // payload).
 func TestResultOverTheCapFailsTheAttempt(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	start(t, pool, `
+	b := setup(t)
+	pool := b.pool
+	b.start(`
 poll_interval: 20ms
 stages:
   - queue: a
@@ -42,7 +42,7 @@ stages:
     next: b
     max_attempts: 1
 `)
-	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
+	s := b.waitState(b.submit(`{}`), "dead")
 	require.Equal(t, "stdout: result larger than 16777216 bytes", *s.LastError)
 	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"))
 }
@@ -53,18 +53,19 @@ stages:
 // whole lease, to end with "lease expired: worker … stopped heartbeating".
 func TestResultsPostgresCannotStoreFailTheAttempt(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	results := map[string]string{
 		"nul":       `{"text": "a\u0000b"}`,
 		"surrogate": `["\ud800"]`,
 		"huge":      `{"n": 1e1000000}`,
 	}
-	name := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+	name := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
 		var in struct{ Kind string }
 		_ = json.Unmarshal(j.Payload, &in)
 		return json.RawMessage(results[in.Kind]), nil
 	}))
-	start(t, pool, fmt.Sprintf(`
+	b.start(fmt.Sprintf(`
 poll_interval: 20ms
 stages:
   - queue: a
@@ -80,7 +81,7 @@ stages:
 		"huge":      "handler result cannot be stored: n: number is outside PostgreSQL's numeric range",
 	}
 	for kind := range results {
-		s := waitState(t, pool, submit(t, pool, fmt.Sprintf(`{"kind": %q}`, kind)), "dead")
+		s := b.waitState(b.submit(fmt.Sprintf(`{"kind": %q}`, kind)), "dead")
 		errs := failedAttempts(s)
 		require.Len(t, errs, 2, "%s: both attempts ran and failed: %v", kind, errs)
 		for _, e := range errs {
@@ -96,14 +97,15 @@ stages:
 // (before, the failure statement failed and the attempt waited out its lease).
 func TestUnstorableErrorTextIsRecorded(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	messages := []string{"bad\x00byte", "not \xff\xfe utf-8", "x" + strings.Repeat("é", 5000)}
-	name := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+	name := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
 		var i int
 		_ = json.Unmarshal(j.Payload, &i)
 		return nil, errors.New(messages[i])
 	}))
-	start(t, pool, fmt.Sprintf(`
+	b.start(fmt.Sprintf(`
 poll_interval: 20ms
 stages:
   - queue: a
@@ -117,13 +119,13 @@ stages:
 `, name))
 	var ids []int64
 	for i := range messages {
-		ids = append(ids, submit(t, pool, fmt.Sprint(i)))
+		ids = append(ids, b.submit(fmt.Sprint(i)))
 	}
 	exec, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "e"})
 	require.NoError(t, err)
 	ids = append(ids, exec[0])
 	for _, id := range ids {
-		s := waitState(t, pool, id, "dead")
+		s := b.waitState(id, "dead")
 		require.True(t, utf8.ValidString(*s.LastError), "%q", *s.LastError)
 		require.NotContains(t, *s.LastError, "\x00")
 		require.NotContains(t, *s.LastError, "lease expired")
@@ -138,7 +140,8 @@ stages:
 // retried; the other jobs of its grouped completion commit and hand off.
 func TestOneRefusedOutcomeFailsOnlyItsJob(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	_, err := pool.Exec(context.Background(),
 		`ALTER TABLE baton.jobs ADD CONSTRAINT no_poison CHECK (payload::text NOT LIKE '%poison%')`)
 	require.NoError(t, err)
@@ -147,7 +150,7 @@ func TestOneRefusedOutcomeFailsOnlyItsJob(t *testing.T) {
 	arrived.Add(n)
 	all := make(chan struct{})
 	go func() { arrived.Wait(); close(all) }()
-	name := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+	name := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
 		if j.Attempt == 1 {
 			arrived.Done()
 			<-all // finish together, so that completions are grouped
@@ -157,7 +160,7 @@ func TestOneRefusedOutcomeFailsOnlyItsJob(t *testing.T) {
 		}
 		return j.Payload, nil
 	}))
-	r := start(t, pool, fmt.Sprintf(`
+	r := b.start(fmt.Sprintf(`
 poll_interval: 20ms
 stages:
   - queue: a
@@ -170,19 +173,19 @@ stages:
 `, name, n))
 	var ids []int64
 	for i := range n {
-		ids = append(ids, submit(t, pool, fmt.Sprint(i)))
+		ids = append(ids, b.submit(fmt.Sprint(i)))
 	}
 	for i, id := range ids {
 		if i == 7 {
-			s := waitState(t, pool, id, "dead")
+			s := b.waitState(id, "dead")
 			errs := failedAttempts(s)
 			require.Len(t, errs, 2)
 			require.Contains(t, errs[0], `recording the result failed`)
 			require.Contains(t, errs[0], `violates check constraint "no_poison"`)
 			continue
 		}
-		waitState(t, pool, id, "succeeded")
+		b.waitState(id, "succeeded")
 	}
 	require.Equal(t, n-1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"))
-	require.Less(t, r.w.Stats().CompleteBatches, int64(n), "completions were grouped")
+	require.Less(t, r.Stats().CompleteBatches, int64(n), "completions were grouped")
 }

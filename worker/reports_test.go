@@ -22,10 +22,11 @@ import (
 // reportRun moves 20 jobs through ingest -> publish: every fifth fails for
 // good ("bad input"), and jobs 7 and 14 fail once ("flaky") and then succeed.
 // So ingest ends with 16 succeeded and 4 dead, publish with 16 succeeded.
-func reportRun(t *testing.T, pool *pgxpool.Pool) {
+func reportRun(b *bundle) {
+	t, pool := b.t, b.pool
 	t.Helper()
 	ctx := context.Background()
-	ingest := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+	ingest := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
 		var p struct{ N int }
 		if err := json.Unmarshal(j.Payload, &p); err != nil {
 			return nil, err
@@ -38,10 +39,10 @@ func reportRun(t *testing.T, pool *pgxpool.Pool) {
 		}
 		return j.Payload, nil
 	}))
-	publish := register(t, echo)
+	publish := b.handle(echo)
 	_, err := db.Submit(ctx, pool, numbered("ingest", 20)...)
 	require.NoError(t, err)
-	start(t, pool, fmt.Sprintf(`
+	b.start(fmt.Sprintf(`
 stages:
   - queue: ingest
     handler: {go: %q}
@@ -80,9 +81,10 @@ func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
 
 func TestReportingViewsAfterAPipelineRun(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	ctx := context.Background()
-	reportRun(t, pool)
+	reportRun(b)
 	q := db.New(pool)
 
 	summary, err := q.QueueSummary(ctx)
@@ -266,9 +268,10 @@ type historyRow struct {
 // and a job in a queue no worker serves is canceled while it waits.
 func TestReportsAgreeWithTheHistory(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	ctx := context.Background()
-	ingest := register(t, worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (json.RawMessage, error) {
+	ingest := b.handle(worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (json.RawMessage, error) {
 		var p struct{ N int }
 		if err := json.Unmarshal(j.Payload, &p); err != nil {
 			return nil, err
@@ -286,10 +289,10 @@ func TestReportsAgreeWithTheHistory(t *testing.T) {
 		}
 		return j.Payload, nil
 	}))
-	publish := register(t, echo)
+	publish := b.handle(echo)
 	ids, err := db.Submit(ctx, pool, append(numbered("ingest", 12), db.NewJob{Queue: "idle", Payload: json.RawMessage(`{}`)})...)
 	require.NoError(t, err)
-	start(t, pool, fmt.Sprintf(`
+	b.start(fmt.Sprintf(`
 stages:
   - queue: ingest
     handler: {go: %q}
@@ -301,9 +304,9 @@ stages:
     handler: {go: %q}
 `, ingest, publish))
 	require.NoError(t, db.Cancel(ctx, pool, ids[12]))
-	waitState(t, pool, ids[11], db.BatonJobStateRunning)
+	b.waitState(ids[11], db.BatonJobStateRunning)
 	require.NoError(t, db.Cancel(ctx, pool, ids[11]))
-	waitState(t, pool, ids[10], db.BatonJobStateDead)
+	b.waitState(ids[10], db.BatonJobStateDead)
 	require.NoError(t, db.Retry(ctx, pool, ids[10]))
 	require.Eventually(t, func() bool {
 		return count(t, pool, `SELECT count(*) FROM baton.job_events WHERE to_state = 'dead'`) == 2 &&

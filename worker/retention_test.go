@@ -112,9 +112,10 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 // returns at once without deleting anything.
 func TestPruneRunsOnOneReplicaAtATime(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	ctx := context.Background()
-	submit(t, pool, `{}`)
+	b.submit(`{}`)
 	_, err := pool.Exec(ctx, "UPDATE baton.jobs SET state = 'succeeded', finished_at = now() - interval '2 days'")
 	require.NoError(t, err)
 

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/db"
-	"github.com/baton-run/baton/internal/dbtest"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -24,9 +23,10 @@ import (
 // be the handlers' 300 ms (p50) and 500 ms (p99).
 func TestStageLatencyMeasuresHandlersNotBatches(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	ctx := context.Background()
-	sleep := register(t, worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (json.RawMessage, error) {
+	sleep := b.handle(worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (json.RawMessage, error) {
 		var p struct{ Ms int }
 		if err := json.Unmarshal(j.Payload, &p); err != nil {
 			return nil, err
@@ -47,7 +47,7 @@ func TestStageLatencyMeasuresHandlersNotBatches(t *testing.T) {
 	}
 	_, err = db.Submit(ctx, pool, jobs...)
 	require.NoError(t, err)
-	r := start(t, pool, fmt.Sprintf(`
+	r := b.start(fmt.Sprintf(`
 stages:
   - {queue: a, handler: {go: %q}, next: b, concurrency: 30}
   - {queue: b, handler: {go: %q}, concurrency: 30}
@@ -69,7 +69,7 @@ stages:
 	require.Eventually(t, func() bool {
 		return count(t, pool, `SELECT count(*) FROM baton.jobs WHERE queue = 'b' AND state = 'succeeded'`) == 30
 	}, 20*time.Second, 10*time.Millisecond)
-	st := r.w.Stats()
+	st := r.Stats()
 	require.Less(t, st.ClaimBatches, st.Claimed, "claims were batched")
 	require.Less(t, st.CompleteBatches, st.Succeeded, "completions were grouped")
 

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/db"
-	"github.com/baton-run/baton/internal/dbtest"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -28,18 +27,19 @@ const slowPoll = "poll_interval: 10s\n"
 // (docs/benchmarks.md has the figures).
 func TestRetriesStartWhenTheirBackoffEnds(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	name := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+	b := setup(t)
+	pool := b.pool
+	name := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
 		if j.Attempt == 1 {
 			return nil, errors.New("try again")
 		}
 		return nil, nil
 	}))
-	start(t, pool, fmt.Sprintf(slowPoll+"stages:\n  - queue: a\n    handler: {go: %q}\n    backoff: 100ms\n    max_backoff: 100ms\n", name))
+	b.start(fmt.Sprintf(slowPoll+"stages:\n  - queue: a\n    handler: {go: %q}\n    backoff: 100ms\n    max_backoff: 100ms\n", name))
 	var lags []time.Duration
 	for range 20 {
-		id := submit(t, pool, `{}`)
-		waitState(t, pool, id, "succeeded")
+		id := b.submit(`{}`)
+		b.waitState(id, "succeeded")
 		// run_at is the retry's due time; started_at its claim.
 		var lag time.Duration
 		require.NoError(t, pool.QueryRow(context.Background(),
@@ -54,11 +54,12 @@ func TestRetriesStartWhenTheirBackoffEnds(t *testing.T) {
 // A job submitted with a delay starts when it is due, not at the next poll.
 func TestDelayedJobsStartWhenDue(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	start(t, pool, slowPoll+"stages:\n  - queue: a\n    handler: {exec: [cat]}\n")
+	b := setup(t)
+	pool := b.pool
+	b.start(slowPoll + "stages:\n  - queue: a\n    handler: {exec: [cat]}\n")
 	ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a", Delay: 300 * time.Millisecond})
 	require.NoError(t, err)
-	s := waitState(t, pool, ids[0], "succeeded")
+	s := b.waitState(ids[0], "succeeded")
 	require.Less(t, s.StartedAt.Sub(s.RunAt), time.Second)
 	require.False(t, s.StartedAt.Before(s.RunAt), "never early")
 }
@@ -69,36 +70,37 @@ func TestDelayedJobsStartWhenDue(t *testing.T) {
 // maintenance promotes it.
 func TestRedriveResumeAndPromotionWakeTheStage(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	ctx := context.Background()
 	var failed atomic.Bool
-	name := register(t, worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+	name := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
 		if string(j.Payload) == `"fail once"` && !failed.Swap(true) {
 			return nil, worker.Permanent(errors.New("broken"))
 		}
 		return nil, nil
 	}))
-	start(t, pool, fmt.Sprintf(slowPoll+"stages:\n  - queue: a\n    handler: {go: %q}\n", name))
+	b.start(fmt.Sprintf(slowPoll+"stages:\n  - queue: a\n    handler: {go: %q}\n", name))
 
-	dead := submit(t, pool, `"fail once"`)
-	waitState(t, pool, dead, "dead")
+	dead := b.submit(`"fail once"`)
+	b.waitState(dead, "dead")
 	require.NoError(t, db.Retry(ctx, pool, dead))
 	redriven := time.Now()
-	waitState(t, pool, dead, "succeeded")
+	b.waitState(dead, "succeeded")
 	require.Less(t, time.Since(redriven), time.Second, "a re-drive starts at once")
 
 	_, err := db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "a", Paused: true})
 	require.NoError(t, err)
-	held := submit(t, pool, `"held"`)
+	held := b.submit(`"held"`)
 	_, err = db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "a", Paused: false})
 	require.NoError(t, err)
 	resumed := time.Now()
-	waitState(t, pool, held, "succeeded")
+	b.waitState(held, "succeeded")
 	require.Less(t, time.Since(resumed), time.Second, "a resume starts the queue's jobs at once")
 
 	var quiet int64
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO baton.jobs (queue, state, payload, run_at)
 		VALUES ('a', 'scheduled', '"quiet"', now() + interval '300 ms') RETURNING id`).Scan(&quiet))
-	s := waitState(t, pool, quiet, "succeeded")
+	s := b.waitState(quiet, "succeeded")
 	require.Less(t, s.StartedAt.Sub(s.RunAt), time.Second, "promotion's hint wakes the stage")
 }

@@ -10,98 +10,24 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/stretchr/testify/assert"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/db"
-	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
 )
 
-var registered atomic.Int64
-
-// register registers h under a name unique to this run (tests may run with -count > 1).
-func register(t *testing.T, h worker.Handler) string {
-	name := fmt.Sprintf("%s#%d", t.Name(), registered.Add(1))
-	worker.Register(name, h)
-	return name
-}
-
-type running struct {
-	w      *worker.Worker
-	cancel context.CancelFunc
-	done   chan error
-}
-
-// start runs a worker on the pipeline YAML until the test ends (or stop).
-func start(t *testing.T, pool *pgxpool.Pool, pipeline string) *running {
-	t.Helper()
-	p, err := worker.ParsePipeline([]byte(pipeline))
-	require.NoError(t, err)
-	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: "test-worker", MaintenanceInterval: 20 * time.Millisecond})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{w: w, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- w.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
-	return r
-}
-
-// stop signals shutdown and waits for Run to return.
-func (r *running) stop(t *testing.T) {
-	t.Helper()
-	r.cancel()
-	select {
-	case err, ok := <-r.done:
-		if ok {
-			require.NoError(t, err)
-			close(r.done)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker did not stop")
-	}
-}
-
-// submit puts a job into queue "a".
-func submit(t *testing.T, pool *pgxpool.Pool, payload string) int64 {
-	t.Helper()
-	ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a", Payload: json.RawMessage(payload)})
-	require.NoError(t, err)
-	return ids[0]
-}
-
-// waitState waits until job id is in state (polling the database, since the
-// state lives there), and returns its status.
-func waitState(t *testing.T, pool *pgxpool.Pool, id int64, state db.JobState) *db.JobStatus {
-	t.Helper()
-	var s *db.JobStatus
-	reached := assert.Eventually(t, func() bool {
-		var err error
-		s, err = db.Status(context.Background(), pool, id)
-		require.NoError(t, err)
-		return s.State == state
-	}, 20*time.Second, 10*time.Millisecond)
-	if !reached {
-		// Show where it got stuck (the message arguments of Eventually are
-		// evaluated before it polls).
-		history, _ := json.MarshalIndent(s, "", "  ")
-		t.Fatalf("job %d never reached %s; last seen:\n%s", id, state, history)
-	}
-	return s
-}
-
 func TestWorkerHandsOffThroughTwoStages(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	double := register(t, worker.Typed(func(ctx context.Context, job *worker.Job, in struct{ N int }) (map[string]int, error) {
+	b := setup(t)
+	double := b.handle(worker.Typed(func(ctx context.Context, job *worker.Job, in struct{ N int }) (map[string]int, error) {
 		return map[string]int{"n": in.N * 2}, nil
 	}))
-	r := start(t, pool, fmt.Sprintf(`
+	r := b.start(fmt.Sprintf(`
 poll_interval: 20ms
 stages:
   - queue: a
@@ -112,40 +38,40 @@ stages:
 `, double))
 	ids := make([]int64, 20)
 	for i := range ids {
-		ids[i] = submit(t, pool, fmt.Sprintf(`{"n": %d}`, i))
+		ids[i] = b.submit(fmt.Sprintf(`{"n": %d}`, i))
 	}
 	for i, id := range ids {
-		s := waitState(t, pool, id, "succeeded")
+		s := b.waitState(id, "succeeded")
 		require.Len(t, s.Children, 1)
-		child := waitState(t, pool, s.Children[0], "succeeded")
+		child := b.waitState(s.Children[0], "succeeded")
 		require.Equal(t, "b", child.Queue)
 		require.Equal(t, id, *child.ParentID)
 		require.JSONEq(t, fmt.Sprintf(`{"n": %d}`, 2*i), string(child.Payload))
 		require.JSONEq(t, string(child.Payload), string(child.Result), "cat echoes its payload")
 	}
-	r.stop(t)
-	require.Equal(t, int64(40), r.w.Stats().Succeeded)
+	r.Stop(t)
+	require.Equal(t, int64(40), r.Stats().Succeeded)
 }
 
 func TestExecHandlerSeesJobEnvironment(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	start(t, pool, `
+	b := setup(t)
+	b.start(`
 poll_interval: 20ms
 stages:
   - queue: a
     handler:
       exec: ["sh", "-c", 'read p; printf "{\"id\": %s, \"queue\": \"%s\", \"attempt\": %s, \"in\": %s}" $BATON_JOB_ID $BATON_QUEUE $BATON_ATTEMPT "$p"']
 `)
-	id := submit(t, pool, `{"x": 1}`)
-	s := waitState(t, pool, id, "succeeded")
+	id := b.submit(`{"x": 1}`)
+	s := b.waitState(id, "succeeded")
 	require.JSONEq(t, fmt.Sprintf(`{"id": %d, "queue": "a", "attempt": 1, "in": {"x": 1}}`, id), string(s.Result))
 }
 
 func TestFailingHandlerEndsDeadWithItsStderr(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	start(t, pool, `
+	b := setup(t)
+	b.start(`
 poll_interval: 20ms
 stages:
   - queue: a
@@ -154,8 +80,8 @@ stages:
     backoff: 10ms
     max_backoff: 40ms
 `)
-	id := submit(t, pool, `{}`)
-	s := waitState(t, pool, id, "dead")
+	id := b.submit(`{}`)
+	s := b.waitState(id, "dead")
 	require.Equal(t, int32(3), s.Attempts)
 	require.Contains(t, *s.LastError, "exit status 3")
 	require.Contains(t, *s.LastError, "disk full")
@@ -170,45 +96,45 @@ stages:
 
 func TestHandlerOutputMustBeJSON(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	start(t, pool, `
+	b := setup(t)
+	b.start(`
 poll_interval: 20ms
 stages:
   - queue: a
     handler: {exec: ["echo", "not json"]}
     max_attempts: 1
 `)
-	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
+	s := b.waitState(b.submit(`{}`), "dead")
 	require.Contains(t, *s.LastError, "stdout is not valid JSON")
 }
 
 func TestPermanentErrorsSkipRetries(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	name := register(t, worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
+	b := setup(t)
+	name := b.handle(worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
 		return nil, worker.Permanent(errors.New("no such customer"))
 	}))
-	start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 9\n", name))
-	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
+	b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 9\n", name))
+	s := b.waitState(b.submit(`{}`), "dead")
 	require.Equal(t, int32(1), s.Attempts)
 	require.Equal(t, "no such customer", *s.LastError)
 }
 
 func TestPanickingHandlerFailsTheAttempt(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	name := register(t, worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
+	b := setup(t)
+	name := b.handle(worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
 		panic("nil map")
 	}))
-	start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 1\n", name))
-	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
+	b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 1\n", name))
+	s := b.waitState(b.submit(`{}`), "dead")
 	require.Contains(t, *s.LastError, "handler panicked: nil map")
 }
 
 func TestTimeoutStopsTheHandler(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	start(t, pool, `
+	b := setup(t)
+	b.start(`
 poll_interval: 20ms
 stages:
   - queue: a
@@ -216,13 +142,13 @@ stages:
     timeout: 200ms
     max_attempts: 1
 `)
-	s := waitState(t, pool, submit(t, pool, `{}`), "dead")
+	s := b.waitState(b.submit(`{}`), "dead")
 	require.Contains(t, *s.LastError, "timeout: handler ran longer than 200ms")
 }
 
 func TestHTTPHandler(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
 	keys := make(chan string, 10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		keys <- r.Header.Get("Idempotency-Key")
@@ -234,20 +160,20 @@ func TestHTTPHandler(t *testing.T) {
 		fmt.Fprintf(w, `{"echo": %s, "auth": %q}`, body, r.Header.Get("Authorization"))
 	}))
 	defer srv.Close()
-	start(t, pool, fmt.Sprintf(`
+	b.start(fmt.Sprintf(`
 poll_interval: 20ms
 stages:
   - queue: a
     handler: {http: {url: %q, headers: {Authorization: "Bearer s3cret"}}}
     max_attempts: 1
 `, srv.URL))
-	ok := submit(t, pool, `{"v": 1}`)
-	s := waitState(t, pool, ok, "succeeded")
+	ok := b.submit(`{"v": 1}`)
+	s := b.waitState(ok, "succeeded")
 	require.JSONEq(t, `{"echo": {"v": 1}, "auth": "Bearer s3cret"}`, string(s.Result))
 	require.Equal(t, fmt.Sprint(ok), <-keys)
 
-	bad := submit(t, pool, `{"fail": true}`)
-	s = waitState(t, pool, bad, "dead")
+	bad := b.submit(`{"fail": true}`)
+	s = b.waitState(bad, "dead")
 	require.Contains(t, *s.LastError, "502 Bad Gateway")
 	require.Contains(t, *s.LastError, "upstream says no")
 }
@@ -261,9 +187,9 @@ type gate struct {
 	attempts chan int
 }
 
-func newGate(t *testing.T) (string, *gate) {
+func newGate(b *bundle) (string, *gate) {
 	g := &gate{started: make(chan int64, 10), release: make(chan struct{}), stopped: make(chan error, 10), attempts: make(chan int, 10)}
-	name := register(t, worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
+	name := b.handle(worker.HandlerFunc(func(ctx context.Context, job *worker.Job) (json.RawMessage, error) {
 		g.attempts <- job.Attempt
 		g.started <- job.ID
 		select {
@@ -279,23 +205,24 @@ func newGate(t *testing.T) (string, *gate) {
 
 func TestGracefulShutdownLetsHandlersFinish(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	name, g := newGate(t)
+	b := setup(t)
+	pool := b.pool
+	name, g := newGate(b)
 	// One slot: the second job waits for it, and the slot frees only after
 	// shutdown began, when a draining worker must claim nothing new.
-	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 1m\nstages:\n  - queue: a\n    handler: {go: %q}\n    concurrency: 1\n", name))
-	id := submit(t, pool, `{}`)
+	r := b.start(fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 1m\nstages:\n  - queue: a\n    handler: {go: %q}\n    concurrency: 1\n", name))
+	id := b.submit(`{}`)
 	<-g.started
-	later := submit(t, pool, `{}`)
-	r.cancel()
+	later := b.submit(`{}`)
+	r.Cancel()
 	select {
-	case <-r.done:
+	case <-r.Done():
 		t.Fatal("Run returned while a handler was still running")
 	default:
 	}
 	close(g.release)
-	r.stop(t)
-	s := waitState(t, pool, id, "succeeded")
+	r.Stop(t)
+	s := b.waitState(id, "succeeded")
 	require.Equal(t, int32(1), s.Attempts)
 	s, err := db.Status(context.Background(), pool, later)
 	require.NoError(t, err)
@@ -304,29 +231,31 @@ func TestGracefulShutdownLetsHandlersFinish(t *testing.T) {
 
 func TestShutdownGraceReleasesUnfinishedJobs(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	name, g := newGate(t)
-	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 50ms\nstages:\n  - queue: a\n    handler: {go: %q}\n", name))
-	id := submit(t, pool, `{}`)
+	b := setup(t)
+	pool := b.pool
+	name, g := newGate(b)
+	r := b.start(fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 50ms\nstages:\n  - queue: a\n    handler: {go: %q}\n", name))
+	id := b.submit(`{}`)
 	<-g.started
-	r.stop(t)
+	r.Stop(t)
 	require.Error(t, <-g.stopped, "the handler's context is cancelled")
 	s, err := db.Status(context.Background(), pool, id)
 	require.NoError(t, err)
 	require.Equal(t, db.BatonJobStateAvailable, s.State)
 	require.Zero(t, s.Attempts, "a released attempt is not counted")
 	require.Equal(t, "released on worker shutdown", *s.History[len(s.History)-1].Error)
-	require.Equal(t, int64(1), r.w.Stats().Released)
-	require.Zero(t, r.w.Stats().LeasesLost)
+	require.Equal(t, int64(1), r.Stats().Released)
+	require.Zero(t, r.Stats().LeasesLost)
 }
 
 func TestHeartbeatsKeepTheLeaseOfLongHandlers(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	ctx := context.Background()
-	name, g := newGate(t)
-	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 300ms\n", name))
-	id := submit(t, pool, `{}`)
+	name, g := newGate(b)
+	r := b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 300ms\n", name))
+	id := b.submit(`{}`)
 	<-g.started
 	var first time.Time
 	require.NoError(t, pool.QueryRow(ctx, "SELECT lease_expires_at FROM baton.jobs WHERE id = $1", id).Scan(&first))
@@ -339,36 +268,38 @@ func TestHeartbeatsKeepTheLeaseOfLongHandlers(t *testing.T) {
 	// ...so the reaper, run now, leaves the job alone.
 	require.Zero(t, worker.Maintain(ctx, pool, slog.Default()))
 	close(g.release)
-	s := waitState(t, pool, id, "succeeded")
+	s := b.waitState(id, "succeeded")
 	require.Equal(t, int32(1), s.Attempts)
-	r.stop(t)
-	require.Zero(t, r.w.Stats().LeasesLost)
+	r.Stop(t)
+	require.Zero(t, r.Stats().LeasesLost)
 }
 
 func TestCancelStopsARunningHandler(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	name, g := newGate(t)
-	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 300ms\n", name))
-	id := submit(t, pool, `{}`)
+	b := setup(t)
+	pool := b.pool
+	name, g := newGate(b)
+	r := b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 300ms\n", name))
+	id := b.submit(`{}`)
 	<-g.started
 	require.NoError(t, db.Cancel(context.Background(), pool, id))
 	require.ErrorIs(t, <-g.stopped, db.ErrLeaseLost, "the next heartbeat cancels the handler")
-	r.stop(t)
+	r.Stop(t)
 	s, err := db.Status(context.Background(), pool, id)
 	require.NoError(t, err)
 	require.Equal(t, db.BatonJobStateCanceled, s.State)
-	require.Equal(t, int64(1), r.w.Stats().LeasesLost)
+	require.Equal(t, int64(1), r.Stats().LeasesLost)
 }
 
 func TestExpiredLeaseIsReclaimedAndTheZombieIsFenced(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	ctx := context.Background()
-	name, g := newGate(t)
+	name, g := newGate(b)
 	// A lease long enough that no heartbeat runs during the test.
-	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 1h\n    concurrency: 2\n", name))
-	id := submit(t, pool, `{}`)
+	r := b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 1h\n    concurrency: 2\n", name))
+	id := b.submit(`{}`)
 	<-g.started
 	_, err := pool.Exec(ctx, "UPDATE baton.jobs SET lease_expires_at = now() - interval '1s' WHERE id = $1", id)
 	require.NoError(t, err)
@@ -376,9 +307,9 @@ func TestExpiredLeaseIsReclaimedAndTheZombieIsFenced(t *testing.T) {
 	require.Equal(t, 1, <-g.attempts)
 	require.Equal(t, 1, <-g.attempts, "a lease lost beside other jobs is not counted")
 	close(g.release) // both runs finish; only the second may commit
-	s := waitState(t, pool, id, "succeeded")
+	s := b.waitState(id, "succeeded")
 	require.Equal(t, int32(1), s.Attempts)
-	require.Eventually(t, func() bool { return r.w.Stats().LeasesLost == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return r.Stats().LeasesLost == 1 }, 10*time.Second, 10*time.Millisecond)
 	var succeeded int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM baton.job_events WHERE job_id = $1 AND to_state = 'succeeded'", id).Scan(&succeeded))
 	require.Equal(t, 1, succeeded)
@@ -391,11 +322,12 @@ func TestExpiredLeaseIsReclaimedAndTheZombieIsFenced(t *testing.T) {
 // stopping it, and the earlier run's end then deleted the new claim's entry.
 func TestAReclaimedJobStopsItsEarlierRunAndKeepsItsLease(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	ctx := context.Background()
-	name, g := newGate(t)
-	r := start(t, pool, fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 50ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 1h\n    concurrency: 2\n", name))
-	id := submit(t, pool, `{}`)
+	name, g := newGate(b)
+	r := b.start(fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 50ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 1h\n    concurrency: 2\n", name))
+	id := b.submit(`{}`)
 	<-g.started
 	_, err := pool.Exec(ctx, "UPDATE baton.jobs SET lease_expires_at = now() - interval '1s' WHERE id = $1", id)
 	require.NoError(t, err)
@@ -406,8 +338,8 @@ func TestAReclaimedJobStopsItsEarlierRunAndKeepsItsLease(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the earlier run was not stopped when its job was claimed again")
 	}
-	r.stop(t) // grace runs out: the running claim's lease is released
-	s := waitState(t, pool, id, "available")
+	r.Stop(t) // grace runs out: the running claim's lease is released
+	s := b.waitState(id, "available")
 	require.Equal(t, int32(0), s.Attempts, "neither the lost attempt nor the released one is counted")
 }
 
@@ -422,8 +354,9 @@ func TestUnknownGoHandlerIsAnError(t *testing.T) {
 
 func TestNotifyWakesAnIdleStage(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
-	start(t, pool, "poll_interval: 1h\nstages:\n  - queue: a\n    handler: {exec: [cat]}\n")
+	b := setup(t)
+	pool := b.pool
+	b.start("poll_interval: 1h\nstages:\n  - queue: a\n    handler: {exec: [cat]}\n")
 	// Once the worker listens, only the wake-up hint can start a new job
 	// within the test's time: the next poll is an hour away.
 	require.Eventually(t, func() bool {
@@ -432,7 +365,7 @@ func TestNotifyWakesAnIdleStage(t *testing.T) {
 			"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%LISTEN baton_jobs%'").Scan(&n))
 		return n == 1
 	}, 10*time.Second, 10*time.Millisecond)
-	waitState(t, pool, submit(t, pool, `{"hint": true}`), "succeeded")
+	b.waitState(b.submit(`{"hint": true}`), "succeeded")
 }
 
 // When the replica that completes a job also works the next stage and has a
@@ -440,9 +373,10 @@ func TestNotifyWakesAnIdleStage(t *testing.T) {
 // (one commit instead of two); a paused next queue is never claimed so.
 func TestDirectHandOffClaimsTheNextJobInTheSameCommit(t *testing.T) {
 	t.Parallel()
-	pool := dbtest.New(t)
+	b := setup(t)
+	pool := b.pool
 	ctx := context.Background()
-	start(t, pool, `
+	b.start(`
 poll_interval: 20ms
 stages:
   - queue: a
@@ -454,9 +388,9 @@ stages:
 `)
 	// At a trickle, b is caught up: its jobs are claimed as they are created.
 	for n := range 5 {
-		id := submit(t, pool, fmt.Sprintf(`{"n": %d}`, n))
-		s := waitState(t, pool, id, "succeeded")
-		child := waitState(t, pool, s.Children[0], "succeeded")
+		id := b.submit(fmt.Sprintf(`{"n": %d}`, n))
+		s := b.waitState(id, "succeeded")
+		child := b.waitState(s.Children[0], "succeeded")
 		require.Equal(t, int32(7), *child.MaxAttempts)
 		var states []string
 		for _, e := range child.History {
@@ -475,13 +409,45 @@ stages:
 	// Paused, b takes nothing, directly or otherwise; resumed, it runs.
 	_, err := db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "b", Paused: true})
 	require.NoError(t, err)
-	id := submit(t, pool, `{"n": 99}`)
+	id := b.submit(`{"n": 99}`)
 	// The hand-off's commit decided: with b paused, its job was created unclaimed.
-	s := waitState(t, pool, id, "succeeded")
+	s := b.waitState(id, "succeeded")
 	child, err := db.Status(ctx, pool, s.Children[0])
 	require.NoError(t, err)
 	require.Equal(t, db.BatonJobStateAvailable, child.State)
 	_, err = db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "b", Paused: false})
 	require.NoError(t, err)
-	waitState(t, pool, s.Children[0], "succeeded")
+	b.waitState(s.Children[0], "succeeded")
+}
+
+// Two Workers in one process keep their own metrics, each in the registry
+// it was given; a registry refuses a second Worker's.
+func TestTwoWorkersKeepTheirOwnMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	pipeline := "stages:\n  - {queue: a, handler: {go: " + b.handle(echo) + "}}\n"
+	p, err := worker.ParsePipeline([]byte(pipeline))
+	require.NoError(t, err)
+	one, two := prometheus.NewRegistry(), prometheus.NewRegistry()
+	workertest.Start(t, b.pool, pipeline, worker.Config{ID: "one", Handlers: b.handlers, Metrics: one})
+	_, err = worker.New(b.pool, worker.Config{Pipeline: p, Handlers: b.handlers, Metrics: one})
+	require.ErrorContains(t, err, "give each Worker a registry of its own")
+	workertest.Start(t, b.pool, pipeline, worker.Config{ID: "two", Handlers: b.handlers, Metrics: two})
+	for range 3 {
+		b.submit(`{}`)
+	}
+	claimed := func(reg *prometheus.Registry) float64 {
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		for _, f := range families {
+			if f.GetName() == "baton_jobs_claimed_total" {
+				return f.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		return 0
+	}
+	require.Eventually(t, func() bool {
+		return count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE state = 'succeeded'") == 3
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, 3.0, claimed(one)+claimed(two), "each claim counted once, by the worker that made it")
 }

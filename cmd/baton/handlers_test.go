@@ -131,3 +131,41 @@ stages:
 	require.Eventually(t, func() bool { return strings.Contains(w.stderr.String(), "handler stopped: lease lost") },
 		5*time.Second, 10*time.Millisecond)
 }
+
+// A worker killed while its handlers are starting leaves none of them, nor
+// anything they started, behind. A command started but not yet listed with
+// the guard could fork children that outlived it (the kernel's parent-death
+// signal reaches the command only); now a command runs only once listed.
+// Each round kills the worker as its handlers start, until every round has
+// caught some of them starting.
+func TestHandlersStartingAsTheWorkerDiesDieToo(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	pids := filepath.Join(t.TempDir(), "pids")
+	killOnCleanup(t, pids)
+	config := writeFile(t, "p.yaml", `
+poll_interval: 20ms
+stages:
+  - queue: a
+    handler: {exec: ["sh", "-c", "sleep 600 & echo $! >> \"$PIDS\"; wait"]}
+    concurrency: 40
+    lease: 1s
+`)
+	for round := range 5 {
+		submitTo(t, pool, "a", 40)
+		w := startWorker(t, u, config, fmt.Sprintf("doomed-%d", round), "PIDS="+pids)
+		require.Eventually(t, func() bool { return len(handlerPIDs(t, pids)) > 40*round }, 20*time.Second, time.Millisecond)
+		require.NoError(t, w.cmd.Process.Signal(syscall.SIGKILL)) // as the first handler's child starts
+		w.wait(t)
+		require.Eventually(t, func() bool {
+			for _, pid := range handlerPIDs(t, pids) {
+				if !gone(pid) {
+					return false
+				}
+			}
+			return true
+		}, time.Second, 10*time.Millisecond, "round %d: every handler's child is gone within a second of its worker", round)
+		_, err := pool.Exec(context.Background(), "DELETE FROM baton.jobs")
+		require.NoError(t, err)
+	}
+}

@@ -103,7 +103,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	log.Info("serving", "addr", ln.Addr().String(), "auth", len(tokens) > 0)
 	var wg sync.WaitGroup
 	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, retention, log) })
-	err = api.New(pool, api.Config{Tokens: tokens, Logger: log, Metrics: []prometheus.Gatherer{worker.Metrics}}).Serve(ctx, ln)
+	err = api.New(pool, api.Config{Tokens: tokens, Logger: log}).Serve(ctx, ln)
 	wg.Wait()
 	return err
 }
@@ -159,7 +159,8 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	if err != nil {
 		return err
 	}
-	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: retention})
+	metrics := prometheus.NewRegistry() // the worker's, served beside the API's
+	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: retention, Metrics: metrics})
 	if err != nil {
 		return err
 	}
@@ -167,7 +168,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	var wg sync.WaitGroup
 	var workErr error
 	wg.Go(func() { workErr = w.Run(ctx) })
-	err = api.New(pool, api.Config{Tokens: tokens, Logger: log, Metrics: []prometheus.Gatherer{worker.Metrics}}).Serve(ctx, ln)
+	err = api.New(pool, api.Config{Tokens: tokens, Logger: log, Metrics: []prometheus.Gatherer{metrics}}).Serve(ctx, ln)
 	wg.Wait()
 	return errors.Join(err, workErr)
 }

@@ -44,8 +44,9 @@ func workerCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	metrics := prometheus.NewRegistry() // this replica's
 	if *metricsAddr != "" {
-		stop, err := serveMetrics(*metricsAddr)
+		stop, err := serveMetrics(*metricsAddr, metrics)
 		if err != nil {
 			return err
 		}
@@ -64,7 +65,7 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly, Retention: retention})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly, Retention: retention, Metrics: metrics})
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ func wakeups(fs *flag.FlagSet, pollOnly bool) (bool, error) {
 
 // serveMetrics serves the worker's metrics, with the Go runtime's and the
 // process's, at /metrics on addr until stop is called.
-func serveMetrics(addr string) (stop func(), err error) {
+func serveMetrics(addr string, metrics prometheus.Gatherer) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr: %w", err)
@@ -98,7 +99,7 @@ func serveMetrics(addr string) (stop func(), err error) {
 	runtime := prometheus.NewRegistry()
 	runtime.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{worker.Metrics, runtime}, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{metrics, runtime}, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return func() { _ = srv.Close() }, nil

@@ -1,19 +1,14 @@
-package main
+package bench
 
 import (
-	"github.com/baton-run/baton/db"
-
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // sweepPoint is one burn-down of a sweep over slot counts.
@@ -22,30 +17,17 @@ type sweepPoint struct {
 	burn
 }
 
-func parseSweep(list string) ([]int, error) {
-	if list == "" {
-		return nil, nil
-	}
-	var points []int
-	for f := range strings.SplitSeq(list, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 10000 {
-			return nil, usagef("bench: --sweep takes slot counts between 1 and 10000, comma-separated, not %q", f)
-		}
-		points = append(points, n)
-	}
-	return points, nil
-}
-
-// runSweep burns down the same backlog once per slot count. The slot count
-// bounds the claim batch, so the sweep shows throughput against batch size.
-func runSweep(ctx context.Context, pool *pgxpool.Pool, target db.ConnectConfig, r benchResult, slots []int, svgPath string, asJSON bool, out io.Writer) error {
+// sweep burns down the same backlog once per slot count of Config.Sweep. The
+// slot count bounds the claim batch, so the sweep shows throughput against
+// batch size.
+func (rn *run) sweep(ctx context.Context, r Result, out io.Writer) error {
+	svgPath, asJSON := rn.cfg.SVG, rn.cfg.JSON
 	var points []sweepPoint
-	for _, c := range slots {
-		if _, err := pool.Exec(ctx, "TRUNCATE baton.jobs, baton.job_events"); err != nil {
+	for _, c := range rn.cfg.Sweep {
+		if _, err := rn.pool.Exec(ctx, "TRUNCATE baton.jobs, baton.job_events"); err != nil {
 			return fmt.Errorf("bench: emptying the tables between runs: %w", err)
 		}
-		b, rs, err := burnDown(ctx, pool, target, r.Stages, r.Jobs, r.Workers, c)
+		b, rs, err := rn.burnDown(ctx, c)
 		if err != nil {
 			return err
 		}
@@ -77,7 +59,7 @@ func runSweep(ctx context.Context, pool *pgxpool.Pool, target db.ConnectConfig, 
 
 // sweepSVG plots executions per second against the mean claim batch (log
 // scale), each point labelled with its slot count.
-func sweepSVG(r benchResult, points []sweepPoint) string {
+func sweepSVG(r Result, points []sweepPoint) string {
 	const w, h, left, right, top, bottom = 720, 420, 70, 30, 50, 60
 	maxY, maxX := 0.0, 1.0
 	for _, p := range points {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -68,10 +68,12 @@ type soakResult struct {
 	ClaimP99Spread float64 `json:"claim_p99_spread"`
 }
 
-// runSoak pushes jobs through A -> B with retention retain, keeping
-// soakBacklog jobs waiting, and reports every window jobs.
-func runSoak(ctx context.Context, pool *pgxpool.Pool, target db.ConnectConfig, r soakResult, retain time.Duration, svgPath string, asJSON bool, out io.Writer) error {
-	rs, err := startReplicas(ctx, target, benchPipeline(2, r.Concurrency), r.Workers,
+// soak pushes Config.Jobs through A -> B with retention Config.Retain,
+// keeping soakBacklog jobs waiting, and reports every Config.Window jobs.
+func (rn *run) soak(ctx context.Context, out io.Writer) error {
+	pool, retain, svgPath, asJSON := rn.pool, rn.cfg.Retain, rn.cfg.SVG, rn.cfg.JSON
+	r := soakResult{Jobs: rn.cfg.Jobs, Window: rn.cfg.Window, RetainSeconds: retain.Seconds(), Workers: rn.cfg.Workers, Concurrency: rn.cfg.Concurrency}
+	rs, err := startReplicas(ctx, rn.target, 2, r.Concurrency, r.Workers,
 		worker.Retention{Succeeded: retain, Dead: retain, Canceled: retain})
 	if err != nil {
 		return err
@@ -89,9 +91,9 @@ func runSoak(ctx context.Context, pool *pgxpool.Pool, target db.ConnectConfig, r
 	produced := make(chan error, 1)
 	go func() { produced <- produce(pctx, pool, r.Jobs, executions) }()
 
-	progress("soak: %d jobs through A -> B, retaining finished jobs %s, a window every %d jobs", r.Jobs, retain, r.Window)
+	rn.progress("soak: %d jobs through A -> B, retaining finished jobs %s, a window every %d jobs", r.Jobs, retain, r.Window)
 	start, last := time.Now(), time.Now()
-	claims, completions := gatherHistogram("baton_claim_duration_seconds"), gatherHistogram("baton_completion_duration_seconds")
+	claims, completions := rs.histogram("baton_claim_duration_seconds"), rs.histogram("baton_completion_duration_seconds")
 	var lastDone int64
 	for next := int64(r.Window); next <= int64(r.Jobs); next += int64(r.Window) {
 		for executions() < 2*next {
@@ -108,7 +110,7 @@ func runSoak(ctx context.Context, pool *pgxpool.Pool, target db.ConnectConfig, r
 		}
 		now := time.Now()
 		done := executions() / 2
-		c, k := gatherHistogram("baton_claim_duration_seconds"), gatherHistogram("baton_completion_duration_seconds")
+		c, k := rs.histogram("baton_claim_duration_seconds"), rs.histogram("baton_completion_duration_seconds")
 		w := soakWindow{
 			JobsDone:         done,
 			Seconds:          now.Sub(last).Seconds(),
@@ -120,11 +122,11 @@ func runSoak(ctx context.Context, pool *pgxpool.Pool, target db.ConnectConfig, r
 			return err
 		}
 		r.Windows = append(r.Windows, w)
-		progress("soak: %d jobs done, %.0f executions/s, claim p99 %.1f ms, %d MB in tables and indexes",
+		rn.progress("soak: %d jobs done, %.0f executions/s, claim p99 %.1f ms, %d MB in tables and indexes",
 			w.JobsDone, w.ExecutionsPerSec, w.ClaimP99Ms, (w.TableBytes+w.IndexBytes)>>20)
 		last, lastDone, claims, completions = now, done, c, k
 	}
-	progress("soak: done in %s", time.Since(start).Round(time.Second))
+	rn.progress("soak: done in %s", time.Since(start).Round(time.Second))
 	r.summarize()
 	if svgPath != "" {
 		if err := os.WriteFile(svgPath, []byte(soakSVG(r)), 0o644); err != nil {
@@ -227,29 +229,32 @@ func (r soakResult) print(out io.Writer) error {
 	return err
 }
 
-// histogram is one of the worker's histograms, summed over its queues:
-// cumulative counts per upper bound, and the count of all observations.
+// histogram is one of the workers' histograms, summed over their queues and
+// the replicas: cumulative counts per upper bound, and the count of all
+// observations.
 type histogram struct {
 	bounds []float64
 	counts []uint64
 	total  uint64
 }
 
-func gatherHistogram(name string) histogram {
+func (rs *replicas) histogram(name string) histogram {
 	var h histogram
-	families, _ := worker.Metrics.Gather()
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for i, b := range m.GetHistogram().GetBucket() {
-				if i == len(h.bounds) {
-					h.bounds, h.counts = append(h.bounds, b.GetUpperBound()), append(h.counts, 0)
-				}
-				h.counts[i] += b.GetCumulativeCount()
+	for _, reg := range rs.metrics {
+		families, _ := reg.Gather()
+		for _, f := range families {
+			if f.GetName() != name {
+				continue
 			}
-			h.total += m.GetHistogram().GetSampleCount()
+			for _, m := range f.GetMetric() {
+				for i, b := range m.GetHistogram().GetBucket() {
+					if i == len(h.bounds) {
+						h.bounds, h.counts = append(h.bounds, b.GetUpperBound()), append(h.counts, 0)
+					}
+					h.counts[i] += b.GetCumulativeCount()
+				}
+				h.total += m.GetHistogram().GetSampleCount()
+			}
 		}
 	}
 	return h

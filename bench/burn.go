@@ -1,0 +1,178 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/worker"
+)
+
+// burnDown preloads the configured backlog and works it off with in-process
+// replicas of concurrency slots per stage. The replicas keep running until
+// rs.stop.
+func (r *run) burnDown(ctx context.Context, concurrency int) (b burn, rs *replicas, err error) {
+	pool, stages, jobs, workers := r.pool, r.cfg.Stages, r.cfg.Jobs, r.cfg.Workers
+	r.progress("preloading %d jobs", jobs)
+	if err := preload(ctx, pool, jobs); err != nil {
+		return b, nil, err
+	}
+	r.progress("burning down the backlog with %d replica(s), %d slots per stage", workers, concurrency)
+	start := time.Now()
+	machine0, self0 := cpuTimes()
+	rs, err = startReplicas(ctx, r.target, stages, concurrency, workers, worker.Retention{})
+	if err != nil {
+		return b, nil, err
+	}
+	if err := rs.wait(ctx, pool, int64(jobs*stages), map[int]string{1: "a", 2: "b"}[stages], jobs); err != nil {
+		rs.stop()
+		return b, nil, err
+	}
+	ws := rs.workers
+	b.Seconds = time.Since(start).Seconds()
+	machine1, self1 := cpuTimes()
+	if machine1 > machine0 {
+		b.CPUMsPerKJobs = float64((machine1 - machine0).Milliseconds()) * 1000 / float64(jobs*stages)
+	}
+	b.BenchCPUMsPerKJobs = float64((self1 - self0).Milliseconds()) * 1000 / float64(jobs*stages)
+	b.JobsPerSec = float64(jobs*stages) / b.Seconds
+	if stages == 2 {
+		b.HandoffsPerSec = float64(jobs) / b.Seconds
+	}
+	var st worker.Stats
+	for _, w := range ws {
+		s := w.Stats()
+		st.Claimed, st.Succeeded = st.Claimed+s.Claimed, st.Succeeded+s.Succeeded
+		st.ClaimBatches, st.CompleteBatches = st.ClaimBatches+s.ClaimBatches, st.CompleteBatches+s.CompleteBatches
+	}
+	b.MeanClaimBatch = float64(st.Claimed) / max(1, float64(st.ClaimBatches))
+	b.MeanCompleteBatch = float64(st.Succeeded) / max(1, float64(st.CompleteBatches))
+	return b, rs, nil
+}
+
+func preload(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	batch := noopJobs(5000)
+	for done := 0; done < n; {
+		k := min(len(batch), n-done)
+		if _, err := db.Submit(ctx, pool, batch[:k]...); err != nil {
+			return err
+		}
+		done += k
+	}
+	for _, sql := range []string{"VACUUM ANALYZE baton.jobs", "CHECKPOINT"} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("bench: %s: %w", sql, err)
+		}
+	}
+	return nil
+}
+
+// noopJobs is n jobs for queue a, the bench's first stage.
+func noopJobs(n int) []db.NewJob {
+	jobs := make([]db.NewJob, n)
+	for i := range jobs {
+		jobs[i] = db.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
+	}
+	return jobs
+}
+
+// noop hands its payload on: the bench measures Baton, not a handler.
+var noop = worker.HandlerFunc(func(_ context.Context, job *worker.Job) (json.RawMessage, error) { return job.Payload, nil })
+
+// benchPipeline is queue a (handing off to b with two stages) and queue
+// offered (for the latency run), concurrency slots each.
+func benchPipeline(stages, concurrency int) *worker.Pipeline {
+	yaml := fmt.Sprintf("stages:\n  - queue: a\n    handler: {go: bench-noop}\n    concurrency: %d\n", concurrency)
+	yaml += fmt.Sprintf("  - queue: offered\n    handler: {go: bench-noop}\n    concurrency: %d\n", concurrency)
+	if stages == 2 {
+		yaml = strings.Replace(yaml, "handler: {go: bench-noop}\n", "handler: {go: bench-noop}\n    next: b\n", 2)
+		yaml += fmt.Sprintf("  - queue: b\n    handler: {go: bench-noop}\n    concurrency: %d\n", concurrency)
+	}
+	p, err := worker.ParsePipeline([]byte(yaml))
+	if err != nil {
+		panic(err) // the bench's own pipeline
+	}
+	return p
+}
+
+// replicas are worker replicas running in this process, each with its own
+// metrics.
+type replicas struct {
+	workers []*worker.Worker
+	metrics []*prometheus.Registry
+	stop    func()
+}
+
+// startReplicas runs n worker replicas in this process on the bench
+// pipeline, pruning by retain.
+func startReplicas(ctx context.Context, target db.ConnectConfig, stages, concurrency, n int, retain worker.Retention) (*replicas, error) {
+	p := benchPipeline(stages, concurrency)
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var pools []*pgxpool.Pool
+	rs := &replicas{stop: func() {
+		cancel()
+		wg.Wait()
+		for _, p := range pools {
+			p.Close()
+		}
+	}}
+	for i := range n {
+		c := target
+		c.AppName, c.MaxConns = fmt.Sprintf("baton-bench-worker %d", i), worker.PoolSize(p)
+		pool, err := db.Connect(ctx, c)
+		if err != nil {
+			rs.stop()
+			return nil, err
+		}
+		pools = append(pools, pool)
+		metrics := prometheus.NewRegistry()
+		w, err := worker.New(pool, worker.Config{
+			Pipeline: p, ID: fmt.Sprintf("bench-%d", i), Logger: slog.New(slog.DiscardHandler), Retention: retain,
+			PollOnly: target.Pooler == db.TransactionPooler, Handlers: worker.Handlers{"bench-noop": noop}, Metrics: metrics,
+		})
+		if err != nil {
+			rs.stop()
+			return nil, err
+		}
+		rs.workers, rs.metrics = append(rs.workers, w), append(rs.metrics, metrics)
+		wg.Go(func() { _ = w.Run(wctx) })
+	}
+	return rs, nil
+}
+
+// wait waits until the replicas have committed executions successes in all,
+// watching their counters (polling the database would cost it a share of the
+// CPU being measured), then checks that queue holds n succeeded jobs.
+func (rs *replicas) wait(ctx context.Context, pool *pgxpool.Pool, executions int64, queue string, n int) error {
+	for {
+		var done int64
+		for _, w := range rs.workers {
+			done += w.Stats().Succeeded
+		}
+		if done >= executions {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	var got int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM baton.jobs WHERE queue = $1 AND state = 'succeeded'", queue).Scan(&got); err != nil {
+		return err
+	}
+	if got < n {
+		return fmt.Errorf("bench: %d jobs succeeded in %s, want %d", got, queue, n)
+	}
+	return nil
+}

@@ -1,0 +1,43 @@
+package db
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits on submitted jobs.
+const (
+	MaxPriority     = 100
+	MaxMaxAttempts  = 1000
+	MaxDelay        = 365 * 24 * time.Hour
+	DefaultAttempts = 5
+)
+
+var queueNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// QueueNameRule says what a queue name may be, for error messages.
+const QueueNameRule = "a queue name must be 1 to 63 characters of a-z, 0-9, '_', '.' or '-', starting with a letter or digit"
+
+// ValidQueueName reports whether name can name a queue (see QueueNameRule).
+func ValidQueueName(name string) bool { return queueNameRE.MatchString(name) }
+
+// ParseID reads a job id written in plain decimal: no sign, no leading
+// zeros, at most a positive int64.
+func ParseID(s string) (int64, bool) {
+	if s == "" || s[0] < '1' || s[0] > '9' || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil
+}
+
+// ValidateQueueName returns an ErrInvalid error unless name can name a queue.
+func ValidateQueueName(name string) error {
+	if !ValidQueueName(name) {
+		return fmt.Errorf("%w: queue %q: %s", ErrInvalid, name, QueueNameRule)
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/baton-run/baton/db"
+)
+
+// claimLoop claims as many jobs as there are free slots and starts them. When
+// a claim fills every free slot there may be more due, so it claims again as
+// soon as a slot frees; otherwise it waits for the poll interval or a wake-up.
+func (s *stage) claimLoop(ctx context.Context) {
+	poll := time.NewTicker(s.w.cfg.Pipeline.PollInterval.D())
+	defer poll.Stop()
+	backlog := true
+	s.lookAhead.Store(true)
+	s.lookIsolated.Store(true)
+	for ctx.Err() == nil {
+		if free := s.free(); free > 0 {
+			n, err := s.claim(ctx, free)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Warn("claiming jobs", "error", err)
+				backlog = false
+			case err == nil:
+				backlog = n == free
+			}
+			s.caughtUp.Store(!backlog)
+			if err == nil && !backlog && s.lookAhead.Swap(false) {
+				s.setAlarm(ctx)
+			}
+		}
+		if s.lookIsolated.Swap(false) {
+			s.claimIsolated(ctx)
+		}
+		for {
+			select {
+			case <-ctx.Done():
+			case <-poll.C:
+				s.lookAhead.Store(true)
+				s.lookIsolated.Store(true)
+			case <-s.wake:
+			case <-s.freed:
+				if !backlog {
+					continue // an idle queue is polled, not re-claimed per completion
+				}
+			}
+			break
+		}
+	}
+}
+
+// setAlarm asks how long until the queue's earliest job that is not due yet
+// (delayed, or waiting for its retry) becomes due, and wakes the stage then:
+// such a job starts on time rather than at the next poll. The database says
+// how long, so that no clock but its own decides when a job is due.
+func (s *stage) setAlarm(ctx context.Context) {
+	qctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	ms, err := db.New(s.w.pool).JobNextDue(qctx, s.cfg.Queue)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("looking for the next due job", "error", db.MapError(err))
+	case err == nil && ms >= 0:
+		s.wakeIn(time.Duration(ms) * time.Millisecond)
+	}
+}
+
+// wakeIn wakes the stage after d, unless it is to wake earlier already.
+func (s *stage) wakeIn(d time.Duration) {
+	at := time.Now().Add(d)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.alarm != nil && !s.alarmAt.After(at) {
+		return
+	}
+	if s.alarm != nil {
+		s.alarm.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		if s.alarm == t {
+			s.alarm = nil
+		}
+		s.mu.Unlock()
+		s.lookAhead.Store(true) // for the job due after this one
+		signal(s.wake)
+	})
+	s.alarm, s.alarmAt = t, at
+}
+
+func (s *stage) claim(ctx context.Context, n int) (int, error) {
+	// Not cancelled by shutdown: a claim cut off after its commit would strand
+	// its jobs until their leases expire.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
+	defer cancel()
+	began := time.Now()
+	rows, err := db.New(s.w.pool).JobClaim(ctx, db.JobClaimParams{
+		QueueName: s.cfg.Queue, MaxJobs: int32(n), LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: s.w.cfg.ID,
+		MaxAttempts: int32(s.cfg.MaxAttempts),
+	})
+	s.metrics.claimSeconds.Observe(time.Since(began).Seconds())
+	if err != nil {
+		return 0, db.MapError(err)
+	}
+	if len(rows) > 0 {
+		s.w.stats.claimBatches.Add(1)
+	}
+	for _, r := range rows {
+		s.start(claimed{
+			job: &Job{
+				ID: r.ID, Queue: r.Queue, Payload: r.Payload, Attempt: int(r.Attempts), MaxAttempts: int(r.MaxAttempts),
+				Priority: int(r.Priority), ParentID: r.ParentID, CreatedAt: r.CreatedAt,
+			},
+			token: r.LeaseToken, traceParent: deref(r.TraceParent), pickup: r.StartedAt.Sub(r.RunAt),
+		}, false)
+	}
+	return len(rows), nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

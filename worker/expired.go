@@ -1,0 +1,18 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/baton-run/baton/db"
+)
+
+// pruneExpired deletes what has outlived its use: idempotency keys older
+// than 24 hours (a retry after that creates a new job) and dashboard
+// sessions that ended (expired, logged out, or their token removed).
+func pruneExpired(ctx context.Context, q *db.Queries, log *slog.Logger) {
+	_, err := q.IdempotencyPrune(ctx)
+	warn(ctx, log, "pruning idempotency keys", err)
+	_, err = q.SessionPrune(ctx)
+	warn(ctx, log, "pruning ended dashboard sessions", err)
+}

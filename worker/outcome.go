@@ -1,0 +1,91 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/baton-run/baton/db"
+)
+
+// fail records a failed attempt, whose handler ran for ran: retrying after
+// backoff, or dead.
+func (s *stage) fail(c claimed, herr error, ran time.Duration) {
+	job := c.job
+	// Not cancelled by shutdown: the attempt's outcome must be recorded.
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	defer cancel()
+	delay := backoff(job.Attempt, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D())
+	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
+		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
+			ID: job.ID, LeaseToken: c.token, Error: errorText(herr), Permanent: IsPermanent(herr),
+			DelayMs: delay.Milliseconds(), WorkerID: s.w.cfg.ID, RunUs: ran.Microseconds(),
+		})
+	})
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		s.w.stats.leasesLost.Add(1)
+		s.metrics.fenced.Inc()
+		s.jobLog(job).Warn("failure fenced: lease lost, nothing committed", "error", herr)
+	case err != nil:
+		s.jobLog(job).Error("recording the failure failed; the job will run again when its lease expires", "error", err, "failure", herr)
+	default:
+		s.w.stats.failed.Add(1)
+		s.w.metrics.finished.WithLabelValues(s.cfg.Queue, string(row.State)).Inc()
+		s.jobLog(job).Info("attempt failed", "state", row.State, "error", herr)
+		if row.State == db.BatonJobStateRetrying {
+			s.wakeIn(delay) // the retry starts on time, not at the next poll
+		}
+	}
+}
+
+// retryDB retries a fenced, idempotent write while the database is
+// unavailable, until ctx ends.
+func retryDB[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	delay := 50 * time.Millisecond
+	for {
+		v, err := fn()
+		err = db.MapError(err)
+		if err == nil || !errors.Is(err, db.ErrUnavailable) || ctx.Err() != nil {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(delay):
+			delay = min(2*delay, time.Second)
+		}
+	}
+}
+
+// backoff is the delay before retry number attempt: base doubled per attempt,
+// capped at maxDelay, with equal jitter (half fixed, half random) so failed
+// jobs spread out instead of retrying in lock-step.
+func backoff(attempt int, base, maxDelay time.Duration) time.Duration {
+	d := max(base, time.Millisecond)
+	for i := 1; i < attempt && d < maxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, maxDelay)
+	return d/2 + rand.N(d/2+1)
+}
+
+// errorText is an error as the row and the history keep it: at most 4 KiB
+// (its end, where the cause usually is), cut on a character boundary, in
+// valid UTF-8 without NUL, which PostgreSQL's text refuses. Handlers' text
+// (stderr above all) may hold anything; the failure must still be recorded.
+func errorText(err error) string {
+	const max = 4 << 10
+	s := strings.ReplaceAll(strings.ToValidUTF8(err.Error(), "\uFFFD"), "\x00", "\uFFFD")
+	if len(s) > max {
+		cut := len(s) - max
+		for cut < len(s) && !utf8.RuneStart(s[cut]) {
+			cut++
+		}
+		s = "…" + s[cut:]
+	}
+	return s
+}

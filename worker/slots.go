@@ -1,0 +1,83 @@
+package worker
+
+// slots is a stage's account of its handler slots, kept under the stage's
+// mutex. A slot is busy from a job's claim (or from its reservation for a
+// direct hand-off) until its handler returns, not until its outcome commits,
+// so that the next claim overlaps the completion commit. The jobs still
+// held for their commit are bounded too: claimed jobs not yet recorded
+// (held) never pass twice the slot count.
+type slots struct {
+	size     int // the stage's concurrency
+	busy     int // handlers running, and slots reserved for direct hand-offs
+	reserved int // slots reserved for direct hand-offs, not yet started
+}
+
+// free is how many jobs may be claimed now, with held claimed jobs whose
+// outcome is not recorded yet.
+func (sl slots) free(held int) int {
+	return min(sl.size-sl.busy, 2*sl.size-held-sl.reserved)
+}
+
+// start counts a claimed job's handler starting: in a slot of its own, or
+// in one reserved for it.
+func (sl *slots) start(fromReserve bool) {
+	if fromReserve {
+		sl.reserved-- // reserve counted it busy already
+	} else {
+		sl.busy++
+	}
+}
+
+// end counts a handler returning.
+func (sl *slots) end() { sl.busy-- }
+
+// reserve holds k slots for direct hand-offs; unreserve gives back k that
+// no job took.
+func (sl *slots) reserve(k int)   { sl.busy += k; sl.reserved += k }
+func (sl *slots) unreserve(k int) { sl.busy -= k; sl.reserved -= k }
+
+// free is how many jobs the stage may claim now.
+func (s *stage) free() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.freeLocked()
+}
+
+func (s *stage) freeLocked() int {
+	if s.w.isolating.Load() {
+		return 0 // an isolated job is held or runs alone on this worker
+	}
+	return s.slots.free(len(s.running))
+}
+
+// reserve holds up to n free slots for jobs that a completion in this
+// process hands off to this stage already claimed (a direct hand-off). It
+// holds none while the stage has a backlog, so that jobs already waiting in
+// the queue (by priority, from every replica) go first, and none once
+// shutdown began. Each held slot is later started or unreserved.
+func (s *stage) reserve(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || !s.caughtUp.Load() {
+		return 0
+	}
+	k := max(0, min(n, s.freeLocked()))
+	s.slots.reserve(k)
+	s.handlers.Add(k) // the drain at shutdown waits for reserved slots too
+	return k
+}
+
+// unreserve gives back k reserved slots that no job took.
+func (s *stage) unreserve(k int) {
+	if k == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.slots.unreserve(k)
+	s.mu.Unlock()
+	for range k {
+		s.handlers.Done()
+	}
+	signal(s.freed)
+	signal(s.w.settled)
+}

@@ -1,0 +1,182 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/baton-run/baton/db"
+)
+
+// stage runs one pipeline stage: its claim loop, handlers and heartbeats.
+type stage struct {
+	w        *Worker
+	cfg      Stage
+	handler  Handler
+	log      *slog.Logger
+	timeout  error // the cause a handler's context reports when it runs too long
+	spanName string
+	metrics  stageMetrics
+
+	mu       sync.Mutex
+	running  map[int64]*inflight // claimed and not yet recorded: heartbeats keep these leases (lease.go)
+	slots    slots               // handler slots (slots.go)
+	closing  bool                // shutting down: no more reservations
+	caughtUp atomic.Bool         // the last claim found fewer due jobs than free slots
+	handlers sync.WaitGroup
+	wake     chan struct{} // a job may be due (hand-off from a stage of this worker)
+	freed    chan struct{} // a slot became free
+	alarm    *time.Timer   // wakes the stage when its earliest job not yet due becomes due
+	alarmAt  time.Time
+	// lookAhead says a job not due yet may have appeared (a hint said so,
+	// the alarm rang, or a poll came): the next claim that catches up sets
+	// the alarm (setAlarm). Other wakes cost no extra query.
+	lookAhead atomic.Bool
+	// lookIsolated says an isolated job may wait in the queue (a hint from
+	// the reaper, or a poll): the claim loop tries to claim one (alone.go).
+	lookIsolated atomic.Bool
+
+	completions chan *done // successes for the completer to commit
+}
+
+// run is one claim of a job: lease tokens count the claims of each job.
+type run struct{ id, token int64 }
+
+// claimed is a job this worker holds a lease on: what its handler sees, and
+// the lease token that fences every write recording its outcome.
+type claimed struct {
+	job   *Job
+	token int64
+	// traceParent is the W3C trace context the job was submitted or handed
+	// off under ("" for none): its handler's span is a child of it.
+	traceParent string
+	// pickup is how long the job waited to be claimed, in database time.
+	pickup time.Duration
+}
+
+func (c claimed) run() run { return run{c.job.ID, c.token} }
+
+// inflight is a job whose handler is running.
+type inflight struct {
+	token  int64
+	cancel context.CancelCauseFunc
+}
+
+func (s *stage) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.running)
+}
+
+// start runs the handler of a job this worker has claimed: in a new slot,
+// or (fromReserve) in one reserved for a direct hand-off.
+func (s *stage) start(c claimed, fromReserve bool) {
+	s.w.stats.claimed.Add(1)
+	s.metrics.claimed.Inc()
+	s.metrics.pickupSeconds.Observe(c.pickup.Seconds())
+	jctx, cancel := context.WithCancelCause(s.w.handlerCtx)
+	s.mu.Lock()
+	s.listLocked(c.job.ID, c.token, cancel)
+	s.slots.start(fromReserve)
+	if !fromReserve {
+		s.handlers.Add(1) // reserve counted a reserved slot's
+	}
+	s.mu.Unlock()
+	go func() {
+		defer s.handlers.Done()
+		s.execute(jctx, c)
+	}()
+}
+
+// listLocked lists a claimed job in the stage's running set. If this
+// process claimed the job before (its lease expired while the process was
+// frozen, say), the earlier run's lease is lost: it is stopped.
+func (s *stage) listLocked(id, token int64, cancel context.CancelCauseFunc) {
+	if earlier := s.running[id]; earlier != nil && earlier.token != token {
+		earlier.cancel(errLeaseLost)
+	}
+	s.running[id] = &inflight{token: token, cancel: cancel}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// execute runs one job's handler under the stage timeout, with no
+// transaction open, then records the outcome in one fenced write.
+func (s *stage) execute(ctx context.Context, c claimed) {
+	job := c.job
+	defer func() {
+		s.mu.Lock()
+		if in := s.running[job.ID]; in != nil && in.token == c.token { // not a later claim's
+			in.cancel(nil)
+			delete(s.running, job.ID)
+		}
+		s.mu.Unlock()
+		signal(s.freed)
+		signal(s.w.settled)
+		if r := s.w.aloneRun.Load(); r != nil && *r == c.run() && s.w.aloneRun.CompareAndSwap(r, nil) {
+			s.w.leaveAlone() // its lone run is over (not an earlier run's end)
+		}
+	}()
+	sctx, span := s.startSpan(ctx, job, c.traceParent)
+	hctx, cancel := context.WithTimeoutCause(sctx, s.cfg.Timeout.D(), s.timeout)
+	began := time.Now()
+	out, err := safeHandle(hctx, s.handler, job)
+	ran := time.Since(began) // monotonic: the handler's own time, whatever the batches did
+	s.metrics.handlerSeconds.Observe(ran.Seconds())
+	cause := context.Cause(hctx)
+	cancel()
+	if err != nil && cause != nil {
+		err = cause // report the timeout, not the handler's reaction to it
+	}
+	endSpan(span, err)
+	s.mu.Lock()
+	s.slots.end()
+	s.mu.Unlock()
+	signal(s.freed)
+	if lost := context.Cause(ctx); lost != nil {
+		// The lease moved on (reaped, canceled, or released at shutdown): any
+		// write would be fenced, so make none.
+		if !errors.Is(lost, errReleased) {
+			s.w.stats.leasesLost.Add(1)
+			s.metrics.leasesLost.Inc()
+			s.jobLog(job).Warn("handler stopped: lease lost", "cause", lost)
+		}
+		return
+	}
+	if err != nil {
+		s.fail(c, err, ran)
+		return
+	}
+	flushed := make(chan struct{})
+	s.completions <- &done{claimed: c, result: out, ran: ran, nextTrace: db.TraceParentOf(sctx), flushed: flushed}
+	<-flushed
+}
+
+// jobLog is the stage's logger with the job named; built only when there is
+// something to log, since most jobs log nothing.
+func (s *stage) jobLog(job *Job) *slog.Logger {
+	return s.log.With("job_id", job.ID, "attempt", job.Attempt)
+}
+
+func safeHandle(ctx context.Context, h Handler, job *Job) (out json.RawMessage, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	out, err = h.Handle(ctx, job)
+	if err == nil {
+		out, err = result(out, "handler result")
+	}
+	return out, err
+}
