@@ -26,18 +26,14 @@ func reportRun(b *bundle) {
 	t, pool := b.t, b.pool
 	t.Helper()
 	ctx := context.Background()
-	ingest := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
-		var p struct{ N int }
-		if err := json.Unmarshal(j.Payload, &p); err != nil {
-			return nil, err
-		}
+	ingest := b.handle(byNumber(func(_ context.Context, n, attempt int) error {
 		switch {
-		case p.N%5 == 0:
-			return nil, worker.Permanent(errors.New("bad input"))
-		case p.N%7 == 0 && j.Attempt == 1:
-			return nil, errors.New("flaky")
+		case n%5 == 0:
+			return worker.Permanent(errors.New("bad input"))
+		case n%7 == 0 && attempt == 1:
+			return errors.New("flaky")
 		}
-		return j.Payload, nil
+		return nil
 	}))
 	publish := b.handle(echo)
 	_, err := db.Submit(ctx, pool, numbered("ingest", 20)...)
@@ -62,6 +58,21 @@ stages:
 
 // echo hands its payload on.
 var echo = worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) { return j.Payload, nil })
+
+// byNumber is a handler for numbered jobs: it fails a job with what fail
+// returns for its number and attempt, or hands its payload on.
+func byNumber(fail func(ctx context.Context, n, attempt int) error) worker.Handler {
+	return worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (json.RawMessage, error) {
+		var p struct{ N int }
+		if err := json.Unmarshal(j.Payload, &p); err != nil {
+			return nil, err
+		}
+		if err := fail(ctx, p.N, j.Attempt); err != nil {
+			return nil, err
+		}
+		return j.Payload, nil
+	})
+}
 
 // numbered is n jobs for queue with payloads {"n": 1} to {"n": n}.
 func numbered(queue string, n int) []db.NewJob {
@@ -271,23 +282,17 @@ func TestReportsAgreeWithTheHistory(t *testing.T) {
 	b := setup(t)
 	pool := b.pool
 	ctx := context.Background()
-	ingest := b.handle(worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (json.RawMessage, error) {
-		var p struct{ N int }
-		if err := json.Unmarshal(j.Payload, &p); err != nil {
-			return nil, err
-		}
+	ingest := b.handle(byNumber(func(ctx context.Context, n, attempt int) error {
 		switch {
-		case p.N == 9 || p.N == 10:
-			if j.Attempt == 1 {
-				return nil, errors.New("flaky")
-			}
-		case p.N == 11:
-			return nil, worker.Permanent(errors.New("bad input"))
-		case p.N == 12:
+		case (n == 9 || n == 10) && attempt == 1:
+			return errors.New("flaky")
+		case n == 11:
+			return worker.Permanent(errors.New("bad input"))
+		case n == 12:
 			<-ctx.Done() // until canceled
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
-		return j.Payload, nil
+		return nil
 	}))
 	publish := b.handle(echo)
 	ids, err := db.Submit(ctx, pool, append(numbered("ingest", 12), db.NewJob{Queue: "idle", Payload: json.RawMessage(`{}`)})...)

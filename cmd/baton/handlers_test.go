@@ -85,14 +85,21 @@ stages:
 
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGKILL))
 	w.wait(t)
+	requireGoneWithinASecond(t, pids, "every handler process is gone within a second of its worker")
+}
+
+// requireGoneWithinASecond fails the test unless every process listed in
+// path has ended within a second.
+func requireGoneWithinASecond(t *testing.T, path string, msg string, args ...any) {
+	t.Helper()
 	require.Eventually(t, func() bool {
-		for _, pid := range handlerPIDs(t, pids) {
+		for _, pid := range handlerPIDs(t, path) {
 			if !gone(pid) {
 				return false
 			}
 		}
 		return true
-	}, time.Second, 10*time.Millisecond, "every handler process is gone within a second of its worker")
+	}, time.Second, 10*time.Millisecond, append([]any{msg}, args...)...)
 }
 
 // A worker frozen (SIGSTOP) past its lease comes back (SIGCONT) to find the
@@ -136,8 +143,8 @@ stages:
 // anything they started, behind. A command started but not yet listed with
 // the guard could fork children that outlived it (the kernel's parent-death
 // signal reaches the command only); now a command runs only once listed.
-// Each round kills the worker as its handlers start, until every round has
-// caught some of them starting.
+// Each of five rounds kills the worker as soon as the first of its 40
+// handlers' children has started, while the others are starting.
 func TestHandlersStartingAsTheWorkerDiesDieToo(t *testing.T) {
 	t.Parallel()
 	pool, u := dbtest.NewWithURL(t)
@@ -157,14 +164,7 @@ stages:
 		require.Eventually(t, func() bool { return len(handlerPIDs(t, pids)) > 40*round }, 20*time.Second, time.Millisecond)
 		require.NoError(t, w.cmd.Process.Signal(syscall.SIGKILL)) // as the first handler's child starts
 		w.wait(t)
-		require.Eventually(t, func() bool {
-			for _, pid := range handlerPIDs(t, pids) {
-				if !gone(pid) {
-					return false
-				}
-			}
-			return true
-		}, time.Second, 10*time.Millisecond, "round %d: every handler's child is gone within a second of its worker", round)
+		requireGoneWithinASecond(t, pids, "round %d: every handler's child is gone within a second of its worker", round)
 		_, err := pool.Exec(context.Background(), "DELETE FROM baton.jobs")
 		require.NoError(t, err)
 	}

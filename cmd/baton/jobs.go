@@ -92,8 +92,9 @@ func jobID(cmd string, args []string) (int64, error) {
 	return id, nil
 }
 
-func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	id, err := jobID("status", args)
+// withJob reads the job id of command cmd's args, connects, and calls do.
+func withJob(ctx context.Context, cmd string, args []string, do func(pool *pgxpool.Pool, id int64) error) error {
+	id, err := jobID(cmd, args)
 	if err != nil {
 		return err
 	}
@@ -102,13 +103,19 @@ func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	s, err := db.Status(ctx, pool, id)
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(s)
+	return do(pool, id)
+}
+
+func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	return withJob(ctx, "status", args, func(pool *pgxpool.Pool, id int64) error {
+		s, err := db.Status(ctx, pool, id)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	})
 }
 
 func cancelCmd(ctx context.Context, args []string, stdout io.Writer) error {
@@ -121,22 +128,15 @@ func retryCmd(ctx context.Context, args []string, stdout io.Writer) error {
 
 func changeState(ctx context.Context, cmd string, args []string, stdout io.Writer,
 	change func(context.Context, *pgxpool.Pool, int64) error) error {
-	id, err := jobID(cmd, args)
-	if err != nil {
-		return err
-	}
-	pool, err := connectCLI(ctx)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := change(ctx, pool, id); err != nil {
-		return err
-	}
-	s, err := db.Status(ctx, pool, id)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "job %d is %s\n", id, s.State)
-	return nil
+	return withJob(ctx, cmd, args, func(pool *pgxpool.Pool, id int64) error {
+		if err := change(ctx, pool, id); err != nil {
+			return err
+		}
+		s, err := db.Status(ctx, pool, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "job %d is %s\n", id, s.State)
+		return nil
+	})
 }

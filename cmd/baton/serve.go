@@ -51,6 +51,26 @@ func (f *serveFlags) listen(tokens []string) (net.Listener, error) {
 	return ln, nil
 }
 
+// opened is what serve and dev have ready before they connect: the
+// retention policy, the API's tokens and its listener.
+type opened struct {
+	retention worker.Retention
+	tokens    []string
+	ln        net.Listener
+}
+
+// open checks the shared flags and the tokens, and opens the listener.
+func (f *serveFlags) open() (o opened, err error) {
+	if o.retention, err = f.retain.retention(); err != nil {
+		return o, err
+	}
+	if o.tokens, err = apiTokens(); err != nil {
+		return o, err
+	}
+	o.ln, err = f.listen(o.tokens)
+	return o, err
+}
+
 // apiTokens reads BATON_API_TOKENS: comma-separated, blanks ignored, each
 // at least api.MinTokenLength characters.
 func apiTokens() ([]string, error) {
@@ -76,19 +96,11 @@ func serveCmd(ctx context.Context, args []string) error {
 	} else if len(pos) > 0 {
 		return usagef("serve: usage: baton serve [--addr HOST:PORT] [--insecure-no-auth] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
 	}
-	retention, err := f.retain.retention()
+	o, err := f.open()
 	if err != nil {
 		return err
 	}
-	tokens, err := apiTokens()
-	if err != nil {
-		return err
-	}
-	ln, err := f.listen(tokens)
-	if err != nil {
-		return err
-	}
-	defer ln.Close()
+	defer o.ln.Close()
 	stopTracing, err := setupTracing(ctx)
 	if err != nil {
 		return err
@@ -100,10 +112,10 @@ func serveCmd(ctx context.Context, args []string) error {
 	}
 	defer pool.Close()
 	log := logger()
-	log.Info("serving", "addr", ln.Addr().String(), "auth", len(tokens) > 0)
+	log.Info("serving", "addr", o.ln.Addr().String(), "auth", len(o.tokens) > 0)
 	var wg sync.WaitGroup
-	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, retention, log) })
-	err = api.New(pool, api.Config{Tokens: tokens, Logger: log}).Serve(ctx, ln)
+	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, o.retention, log) })
+	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log}).Serve(ctx, o.ln)
 	wg.Wait()
 	return err
 }
@@ -120,23 +132,15 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	} else if *config == "" || len(pos) > 0 {
 		return usagef("dev: usage: baton dev --config FILE [--addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
 	}
-	retention, err := f.retain.retention()
-	if err != nil {
-		return err
-	}
 	p, err := worker.LoadPipeline(*config)
 	if err != nil {
 		return err
 	}
-	tokens, err := apiTokens()
+	o, err := f.open()
 	if err != nil {
 		return err
 	}
-	ln, err := f.listen(tokens)
-	if err != nil {
-		return err
-	}
-	defer ln.Close()
+	defer o.ln.Close()
 	target, err := migrationURL()
 	if err != nil {
 		return err
@@ -160,15 +164,15 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 		return err
 	}
 	metrics := prometheus.NewRegistry() // the worker's, served beside the API's
-	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: retention, Metrics: metrics})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: o.retention, Metrics: metrics})
 	if err != nil {
 		return err
 	}
-	printQuickStart(stdout, ln.Addr().String(), p.Stages[0].Queue, len(tokens) > 0)
+	printQuickStart(stdout, o.ln.Addr().String(), p.Stages[0].Queue, len(o.tokens) > 0)
 	var wg sync.WaitGroup
 	var workErr error
 	wg.Go(func() { workErr = w.Run(ctx) })
-	err = api.New(pool, api.Config{Tokens: tokens, Logger: log, Metrics: []prometheus.Gatherer{metrics}}).Serve(ctx, ln)
+	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, Metrics: []prometheus.Gatherer{metrics}}).Serve(ctx, o.ln)
 	wg.Wait()
 	return errors.Join(err, workErr)
 }
