@@ -4,7 +4,7 @@ SQLC_VERSION := v1.31.1
 STATICCHECK_VERSION := v0.7.0
 GOBIN := $(shell go env GOPATH)/bin
 
-.PHONY: run demo test chaos chaos-short build generate check tools help
+.PHONY: run demo test chaos chaos-short build install generate check tools help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,11 @@ chaos-short: ## the fault-injection suite, short profile (300 jobs and 8 s of fa
 
 build: ## build bin/baton
 	@mkdir -p bin
-	go build -o bin/baton ./cmd/baton
+	go build -buildvcs=auto -o bin/baton ./cmd/baton
+
+install: ## put baton on the PATH (go install, into $(GOBIN))
+	go install -buildvcs=auto ./cmd/baton
+	@echo "installed $(GOBIN)/baton$$(case ":$$PATH:" in *":$(GOBIN):"*) ;; *) echo " (add $(GOBIN) to your PATH)";; esac)"
 
 generate: tools ## regenerate the sqlc code in db/ from queries/ and migrations/
 	$(GOBIN)/sqlc generate

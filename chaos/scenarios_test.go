@@ -427,7 +427,7 @@ type patch struct{ file, old, new string }
 const gen = "db/jobs.sql.gen.go"
 
 // noHeartbeat is a build whose workers never extend their leases.
-var noHeartbeat = patch{"worker/worker.go",
+var noHeartbeat = patch{"worker/lease.go",
 	"func (s *stage) heartbeat(ctx context.Context) {\n",
 	"func (s *stage) heartbeat(ctx context.Context) {\n\treturn\n"}
 

@@ -70,11 +70,17 @@ func Status(ctx context.Context, pool *pgxpool.Pool, id int64) (*JobStatus, erro
 		s, err = status(ctx, New(tx), id)
 		return err
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, jobNotFound(id)
+	case err != nil:
 		return nil, fmt.Errorf("reading job %d: %w", id, MapError(err))
 	}
 	return s, nil
 }
+
+// jobNotFound is the error for a job that does not exist (or no longer: retention).
+func jobNotFound(id int64) error { return fmt.Errorf("job %d %w", id, ErrNotFound) }
 
 // status reads a job with its history and children through q.
 func status(ctx context.Context, q *Queries, id int64) (*JobStatus, error) {
@@ -122,7 +128,10 @@ func explainStateChange(ctx context.Context, pool *pgxpool.Pool, id int64, verb,
 		return fmt.Errorf("job %d could not be %s: %w", id, verb, MapError(err))
 	}
 	j, getErr := New(pool).JobGet(ctx, id)
-	if getErr != nil {
+	switch {
+	case errors.Is(getErr, pgx.ErrNoRows):
+		return jobNotFound(id)
+	case getErr != nil:
 		return fmt.Errorf("job %d: %w", id, MapError(getErr))
 	}
 	return fmt.Errorf("%w: job %d is %s; %s", ErrConflict, id, j.State, rule)

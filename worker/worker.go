@@ -3,6 +3,7 @@ package worker
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -85,7 +86,9 @@ type Worker struct {
 	aloneRun  atomic.Pointer[run] // the held job's claim
 	alone     sync.WaitGroup
 	settled   chan struct{}
-	stats     struct {
+	// working is set while Run's stages claim: from start-up to the drain.
+	working atomic.Bool
+	stats   struct {
 		claimed, succeeded, failed, leasesLost, released, claimBatches, completeBatches atomic.Int64
 	}
 }
@@ -143,6 +146,19 @@ func PoolSize(p *Pipeline) int32 {
 	return int32(min(total, max(4, 2*runtime.GOMAXPROCS(0))) + len(p.Stages) + 2)
 }
 
+// Ready reports whether the worker is working: Run has started its stages,
+// is not draining for shutdown, and the database answers. It is what a
+// replica's readiness probe asks (baton worker --metrics-addr: /readyz).
+func (w *Worker) Ready(ctx context.Context) error {
+	if !w.working.Load() {
+		return errors.New("not working: starting or shutting down")
+	}
+	if err := w.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("the database does not answer: %w", db.MapError(err))
+	}
+	return nil
+}
+
 // Stats returns counters of what the worker has done so far.
 func (w *Worker) Stats() Stats {
 	return Stats{
@@ -189,8 +205,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if !w.cfg.PollOnly {
 		loops.Go(func() { w.listen(ctx) })
 	}
+	w.working.Store(true)
 	loops.Wait()
-	w.alone.Wait() // a held isolated job not yet started is given back
+	w.working.Store(false) // draining
+	w.alone.Wait()         // a held isolated job not yet started is given back
 	for _, s := range w.stages {
 		s.mu.Lock()
 		s.closing = true

@@ -451,3 +451,21 @@ func TestTwoWorkersKeepTheirOwnMetrics(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, 3.0, claimed(one)+claimed(two), "each claim counted once, by the worker that made it")
 }
+
+// A worker is ready while its stages claim: not before Run starts them,
+// and not once it drains for shutdown.
+func TestReadyWhileWorking(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	pipeline := "stages:\n  - {queue: a, handler: {go: " + b.handle(echo) + "}}\n"
+	p, err := worker.ParsePipeline([]byte(pipeline))
+	require.NoError(t, err)
+	idle, err := worker.New(b.pool, worker.Config{Pipeline: p, Handlers: b.handlers})
+	require.NoError(t, err)
+	require.ErrorContains(t, idle.Ready(ctx), "not working")
+	r := b.start(pipeline)
+	require.Eventually(t, func() bool { return r.Ready(ctx) == nil }, 10*time.Second, 5*time.Millisecond)
+	r.Stop(t)
+	require.ErrorContains(t, r.Ready(ctx), "not working")
+}

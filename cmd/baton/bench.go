@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,7 +20,7 @@ import (
 // benchCmd parses `baton bench`'s flags and runs the bench package on the
 // server of DATABASE_URL.
 func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := newCommand("bench", "baton bench [flags]   (in a database named for DATABASE_URL's + \"_bench\", recreated)")
 	stages := fs.Int("stages", 2, "1: no-op jobs through one stage; 2: A -> B hand-off, both stages worked")
 	jobs := fs.Int("jobs", 20000, "backlog to burn down")
 	workers := fs.Int("workers", 1, "worker replicas, in-process, each with its own pool")
@@ -36,7 +35,7 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	soak := fs.Bool("soak", false, "push --jobs through A -> B with retention on, keeping a backlog, and report every --window jobs")
 	window := fs.Int("window", 500_000, "with --soak: jobs per reported window")
 	retain := fs.Duration("retain", time.Minute, "with --soak: how long finished jobs are kept")
-	pos, err := parseFlags(fs, args)
+	pos, err := fs.parse(args)
 	switch {
 	case err != nil:
 		return err

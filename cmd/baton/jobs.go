@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -16,17 +15,17 @@ import (
 )
 
 func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	fs := newCommand("submit", "baton submit QUEUE [JSON | -] [--delay D] [--priority N] [--max-attempts N] [--key K]")
 	delay := fs.Duration("delay", 0, "run no earlier than this long from now (e.g. 3s, 5m)")
 	priority := fs.Int("priority", 0, "0 (first) to 100")
 	maxAttempts := fs.Int("max-attempts", 0, "attempts before the job is dead (default: the stage's, else 5)")
 	key := fs.String("key", "", "idempotency key: the same key and job within 24h returns the first job's id")
-	pos, err := parseFlags(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) < 1 || len(pos) > 2 {
-		return usagef("submit: usage: baton submit QUEUE [JSON | -] [--delay D] [--priority N] [--max-attempts N] [--key K]")
+		return fs.usage()
 	}
 	payload := []byte("{}")
 	if len(pos) == 2 {
@@ -78,12 +77,13 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 }
 
 func jobID(cmd string, args []string) (int64, error) {
-	pos, err := parseFlags(flag.NewFlagSet(cmd, flag.ContinueOnError), args)
+	c := newCommand(cmd, "baton "+cmd+" ID")
+	pos, err := c.parse(args)
 	if err != nil {
 		return 0, err
 	}
 	if len(pos) != 1 {
-		return 0, usagef("%s: usage: baton %s ID", cmd, cmd)
+		return 0, c.usage()
 	}
 	id, ok := db.ParseID(pos[0])
 	if !ok {

@@ -6,12 +6,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,7 +23,9 @@ import (
 const usage = `Baton: a Postgres-centric job runner.
 
 Usage:
-  baton migrate up | down [N] | version
+  baton migrate up | down N | down --all | force N | version
+                                        apply, undo (N, or --all: the whole schema), mark a
+                                        version clean after a failed migration was fixed
   baton serve [--addr HOST:PORT]        the REST API and maintenance (reaper, retention)
   baton worker --config FILE            run one worker replica of a pipeline
   baton dev --config FILE               migrate, serve and work in one process
@@ -37,6 +39,8 @@ Usage:
                                         how long Q keeps finished jobs (48h, forever, default)
   baton report [NAME] [--database-url URL]  the reporting views (all, or the one named)
   baton bench [--stages 1|2] [--jobs N] [--json]   the benchmark (in DATABASE_URL's name + "_bench")
+  baton version                         the module version and commit of this binary
+  baton COMMAND --help                  a command's usage and flags
 
 Environment:
   DATABASE_URL       Postgres connection string (default ` + db.DefaultURL + `)
@@ -51,6 +55,10 @@ Environment:
   BATON_RETAIN_SUCCEEDED, BATON_RETAIN_DEAD, BATON_RETAIN_CANCELED
                      how long serve, worker and dev keep finished jobs where the
                      queue sets nothing (default 24h, 168h, 168h; or forever)
+  BATON_CONFIG, BATON_WORKER_ID, BATON_POLL_ONLY, BATON_METRICS_ADDR
+                     worker's --config, --id, --poll-only, --metrics-addr
+  BATON_LOG_LEVEL    debug, info, warn or error (default info)
+  BATON_LOG_FORMAT   text or json (default text)
 `
 
 // exitCode: 1 for failures, 2 for bad input (usage, flags, data, pipeline files).
@@ -87,12 +95,26 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	err := dispatch(ctx, args, stdin, stdout)
+	if h := (helpShown{}); errors.As(err, &h) {
+		fmt.Fprint(stdout, h.text)
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
+	if _, _, err := logSettings(); err != nil {
+		return err
+	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
+	case "version":
+		return versionCmd(args, stdout)
 	case "migrate":
 		return migrateCmd(ctx, args, stdout)
 	case "worker":
@@ -157,6 +179,20 @@ func connect(ctx context.Context, url, appName string, maxConns int32) (*pgxpool
 	return db.Connect(ctx, db.ConnectConfig{URL: url, AppName: appName, MaxConns: maxConns, Pooler: p})
 }
 
+// envBool reads a boolean environment variable (1, true, 0, false, …);
+// unset is false.
+func envBool(name string) (bool, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, usagef("%s=%q: want true or false", name, v)
+	}
+	return b, nil
+}
+
 // pooler reads BATON_POOLER: what stands between Baton and PostgreSQL.
 func pooler() (db.Pooler, error) {
 	p, err := db.ParsePooler(os.Getenv("BATON_POOLER"))
@@ -166,30 +202,33 @@ func pooler() (db.Pooler, error) {
 	return p, nil
 }
 
-func logger() *slog.Logger {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
-	if os.Getenv("BATON_LOG_LEVEL") == "debug" {
-		opts.Level = slog.LevelDebug
+// logSettings reads BATON_LOG_LEVEL (slog's names: debug, info, warn,
+// error, or one with an offset such as warn+2; default info) and
+// BATON_LOG_FORMAT (text or json; default text).
+func logSettings() (slog.Level, bool, error) {
+	var level slog.Level
+	if v := os.Getenv("BATON_LOG_LEVEL"); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return 0, false, usagef("BATON_LOG_LEVEL=%q: want debug, info, warn or error", v)
+		}
 	}
-	if os.Getenv("BATON_LOG_FORMAT") == "json" {
+	switch v := os.Getenv("BATON_LOG_FORMAT"); v {
+	case "", "text":
+		return level, false, nil
+	case "json":
+		return level, true, nil
+	default:
+		return 0, false, usagef("BATON_LOG_FORMAT=%q: want text or json", v)
+	}
+}
+
+// logger is the commands' logger, as BATON_LOG_LEVEL and BATON_LOG_FORMAT
+// say (run has checked them).
+func logger() *slog.Logger {
+	level, asJSON, _ := logSettings()
+	opts := &slog.HandlerOptions{Level: level}
+	if asJSON {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)).With("service", "baton")
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts)).With("service", "baton")
-}
-
-// parseFlags parses flags that may come before, between or after positional
-// arguments, and returns the positional ones.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usagef("%s: %v", fs.Name(), err)
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }

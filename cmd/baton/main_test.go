@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -172,8 +174,13 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 		{"WorkerSecondYAMLDocument", []string{"worker", "--config", twoDocs}, "", "second YAML document"},
 		{"WorkerUnknownStageField", []string{"worker", "--config", unknownField}, "", `stage 1 (a): unknown field "leese"`},
 		{"DevPipelineCycle", []string{"dev", "--config", cycle}, "", "is a cycle"},
-		{"MigrateSideways", []string{"migrate", "sideways"}, "", "want up, down [N] or version"},
+		{"MigrateSideways", []string{"migrate", "sideways"}, "", "usage: baton migrate up | down N | down --all | force N | version"},
 		{"MigrateDownBadN", []string{"migrate", "down", "x"}, "", "positive number"},
+		{"MigrateDownWithoutN", []string{"migrate", "down"}, "", "say how many migrations to undo (down N), or --all"},
+		{"MigrateDownNAndAll", []string{"migrate", "down", "2", "--all"}, "", "usage: baton migrate"},
+		{"MigrateForceWithoutN", []string{"migrate", "force"}, "", "usage: baton migrate"},
+		{"MigrateForceBadN", []string{"migrate", "force", "x3"}, "", "positive number"},
+		{"VersionArgument", []string{"version", "now"}, "", "usage: baton version"},
 		{"ReportUnknown", []string{"report", "nope"}, "", `unknown report "nope"`},
 		{"ReportTwoNames", []string{"report", "failures", "stuck_jobs"}, "", "one report NAME at most"},
 		{"ReportBadFormat", []string{"report", "--format", "xml"}, "", "--format must be table, json or csv"},
@@ -198,6 +205,24 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 			require.Contains(t, r.stderr, tt.want)
 			require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "one line: %q", r.stderr)
 			require.Empty(t, r.stdout)
+		})
+	}
+	// Settings from the environment are checked as strictly as flags.
+	for _, tt := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"UnknownLogLevel", []string{"BATON_LOG_LEVEL=loud"}, []string{"status", "1"}, `BATON_LOG_LEVEL="loud": want debug, info, warn or error`},
+		{"UnknownLogFormat", []string{"BATON_LOG_FORMAT=xml"}, []string{"submit", "a", "{}"}, `BATON_LOG_FORMAT="xml": want text or json`},
+		{"BadPollOnly", []string{"BATON_POLL_ONLY=sometimes"}, []string{"worker", "--config", catPipeline}, `BATON_POLL_ONLY="sometimes"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := batonWith(t, u, tt.env, "", tt.args...)
+			require.Equal(t, 2, r.code, "stderr: %s", r.stderr)
+			require.Contains(t, r.stderr, tt.want)
+			require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "one line: %q", r.stderr)
 		})
 	}
 	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs"))
@@ -235,7 +260,9 @@ func TestSubmitStatusCancelRetry(t *testing.T) {
 
 	r = baton(t, u, "", "status", "999999")
 	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stderr, "not found")
+	require.Equal(t, "baton: job 999999 not found\n", r.stderr)
+	r = baton(t, u, "", "cancel", "999999")
+	require.Equal(t, "baton: job 999999 not found\n", r.stderr)
 	require.Equal(t, 2, count(t, pool, "SELECT count(*) FROM baton.jobs"))
 }
 
@@ -293,9 +320,99 @@ func TestMigrateCommands(t *testing.T) {
 	r = baton(t, fresh, "", "migrate", "up")
 	require.Zero(t, r.code, r.stderr)
 	require.Equal(t, fmt.Sprintf("version: %d\n", latestMigration(t)), r.stdout)
-	r = baton(t, fresh, "", "migrate", "down")
+	latest := latestMigration(t)
+	r = baton(t, fresh, "", "migrate", "down", "1")
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, fmt.Sprintf("version: %d\n", latest-1), r.stdout)
+
+	// A migration that failed half-way leaves the version dirty; once it is
+	// finished (or undone) by hand, force says where the schema is.
+	r = baton(t, fresh, "", "migrate", "up")
+	require.Zero(t, r.code, r.stderr)
+	conn, err := pgx.Connect(context.Background(), fresh)
+	require.NoError(t, err)
+	_, err = conn.Exec(context.Background(), "UPDATE baton_schema_migrations SET dirty = true")
+	require.NoError(t, err)
+	conn.Close(context.Background())
+	r = baton(t, fresh, "", "migrate", "version")
+	require.Zero(t, r.code, r.stderr)
+	require.Contains(t, r.stdout, fmt.Sprintf("version: %d (dirty: migration %d failed half-way", latest, latest))
+	require.Contains(t, r.stdout, "baton migrate force N")
+	r = baton(t, fresh, "", "migrate", "force", strconv.Itoa(latest))
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, fmt.Sprintf("version: %d\n", latest), r.stdout)
+
+	r = baton(t, fresh, "", "migrate", "down", "--all")
 	require.Zero(t, r.code, r.stderr)
 	require.Equal(t, "version: none\n", r.stdout)
+}
+
+// Every command answers -h and --help with its usage (and flags) on
+// standard output, and exit status 0.
+func TestEveryCommandAnswersHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"migrate"}, {"worker"}, {"serve"}, {"dev"}, {"submit"}, {"status"}, {"cancel"}, {"retry"},
+		{"report"}, {"queue"}, {"queue", "set"}, {"queue", "list"}, {"bench"}, {"version"},
+	} {
+		for _, help := range []string{"-h", "--help"} {
+			r := baton(t, "postgres://postgres@127.0.0.1:1/nowhere", "", append(args, help)...)
+			require.Zero(t, r.code, "%v %s: %s", args, help, r.stderr)
+			require.Contains(t, r.stdout, "usage: baton "+args[0], "%v %s", args, help)
+			require.Empty(t, r.stderr)
+		}
+	}
+	r := baton(t, "", "", "worker", "--help")
+	require.Contains(t, r.stdout, "-config string")
+	require.Contains(t, r.stdout, "env BATON_CONFIG")
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := baton(t, "", "", "version")
+	require.Zero(t, r.code, r.stderr)
+	require.Regexp(t, `^baton \S+ \(commit \S+.*\) go1\.\d+`, r.stdout)
+}
+
+// A worker takes its settings from the environment too: BATON_CONFIG,
+// BATON_WORKER_ID (in leases and history), and serves its probes beside
+// its metrics.
+func TestWorkerSettingsFromTheEnvironmentAndItsProbes(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	catPipeline := writeFile(t, "cat.yaml", "poll_interval: 50ms\nstages:\n  - queue: a\n    handler: {exec: [cat]}\n")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(batonBin, "worker")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+u, "BATON_CONFIG="+catPipeline, "BATON_WORKER_ID=from-env", "BATON_METRICS_ADDR="+addr)
+	w := &workerProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = w.stderr
+	require.NoError(t, cmd.Start())
+	go func() { w.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-w.done
+		}
+	})
+	probe := func(path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Eventually(t, func() bool { return probe("/readyz") == http.StatusOK }, 20*time.Second, 10*time.Millisecond, w.stderr.String())
+	require.Equal(t, http.StatusOK, probe("/healthz"))
+	require.Zero(t, baton(t, u, "", "submit", "a", "{}").code)
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM baton.job_events WHERE to_state = 'succeeded' AND worker = 'from-env'") == 1
+	}, 20*time.Second, 10*time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.Zero(t, w.wait(t), w.stderr.String())
 }
 
 // latestMigration is the highest version among the embedded migrations.

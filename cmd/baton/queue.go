@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/baton-run/baton/db"
@@ -19,14 +19,17 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("%s", queueUsage)
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("queue "+sub, flag.ContinueOnError)
+	if sub == "-h" || sub == "--help" || sub == "help" {
+		return helpShown{strings.TrimPrefix(queueUsage, "queue: ") + "\n"}
+	}
+	fs := newCommand("queue "+sub, strings.TrimPrefix(queueUsage, "queue: usage: "))
 	var retain struct{ succeeded, dead, canceled string }
 	if sub == "set" {
 		fs.StringVar(&retain.succeeded, "retain-succeeded", "", "keep succeeded jobs this long, forever, or default")
 		fs.StringVar(&retain.dead, "retain-dead", "", "keep dead jobs this long, forever, or default")
 		fs.StringVar(&retain.canceled, "retain-canceled", "", "keep canceled jobs this long, forever, or default")
 	}
-	pos, err := parseFlags(fs, args[1:])
+	pos, err := fs.parse(args[1:])
 	if err != nil {
 		return err
 	}

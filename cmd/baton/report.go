@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -99,13 +98,13 @@ func reportNames() string {
 
 // reportCmd prints the reporting views: all of them, or the one named.
 func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs := newCommand("report", "baton report [NAME] [--format table|json|csv] [--queue Q] [--since D] [--database-url URL]   (NAME: "+reportNames()+")")
 	format := fs.String("format", "table", "table, json or csv")
 	queue := fs.String("queue", "", "only this queue (for pipeline_lineage: journeys through it)")
 	since := fs.String("since", "", "window start: a duration back from now (6h, 30m) or an RFC 3339 time; default per report")
 	dbURL := fs.String("database-url", os.Getenv("BATON_REPORTS_DATABASE_URL"),
 		"where the reports read, for example a hot standby (env BATON_REPORTS_DATABASE_URL; default DATABASE_URL)")
-	pos, err := parseFlags(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}

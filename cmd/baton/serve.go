@@ -88,13 +88,13 @@ func apiTokens() ([]string, error) {
 
 // serveCmd runs the REST API and maintenance (reaper, promotion, key pruning).
 func serveCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := newCommand("serve", "baton serve [--addr HOST:PORT] [--insecure-no-auth] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
 	var f serveFlags
-	f.register(fs)
-	if pos, err := parseFlags(fs, args); err != nil {
+	f.register(fs.FlagSet)
+	if pos, err := fs.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
-		return usagef("serve: usage: baton serve [--addr HOST:PORT] [--insecure-no-auth] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
+		return fs.usage()
 	}
 	o, err := f.open()
 	if err != nil {
@@ -123,14 +123,14 @@ func serveCmd(ctx context.Context, args []string) error {
 // devCmd is the quick start: migrate, then serve the API and work a pipeline
 // in one process.
 func devCmd(ctx context.Context, args []string, stdout *os.File) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs := newCommand("dev", "baton dev --config FILE [--addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
 	var f serveFlags
-	f.register(fs)
-	config := fs.String("config", "", "pipeline file (YAML)")
-	if pos, err := parseFlags(fs, args); err != nil {
+	f.register(fs.FlagSet)
+	config := fs.String("config", os.Getenv("BATON_CONFIG"), "pipeline file (YAML) (env BATON_CONFIG)")
+	if pos, err := fs.parse(args); err != nil {
 		return err
 	} else if *config == "" || len(pos) > 0 {
-		return usagef("dev: usage: baton dev --config FILE [--addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
+		return fs.usage()
 	}
 	p, err := worker.LoadPipeline(*config)
 	if err != nil {
@@ -159,7 +159,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	}
 	defer pool.Close()
 	log := logger()
-	pollOnly, err := wakeups(fs, false)
+	pollOnly, err := wakeups(fs.FlagSet, false)
 	if err != nil {
 		return err
 	}

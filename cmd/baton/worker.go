@@ -3,11 +3,13 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,21 +21,25 @@ import (
 )
 
 func workerCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	config := fs.String("config", "", "pipeline file (YAML)")
-	id := fs.String("id", "", "name of this replica in leases and history (default hostname-pid)")
-	pollOnly := fs.Bool("poll-only", false, "no LISTEN/NOTIFY wake-ups (for PgBouncer transaction pooling)")
-	metricsAddr := fs.String("metrics-addr", os.Getenv("BATON_METRICS_ADDR"), "serve Prometheus /metrics on this address (env BATON_METRICS_ADDR; default off)")
+	fs := newCommand("worker", "baton worker --config FILE [--id NAME] [--poll-only] [--metrics-addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
+	pollDefault, err := envBool("BATON_POLL_ONLY")
+	if err != nil {
+		return err
+	}
+	config := fs.String("config", os.Getenv("BATON_CONFIG"), "pipeline file (YAML) (env BATON_CONFIG)")
+	id := fs.String("id", os.Getenv("BATON_WORKER_ID"), "name of this replica in leases and history (env BATON_WORKER_ID; default hostname-pid)")
+	pollOnly := fs.Bool("poll-only", pollDefault, "no LISTEN/NOTIFY wake-ups, for PgBouncer transaction pooling (env BATON_POLL_ONLY)")
+	metricsAddr := fs.String("metrics-addr", os.Getenv("BATON_METRICS_ADDR"), "serve Prometheus /metrics, /healthz and /readyz on this address (env BATON_METRICS_ADDR; default off)")
 	var retain retentionFlags
-	retain.register(fs)
-	pos, err := parseFlags(fs, args)
+	retain.register(fs.FlagSet)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if *config == "" || len(pos) > 0 {
-		return usagef("worker: usage: baton worker --config FILE [--id NAME] [--poll-only] [--metrics-addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
+		return fs.usage()
 	}
-	if *pollOnly, err = wakeups(fs, *pollOnly); err != nil {
+	if *pollOnly, err = wakeups(fs.FlagSet, *pollOnly); err != nil {
 		return err
 	}
 	retention, err := retain.retention()
@@ -45,8 +51,9 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	metrics := prometheus.NewRegistry() // this replica's
+	var ready readiness                 // set once the worker exists
 	if *metricsAddr != "" {
-		stop, err := serveMetrics(*metricsAddr, metrics)
+		stop, err := serveMetrics(*metricsAddr, metrics, &ready)
 		if err != nil {
 			return err
 		}
@@ -69,6 +76,7 @@ func workerCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	ready.Store(w)
 	return w.Run(ctx)
 }
 
@@ -89,9 +97,15 @@ func wakeups(fs *flag.FlagSet, pollOnly bool) (bool, error) {
 	return true, nil
 }
 
+// readiness holds the worker a replica's /readyz asks, once there is one.
+type readiness = atomic.Pointer[worker.Worker]
+
 // serveMetrics serves the worker's metrics, with the Go runtime's and the
-// process's, at /metrics on addr until stop is called.
-func serveMetrics(addr string, metrics prometheus.Gatherer) (stop func(), err error) {
+// process's, at /metrics on addr until stop is called, and its probes:
+// /healthz (the process answers) and /readyz (the worker works: its
+// stages run and the database answers; 503 while it starts, connects or
+// drains).
+func serveMetrics(addr string, metrics prometheus.Gatherer, ready *readiness) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr: %w", err)
@@ -100,6 +114,20 @@ func serveMetrics(addr string, metrics prometheus.Gatherer) (stop func(), err er
 	runtime.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{metrics, runtime}, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		err := errors.New("not working: starting")
+		if wk := ready.Load(); wk != nil {
+			err = wk.Ready(ctx)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return func() { _ = srv.Close() }, nil
