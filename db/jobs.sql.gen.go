@@ -305,11 +305,14 @@ WITH input AS (
            CASE WHEN h.run THEN now() END
     FROM handoff h
     ORDER BY h.id
-    RETURNING id, parent_id, state, created_at
+    RETURNING id, parent_id, state, created_at, payload
 )
 SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id,
        coalesce(h.state = 'running', false)::boolean AS next_claimed,
-       coalesce(h.created_at, now())::timestamptz AS next_created_at
+       coalesce(h.created_at, now())::timestamptz AS next_created_at,
+       -- a job handed off already claimed starts with its payload as jsonb
+       -- keeps it, as a claimed job's would be (not the handler's own bytes)
+       (CASE WHEN h.state = 'running' THEN h.payload END)::jsonb AS next_payload
 FROM done d
 LEFT JOIN handed h ON h.parent_id = d.id
 ORDER BY d.id
@@ -334,6 +337,7 @@ type JobCompleteManyRow struct {
 	NextID        int64     `json:"next_id"`
 	NextClaimed   bool      `json:"next_claimed"`
 	NextCreatedAt time.Time `json:"next_created_at"`
+	NextPayload   []byte    `json:"next_payload"`
 }
 
 // Completes jobs in one statement, fenced by their lease tokens: marks each
@@ -372,6 +376,7 @@ func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams
 			&i.NextID,
 			&i.NextClaimed,
 			&i.NextCreatedAt,
+			&i.NextPayload,
 		); err != nil {
 			return nil, err
 		}

@@ -198,11 +198,14 @@ WITH input AS (
            CASE WHEN h.run THEN now() END
     FROM handoff h
     ORDER BY h.id
-    RETURNING id, parent_id, state, created_at
+    RETURNING id, parent_id, state, created_at, payload
 )
 SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id,
        coalesce(h.state = 'running', false)::boolean AS next_claimed,
-       coalesce(h.created_at, now())::timestamptz AS next_created_at
+       coalesce(h.created_at, now())::timestamptz AS next_created_at,
+       -- a job handed off already claimed starts with its payload as jsonb
+       -- keeps it, as a claimed job's would be (not the handler's own bytes)
+       (CASE WHEN h.state = 'running' THEN h.payload END)::jsonb AS next_payload
 FROM done d
 LEFT JOIN handed h ON h.parent_id = d.id
 ORDER BY d.id;

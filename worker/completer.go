@@ -117,13 +117,9 @@ func (s *stage) commit(batch []*done) {
 			s.metrics.succeeded.Inc()
 			if r.NextClaimed {
 				started++
-				payload := d.result
-				if len(payload) == 0 {
-					payload = json.RawMessage("null")
-				}
 				next.start(claimed{
 					job: &Job{
-						ID: r.NextID, Queue: next.cfg.Queue, Payload: payload,
+						ID: r.NextID, Queue: next.cfg.Queue, Payload: r.NextPayload, // as stored: jsonb's bytes
 						Attempt: 1, MaxAttempts: next.cfg.MaxAttempts, Priority: d.job.Priority, ParentID: &d.job.ID,
 						CreatedAt: r.NextCreatedAt,
 					},

@@ -469,3 +469,34 @@ func TestReadyWhileWorking(t *testing.T) {
 	r.Stop(t)
 	require.ErrorContains(t, r.Ready(ctx), "not working")
 }
+
+// A job handed off already claimed sees its payload as the database keeps
+// it, the same bytes a job claimed from its queue sees (jsonb's form), not
+// the bytes the previous handler printed.
+func TestADirectHandOffsPayloadIsTheStoredOne(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	seen := make(chan string, 10)
+	printed := b.handle(worker.HandlerFunc(func(context.Context, *worker.Job) (json.RawMessage, error) {
+		return json.RawMessage(`{ "b" : 1,"a":[ 2 ,3]}`), nil
+	}))
+	record := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+		seen <- string(j.Payload)
+		return nil, nil
+	}))
+	b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - {queue: a, handler: {go: %s}, next: b}\n  - {queue: b, handler: {go: %s}}\n", printed, record))
+	for range 10 { // at a trickle b is caught up, and takes hand-offs directly (the first may be early)
+		s := b.waitState(b.submit(`{}`), "succeeded")
+		child := b.waitState(s.Children[0], "succeeded")
+		got := <-seen
+		if !child.CreatedAt.Equal(*child.StartedAt) {
+			continue // claimed from the queue, not handed off claimed
+		}
+		var stored string
+		require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT payload::text FROM baton.jobs WHERE id = $1", child.ID).Scan(&stored))
+		require.Equal(t, `{"a": [2, 3], "b": 1}`, stored)
+		require.Equal(t, stored, got)
+		return
+	}
+	t.Fatal("no job was handed off already claimed")
+}
