@@ -43,8 +43,8 @@ func (h *execHandler) Handle(ctx context.Context, job *Job) (_ json.RawMessage, 
 		return nil, fmt.Errorf("running %s: %w", h.argv[0], cmd.Err)
 	}
 	var gate *os.File
-	if h.guard.running() {
-		if gate, err = h.gated(cmd); err != nil {
+	if sh := h.guard.shell(); sh != "" {
+		if gate, err = h.gated(cmd, sh); err != nil {
 			return nil, err
 		}
 		defer gate.Close()
@@ -110,7 +110,7 @@ const gate = `read -r go <&3 || exit 125; exec 3<&-; `
 // write end. A shell script (sh -c, bash -c) gets the gate at its start;
 // any other command is run by a shell that passes the gate and then execs
 // it (about 0.4 ms more per job on the machine of docs/benchmarks.md).
-func (h *execHandler) gated(cmd *exec.Cmd) (*os.File, error) {
+func (h *execHandler) gated(cmd *exec.Cmd, sh string) (*os.File, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("running %s: %w", h.argv[0], err)
@@ -121,7 +121,7 @@ func (h *execHandler) gated(cmd *exec.Cmd) (*os.File, error) {
 		cmd.Args = append([]string{h.argv[0], "-c", gate + h.argv[2]}, h.argv[3:]...)
 	default:
 		cmd.Args = append([]string{"sh", "-c", gate + `exec "$0" "$@"`, cmd.Path}, h.argv[1:]...)
-		cmd.Path = h.guard.sh
+		cmd.Path = sh
 	}
 	return w, nil
 }

@@ -40,7 +40,6 @@ type guard struct {
 	pipe *os.File // the write end; nil when no guard runs
 	cmd  *exec.Cmd
 	log  *slog.Logger
-	sh   string // the shell's path, which also holds commands until listed (exec.go)
 }
 
 // start starts the guard process.
@@ -63,19 +62,23 @@ func (g *guard) start(log *slog.Logger) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.pipe, g.cmd, g.log, g.sh = w, cmd, log, cmd.Path
+	g.pipe, g.cmd, g.log = w, cmd, log
 	return nil
 }
 
-// running reports whether the guard runs (exec handlers run under a
-// worker's; handlers run outside a worker have none).
-func (g *guard) running() bool {
+// shell is the path of the guard's shell while the guard runs, which also
+// holds commands until they are listed (exec.go), and "" when none runs (a
+// handler run outside a worker).
+func (g *guard) shell() string {
 	if g == nil {
-		return false
+		return ""
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.pipe != nil
+	if g.pipe == nil {
+		return ""
+	}
+	return g.cmd.Path
 }
 
 // watch lists a handler's process group, to be killed if the worker dies.

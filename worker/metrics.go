@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,10 +65,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{m.claimed, m.finished, m.leasesLost, m.fenced,
 		m.handlerSeconds, m.pickupSeconds, m.claimSeconds, m.completionSeconds} {
 		if err := reg.Register(c); err != nil {
-			if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
-				return nil, fmt.Errorf("registering the worker's metrics: %w (give each Worker a registry of its own)", err)
-			}
-			return nil, fmt.Errorf("registering the worker's metrics: %w", err)
+			// Most often another Worker's metrics are registered there already.
+			return nil, fmt.Errorf("registering the worker's metrics: %w (give each Worker a registry of its own)", err)
 		}
 	}
 	return m, nil
