@@ -4,13 +4,16 @@ SQLC_VERSION := v1.31.1
 STATICCHECK_VERSION := v0.7.0
 GOBIN := $(shell go env GOPATH)/bin
 
-.PHONY: run demo test chaos chaos-short build install generate check tools help
+.PHONY: run stop demo test chaos chaos-short build install generate check tools help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 run: build ## the quick start: migrate, then the API and a worker on examples/pipeline.yaml (prints a curl)
 	@scripts/dev.sh
+
+stop: ## stop the project-local PostgreSQL that make run started where nothing answered on 5432 (its data stays in .baton/)
+	@. scripts/postgres.sh && stop_local_cluster $${BATON_DEV_DIR:-.baton}
 
 demo: build ## a CLI walkthrough: start a worker, submit jobs, show them move through both stages
 	@scripts/run-example.sh
