@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 SQLC_VERSION := v1.31.1
 STATICCHECK_VERSION := v0.7.0
+REDOCLY_VERSION := 2.77.0
+SPECTRAL_VERSION := 6.16.3
 GOBIN := $(shell go env GOPATH)/bin
 
 .PHONY: run stop demo test chaos chaos-short build install generate check tools help
@@ -35,14 +37,17 @@ install: ## put baton on the PATH (go install, into $(GOBIN))
 	go install -buildvcs=auto ./cmd/baton
 	@echo "installed $(GOBIN)/baton$$(case ":$$PATH:" in *":$(GOBIN):"*) ;; *) echo " (add $(GOBIN) to your PATH)";; esac)"
 
-generate: tools ## regenerate the sqlc code in db/ from queries/ and migrations/
+generate: tools ## regenerate the sqlc code in db/ from queries/ and migrations/, and the TypeScript client's types from api/openapi.yaml
 	$(GOBIN)/sqlc generate
+	cd clients/typescript && npm ci --no-audit --no-fund && npm run generate
 
-check: tools ## gofmt, go vet, staticcheck, the sqlc drift check, and no tracked file over 1 MB
+check: tools ## gofmt, go vet, staticcheck, the sqlc drift check, the OpenAPI lint (Redocly, Spectral), and no tracked file over 1 MB
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting" >&2; exit 1; }
 	go vet ./... && go vet -tags chaos ./chaos/
 	$(GOBIN)/staticcheck ./... && $(GOBIN)/staticcheck -tags chaos ./chaos/
 	$(GOBIN)/sqlc diff || { echo "sqlc: generated code in db/ is out of date; run make generate" >&2; exit 1; }
+	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint --config api/redocly.yaml --format=stylish api/openapi.yaml
+	npx --yes @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint -r api/.spectral.yaml --fail-severity=warn api/openapi.yaml
 	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1000000 { print $$2 }'); \
 		test -z "$$big" || { echo "$$big"; echo "tracked files over 1 MB (a build output?): remove them from git" >&2; exit 1; }
 

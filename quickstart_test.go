@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/internal/testenv"
 )
 
 // TestMakeRunWithoutPostgres runs the README's `make run` where nothing
@@ -22,13 +24,11 @@ func TestMakeRunWithoutPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own")
 	}
+	if os.Getuid() != 0 {
+		testenv.Missing(t, "a network namespace needs root")
+	}
 	for _, tool := range []string{"ip", "make", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil || os.Getuid() != 0 {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("a network namespace needs root and %s: %v", tool, err)
-			}
-			t.Skipf("a network namespace needs root and %s", tool)
-		}
+		testenv.LookPath(t, "make run's test", tool)
 	}
 	// Built outside the namespace, where the module proxy is reachable.
 	out, err := exec.Command("make", "build").CombinedOutput()

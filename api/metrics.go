@@ -36,7 +36,7 @@ func newMetrics(s *Server) *metrics {
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	gatherers := append(prometheus.Gatherers{s.metrics.registry}, s.cfg.Metrics...)
-	promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorLog: errorLog{s}}).ServeHTTP(w, r)
+	promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorLog: errorLog{s}, EnableOpenMetrics: true}).ServeHTTP(w, r)
 }
 
 type errorLog struct{ s *Server }

@@ -111,3 +111,26 @@ func value(metrics, series string) float64 {
 	}
 	return -1
 }
+
+// A scraper that asks for OpenMetrics gets it; others get the text format.
+func TestMetricsSpeakOpenMetricsWhenAsked(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(api.New(dbtest.New(t), api.Config{Logger: slog.New(slog.DiscardHandler)}).Handler())
+	t.Cleanup(srv.Close)
+	for accept, want := range map[string]string{
+		"application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5": "application/openmetrics-text",
+		"": "text/plain",
+	} {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+		require.NoError(t, err)
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), want), "Accept %q: %s", accept, resp.Header.Get("Content-Type"))
+		require.Equal(t, want == "application/openmetrics-text", strings.HasSuffix(string(body), "# EOF\n"))
+	}
+}

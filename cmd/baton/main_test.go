@@ -407,6 +407,13 @@ func TestWorkerSettingsFromTheEnvironmentAndItsProbes(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return probe("/readyz") == http.StatusOK }, 20*time.Second, 10*time.Millisecond, w.stderr.String())
 	require.Equal(t, http.StatusOK, probe("/healthz"))
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Contains(t, resp.Header.Get("Content-Type"), "application/openmetrics-text")
 	require.Zero(t, baton(t, u, "", "submit", "a", "{}").code)
 	require.Eventually(t, func() bool {
 		return count(t, pool, "SELECT count(*) FROM baton.job_events WHERE to_state = 'succeeded' AND worker = 'from-env'") == 1

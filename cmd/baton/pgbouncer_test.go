@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/testenv"
 )
 
 // startPgBouncer runs Debian's PgBouncer in transaction mode on a free
@@ -26,15 +27,7 @@ import (
 // it. It stops when the test ends.
 func startPgBouncer(t *testing.T, databaseURL string) string {
 	t.Helper()
-	bin, err := exec.LookPath("pgbouncer")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/pgbouncer"); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("CI needs Debian's pgbouncer for the pooler test (make test installs it)")
-			}
-			t.Skip("no pgbouncer (make test installs it)")
-		}
-	}
+	bin := testenv.LookPath(t, "the pooler test", "pgbouncer", "/usr/sbin/pgbouncer")
 	target, err := url.Parse(databaseURL)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/testenv"
 	"github.com/baton-run/baton/migrations"
 )
 
@@ -53,10 +54,7 @@ func NewWithURL(t testing.TB) (*pgxpool.Pool, string) {
 	defer cancel()
 	pool, u, cleanup, err := Open(ctx)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no test database: %v", err)
-		}
-		t.Skipf("no test database: %v", err)
+		testenv.Missing(t, "no test database: %v", err)
 	}
 	t.Cleanup(cleanup)
 	return pool, u
