@@ -65,7 +65,7 @@ func (s *Server) submit(r *http.Request, jobs []db.NewJob, do func(ctx context.C
 	}
 	if !replayed {
 		// All jobs of a request share its queue.
-		s.metrics.submitted.WithLabelValues(jobs[0].Queue).Add(float64(len(jobs)))
+		s.metrics.submitted.WithLabelValues(s.metrics.queues.label(jobs[0].Queue)).Add(float64(len(jobs)))
 	}
 	return nil
 }

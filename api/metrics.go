@@ -1,10 +1,15 @@
 package api
 
 import (
+	"cmp"
 	"context"
+	"math"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -12,11 +17,20 @@ import (
 	"github.com/baton-run/baton/db"
 )
 
-// metrics are the API's own: jobs it accepted, and, read from the database
-// at each scrape, the state of every queue and of the hot tables.
+// otherQueues labels the queues past Config.MetricsQueues. Queue names
+// cannot start with an underscore, so it names no real queue.
+const otherQueues = "_other"
+
+// metrics are the API's own: jobs it accepted, its HTTP requests, and, read
+// from the database at each scrape, the state of every queue and of the hot
+// tables.
 type metrics struct {
-	registry  *prometheus.Registry
-	submitted *prometheus.CounterVec
+	registry       *prometheus.Registry
+	submitted      *prometheus.CounterVec
+	requests       *prometheus.CounterVec
+	requestSeconds *prometheus.HistogramVec
+	inFlight       prometheus.Gauge
+	queues         queueLabels
 }
 
 func newMetrics(s *Server) *metrics {
@@ -28,15 +42,91 @@ func newMetrics(s *Server) *metrics {
 			Name: "baton_api_jobs_submitted_total",
 			Help: "Jobs accepted through this API server (not through the CLI, Go or hand-offs).",
 		}, []string{"queue"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "baton_api_requests_total",
+			Help: "HTTP requests this server answered, by method, status code and route pattern (such as /v1/jobs/{id}).",
+		}, []string{"method", "code", "route"}),
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "baton_api_request_duration_seconds",
+			Help:    "How long this server took to answer HTTP requests, by method, status code and route pattern.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method", "code", "route"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "baton_api_requests_in_flight",
+			Help: "HTTP requests this server is answering now.",
+		}),
+		queues: queueLabels{max: s.cfg.MetricsQueues, named: map[string]bool{}},
 	}
-	m.registry.MustRegister(m.submitted, databaseCollector{s},
+	m.registry.MustRegister(m.submitted, m.requests, m.requestSeconds, m.inFlight, databaseCollector{s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// instrument counts and times every request. Routes are labelled by their
+// pattern, not their path, so ids and queue names make no new series.
+func (m *metrics) instrument(next http.Handler) http.Handler {
+	route := promhttp.WithLabelFromCtx("route", func(ctx context.Context) string {
+		if rc := chi.RouteContext(ctx); rc != nil && rc.RoutePattern() != "" {
+			return rc.RoutePattern()
+		}
+		return "unmatched"
+	})
+	h := promhttp.InstrumentHandlerDuration(m.requestSeconds, next, route)
+	h = promhttp.InstrumentHandlerCounter(m.requests, h, route)
+	return promhttp.InstrumentHandlerInFlight(m.inFlight, h)
+}
+
+// queueLabels bounds the queue label of the counters this process keeps:
+// the first max queues it counts are named, later ones count as _other. A
+// caller making up queue names cannot grow the exposition without bound.
+type queueLabels struct {
+	mu    sync.Mutex
+	max   int
+	named map[string]bool
+}
+
+func (l *queueLabels) label(queue string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.named[queue] {
+		if len(l.named) >= l.max {
+			return otherQueues
+		}
+		l.named[queue] = true
+	}
+	return queue
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	gatherers := append(prometheus.Gatherers{s.metrics.registry}, s.cfg.Metrics...)
 	promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorLog: errorLog{s}, EnableOpenMetrics: true}).ServeHTTP(w, r)
+}
+
+// busiest keeps the max queues with the most jobs (ties by name) and sums
+// the rest into one named _other: its oldest age is theirs, and it counts
+// as paused if all of them are.
+func busiest(queues []queueView, max int) []queueView {
+	if len(queues) <= max {
+		return queues
+	}
+	total := func(v queueView) (n int64) {
+		for _, c := range v.States {
+			n += c
+		}
+		return n
+	}
+	slices.SortFunc(queues, func(a, b queueView) int {
+		return cmp.Or(cmp.Compare(total(b), total(a)), cmp.Compare(a.Queue, b.Queue))
+	})
+	other := queueView{Queue: otherQueues, Paused: true, States: map[db.JobState]int64{}}
+	for _, v := range queues[max:] {
+		for s, c := range v.States {
+			other.States[s] += c
+		}
+		other.OldestAgeSeconds = math.Max(other.OldestAgeSeconds, v.OldestAgeSeconds)
+		other.Paused = other.Paused && v.Paused
+	}
+	return append(queues[:max:max], other)
 }
 
 type errorLog struct{ s *Server }
@@ -86,7 +176,7 @@ func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
 		if tables, err = q.TableHealth(ctx); err == nil {
 			var oldestTx float64
 			if oldestTx, err = q.MetricsOldestTransaction(ctx); err == nil {
-				emit(ch, queues, tables, oldestTx)
+				emit(ch, busiest(viewsOf(queues), c.s.cfg.MetricsQueues), tables, oldestTx)
 			}
 		}
 	}
@@ -98,11 +188,11 @@ func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
 }
 
-func emit(ch chan<- prometheus.Metric, queues []db.QueueSummaryRow, tables []db.TableHealthRow, oldestTx float64) {
+func emit(ch chan<- prometheus.Metric, queues []queueView, tables []db.TableHealthRow, oldestTx float64) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, v := range viewsOf(queues) {
+	for _, v := range queues {
 		for _, state := range db.AllJobStateValues() {
 			gauge(descJobs, float64(v.Count(state)), v.Queue, string(state))
 		}

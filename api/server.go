@@ -41,6 +41,11 @@ type Config struct {
 	// Metrics are more registries served at /metrics, such as the workers'
 	// when they run in the same process.
 	Metrics []prometheus.Gatherer
+	// MetricsQueues caps how many queues /metrics names in its queue label:
+	// the busiest (by jobs in the database) for the gauges, the first seen
+	// for this server's counters. The rest are summed as queue="_other".
+	// Defaults to 100.
+	MetricsQueues int
 	// TracerProvider makes the spans of submits. Defaults to OpenTelemetry's
 	// global provider, which does nothing unless the program configures it.
 	TracerProvider trace.TracerProvider
@@ -67,6 +72,7 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 	cfg.MaxPayloadBytes = cmp.Or(cfg.MaxPayloadBytes, 256<<10)
 	cfg.MaxBatchJobs = cmp.Or(cfg.MaxBatchJobs, 10_000)
 	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, 10*time.Second)
+	cfg.MetricsQueues = cmp.Or(cfg.MetricsQueues, 100)
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
@@ -81,7 +87,7 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 // Handler returns the router with every route and middleware.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(dropOddRequestIDs, middleware.RequestID, s.accessLog, s.recoverPanics, noSniff,
+	r.Use(s.metrics.instrument, dropOddRequestIDs, middleware.RequestID, s.accessLog, s.recoverPanics, noSniff,
 		middleware.GetHead, s.refuseCrossOrigin)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, problem(http.StatusNotFound, "not_found", "", "no route for %s %s", r.Method, r.URL.Path))

@@ -76,7 +76,8 @@ func (s *stage) commit(batch []*done) {
 	rows, err := retryDB(ctx, func() ([]db.JobCompleteManyRow, error) {
 		return db.New(s.w.pool).JobCompleteMany(ctx, p)
 	})
-	s.metrics.completionSeconds.Observe(time.Since(began).Seconds())
+	picked := time.Since(began)
+	s.metrics.completionSeconds.Observe(picked.Seconds())
 	if err != nil && len(batch) > 1 && !errors.Is(err, db.ErrUnavailable) {
 		// Something in the group failed the statement: commit the rest one
 		// by one so one bad job cannot hold back the others.
@@ -124,6 +125,7 @@ func (s *stage) commit(batch []*done) {
 						CreatedAt: r.NextCreatedAt,
 					},
 					token: 1, traceParent: d.nextTrace, // picked up in the commit that created it
+					pickup: picked,
 				}, true)
 			}
 		}

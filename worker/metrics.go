@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"queue"}),
 		pickupSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "baton_pickup_latency_seconds",
-			Help:    "From when a job was due (run_at) to its claim, in database time.",
+			Help:    "From when a job was due (run_at) to its claim, in database time; for a direct hand-off (created claimed), the completion statement that created it, as the worker timed it.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 12),
 		}, []string{"queue"}),
 		// The hot path's two statements, timed by the worker (round trip

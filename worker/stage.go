@@ -56,6 +56,9 @@ type claimed struct {
 	// off under ("" for none): its handler's span is a child of it.
 	traceParent string
 	// pickup is how long the job waited to be claimed, in database time.
+	// A direct hand-off never waits in the queue: its pickup is the
+	// statement that created it claimed, from its start (the job's
+	// created_at) to its rows reaching the worker.
 	pickup time.Duration
 }
 
