@@ -13,15 +13,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-run/baton/db"
 )
-
-var traceContext = propagation.TraceContext{}
 
 // queueParam validates the {queue} path parameter.
 func queueParam(r *http.Request) (string, error) {
@@ -43,16 +38,14 @@ func idParam(r *http.Request) (int64, error) {
 }
 
 // submit runs do (which submits jobs, under key when it is not empty) in a
-// span under the caller's traceparent, if the request has one: the span is
-// the parent of every job's handler runs.
+// span under the request's: the span is the parent of every job's handler
+// runs.
 func (s *Server) submit(r *http.Request, jobs []db.NewJob, do func(ctx context.Context, key string) (replayed bool, err error)) error {
 	key, err := idempotencyKey(r)
 	if err != nil {
 		return err
 	}
-	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := s.tracer.Start(ctx, "baton.submit "+jobs[0].Queue, trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.String("baton.queue", jobs[0].Queue), attribute.Int("baton.jobs", len(jobs))))
+	ctx, span := s.submitSpan(r.Context(), jobs[0].Queue, len(jobs))
 	defer span.End()
 	tp := db.TraceParentOf(ctx)
 	for i := range jobs {

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -66,10 +65,7 @@ func newMetrics(s *Server) *metrics {
 // pattern, not their path, so ids and queue names make no new series.
 func (m *metrics) instrument(next http.Handler) http.Handler {
 	route := promhttp.WithLabelFromCtx("route", func(ctx context.Context) string {
-		if rc := chi.RouteContext(ctx); rc != nil && rc.RoutePattern() != "" {
-			return rc.RoutePattern()
-		}
-		return "unmatched"
+		return cmp.Or(routePattern(ctx), "unmatched")
 	})
 	h := promhttp.InstrumentHandlerDuration(m.requestSeconds, next, route)
 	h = promhttp.InstrumentHandlerCounter(m.requests, h, route)

@@ -87,7 +87,7 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 // Handler returns the router with every route and middleware.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.metrics.instrument, dropOddRequestIDs, middleware.RequestID, s.accessLog, s.recoverPanics, noSniff,
+	r.Use(s.traceRequests, s.metrics.instrument, dropOddRequestIDs, middleware.RequestID, s.accessLog, s.recoverPanics, noSniff,
 		middleware.GetHead, s.refuseCrossOrigin)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, problem(http.StatusNotFound, "not_found", "", "no route for %s %s", r.Method, r.URL.Path))

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/db"
@@ -69,7 +70,7 @@ stages:
 		}
 		child, err = db.Status(ctx, pool, st.Children[0])
 		require.NoError(t, err)
-		return child.State == "succeeded" && len(spans.Ended()) == 3
+		return child.State == "succeeded" && len(spans.Ended()) == 4
 	}, 20*time.Second, 20*time.Millisecond)
 
 	byName := map[string]sdktrace.ReadOnlySpan{}
@@ -77,12 +78,51 @@ stages:
 		byName[s.Name()] = s
 		require.Equal(t, traceID, s.SpanContext().TraceID().String(), s.Name())
 	}
-	submit, runA, runB := byName["baton.submit trace-a"], byName["baton.handle trace-a"], byName["baton.handle trace-b"]
-	require.NotNil(t, submit)
-	require.NotNil(t, runA)
-	require.NotNil(t, runB)
-	require.Equal(t, callerSpan, submit.Parent().SpanID().String())
+	// Named and described by OpenTelemetry's HTTP and messaging conventions.
+	request, submit := byName["POST /v1/queues/{queue}/jobs"], byName["send trace-a"]
+	runA, runB := byName["process trace-a"], byName["process trace-b"]
+	require.NotNil(t, request, "spans: %v", byName)
+	require.NotNil(t, submit, "spans: %v", byName)
+	require.NotNil(t, runA, "spans: %v", byName)
+	require.NotNil(t, runB, "spans: %v", byName)
+	require.Equal(t, trace.SpanKindServer, request.SpanKind())
+	require.Equal(t, "/v1/queues/{queue}/jobs", attrs(request)["http.route"])
+	require.Equal(t, callerSpan, request.Parent().SpanID().String())
+	require.Equal(t, request.SpanContext().SpanID(), submit.Parent().SpanID())
+	require.Equal(t, trace.SpanKindProducer, submit.SpanKind())
+	require.Equal(t, map[string]string{"messaging.system": "baton", "messaging.operation.type": "send",
+		"messaging.operation.name": "send", "messaging.destination.name": "trace-a"}, attrs(submit))
+	require.Equal(t, trace.SpanKindConsumer, runA.SpanKind())
+	require.Equal(t, map[string]string{"messaging.system": "baton", "messaging.operation.type": "process",
+		"messaging.operation.name": "process", "messaging.destination.name": "trace-a",
+		"messaging.message.id": fmt.Sprint(job.ID), "baton.job.attempt": "1"}, attrs(runA))
 	require.Equal(t, submit.SpanContext().SpanID(), runA.Parent().SpanID())
 	require.Equal(t, runA.SpanContext().SpanID(), runB.Parent().SpanID(), "the hand-off carries the trace")
 	require.Equal(t, fmt.Sprintf(`"00-%s-%s-01"`, traceID, runB.SpanContext().SpanID()), string(child.Result))
+}
+
+// attrs are a span's attributes as strings.
+func attrs(s sdktrace.ReadOnlySpan) map[string]string {
+	m := map[string]string{}
+	for _, kv := range s.Attributes() {
+		m[string(kv.Key)] = kv.Value.Emit()
+	}
+	return m
+}
+
+// The access log names the request's trace, so a log line finds its spans
+// (here with tracing off: the caller's trace id still comes through).
+func TestAccessLogHasTheTraceID(t *testing.T) {
+	t.Parallel()
+	var log strings.Builder
+	srv := httptest.NewServer(api.New(dbtest.New(t), api.Config{Logger: slog.New(slog.NewTextHandler(&log, nil))}).Handler())
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequest("GET", srv.URL+"/v1/jobs/1", nil)
+	require.NoError(t, err)
+	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	srv.Close() // the line is written once the response is
+	require.Contains(t, log.String(), "trace_id=4bf92f3577b34da6a3ce929d0e0e4736")
 }

@@ -2,10 +2,12 @@ package worker
 
 import (
 	"context"
+	"strconv"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -13,7 +15,8 @@ import (
 // submit's, or the handler run of the stage before. A handler run is a span
 // under it, and the job it hands off to carries the run's context, so one
 // trace follows a job through every stage. With tracing off the spans are
-// no-ops, yet a context that came in with the job still travels on.
+// no-ops, yet a context that came in with the job still travels on. Spans
+// follow OpenTelemetry's messaging conventions: a run is "process QUEUE".
 
 var traceContext = propagation.TraceContext{}
 
@@ -29,8 +32,11 @@ func (s *stage) startSpan(ctx context.Context, job *Job, traceParent string) (co
 	ctx, span := s.w.tracer.Start(ctx, s.spanName, consumer)
 	if span.IsRecording() {
 		span.SetAttributes(
-			attribute.Int64("baton.job.id", job.ID),
-			attribute.String("baton.queue", job.Queue),
+			semconv.MessagingSystemKey.String("baton"),
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingDestinationName(job.Queue),
+			semconv.MessagingMessageID(strconv.FormatInt(job.ID, 10)),
 			attribute.Int("baton.job.attempt", job.Attempt),
 		)
 	}
