@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +31,7 @@ func TestSubmitIsAnsweredWithoutReadingAfterTheCommit(t *testing.T) {
 	ctx := context.Background()
 	role := fmt.Sprintf("submit_only_%d", time.Now().UnixNano())
 	for _, sql := range []string{
-		"CREATE ROLE " + role + " LOGIN",
+		"CREATE ROLE " + role,
 		"GRANT USAGE ON SCHEMA baton TO " + role,
 		"GRANT INSERT ON baton.jobs, baton.job_events, baton.queues, baton.job_count_deltas, baton.idempotency_keys TO " + role,
 		"GRANT SELECT (id, state, run_at, created_at) ON baton.jobs TO " + role,
@@ -45,10 +44,7 @@ func TestSubmitIsAnsweredWithoutReadingAfterTheCommit(t *testing.T) {
 		_, _ = pool.Exec(ctx, "DROP OWNED BY "+role)
 		_, _ = pool.Exec(ctx, "DROP ROLE "+role)
 	})
-	parsed, err := url.Parse(u)
-	require.NoError(t, err)
-	parsed.User = url.User(role)
-	limited, err := db.Connect(ctx, db.ConnectConfig{URL: parsed.String(), AppName: "baton-test", MaxConns: 4})
+	limited, err := db.Connect(ctx, db.ConnectConfig{URL: dbtest.LoginAs(t, pool, u, role), AppName: "baton-test", MaxConns: 4})
 	require.NoError(t, err)
 	t.Cleanup(limited.Close)
 	srv := httptest.NewServer(api.New(limited, api.Config{Logger: slog.New(slog.DiscardHandler)}).Handler())

@@ -3,7 +3,6 @@ package db_test
 import (
 	"context"
 	"encoding/json"
-	"net/url"
 	"os"
 	"testing"
 
@@ -26,15 +25,10 @@ func TestReaderRoleReadsOnlyTheViews(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, string(script))
 	require.NoError(t, err)
-	_, err = pool.Exec(ctx, "ALTER ROLE baton_reader LOGIN")
-	require.NoError(t, err)
 	_, err = pool.Exec(ctx, "INSERT INTO baton.queues (name) VALUES ('a')")
 	require.NoError(t, err)
 
-	reader, err := url.Parse(u)
-	require.NoError(t, err)
-	reader.User = url.User("baton_reader")
-	conn, err := pgx.Connect(ctx, reader.String())
+	conn, err := pgx.Connect(ctx, dbtest.LoginAs(t, pool, u, "baton_reader"))
 	require.NoError(t, err)
 	defer conn.Close(ctx)
 

@@ -60,6 +60,24 @@ func NewWithURL(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, u
 }
 
+// LoginAs lets an existing role log in, with a password of its own (a
+// server that does not trust loopback, such as pg_virtualenv's, asks for
+// one), and returns databaseURL as that role.
+func LoginAs(t testing.TB, pool *pgxpool.Pool, databaseURL, role string) string {
+	t.Helper()
+	password := randomHex(16)
+	_, err := pool.Exec(context.Background(), fmt.Sprintf("ALTER ROLE %s LOGIN PASSWORD '%s'", pgx.Identifier{role}.Sanitize(), password))
+	if err != nil {
+		t.Fatalf("letting %s log in: %v", role, err)
+	}
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		t.Fatalf("parsing %s: %v", databaseURL, err)
+	}
+	u.User = url.UserPassword(role, password)
+	return u.String()
+}
+
 // Open creates a fresh migrated database and returns a pool on it, its URL,
 // and a function that closes the pool and drops the database. Examples use
 // it directly; tests use New.
