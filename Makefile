@@ -46,8 +46,8 @@ check: tools ## gofmt, go vet, staticcheck, the sqlc drift check, the OpenAPI li
 	go vet ./... && go vet -tags chaos ./chaos/
 	$(GOBIN)/staticcheck ./... && $(GOBIN)/staticcheck -tags chaos ./chaos/
 	$(GOBIN)/sqlc diff || { echo "sqlc: generated code in db/ is out of date; run make generate" >&2; exit 1; }
-	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint --config api/redocly.yaml --format=stylish api/openapi.yaml
-	npx --yes @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint -r api/.spectral.yaml --fail-severity=warn api/openapi.yaml
+	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint --format=stylish
+	npx --yes @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint --fail-severity=warn api/openapi.yaml
 	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1000000 { print $$2 }'); \
 		test -z "$$big" || { echo "$$big"; echo "tracked files over 1 MB (a build output?): remove them from git" >&2; exit 1; }
 

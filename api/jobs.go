@@ -14,6 +14,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-run/baton/db"
 )
@@ -87,6 +89,9 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	jobs := []db.NewJob{job}
 	err = s.submit(r, jobs, func(ctx context.Context, key string) (bool, error) {
 		st, replayed, err = db.SubmitJob(ctx, s.pool, key, jobs[0])
+		if span := trace.SpanFromContext(ctx); err == nil && span.IsRecording() {
+			span.SetAttributes(semconv.MessagingMessageID(strconv.FormatInt(st.ID, 10)))
+		}
 		return replayed, err
 	})
 	if err != nil {

@@ -46,8 +46,10 @@ type Config struct {
 	// for this server's counters. The rest are summed as queue="_other".
 	// Defaults to 100.
 	MetricsQueues int
-	// TracerProvider makes the spans of submits. Defaults to OpenTelemetry's
-	// global provider, which does nothing unless the program configures it.
+	// TracerProvider makes the spans of requests and submits. Defaults to
+	// OpenTelemetry's global provider, which does nothing unless the program
+	// configures it. A noop.TracerProvider also skips the request spans'
+	// instrumentation; a caller's traceparent still reaches the jobs.
 	TracerProvider trace.TracerProvider
 }
 

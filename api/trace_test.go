@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/db"
@@ -91,7 +93,7 @@ stages:
 	require.Equal(t, request.SpanContext().SpanID(), submit.Parent().SpanID())
 	require.Equal(t, trace.SpanKindProducer, submit.SpanKind())
 	require.Equal(t, map[string]string{"messaging.system": "baton", "messaging.operation.type": "send",
-		"messaging.operation.name": "send", "messaging.destination.name": "trace-a"}, attrs(submit))
+		"messaging.operation.name": "send", "messaging.destination.name": "trace-a", "messaging.message.id": fmt.Sprint(job.ID)}, attrs(submit))
 	require.Equal(t, trace.SpanKindConsumer, runA.SpanKind())
 	require.Equal(t, map[string]string{"messaging.system": "baton", "messaging.operation.type": "process",
 		"messaging.operation.name": "process", "messaging.destination.name": "trace-a",
@@ -105,24 +107,55 @@ stages:
 func attrs(s sdktrace.ReadOnlySpan) map[string]string {
 	m := map[string]string{}
 	for _, kv := range s.Attributes() {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }
 
-// The access log names the request's trace, so a log line finds its spans
-// (here with tracing off: the caller's trace id still comes through).
-func TestAccessLogHasTheTraceID(t *testing.T) {
+// The access log names the request's trace, so a log line finds its spans,
+// and the jobs a request submits join it: with a tracer provider (here the
+// global one, which records nothing) and with tracing off (a no-op
+// provider, for which the request is not instrumented at all).
+func TestRequestsCarryTheCallersTrace(t *testing.T) {
 	t.Parallel()
-	var log strings.Builder
-	srv := httptest.NewServer(api.New(dbtest.New(t), api.Config{Logger: slog.New(slog.NewTextHandler(&log, nil))}).Handler())
-	t.Cleanup(srv.Close)
-	req, err := http.NewRequest("GET", srv.URL+"/v1/jobs/1", nil)
-	require.NoError(t, err)
-	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	srv.Close() // the line is written once the response is
-	require.Contains(t, log.String(), "trace_id=4bf92f3577b34da6a3ce929d0e0e4736")
+	for name, tp := range map[string]trace.TracerProvider{"global": nil, "off": noop.NewTracerProvider()} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var log syncBuilder
+			pool := dbtest.New(t)
+			srv := httptest.NewServer(api.New(pool, api.Config{Logger: slog.New(slog.NewTextHandler(&log, nil)), TracerProvider: tp}).Handler())
+			t.Cleanup(srv.Close)
+			req, err := http.NewRequest("POST", srv.URL+"/v1/queues/a/jobs", strings.NewReader(`{"payload": 1}`))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusCreated, resp.StatusCode)
+			srv.Close() // the line is written once the response is
+			require.Contains(t, log.String(), "trace_id=4bf92f3577b34da6a3ce929d0e0e4736")
+			var stored string
+			require.NoError(t, pool.QueryRow(context.Background(), "SELECT trace_parent FROM baton.jobs").Scan(&stored))
+			require.Contains(t, stored, "-4bf92f3577b34da6a3ce929d0e0e4736-")
+		})
+	}
+}
+
+// syncBuilder is a strings.Builder the server's goroutines may write to.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Every request is a server span (otelhttp) under the caller's W3C
@@ -18,11 +19,29 @@ import (
 
 var traceContext = propagation.TraceContext{}
 
-// traceRequests starts each request's server span.
+// traceRequests starts each request's server span. With a no-op provider
+// (tracing off) it skips otelhttp, which costs about 9µs and 34
+// allocations a request even then, and only carries the caller's
+// traceparent into the request's context.
 func (s *Server) traceRequests(next http.Handler) http.Handler {
+	if _, off := s.cfg.TracerProvider.(noop.TracerProvider); off {
+		return carryTrace(next)
+	}
 	return otelhttp.NewHandler(s.nameSpan(next), "HTTP",
 		otelhttp.WithTracerProvider(s.cfg.TracerProvider), otelhttp.WithPropagators(traceContext),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }))
+}
+
+// carryTrace puts a request's W3C traceparent, if it has one, into its
+// context: the jobs it submits join the caller's trace, and the access log
+// names it.
+func carryTrace(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("traceparent") != "" {
+			r = r.WithContext(traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // nameSpan renames the server span after routing, when the route pattern
@@ -48,7 +67,8 @@ func routePattern(ctx context.Context) string {
 	return ""
 }
 
-// submitSpan starts the producer span of a submit of n jobs to queue.
+// submitSpan starts the producer span of a submit of n jobs to queue (a
+// single job's id is added once it is known, as messaging.message.id).
 func (s *Server) submitSpan(ctx context.Context, queue string, n int) (context.Context, trace.Span) {
 	ctx, span := s.tracer.Start(ctx, "send "+queue, trace.WithSpanKind(trace.SpanKindProducer))
 	if span.IsRecording() {

@@ -101,7 +101,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer o.ln.Close()
-	stopTracing, err := setupTracing(ctx)
+	tracing, stopTracing, err := setupTracing(ctx)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	log.Info("serving", "addr", o.ln.Addr().String(), "auth", len(o.tokens) > 0)
 	var wg sync.WaitGroup
 	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, o.retention, log) })
-	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log}).Serve(ctx, o.ln)
+	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing}).Serve(ctx, o.ln)
 	wg.Wait()
 	return err
 }
@@ -148,7 +148,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	if err := db.MigrateUp(ctx, target); err != nil {
 		return err
 	}
-	stopTracing, err := setupTracing(ctx)
+	tracing, stopTracing, err := setupTracing(ctx)
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 		return err
 	}
 	metrics := prometheus.NewRegistry() // the worker's, served beside the API's
-	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: o.retention, Metrics: metrics})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: o.retention, Metrics: metrics, TracerProvider: tracing})
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	var wg sync.WaitGroup
 	var workErr error
 	wg.Go(func() { workErr = w.Run(ctx) })
-	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, Metrics: []prometheus.Gatherer{metrics}}).Serve(ctx, o.ln)
+	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, Metrics: []prometheus.Gatherer{metrics}, TracerProvider: tracing}).Serve(ctx, o.ln)
 	wg.Wait()
 	return errors.Join(err, workErr)
 }

@@ -62,7 +62,7 @@ func workerCmd(ctx context.Context, args []string) error {
 	*id = cmp.Or(*id, worker.DefaultID())
 	// application_name names the replica, so operators (and fault injection)
 	// can find its connections in pg_stat_activity.
-	stopTracing, err := setupTracing(ctx)
+	tracing, stopTracing, err := setupTracing(ctx)
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly, Retention: retention, Metrics: metrics})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly, Retention: retention, Metrics: metrics, TracerProvider: tracing})
 	if err != nil {
 		return err
 	}
