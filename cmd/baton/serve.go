@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,14 +22,17 @@ import (
 
 // serveFlags are the flags serve and dev share.
 type serveFlags struct {
-	addr     string
-	insecure bool
-	retain   retentionFlags
+	addr          string
+	insecure      bool
+	metricsQueues string
+	retain        retentionFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", cmp.Or(os.Getenv("BATON_ADDR"), "127.0.0.1:8080"), "API listen address (env BATON_ADDR)")
 	fs.BoolVar(&f.insecure, "insecure-no-auth", false, "allow listening beyond loopback with no BATON_API_TOKENS")
+	fs.StringVar(&f.metricsQueues, "metrics-queues", os.Getenv("BATON_METRICS_QUEUES"),
+		"how many queues /metrics names; the rest are summed as queue=\"_other\" (env BATON_METRICS_QUEUES; default 100)")
 	f.retain.register(fs)
 }
 
@@ -54,9 +58,10 @@ func (f *serveFlags) listen(tokens []string) (net.Listener, error) {
 // opened is what serve and dev have ready before they connect: the
 // retention policy, the API's tokens and its listener.
 type opened struct {
-	retention worker.Retention
-	tokens    []string
-	ln        net.Listener
+	retention     worker.Retention
+	tokens        []string
+	metricsQueues int // 0: the API's default
+	ln            net.Listener
 }
 
 // open checks the shared flags and the tokens, and opens the listener.
@@ -66,6 +71,11 @@ func (f *serveFlags) open() (o opened, err error) {
 	}
 	if o.tokens, err = apiTokens(); err != nil {
 		return o, err
+	}
+	if f.metricsQueues != "" {
+		if o.metricsQueues, err = strconv.Atoi(f.metricsQueues); err != nil || o.metricsQueues < 1 || o.metricsQueues > 10_000 {
+			return o, usagef("--metrics-queues %q: want a whole number from 1 to 10000", f.metricsQueues)
+		}
 	}
 	o.ln, err = f.listen(o.tokens)
 	return o, err
@@ -88,7 +98,7 @@ func apiTokens() ([]string, error) {
 
 // serveCmd runs the REST API and maintenance (reaper, promotion, key pruning).
 func serveCmd(ctx context.Context, args []string) error {
-	fs := newCommand("serve", "baton serve [--addr HOST:PORT] [--insecure-no-auth] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
+	fs := newCommand("serve", "baton serve [--addr HOST:PORT] [--insecure-no-auth] [--metrics-queues N] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
 	var f serveFlags
 	f.register(fs.FlagSet)
 	if pos, err := fs.parse(args); err != nil {
@@ -115,7 +125,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	log.Info("serving", "addr", o.ln.Addr().String(), "auth", len(o.tokens) > 0)
 	var wg sync.WaitGroup
 	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, o.retention, log) })
-	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing}).Serve(ctx, o.ln)
+	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing, MetricsQueues: o.metricsQueues}).Serve(ctx, o.ln)
 	wg.Wait()
 	return err
 }
@@ -172,7 +182,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	var wg sync.WaitGroup
 	var workErr error
 	wg.Go(func() { workErr = w.Run(ctx) })
-	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, Metrics: []prometheus.Gatherer{metrics}, TracerProvider: tracing}).Serve(ctx, o.ln)
+	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, Metrics: []prometheus.Gatherer{metrics}, TracerProvider: tracing, MetricsQueues: o.metricsQueues}).Serve(ctx, o.ln)
 	wg.Wait()
 	return errors.Join(err, workErr)
 }

@@ -259,3 +259,25 @@ func TestServePrunesByItsRetention(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond)
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1", ids[1]), "the waiting job stays")
 }
+
+// --metrics-queues (env BATON_METRICS_QUEUES) bounds the queues /metrics
+// names; anything but a whole number in range is refused in one line.
+func TestServeMetricsQueues(t *testing.T) {
+	t.Parallel()
+	_, u := dbtest.NewWithURL(t)
+	srv := startServer(t, u, []string{"BATON_METRICS_QUEUES=1"}, "serve")
+	for _, q := range []string{"big", "big", "small"} {
+		code, body := request(t, "POST", srv.base+"/v1/queues/"+q+"/jobs", "", `{"payload": 1}`)
+		require.Equal(t, http.StatusCreated, code, body)
+	}
+	_, metrics := request(t, "GET", srv.base+"/metrics", "", "")
+	require.Contains(t, metrics, `baton_jobs{queue="big",state="available"} 2`)
+	require.Contains(t, metrics, `baton_jobs{queue="_other",state="available"} 1`)
+	require.NotContains(t, metrics, `queue="small"`)
+
+	for _, bad := range []string{"0", "many", "10001"} {
+		r := baton(t, u, "", "serve", "--addr", "127.0.0.1:0", "--metrics-queues", bad)
+		require.Equal(t, 2, r.code, r.stderr)
+		require.Equal(t, "baton: --metrics-queues \""+bad+"\": want a whole number from 1 to 10000\n", r.stderr)
+	}
+}
