@@ -27,7 +27,7 @@ func (s *Server) traceRequests(next http.Handler) http.Handler {
 	if _, off := s.cfg.TracerProvider.(noop.TracerProvider); off {
 		return carryTrace(next)
 	}
-	return otelhttp.NewHandler(s.nameSpan(next), "HTTP",
+	return otelhttp.NewHandler(nameSpan(next), "HTTP",
 		otelhttp.WithTracerProvider(s.cfg.TracerProvider), otelhttp.WithPropagators(traceContext),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }))
 }
@@ -47,7 +47,7 @@ func carryTrace(next http.Handler) http.Handler {
 // nameSpan renames the server span after routing, when the route pattern
 // is known (the conventions' low-cardinality name; unknown paths keep just
 // the method).
-func (s *Server) nameSpan(next http.Handler) http.Handler {
+func nameSpan(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r)
 		if route := routePattern(r.Context()); route != "" {
