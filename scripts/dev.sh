@@ -15,7 +15,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
 	else
 		dir=${BATON_DEV_DIR:-.baton} port=${BATON_DEV_PORT:-54329}
 		echo "nothing answers on 127.0.0.1:5432: using a project-local PostgreSQL" >&2
-		install_postgres_server && local_cluster "$dir" "$port" || exit 1
+		install_postgres && local_cluster "$dir" "$port" || exit 1
 		export DATABASE_URL="postgres://postgres@127.0.0.1:$port/baton?sslmode=disable"
 		echo "Database: $DATABASE_URL (in $dir; it keeps running after Ctrl-C, make stop stops it)"
 		echo "For baton commands in another shell:"

@@ -31,29 +31,17 @@ ensure_postgres() {
 	return 1
 }
 
-# install_postgres installs Debian's PostgreSQL (for pg_virtualenv) when
-# nothing is there at all.
+# install_postgres installs Debian's PostgreSQL when its server (initdb, for
+# a local cluster) or pg_virtualenv (for a throwaway one) is missing: a
+# client alone is not enough for either.
 install_postgres() {
-	command -v pg_virtualenv >/dev/null 2>&1 && return 0
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "installing PostgreSQL from Debian's packages" >&2
-		apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
-	else
-		echo "no PostgreSQL found: install it, or set TEST_DATABASE_URL" >&2
-		return 1
-	fi
-}
-
-# install_postgres_server installs Debian's PostgreSQL server when initdb is
-# missing (a client alone is not enough for a local cluster).
-install_postgres_server() {
-	pg_bindir >/dev/null && return 0
+	command -v pg_virtualenv >/dev/null 2>&1 && pg_bindir >/dev/null && return 0
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "installing PostgreSQL from Debian's packages" >&2
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } >&2
 		pg_bindir >/dev/null
 	else
-		echo "no PostgreSQL server found: install Debian's postgresql package, or set DATABASE_URL" >&2
+		echo "no PostgreSQL server found: install Debian's postgresql package, or set DATABASE_URL (TEST_DATABASE_URL for the tests)" >&2
 		return 1
 	fi
 }
