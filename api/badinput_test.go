@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -180,4 +181,47 @@ func TestRejectedRequestsNeverReachTheDatabaseAsErrors(t *testing.T) {
 	require.Equal(t, 422, r.status)
 	r = c.do("POST", "/v1/queues/a/jobs", `{"payload":1,"priority":1000}`)
 	require.Equal(t, 422, r.status)
+}
+
+// jsonb keeps 1e131071 in a few bytes and writes 131,072 digits on every
+// read. Before, a 913-byte submit read back as 13 MB, and a 74.7 KB payload
+// of 8,300 such numbers was past PostgreSQL's 1 GB limit: every list, page
+// and claim of its queue failed from then on. The cap on a payload counts
+// its numbers written out in full; ordinary large numbers stay valid.
+func TestNumbersThatExpandOnEveryReadAreRefusedAtSubmit(t *testing.T) {
+	t.Parallel()
+	c, pool := setup(t)
+	numbers := func(n int, number string) string {
+		return "[" + strings.Repeat(number+",", n-1) + number + "]"
+	}
+	small := `{"payload": ` + numbers(90, "1e131071") + `}`
+	require.Less(t, len(small), 1000)
+	large := `{"payload": ` + numbers(8300, "1e131071") + `}`
+	require.Less(t, len(large), 80<<10)
+
+	before := rows(t, pool)
+	for _, tt := range []struct{ name, path, body, field string }{
+		{"913Bytes", "/v1/queues/a/jobs", small, "payload[1]"},
+		{"75KB", "/v1/queues/a/jobs", large, "payload[1]"},
+		{"Batch", "/v1/queues/a/jobs/batch", `{"jobs": [{"payload": 1}, ` + small + `]}`, "jobs[1].payload[1]"},
+		{"Nested", "/v1/queues/a/jobs", `{"payload": {"n": [1e-16383, 1e131071, 1e131071]}}`, "payload.n[2]"},
+	} {
+		r := c.do("POST", tt.path, tt.body)
+		require.Equal(t, 422, r.status, "%s: %s", tt.name, r.body)
+		p := r.json(t)
+		require.Equal(t, "payload_expands", p["code"], tt.name)
+		require.Equal(t, tt.field, p["field"], tt.name)
+		require.Contains(t, p["detail"], "262144 bytes once its numbers are written out in full", tt.name)
+	}
+	require.Equal(t, before, rows(t, pool), "refused submits changed rows")
+
+	// 1e400 is 401 digits: 600 of them are 240 KiB written out, within the cap.
+	r := c.do("POST", "/v1/queues/a/jobs", `{"payload": `+numbers(600, "1e400")+`}`)
+	require.Equal(t, 201, r.status, "%s", r.body)
+	var job struct{ ID int64 }
+	require.NoError(t, json.Unmarshal([]byte(r.body), &job))
+	r = c.do("GET", fmt.Sprintf("/v1/jobs/%d", job.ID), "")
+	require.Equal(t, 200, r.status)
+	require.Greater(t, len(r.body), 600*401)
+	require.Less(t, len(r.body), 256<<10)
 }

@@ -138,6 +138,9 @@ func valueProblem(err error, field string, maxBytes int) *Problem {
 	switch {
 	case errors.Is(e, jsonb.ErrTooLarge):
 		return problem(http.StatusRequestEntityTooLarge, "payload_too_large", field, "%s is larger than %d bytes", field, maxBytes)
+	case errors.Is(e, jsonb.ErrExpands):
+		return problem(http.StatusUnprocessableEntity, "payload_expands", at,
+			"%s is larger than %d bytes once its numbers are written out in full, as every read of it would be (1e1000 is 1,001 digits)", field, maxBytes)
 	case errors.Is(e, jsonb.ErrNUL):
 		return problem(http.StatusUnprocessableEntity, "unsupported_null_char", at, "strings must not contain \\u0000 (PostgreSQL cannot store it)")
 	case errors.Is(e, jsonb.ErrSurrogate):

@@ -69,39 +69,42 @@ const jobClaim = `-- name: JobClaim :many
 WITH locked AS MATERIALIZED (
     SELECT j.id
     FROM baton.jobs j
-    WHERE j.queue = $1::text
+    WHERE j.queue = $2::text
       AND j.state IN ('scheduled', 'available', 'retrying')
       AND j.run_at <= now()
       AND NOT j.isolated -- these run alone: JobClaimIsolated
-      AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = $1::text AND q.paused)
+      AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = $2::text AND q.paused)
     ORDER BY j.priority, j.run_at, j.id
-    LIMIT $2::integer
+    LIMIT $3::integer
     FOR UPDATE OF j SKIP LOCKED
 ), claimed AS (
     UPDATE baton.jobs j
     SET state = 'running',
         attempts = j.attempts + 1,
-        max_attempts = coalesce(j.max_attempts, $3::integer),
+        max_attempts = coalesce(j.max_attempts, $4::integer),
         lease_token = j.lease_token + 1,
-        lease_expires_at = now() + interval '1 millisecond' * $4::bigint,
-        leased_by = $5::text,
+        lease_expires_at = now() + interval '1 millisecond' * $5::bigint,
+        leased_by = $6::text,
         started_at = now()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
               j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent
 )
-SELECT id, queue, payload, priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
+SELECT id, queue,
+       (CASE WHEN $1::boolean THEN baton.readable(payload) ELSE payload END)::jsonb AS payload,
+       priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
        started_at::timestamptz AS started_at, parent_id, trace_parent
 FROM claimed
 ORDER BY priority, run_at, id
 `
 
 type JobClaimParams struct {
-	QueueName   string `json:"queue_name"`
-	MaxJobs     int32  `json:"max_jobs"`
-	MaxAttempts int32  `json:"max_attempts"`
-	LeaseMs     int64  `json:"lease_ms"`
-	WorkerID    string `json:"worker_id"`
+	CheckPayloads bool   `json:"check_payloads"`
+	QueueName     string `json:"queue_name"`
+	MaxJobs       int32  `json:"max_jobs"`
+	MaxAttempts   int32  `json:"max_attempts"`
+	LeaseMs       int64  `json:"lease_ms"`
+	WorkerID      string `json:"worker_id"`
 }
 
 type JobClaimRow struct {
@@ -129,8 +132,14 @@ type JobClaimRow struct {
 // UPDATE takes the locked ids as one array: every plan then goes through the
 // primary key, even a generic one made without knowing max_jobs (a join on
 // the CTE could hash-join a scan of the whole table).
+//
+// A claim whose rows cannot all be read (a payload past PostgreSQL's 1 GB
+// limit written out, a damaged row) fails as a whole; the worker claims again
+// with check_payloads, which returns such a payload as NULL, and fails that
+// job alone (migration 15).
 func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimRow, error) {
 	rows, err := q.db.Query(ctx, jobClaim,
+		arg.CheckPayloads,
 		arg.QueueName,
 		arg.MaxJobs,
 		arg.MaxAttempts,
@@ -403,6 +412,8 @@ WITH attempt AS (
         finished_at = CASE WHEN $3::boolean OR j.attempts >= j.max_attempts
                            THEN now() END,
         last_error = $5::text,
+        payload = CASE WHEN $6::boolean THEN 'null'::jsonb ELSE j.payload END,
+        unreadable_payload = CASE WHEN $6::boolean THEN j.payload ELSE j.unreadable_payload END,
         lease_expires_at = NULL,
         leased_by = NULL,
         isolated = false, -- it failed, but its worker lived: it need not run alone
@@ -413,8 +424,8 @@ WITH attempt AS (
     RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at, run_us)
-    SELECT f.id, 'running', f.state, f.attempts, $2::bigint, $6::text, f.last_error, f.started_at,
-           a.run_at, $7::bigint
+    SELECT f.id, 'running', f.state, f.attempts, $2::bigint, $7::text, f.last_error, f.started_at,
+           a.run_at, $8::bigint
     FROM failed f JOIN attempt a USING (id)
 ), notified AS (
     SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM failed WHERE state = 'retrying'
@@ -428,6 +439,7 @@ type JobFailParams struct {
 	Permanent  bool   `json:"permanent"`
 	DelayMs    int64  `json:"delay_ms"`
 	Error      string `json:"error"`
+	Unreadable bool   `json:"unreadable"`
 	WorkerID   string `json:"worker_id"`
 	RunUs      int64  `json:"run_us"`
 }
@@ -441,7 +453,9 @@ type JobFailRow struct {
 
 // Records a failed attempt, fenced by the lease token: retrying after the
 // given delay, or dead when attempts are exhausted or the failure is
-// permanent, with how long the handler ran. A retry sends a wake-up hint
+// permanent, with how long the handler ran. An unreadable job (a poison row:
+// its payload cannot be written out) is permanent, and its payload moves
+// aside to unreadable_payload, so that reading the job costs nothing. A retry sends a wake-up hint
 // naming its queue with "@" (a job not due yet), so that idle replicas set
 // an alarm for it (the notified CTE is joined so that it runs).
 func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, error) {
@@ -451,6 +465,7 @@ func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, e
 		arg.Permanent,
 		arg.DelayMs,
 		arg.Error,
+		arg.Unreadable,
 		arg.WorkerID,
 		arg.RunUs,
 	)
@@ -465,12 +480,14 @@ func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, e
 }
 
 const jobGet = `-- name: JobGet :one
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since, root_id, root_created_at FROM baton.jobs WHERE id = $1::bigint
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since, root_id, root_created_at FROM baton.jobs_readable WHERE id = $1::bigint
 `
 
-func (q *Queries) JobGet(ctx context.Context, id int64) (Job, error) {
+// A job as users see it: payload and result NULL where they cannot be read
+// (migration 15).
+func (q *Queries) JobGet(ctx context.Context, id int64) (ReadableJob, error) {
 	row := q.db.QueryRow(ctx, jobGet, id)
-	var i Job
+	var i ReadableJob
 	err := row.Scan(
 		&i.ID,
 		&i.Queue,
@@ -745,7 +762,7 @@ WITH succeeded AS (
           SELECT n FROM baton.job_count_deltas WHERE queue = $1::text AND state = 'succeeded') c
     WHERE $1::text IS NOT NULL
 )
-SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since, j.root_id, j.root_created_at FROM baton.jobs j
+SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since, j.root_id, j.root_created_at FROM baton.jobs_readable j
 WHERE j.id = ANY(ARRAY(
     SELECT page.id FROM (
         -- No queue, and any state or succeeded: the primary key, newest
@@ -828,8 +845,9 @@ type JobListParams struct {
 // alone, and names its index's predicate so that the planner may use it
 // without knowing the arguments. ("x IS NULL OR col = x" over the whole
 // table let a generic plan walk the primary key through every job of other
-// queues to fill a rare queue's page.)
-func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]Job, error) {
+// queues to fill a rare queue's page.) The rows come through
+// baton.jobs_readable, so one row that cannot be read fails no page.
+func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]ReadableJob, error) {
 	rows, err := q.db.Query(ctx, jobList,
 		arg.Queue,
 		arg.State,
@@ -840,9 +858,9 @@ func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]Job, error)
 		return nil, err
 	}
 	defer rows.Close()
-	var items []Job
+	var items []ReadableJob
 	for rows.Next() {
-		var i Job
+		var i ReadableJob
 		if err := rows.Scan(
 			&i.ID,
 			&i.Queue,
@@ -1072,7 +1090,8 @@ WITH target AS MATERIALIZED (
     FOR UPDATE
 ), retried AS (
     UPDATE baton.jobs j
-    SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL
+    SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL,
+        payload = coalesce(j.unreadable_payload, j.payload), unreadable_payload = NULL
     FROM target
     WHERE j.id = target.id
     RETURNING j.id, j.queue, j.lease_token, target.state AS from_state
@@ -1086,7 +1105,8 @@ SELECT id FROM retried CROSS JOIN notified
 `
 
 // Re-drives a dead or canceled job: available at once with a fresh set of
-// attempts, and a wake-up hint naming its queue.
+// attempts, and a wake-up hint naming its queue. A poison row gets its
+// payload back (fixed by SQL in unreadable_payload, or as it was).
 func (q *Queries) JobRetry(ctx context.Context, id int64) (int64, error) {
 	row := q.db.QueryRow(ctx, jobRetry, id)
 	var id_2 int64

@@ -14,6 +14,11 @@ const (
 	MaxMaxAttempts  = 1000
 	MaxDelay        = 365 * 24 * time.Hour
 	DefaultAttempts = 5
+	// MaxPayload caps a payload or a handler's result: its bytes, and its
+	// length once PostgreSQL writes its numbers out in full (jsonb keeps
+	// 1e131071 in a few bytes and writes 131,072 digits on every read). The
+	// API's own cap on a submitted payload is lower (256 KiB by default).
+	MaxPayload = 16 << 20
 )
 
 var queueNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)

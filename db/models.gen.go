@@ -289,6 +289,8 @@ type Job struct {
 	RootID *int64 `json:"root_id"`
 	// When the journey's root job was submitted; NULL on the root itself (its created_at).
 	RootCreatedAt *time.Time `json:"root_created_at"`
+	// A poison row's payload, which PostgreSQL cannot write out, moved aside (payload is null); a retry moves it back.
+	UnreadablePayload []byte `json:"unreadable_payload"`
 }
 
 type JobEvent struct {
@@ -328,4 +330,32 @@ type QueueSummaryView struct {
 	Dead               int64         `json:"dead"`
 	Canceled           int64         `json:"canceled"`
 	OldestAvailableAge time.Duration `json:"oldest_available_age"`
+}
+
+// baton.jobs with payload and result NULL where they cannot be read (baton.readable).
+type ReadableJob struct {
+	ID             int64      `json:"id"`
+	Queue          string     `json:"queue"`
+	State          JobState   `json:"state"`
+	Payload        []byte     `json:"payload"`
+	Priority       int16      `json:"priority"`
+	RunAt          time.Time  `json:"run_at"`
+	Attempts       int32      `json:"attempts"`
+	MaxAttempts    *int32     `json:"max_attempts"`
+	LeaseToken     int64      `json:"lease_token"`
+	LeaseExpiresAt *time.Time `json:"lease_expires_at"`
+	LeasedBy       *string    `json:"leased_by"`
+	LastError      *string    `json:"last_error"`
+	Result         []byte     `json:"result"`
+	ParentID       *int64     `json:"parent_id"`
+	ParentSeq      *int32     `json:"parent_seq"`
+	CreatedAt      time.Time  `json:"created_at"`
+	StartedAt      *time.Time `json:"started_at"`
+	FinishedAt     *time.Time `json:"finished_at"`
+	TraceParent    *string    `json:"trace_parent"`
+	LostLeases     int32      `json:"lost_leases"`
+	Isolated       bool       `json:"isolated"`
+	AloneSince     *time.Time `json:"alone_since"`
+	RootID         *int64     `json:"root_id"`
+	RootCreatedAt  *time.Time `json:"root_created_at"`
 }

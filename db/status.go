@@ -51,7 +51,7 @@ type JobStatus struct {
 }
 
 // StatusOf shows a job row as users see it, without history or children.
-func StatusOf(j Job) *JobStatus {
+func StatusOf(j ReadableJob) *JobStatus {
 	return &JobStatus{
 		ID: j.ID, Queue: j.Queue, State: j.State, Payload: j.Payload, Priority: j.Priority,
 		Attempts: j.Attempts, MaxAttempts: j.MaxAttempts, RunAt: j.RunAt, CreatedAt: j.CreatedAt,

@@ -32,11 +32,16 @@ var (
 	ErrConflict    = errors.New("conflict")
 	ErrLeaseLost   = errors.New("lease lost")
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrUnreadable is a statement that failed for a value it could not
+	// write out (over PostgreSQL's 1 GB limit as text, or out of memory
+	// doing so) or a damaged row.
+	ErrUnreadable = errors.New("a row cannot be read")
 )
 
 // MapError translates driver errors into domain errors: no rows becomes
 // ErrNotFound, data errors ErrInvalid, lost connections and server shutdowns
-// ErrUnavailable. Other errors are returned unchanged.
+// ErrUnavailable, values too large to write out and damaged rows
+// ErrUnreadable. Other errors are returned unchanged.
 func MapError(err error) error {
 	if err == nil {
 		return nil
@@ -54,6 +59,9 @@ func MapError(err error) error {
 		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"),
 			pgErr.Code == "53300", pgErr.Code == "25006":
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		case pgErr.Code == "54000", pgErr.Code == "53200", pgErr.Code == "XX001", pgErr.Code == "XX002":
+			// program limit exceeded, out of memory, data or index corrupted
+			return fmt.Errorf("%w: %w", ErrUnreadable, err)
 		}
 		return err
 	}

@@ -16,7 +16,8 @@ import (
 type NewJob struct {
 	// Queue names the queue. Required.
 	Queue string
-	// Payload is the job's JSON input. Defaults to {}.
+	// Payload is the job's JSON input, at most MaxPayload bytes (numbers
+	// counted written out in full). Defaults to {}.
 	Payload json.RawMessage
 	// Priority orders due jobs of a queue: 0 (first, the default) to 100.
 	Priority int16
@@ -51,7 +52,7 @@ func (j *NewJob) Validate() error {
 	if len(j.Payload) == 0 {
 		j.Payload = json.RawMessage("{}")
 	}
-	if err := jsonb.Check(j.Payload); err != nil {
+	if err := jsonb.Check(j.Payload, MaxPayload); err != nil {
 		return fmt.Errorf("%w: payload: %w", ErrInvalid, err)
 	}
 	if !j.RunAt.IsZero() && !ValidRunAt(j.RunAt) {

@@ -54,6 +54,11 @@ FROM inserted CROSS JOIN notified ORDER BY inserted.id;
 -- UPDATE takes the locked ids as one array: every plan then goes through the
 -- primary key, even a generic one made without knowing max_jobs (a join on
 -- the CTE could hash-join a scan of the whole table).
+--
+-- A claim whose rows cannot all be read (a payload past PostgreSQL's 1 GB
+-- limit written out, a damaged row) fails as a whole; the worker claims again
+-- with check_payloads, which returns such a payload as NULL, and fails that
+-- job alone (migration 15).
 WITH locked AS MATERIALIZED (
     SELECT j.id
     FROM baton.jobs j
@@ -78,7 +83,9 @@ WITH locked AS MATERIALIZED (
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
               j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent
 )
-SELECT id, queue, payload, priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
+SELECT id, queue,
+       (CASE WHEN @check_payloads::boolean THEN baton.readable(payload) ELSE payload END)::jsonb AS payload,
+       priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
        started_at::timestamptz AS started_at, parent_id, trace_parent
 FROM claimed
 ORDER BY priority, run_at, id;
@@ -213,7 +220,9 @@ ORDER BY d.id;
 -- name: JobFail :one
 -- Records a failed attempt, fenced by the lease token: retrying after the
 -- given delay, or dead when attempts are exhausted or the failure is
--- permanent, with how long the handler ran. A retry sends a wake-up hint
+-- permanent, with how long the handler ran. An unreadable job (a poison row:
+-- its payload cannot be written out) is permanent, and its payload moves
+-- aside to unreadable_payload, so that reading the job costs nothing. A retry sends a wake-up hint
 -- naming its queue with "@" (a job not due yet), so that idle replicas set
 -- an alarm for it (the notified CTE is joined so that it runs).
 WITH attempt AS (
@@ -230,6 +239,8 @@ WITH attempt AS (
         finished_at = CASE WHEN @permanent::boolean OR j.attempts >= j.max_attempts
                            THEN now() END,
         last_error = @error::text,
+        payload = CASE WHEN @unreadable::boolean THEN 'null'::jsonb ELSE j.payload END,
+        unreadable_payload = CASE WHEN @unreadable::boolean THEN j.payload ELSE j.unreadable_payload END,
         lease_expires_at = NULL,
         leased_by = NULL,
         isolated = false, -- it failed, but its worker lived: it need not run alone
@@ -381,14 +392,16 @@ SELECT id FROM canceled;
 
 -- name: JobRetry :one
 -- Re-drives a dead or canceled job: available at once with a fresh set of
--- attempts, and a wake-up hint naming its queue.
+-- attempts, and a wake-up hint naming its queue. A poison row gets its
+-- payload back (fixed by SQL in unreadable_payload, or as it was).
 WITH target AS MATERIALIZED (
     SELECT id, state FROM baton.jobs
     WHERE id = @id::bigint AND state IN ('dead', 'canceled')
     FOR UPDATE
 ), retried AS (
     UPDATE baton.jobs j
-    SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL
+    SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL,
+        payload = coalesce(j.unreadable_payload, j.payload), unreadable_payload = NULL
     FROM target
     WHERE j.id = target.id
     RETURNING j.id, j.queue, j.lease_token, target.state AS from_state
@@ -409,7 +422,9 @@ FROM baton.jobs
 WHERE queue = @queue_name::text AND state IN ('scheduled', 'retrying') AND run_at > now();
 
 -- name: JobGet :one
-SELECT * FROM baton.jobs WHERE id = @id::bigint;
+-- A job as users see it: payload and result NULL where they cannot be read
+-- (migration 15).
+SELECT * FROM baton.jobs_readable WHERE id = @id::bigint;
 
 -- name: JobHistory :many
 -- A job's state changes in order, the implied ones included.
@@ -427,7 +442,8 @@ ORDER BY seq;
 -- alone, and names its index's predicate so that the planner may use it
 -- without knowing the arguments. ("x IS NULL OR col = x" over the whole
 -- table let a generic plan walk the primary key through every job of other
--- queues to fill a rare queue's page.)
+-- queues to fill a rare queue's page.) The rows come through
+-- baton.jobs_readable, so one row that cannot be read fails no page.
 WITH succeeded AS (
     -- Read only when a queue is named (the deltas have no index).
     SELECT coalesce(sum(c.n), 0) AS n
@@ -436,7 +452,7 @@ WITH succeeded AS (
           SELECT n FROM baton.job_count_deltas WHERE queue = sqlc.narg('queue')::text AND state = 'succeeded') c
     WHERE sqlc.narg('queue')::text IS NOT NULL
 )
-SELECT j.* FROM baton.jobs j
+SELECT j.* FROM baton.jobs_readable j
 WHERE j.id = ANY(ARRAY(
     SELECT page.id FROM (
         -- No queue, and any state or succeeded: the primary key, newest

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/baton-run/baton/db"
@@ -94,31 +95,57 @@ func (s *stage) wakeIn(d time.Duration) {
 func (s *stage) claim(ctx context.Context, n int) (int, error) {
 	// Not cancelled by shutdown: a claim cut off after its commit would strand
 	// its jobs until their leases expire.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
 	defer cancel()
 	began := time.Now()
-	rows, err := db.New(s.w.pool).JobClaim(ctx, db.JobClaimParams{
+	p := db.JobClaimParams{
 		QueueName: s.cfg.Queue, MaxJobs: int32(n), LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: s.w.cfg.ID,
 		MaxAttempts: int32(s.cfg.MaxAttempts),
-	})
+	}
+	rows, err := db.New(s.w.pool).JobClaim(qctx, p)
+	if err = db.MapError(err); errors.Is(err, db.ErrUnreadable) || errors.Is(err, context.DeadlineExceeded) {
+		// A row that cannot be read fails the claim as a whole (or takes
+		// longer than dbTimeout to fail: writing out 1 GB takes seconds).
+		// Claim again with every payload checked, and fail that job alone.
+		s.log.Warn("claiming again with payloads checked: a job of the queue may not be readable", "error", err)
+		p.CheckPayloads = true
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkedClaimTimeout)
+		defer cancel()
+		rows, err = db.New(s.w.pool).JobClaim(qctx, p)
+		err = db.MapError(err)
+	}
 	s.metrics.claimSeconds.Observe(time.Since(began).Seconds())
 	if err != nil {
-		return 0, db.MapError(err)
+		return 0, err
 	}
 	if len(rows) > 0 {
 		s.w.stats.claimBatches.Add(1)
 	}
 	for _, r := range rows {
-		s.start(claimed{
+		c := claimed{
 			job: &Job{
 				ID: r.ID, Queue: r.Queue, Payload: r.Payload, Attempt: int(r.Attempts), MaxAttempts: int(r.MaxAttempts),
 				Priority: int(r.Priority), ParentID: r.ParentID, CreatedAt: r.CreatedAt,
 			},
 			token: r.LeaseToken, traceParent: deref(r.TraceParent), pickup: r.StartedAt.Sub(r.RunAt),
-		}, false)
+		}
+		if r.Payload == nil { // only a claim with payloads checked returns one (the column is NOT NULL)
+			s.jobLog(c.job).Error("poison row: its payload cannot be read; the job ends dead, its payload kept in baton.jobs.unreadable_payload")
+			s.fail(c, errUnreadable, 0)
+			continue
+		}
+		s.start(c, false)
 	}
 	return len(rows), nil
 }
+
+// checkedClaimTimeout bounds a claim with payloads checked, which writes out
+// each payload once more: a poison row's takes seconds to fail.
+const checkedClaimTimeout = time.Minute
+
+// errUnreadable fails a job whose payload cannot be read: a poison row. It
+// ends dead at once, its payload moved aside (JobFail).
+var errUnreadable = errors.New("poison row: its payload cannot be read (written out it is over PostgreSQL's 1 GB limit, or over 64 MiB, or the row is damaged); it is kept in baton.jobs.unreadable_payload, and a retry puts it back")
 
 func deref(s *string) string {
 	if s == nil {

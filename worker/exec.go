@@ -17,8 +17,8 @@ import (
 )
 
 const (
-	maxOutput  = 16 << 20 // result bytes kept (exec stdout, http response body, Go results)
-	stderrTail = 4 << 10  // stderr bytes kept as the error
+	maxOutput  = db.MaxPayload // result bytes kept (exec stdout, http response body, Go results)
+	stderrTail = 4 << 10       // stderr bytes kept as the error
 )
 
 // errTooLarge is a result past maxOutput.

@@ -76,7 +76,7 @@ func Permanent(err error) error {
 // IsPermanent reports whether err was marked with Permanent.
 func IsPermanent(err error) bool {
 	var p *permanentError
-	return errors.As(err, &p)
+	return errors.As(err, &p) || errors.Is(err, errUnreadable)
 }
 
 // Handlers are the Go handlers a pipeline file may name, as
@@ -104,8 +104,10 @@ func handlerFor(spec HandlerSpec, g *guard, goHandlers Handlers) (Handler, error
 }
 
 // result normalises handler output: empty means null; anything else must
-// be JSON that jsonb can store, of at most maxOutput bytes. Checking here
-// turns what would fail the completion statement into a clear failed attempt.
+// be JSON that jsonb can store, of at most maxOutput bytes, as written and
+// with its numbers written out in full (what the next stage's job and every
+// read of the result would be). Checking here turns what would fail the
+// completion statement, or jam every later read, into a clear failed attempt.
 func result(out []byte, source string) (json.RawMessage, error) {
 	out = bytes.TrimSpace(out)
 	switch {
@@ -114,9 +116,11 @@ func result(out []byte, source string) (json.RawMessage, error) {
 	case len(out) > maxOutput:
 		return nil, fmt.Errorf("%s: %w", source, errTooLarge)
 	}
-	switch err := jsonb.Check(out); {
+	switch err := jsonb.Check(out, maxOutput); {
 	case errors.Is(err, jsonb.ErrSyntax):
 		return nil, fmt.Errorf("%s is not valid JSON: %q", source, truncate(out, 200))
+	case errors.Is(err, jsonb.ErrExpands):
+		return nil, fmt.Errorf("%s: result larger than %d bytes once its numbers are written out in full", source, maxOutput)
 	case err != nil:
 		return nil, fmt.Errorf("%s cannot be stored: %w", source, err)
 	}

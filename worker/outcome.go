@@ -21,7 +21,7 @@ func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 	delay := backoff(job.Attempt, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D())
 	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
 		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
-			ID: job.ID, LeaseToken: c.token, Error: errorText(herr), Permanent: IsPermanent(herr),
+			ID: job.ID, LeaseToken: c.token, Error: errorText(herr), Permanent: IsPermanent(herr), Unreadable: errors.Is(herr, errUnreadable),
 			DelayMs: delay.Milliseconds(), WorkerID: s.w.cfg.ID, RunUs: ran.Microseconds(),
 		})
 	})

@@ -47,7 +47,8 @@ stages:
 	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"))
 }
 
-// Results that are JSON but that jsonb cannot store fail their attempt with
+// Results that are JSON but that jsonb cannot store (or that would be over
+// the cap on every read, written out in full) fail their attempt with
 // the true error and are retried with the stage's backoff. The lease is long:
 // before, the completion statement failed and the attempt waited out the
 // whole lease, to end with "lease expired: worker … stopped heartbeating".
@@ -59,6 +60,8 @@ func TestResultsPostgresCannotStoreFailTheAttempt(t *testing.T) {
 		"nul":       `{"text": "a\u0000b"}`,
 		"surrogate": `["\ud800"]`,
 		"huge":      `{"n": 1e1000000}`,
+		// 1.3 KB as written, 17 MB as every read would write it
+		"expands": "[" + strings.Repeat("1e131071,", 129) + "1e131071]",
 	}
 	name := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
 		var in struct{ Kind string }
@@ -79,6 +82,7 @@ stages:
 		"nul":       `handler result cannot be stored: text: strings must not contain \u0000`,
 		"surrogate": "handler result cannot be stored: [0]: unpaired UTF-16 surrogate escape",
 		"huge":      "handler result cannot be stored: n: number is outside PostgreSQL's numeric range",
+		"expands":   "handler result: result larger than 16777216 bytes once its numbers are written out in full",
 	}
 	for kind := range results {
 		s := b.waitState(b.submit(fmt.Sprintf(`{"kind": %q}`, kind)), "dead")
@@ -188,4 +192,49 @@ stages:
 	}
 	require.Equal(t, n-1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"))
 	require.Less(t, r.Stats().CompleteBatches, int64(n), "completions were grouped")
+}
+
+// A row whose payload PostgreSQL cannot write out (planted by SQL here: 8,300
+// numbers of 131,072 digits each, past its 1 GB limit; a 74.7 KB submit made
+// one before submits counted numbers written out) fails its own job, a poison
+// row, and leaves its queue working. Before, every claim of the queue failed
+// with "out of memory" and rolled back: the queue was stuck for good, and no
+// attempt was ever counted.
+func TestARowThatCannotBeReadFailsItsJobAloneAndTheQueueWorks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	var poison int64
+	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO baton.jobs (queue, state, payload, run_at)
+		VALUES ('a', 'available', (SELECT jsonb_agg('1e131071'::numeric) FROM generate_series(1, 8300)), now())
+		RETURNING id`).Scan(&poison))
+	good := []int64{b.submit(`{"n": 1}`), b.submit(`{"n": 2}`)}
+	// Readers show it with a null payload instead of failing (it costs them
+	// writing it out, up to the limit, until a worker meets it).
+	s, err := db.Status(ctx, b.pool, poison)
+	require.NoError(t, err)
+	require.Nil(t, s.Payload)
+
+	name := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+		return j.Payload, nil
+	}))
+	w := b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    next: b\n", name))
+	for _, id := range good {
+		b.waitState(id, "succeeded")
+	}
+	s = b.waitState(poison, "dead")
+	require.Contains(t, *s.LastError, "poison row: its payload cannot be read")
+	require.Equal(t, int32(1), s.Attempts)
+	require.JSONEq(t, "null", string(s.Payload), "moved aside: reading the job costs nothing now")
+	require.Equal(t, 8300, count(t, b.pool, "SELECT jsonb_array_length(unreadable_payload) FROM baton.jobs WHERE id = $1", poison))
+	require.Equal(t, 2, count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"), "the poison row handed nothing off")
+	queue := "a"
+	page, err := db.New(b.pool).JobList(ctx, db.JobListParams{Queue: &queue, BeforeID: 1 << 62, MaxJobs: 10})
+	require.NoError(t, err)
+	require.Len(t, page, 3)
+
+	// A retry puts the payload back (fixed by SQL, or as it was).
+	w.Stop(t)
+	require.NoError(t, db.Retry(ctx, b.pool, poison))
+	require.Equal(t, 8300, count(t, b.pool, "SELECT jsonb_array_length(payload) FROM baton.jobs WHERE id = $1 AND unreadable_payload IS NULL", poison))
 }

@@ -21,6 +21,10 @@ var (
 	ErrNumber       = errors.New("number is outside PostgreSQL's numeric range (131072 digits before the point, 16383 after)")
 	ErrDuplicateKey = errors.New("key appears twice")
 	ErrTooLarge     = errors.New("value is too large")
+	// ErrExpands is a value within its cap as sent that is over it once
+	// PostgreSQL writes its numbers out in full: jsonb stores 1e131071 in
+	// a few bytes and writes it as 131,072 digits on every read.
+	ErrExpands = errors.New("value is too large once its numbers are written out in full")
 )
 
 // Error is a reason (one of the Err values) found at Path within a value:
@@ -50,9 +54,10 @@ func (e *Error) Under(prefix string) string {
 	return prefix + "." + e.Path
 }
 
-// Check reports whether data is one JSON value that jsonb can store, and
-// if not, why and where.
-func Check(data []byte) error {
+// Check reports whether data is one JSON value that jsonb can store, within
+// maxBytes as Limits.MaxBytes counts them (0: no cap), and if not, why and
+// where.
+func Check(data []byte, maxBytes int) error {
 	if !utf8.Valid(data) {
 		return &Error{Err: ErrUTF8}
 	}
@@ -60,14 +65,16 @@ func Check(data []byte) error {
 		return &Error{Err: ErrSyntax}
 	}
 	s := NewScanner(data)
-	_, err := s.Value(s.Next(), Limits{})
+	_, err := s.Value(s.Next(), Limits{MaxBytes: maxBytes})
 	return err
 }
 
 // Limits are stricter rules than jsonb's for Scanner.Value.
 type Limits struct {
-	// MaxBytes caps the value's length as written; 0 means no cap. The walk
-	// stops at the first token past it.
+	// MaxBytes caps the value's length as written, and as PostgreSQL will
+	// write it: with each number counted at its length in full (1e400 as
+	// 401 digits; see Rendered); 0 means no cap. The walk stops at the first
+	// token past it, with ErrTooLarge or ErrExpands.
 	MaxBytes int
 	// UniqueKeys refuses an object with a key twice (jsonb keeps the last).
 	UniqueKeys bool
@@ -77,9 +84,10 @@ type Limits struct {
 // without decoding or allocating. Given anything else its tokens are
 // meaningless, though it never reads out of bounds.
 type Scanner struct {
-	data []byte
-	pos  int
-	keys [][]byte // keys of the objects being walked, for Limits.UniqueKeys
+	data  []byte
+	pos   int
+	keys  [][]byte // keys of the objects being walked, for Limits.UniqueKeys
+	grown int      // how much longer the value's numbers are written out in full, for Limits.MaxBytes
 }
 
 // NewScanner returns a Scanner at the start of data.
@@ -145,6 +153,7 @@ func delimiter(c byte) bool {
 // Value walks the value that begins with t, checking every string and
 // number in it against jsonb and lim, and returns its bytes as written.
 func (s *Scanner) Value(t Token, lim Limits) ([]byte, error) {
+	s.grown = 0
 	if err := s.value(t, t.Offset, lim); err != nil {
 		return nil, err
 	}
@@ -152,8 +161,8 @@ func (s *Scanner) Value(t Token, lim Limits) ([]byte, error) {
 }
 
 func (s *Scanner) value(t Token, start int, lim Limits) *Error {
-	if lim.MaxBytes > 0 && s.pos-start > lim.MaxBytes {
-		return &Error{Err: ErrTooLarge}
+	if err := s.over(start, lim); err != nil {
+		return err
 	}
 	switch {
 	case t.Kind == '"':
@@ -161,8 +170,13 @@ func (s *Scanner) value(t Token, start int, lim Limits) *Error {
 			return &Error{Err: err}
 		}
 	case t.IsNumber():
-		if err := Number(t.Raw); err != nil {
+		n, err := Rendered(t.Raw)
+		if err != nil {
 			return &Error{Err: err}
+		}
+		s.grown += max(0, n-len(t.Raw))
+		if err := s.over(start, lim); err != nil {
+			return err
 		}
 	case t.Kind == '[':
 		for i := 0; ; i++ {
@@ -196,6 +210,20 @@ func (s *Scanner) value(t Token, start int, lim Limits) *Error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// over reports whether the value that starts at start is past lim.MaxBytes
+// so far: as written, or with its numbers written out in full.
+func (s *Scanner) over(start int, lim Limits) *Error {
+	switch {
+	case lim.MaxBytes <= 0:
+		return nil
+	case s.pos-start > lim.MaxBytes:
+		return &Error{Err: ErrTooLarge}
+	case s.pos-start+s.grown > lim.MaxBytes:
+		return &Error{Err: ErrExpands}
 	}
 	return nil
 }
@@ -331,8 +359,17 @@ const (
 // jsonb stores numbers in: 1e131072 and 1e-16384 are valid JSON that jsonb
 // refuses.
 func Number(raw []byte) error {
+	_, err := Rendered(raw)
+	return err
+}
+
+// Rendered checks a number token as Number does and returns the length of
+// the text PostgreSQL writes for it (numeric_out: every digit, no exponent):
+// 1e400 is written as 401 digits, 1e-5 as "0.00001", 1.50 as "1.50".
+func Rendered(raw []byte) (int, error) {
 	s := raw
-	if len(s) > 0 && s[0] == '-' {
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
 		s = s[1:]
 	}
 	i := digits(s, 0)
@@ -345,7 +382,7 @@ func Number(raw []byte) error {
 	exp := 0
 	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
 		e := s[i+1:]
-		neg := len(e) > 0 && e[0] == '-'
+		negExp := len(e) > 0 && e[0] == '-'
 		if len(e) > 0 && (e[0] == '-' || e[0] == '+') {
 			e = e[1:]
 		}
@@ -353,40 +390,53 @@ func Number(raw []byte) error {
 			e = e[1:]
 		}
 		if len(e) > 10 {
-			return ErrNumber
+			return 0, ErrNumber
 		}
 		for _, c := range e {
 			exp = exp*10 + int(c-'0')
 		}
 		if exp >= maxExponent {
-			return ErrNumber
+			return 0, ErrNumber
 		}
-		if neg {
+		if negExp {
 			exp = -exp
 		}
 	}
-	if len(frac)-exp > maxScale {
-		return ErrNumber
+	// The display scale: how many digits follow the point.
+	scale := max(0, len(frac)-exp)
+	if scale > maxScale {
+		return 0, ErrNumber
 	}
-	// The power of ten of the first non-zero digit.
+	n := 1 // the integer part: "0" unless the first non-zero digit is at 10^0 or above
+	if p, nonzero := power(intPart, frac, exp); nonzero {
+		if p >= maxIntegerDigits {
+			return 0, ErrNumber
+		}
+		n = max(1, p+1)
+		if neg {
+			n++ // PostgreSQL drops the sign of a zero
+		}
+	}
+	if scale > 0 {
+		n += 1 + scale
+	}
+	return n, nil
+}
+
+// power returns the power of ten of the first non-zero digit of a number
+// written as intPart.frac × 10^exp, and false when the number is zero.
+func power(intPart, frac []byte, exp int) (int, bool) {
 	for k, c := range intPart {
 		if c != '0' {
-			return checkPower(len(intPart) - 1 - k + exp)
+			return len(intPart) - 1 - k + exp, true
 		}
 	}
 	for k, c := range frac {
 		if c != '0' {
-			return checkPower(-1 - k + exp)
+			return -1 - k + exp, true
 		}
 	}
-	return nil // zero
-}
-
-func checkPower(p int) error {
-	if p >= maxIntegerDigits {
-		return ErrNumber
-	}
-	return nil
+	return 0, false
 }
 
 func digits(s []byte, i int) int {

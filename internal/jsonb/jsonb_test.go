@@ -23,6 +23,8 @@ var cases = []string{
 	`1e131071`, `1e131072`, `1E+131071`, `-1e131072`, `1e-16383`, `1e-16384`, `0e-16384`, `0e999999999`,
 	`0e1073741822`, `0e1073741823`, `0e-1073741823`, `1e00000000000000000000005`, `0.0001e131075`, `0.0001e131076`,
 	`123.5e-16382`, `0.5e-16383`, `0.00000e16388`,
+	`0`, `-0`, `-0.0`, `0.000`, `0e5`, `0.00e1`, `1.50`, `-1.5e1`, `12e-1`, `100e-2`, `1e400`, `-1e-5`, `0.0001`,
+	`12345.678e2`, `9.99e-1`, `-123`, `5E+2`, `0.5`, `-0.05e1`, `1e0`, `10e-1`,
 	"1" + strings.Repeat("0", 131071), "1" + strings.Repeat("0", 131072),
 	"0." + strings.Repeat("0", 16383), "0." + strings.Repeat("0", 16384),
 	strings.Repeat("0", 1) + "." + strings.Repeat("1", 16383) + "e0",
@@ -43,12 +45,19 @@ func agree(t *testing.T, pool *pgxpool.Pool, text string) {
 	t.Helper()
 	var ok bool
 	dbErr := pool.QueryRow(context.Background(), "SELECT $1::text::jsonb IS NOT NULL", text).Scan(&ok)
-	err := jsonb.Check([]byte(text))
+	err := jsonb.Check([]byte(text), 0)
 	short := text
 	if len(short) > 60 {
 		short = short[:60] + "…"
 	}
 	require.Equal(t, dbErr == nil, err == nil, "%q: postgres says %v, Check says %v", short, dbErr, err)
+	if tok := jsonb.NewScanner([]byte(text)).Next(); err == nil && tok.IsNumber() {
+		var written int
+		require.NoError(t, pool.QueryRow(context.Background(), "SELECT length($1::text::jsonb::text)", text).Scan(&written))
+		n, err := jsonb.Rendered(tok.Raw)
+		require.NoError(t, err)
+		require.Equal(t, written, n, "%q: the length PostgreSQL writes it out at", short)
+	}
 }
 
 func FuzzCheckAgreesWithPostgres(f *testing.F) {
@@ -79,7 +88,7 @@ func TestErrorsNameThePath(t *testing.T) {
 		{"[\"\xff\"]", "", jsonb.ErrUTF8},
 		{`{"a":`, "", jsonb.ErrSyntax},
 	} {
-		err := jsonb.Check([]byte(tt.text))
+		err := jsonb.Check([]byte(tt.text), 0)
 		require.ErrorIs(t, err, tt.want, tt.text)
 		var e *jsonb.Error
 		require.True(t, errors.As(err, &e))
@@ -123,6 +132,23 @@ func TestValueLimits(t *testing.T) {
 	require.ErrorIs(t, err, jsonb.ErrTooLarge)
 	_, err = value(`"`+strings.Repeat("x", 98)+`"`, jsonb.Limits{MaxBytes: 100})
 	require.NoError(t, err)
+
+	// Numbers count at their length written out in full, as PostgreSQL
+	// writes them on every read: 1e99 is 100 digits.
+	_, err = value(`[1e99]`, jsonb.Limits{MaxBytes: 100})
+	require.ErrorIs(t, err, jsonb.ErrExpands)
+	_, err = value(`1e99`, jsonb.Limits{MaxBytes: 100})
+	require.NoError(t, err)
+	_, err = value(`1e100`, jsonb.Limits{MaxBytes: 100})
+	require.ErrorIs(t, err, jsonb.ErrExpands)
+	_, err = value(`{"a": 1e-97}`, jsonb.Limits{MaxBytes: 100})
+	require.ErrorIs(t, err, jsonb.ErrExpands, "0.000…1 is 99 bytes, its object more")
+	_, err = value(`[`+strings.Repeat(`1e400,`, 101)+`1]`, jsonb.Limits{MaxBytes: 40 << 10})
+	require.NoError(t, err, "3 + 402×101 bytes")
+	_, err = value(`[`+strings.Repeat(`1e400,`, 102)+`1]`, jsonb.Limits{MaxBytes: 40 << 10})
+	require.ErrorIs(t, err, jsonb.ErrExpands)
+	require.NoError(t, jsonb.Check([]byte(`[1e131071]`), 256<<10))
+	require.ErrorIs(t, jsonb.Check([]byte(`[1e131071, 1e131071]`), 256<<10), jsonb.ErrExpands)
 }
 
 func TestTooDeep(t *testing.T) {
