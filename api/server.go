@@ -38,6 +38,9 @@ type Config struct {
 	// RequestTimeout bounds each request's database work; a request that
 	// cannot finish in time gets 503. Defaults to 10s.
 	RequestTimeout time.Duration
+	// MaxConns caps the connections open at once; more wait to be accepted.
+	// Defaults to 1,024.
+	MaxConns int
 	// Metrics are more registries served at /metrics, such as the workers'
 	// when they run in the same process.
 	Metrics []prometheus.Gatherer
@@ -74,6 +77,7 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 	cfg.MaxPayloadBytes = cmp.Or(cfg.MaxPayloadBytes, 256<<10)
 	cfg.MaxBatchJobs = cmp.Or(cfg.MaxBatchJobs, 10_000)
 	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, 10*time.Second)
+	cfg.MaxConns = cmp.Or(cfg.MaxConns, 1024)
 	cfg.MetricsQueues = cmp.Or(cfg.MetricsQueues, 100)
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = otel.GetTracerProvider()
@@ -134,17 +138,9 @@ func (s *Server) Handler() http.Handler {
 // Serve answers requests on ln until ctx is done, then shuts down gracefully:
 // readiness fails first, and in-flight requests get up to 30s to finish.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	srv := NewHTTPServer(s.Handler(), s.log)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(LimitConns(ln, s.cfg.MaxConns)) }()
 	select {
 	case err := <-errc:
 		return err

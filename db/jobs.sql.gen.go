@@ -88,12 +88,12 @@ WITH locked AS MATERIALIZED (
         started_at = now()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
-              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent
+              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.worker_faults
 )
 SELECT id, queue,
        (CASE WHEN $1::boolean THEN baton.readable(payload) ELSE payload END)::jsonb AS payload,
        priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
-       started_at::timestamptz AS started_at, parent_id, trace_parent
+       started_at::timestamptz AS started_at, parent_id, trace_parent, worker_faults
 FROM claimed
 ORDER BY priority, run_at, id
 `
@@ -108,18 +108,19 @@ type JobClaimParams struct {
 }
 
 type JobClaimRow struct {
-	ID          int64     `json:"id"`
-	Queue       string    `json:"queue"`
-	Payload     []byte    `json:"payload"`
-	Priority    int16     `json:"priority"`
-	Attempts    int32     `json:"attempts"`
-	MaxAttempts int32     `json:"max_attempts"`
-	LeaseToken  int64     `json:"lease_token"`
-	RunAt       time.Time `json:"run_at"`
-	CreatedAt   time.Time `json:"created_at"`
-	StartedAt   time.Time `json:"started_at"`
-	ParentID    *int64    `json:"parent_id"`
-	TraceParent *string   `json:"trace_parent"`
+	ID           int64     `json:"id"`
+	Queue        string    `json:"queue"`
+	Payload      []byte    `json:"payload"`
+	Priority     int16     `json:"priority"`
+	Attempts     int32     `json:"attempts"`
+	MaxAttempts  int32     `json:"max_attempts"`
+	LeaseToken   int64     `json:"lease_token"`
+	RunAt        time.Time `json:"run_at"`
+	CreatedAt    time.Time `json:"created_at"`
+	StartedAt    time.Time `json:"started_at"`
+	ParentID     *int64    `json:"parent_id"`
+	TraceParent  *string   `json:"trace_parent"`
+	WorkerFaults int32     `json:"worker_faults"`
 }
 
 // Claims up to max_jobs due jobs of one queue in one statement: the
@@ -166,6 +167,7 @@ func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimR
 			&i.StartedAt,
 			&i.ParentID,
 			&i.TraceParent,
+			&i.WorkerFaults,
 		); err != nil {
 			return nil, err
 		}
@@ -202,7 +204,8 @@ SET state = 'running',
 FROM locked
 WHERE j.id = locked.id
 RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts::integer AS max_attempts, j.lease_token,
-          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases
+          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases,
+          j.worker_faults
 `
 
 type JobClaimIsolatedParams struct {
@@ -213,19 +216,20 @@ type JobClaimIsolatedParams struct {
 }
 
 type JobClaimIsolatedRow struct {
-	ID          int64     `json:"id"`
-	Queue       string    `json:"queue"`
-	Payload     []byte    `json:"payload"`
-	Priority    int16     `json:"priority"`
-	Attempts    int32     `json:"attempts"`
-	MaxAttempts int32     `json:"max_attempts"`
-	LeaseToken  int64     `json:"lease_token"`
-	RunAt       time.Time `json:"run_at"`
-	CreatedAt   time.Time `json:"created_at"`
-	StartedAt   time.Time `json:"started_at"`
-	ParentID    *int64    `json:"parent_id"`
-	TraceParent *string   `json:"trace_parent"`
-	LostLeases  int32     `json:"lost_leases"`
+	ID           int64     `json:"id"`
+	Queue        string    `json:"queue"`
+	Payload      []byte    `json:"payload"`
+	Priority     int16     `json:"priority"`
+	Attempts     int32     `json:"attempts"`
+	MaxAttempts  int32     `json:"max_attempts"`
+	LeaseToken   int64     `json:"lease_token"`
+	RunAt        time.Time `json:"run_at"`
+	CreatedAt    time.Time `json:"created_at"`
+	StartedAt    time.Time `json:"started_at"`
+	ParentID     *int64    `json:"parent_id"`
+	TraceParent  *string   `json:"trace_parent"`
+	LostLeases   int32     `json:"lost_leases"`
+	WorkerFaults int32     `json:"worker_faults"`
 }
 
 // Claims one isolated job of a queue (one whose lease expired while it ran
@@ -256,6 +260,7 @@ func (q *Queries) JobClaimIsolated(ctx context.Context, arg JobClaimIsolatedPara
 		&i.ParentID,
 		&i.TraceParent,
 		&i.LostLeases,
+		&i.WorkerFaults,
 	)
 	return i, err
 }
@@ -399,70 +404,86 @@ func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams
 
 const jobFail = `-- name: JobFail :one
 WITH attempt AS (
-    -- The attempt's due time, before the retry moves run_at. Read in the
-    -- statement's snapshot: while the token matches, nothing else moves it.
-    SELECT id, run_at FROM baton.jobs
-    WHERE id = $1::bigint AND lease_token = $2::bigint AND state = 'running'
+    -- The attempt's due time, before the retry moves run_at, and what
+    -- becomes of the job. Read in the statement's snapshot: while the token
+    -- matches, nothing else moves it.
+    SELECT id, run_at, uncounted, NOT uncounted AND ($1::boolean OR attempts >= max_attempts) AS dead
+    FROM (SELECT id, run_at, attempts, max_attempts,
+                 $2::boolean AND worker_faults < $3::integer AS uncounted
+          FROM baton.jobs
+          WHERE id = $4::bigint AND lease_token = $5::bigint AND state = 'running') j
 ), failed AS (
     UPDATE baton.jobs j
-    SET state = CASE WHEN $3::boolean OR j.attempts >= j.max_attempts
-                     THEN 'dead' ELSE 'retrying' END::baton.job_state,
-        run_at = CASE WHEN $3::boolean OR j.attempts >= j.max_attempts
-                      THEN j.run_at ELSE now() + interval '1 millisecond' * $4::bigint END,
-        finished_at = CASE WHEN $3::boolean OR j.attempts >= j.max_attempts
-                           THEN now() END,
-        last_error = $5::text,
-        payload = CASE WHEN $6::boolean THEN 'null'::jsonb ELSE j.payload END,
-        unreadable_payload = CASE WHEN $6::boolean THEN j.payload ELSE j.unreadable_payload END,
+    SET state = CASE WHEN a.dead THEN 'dead' ELSE 'retrying' END::baton.job_state,
+        run_at = CASE WHEN a.dead THEN j.run_at ELSE now() + interval '1 millisecond' * $6::bigint END,
+        finished_at = CASE WHEN a.dead THEN now() END,
+        attempts = j.attempts - a.uncounted::integer,
+        worker_faults = j.worker_faults + a.uncounted::integer,
+        last_error = $7::text,
+        payload = CASE WHEN $8::boolean THEN 'null'::jsonb ELSE j.payload END,
+        unreadable_payload = CASE WHEN $8::boolean THEN j.payload ELSE j.unreadable_payload END,
         lease_expires_at = NULL,
         leased_by = NULL,
         isolated = false, -- it failed, but its worker lived: it need not run alone
         alone_since = NULL
-    WHERE j.id = $1::bigint
-      AND j.lease_token = $2::bigint
+    FROM attempt a
+    WHERE j.id = a.id
+      AND j.lease_token = $5::bigint
       AND j.state = 'running'
-    RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at
+    RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at, a.run_at AS due_at, a.uncounted
 ), events AS (
+    -- The event carries the attempt that ran, whether or not it counts.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at, run_us)
-    SELECT f.id, 'running', f.state, f.attempts, $2::bigint, $7::text, f.last_error, f.started_at,
-           a.run_at, $8::bigint
-    FROM failed f JOIN attempt a USING (id)
+    SELECT id, 'running', state, attempts + uncounted::integer, $5::bigint, $9::text, last_error, started_at,
+           due_at, $10::bigint
+    FROM failed
 ), notified AS (
     SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM failed WHERE state = 'retrying'
 )
-SELECT id, state, attempts, run_at FROM failed CROSS JOIN notified
+SELECT id, state, attempts, run_at, coalesce(uncounted, false)::boolean AS uncounted FROM failed CROSS JOIN notified
 `
 
 type JobFailParams struct {
-	ID         int64  `json:"id"`
-	LeaseToken int64  `json:"lease_token"`
-	Permanent  bool   `json:"permanent"`
-	DelayMs    int64  `json:"delay_ms"`
-	Error      string `json:"error"`
-	Unreadable bool   `json:"unreadable"`
-	WorkerID   string `json:"worker_id"`
-	RunUs      int64  `json:"run_us"`
+	Permanent       bool   `json:"permanent"`
+	WorkerFault     bool   `json:"worker_fault"`
+	MaxWorkerFaults int32  `json:"max_worker_faults"`
+	ID              int64  `json:"id"`
+	LeaseToken      int64  `json:"lease_token"`
+	DelayMs         int64  `json:"delay_ms"`
+	Error           string `json:"error"`
+	Unreadable      bool   `json:"unreadable"`
+	WorkerID        string `json:"worker_id"`
+	RunUs           int64  `json:"run_us"`
 }
 
 type JobFailRow struct {
-	ID       int64     `json:"id"`
-	State    JobState  `json:"state"`
-	Attempts int32     `json:"attempts"`
-	RunAt    time.Time `json:"run_at"`
+	ID        int64     `json:"id"`
+	State     JobState  `json:"state"`
+	Attempts  int32     `json:"attempts"`
+	RunAt     time.Time `json:"run_at"`
+	Uncounted bool      `json:"uncounted"`
 }
 
 // Records a failed attempt, fenced by the lease token: retrying after the
 // given delay, or dead when attempts are exhausted or the failure is
-// permanent, with how long the handler ran. An unreadable job (a poison row:
-// its payload cannot be written out) is permanent, and its payload moves
-// aside to unreadable_payload, so that reading the job costs nothing. A retry sends a wake-up hint
-// naming its queue with "@" (a job not due yet), so that idle replicas set
-// an alarm for it (the notified CTE is joined so that it runs).
+// permanent, with how long the handler ran.
+//
+// A failure for a resource the worker itself ran out of (worker_fault: no
+// file descriptors, no memory) is not the job's: up to max_worker_faults of
+// them per job are not counted as attempts, so that a worker in trouble
+// cannot use up its jobs' attempts, and the job still ends. An unreadable
+// job (a poison row: its payload cannot be written out) is permanent, and
+// its payload moves aside to unreadable_payload, so that reading the job
+// costs nothing. A retry sends a wake-up hint naming its queue with "@" (a
+// job not due yet), so that idle replicas set an alarm for it (the notified
+// CTE is joined so that it runs).
 func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, error) {
 	row := q.db.QueryRow(ctx, jobFail,
+		arg.Permanent,
+		arg.WorkerFault,
+		arg.MaxWorkerFaults,
 		arg.ID,
 		arg.LeaseToken,
-		arg.Permanent,
 		arg.DelayMs,
 		arg.Error,
 		arg.Unreadable,
@@ -475,6 +496,7 @@ func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, e
 		&i.State,
 		&i.Attempts,
 		&i.RunAt,
+		&i.Uncounted,
 	)
 	return i, err
 }
@@ -1091,7 +1113,7 @@ WITH target AS MATERIALIZED (
 ), retried AS (
     UPDATE baton.jobs j
     SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL,
-        payload = coalesce(j.unreadable_payload, j.payload), unreadable_payload = NULL
+        payload = coalesce(j.unreadable_payload, j.payload), unreadable_payload = NULL, worker_faults = 0
     FROM target
     WHERE j.id = target.id
     RETURNING j.id, j.queue, j.lease_token, target.state AS from_state

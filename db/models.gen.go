@@ -291,6 +291,8 @@ type Job struct {
 	RootCreatedAt *time.Time `json:"root_created_at"`
 	// A poison row's payload, which PostgreSQL cannot write out, moved aside (payload is null); a retry moves it back.
 	UnreadablePayload []byte `json:"unreadable_payload"`
+	// Failed attempts not counted because the worker ran out of a resource (file descriptors, memory); bounded per job.
+	WorkerFaults int32 `json:"worker_faults"`
 }
 
 type JobEvent struct {

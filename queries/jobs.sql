@@ -81,12 +81,12 @@ WITH locked AS MATERIALIZED (
         started_at = now()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
-              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent
+              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.worker_faults
 )
 SELECT id, queue,
        (CASE WHEN @check_payloads::boolean THEN baton.readable(payload) ELSE payload END)::jsonb AS payload,
        priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
-       started_at::timestamptz AS started_at, parent_id, trace_parent
+       started_at::timestamptz AS started_at, parent_id, trace_parent, worker_faults
 FROM claimed
 ORDER BY priority, run_at, id;
 
@@ -121,7 +121,8 @@ SET state = 'running',
 FROM locked
 WHERE j.id = locked.id
 RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts::integer AS max_attempts, j.lease_token,
-          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases;
+          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases,
+          j.worker_faults;
 
 -- name: JobStartAlone :execrows
 -- Marks a held isolated job's run as alone (its worker has nothing else in
@@ -220,24 +221,33 @@ ORDER BY d.id;
 -- name: JobFail :one
 -- Records a failed attempt, fenced by the lease token: retrying after the
 -- given delay, or dead when attempts are exhausted or the failure is
--- permanent, with how long the handler ran. An unreadable job (a poison row:
--- its payload cannot be written out) is permanent, and its payload moves
--- aside to unreadable_payload, so that reading the job costs nothing. A retry sends a wake-up hint
--- naming its queue with "@" (a job not due yet), so that idle replicas set
--- an alarm for it (the notified CTE is joined so that it runs).
+-- permanent, with how long the handler ran.
+--
+-- A failure for a resource the worker itself ran out of (worker_fault: no
+-- file descriptors, no memory) is not the job's: up to max_worker_faults of
+-- them per job are not counted as attempts, so that a worker in trouble
+-- cannot use up its jobs' attempts, and the job still ends. An unreadable
+-- job (a poison row: its payload cannot be written out) is permanent, and
+-- its payload moves aside to unreadable_payload, so that reading the job
+-- costs nothing. A retry sends a wake-up hint naming its queue with "@" (a
+-- job not due yet), so that idle replicas set an alarm for it (the notified
+-- CTE is joined so that it runs).
 WITH attempt AS (
-    -- The attempt's due time, before the retry moves run_at. Read in the
-    -- statement's snapshot: while the token matches, nothing else moves it.
-    SELECT id, run_at FROM baton.jobs
-    WHERE id = @id::bigint AND lease_token = @lease_token::bigint AND state = 'running'
+    -- The attempt's due time, before the retry moves run_at, and what
+    -- becomes of the job. Read in the statement's snapshot: while the token
+    -- matches, nothing else moves it.
+    SELECT id, run_at, uncounted, NOT uncounted AND (@permanent::boolean OR attempts >= max_attempts) AS dead
+    FROM (SELECT id, run_at, attempts, max_attempts,
+                 @worker_fault::boolean AND worker_faults < @max_worker_faults::integer AS uncounted
+          FROM baton.jobs
+          WHERE id = @id::bigint AND lease_token = @lease_token::bigint AND state = 'running') j
 ), failed AS (
     UPDATE baton.jobs j
-    SET state = CASE WHEN @permanent::boolean OR j.attempts >= j.max_attempts
-                     THEN 'dead' ELSE 'retrying' END::baton.job_state,
-        run_at = CASE WHEN @permanent::boolean OR j.attempts >= j.max_attempts
-                      THEN j.run_at ELSE now() + interval '1 millisecond' * @delay_ms::bigint END,
-        finished_at = CASE WHEN @permanent::boolean OR j.attempts >= j.max_attempts
-                           THEN now() END,
+    SET state = CASE WHEN a.dead THEN 'dead' ELSE 'retrying' END::baton.job_state,
+        run_at = CASE WHEN a.dead THEN j.run_at ELSE now() + interval '1 millisecond' * @delay_ms::bigint END,
+        finished_at = CASE WHEN a.dead THEN now() END,
+        attempts = j.attempts - a.uncounted::integer,
+        worker_faults = j.worker_faults + a.uncounted::integer,
         last_error = @error::text,
         payload = CASE WHEN @unreadable::boolean THEN 'null'::jsonb ELSE j.payload END,
         unreadable_payload = CASE WHEN @unreadable::boolean THEN j.payload ELSE j.unreadable_payload END,
@@ -245,19 +255,21 @@ WITH attempt AS (
         leased_by = NULL,
         isolated = false, -- it failed, but its worker lived: it need not run alone
         alone_since = NULL
-    WHERE j.id = @id::bigint
+    FROM attempt a
+    WHERE j.id = a.id
       AND j.lease_token = @lease_token::bigint
       AND j.state = 'running'
-    RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at
+    RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at, a.run_at AS due_at, a.uncounted
 ), events AS (
+    -- The event carries the attempt that ran, whether or not it counts.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at, run_us)
-    SELECT f.id, 'running', f.state, f.attempts, @lease_token::bigint, @worker_id::text, f.last_error, f.started_at,
-           a.run_at, @run_us::bigint
-    FROM failed f JOIN attempt a USING (id)
+    SELECT id, 'running', state, attempts + uncounted::integer, @lease_token::bigint, @worker_id::text, last_error, started_at,
+           due_at, @run_us::bigint
+    FROM failed
 ), notified AS (
     SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM failed WHERE state = 'retrying'
 )
-SELECT id, state, attempts, run_at FROM failed CROSS JOIN notified;
+SELECT id, state, attempts, run_at, coalesce(uncounted, false)::boolean AS uncounted FROM failed CROSS JOIN notified;
 
 -- name: JobReleaseMany :many
 -- Gives running jobs back on shutdown, fenced by their lease tokens: they are
@@ -401,7 +413,7 @@ WITH target AS MATERIALIZED (
 ), retried AS (
     UPDATE baton.jobs j
     SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL,
-        payload = coalesce(j.unreadable_payload, j.payload), unreadable_payload = NULL
+        payload = coalesce(j.unreadable_payload, j.payload), unreadable_payload = NULL, worker_faults = 0
     FROM target
     WHERE j.id = target.id
     RETURNING j.id, j.queue, j.lease_token, target.state AS from_state

@@ -128,6 +128,7 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 				Priority: int(r.Priority), ParentID: r.ParentID, CreatedAt: r.CreatedAt,
 			},
 			token: r.LeaseToken, traceParent: deref(r.TraceParent), pickup: r.StartedAt.Sub(r.RunAt),
+			faults: int(r.WorkerFaults),
 		}
 		if r.Payload == nil { // only a claim with payloads checked returns one (the column is NOT NULL)
 			s.jobLog(c.job).Error("poison row: its payload cannot be read; the job ends dead, its payload kept in baton.jobs.unreadable_payload")

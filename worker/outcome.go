@@ -3,8 +3,10 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -18,10 +20,15 @@ func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 	// Not cancelled by shutdown: the attempt's outcome must be recorded.
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
-	delay := backoff(job.Attempt, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D())
+	fault := workerFault(herr) && !IsPermanent(herr)
+	if fault {
+		herr = fmt.Errorf("%w (the worker ran out of a resource: up to %d such failures of a job are not counted as attempts)", herr, maxWorkerFaults)
+	}
+	delay := backoff(job.Attempt+c.faults, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D())
 	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
 		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
 			ID: job.ID, LeaseToken: c.token, Error: errorText(herr), Permanent: IsPermanent(herr), Unreadable: errors.Is(herr, errUnreadable),
+			WorkerFault: fault, MaxWorkerFaults: maxWorkerFaults,
 			DelayMs: delay.Milliseconds(), WorkerID: s.w.cfg.ID, RunUs: ran.Microseconds(),
 		})
 	})
@@ -35,11 +42,29 @@ func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 	default:
 		s.w.stats.failed.Add(1)
 		s.w.metrics.finished.WithLabelValues(s.cfg.Queue, string(row.State)).Inc()
-		s.jobLog(job).Info("attempt failed", "state", row.State, "error", herr)
+		s.jobLog(job).Info("attempt failed", "state", row.State, "counted", !row.Uncounted, "error", herr)
 		if row.State == db.BatonJobStateRetrying {
 			s.wakeIn(delay) // the retry starts on time, not at the next poll
 		}
 	}
+}
+
+// maxWorkerFaults bounds the failures per job that are not counted as
+// attempts because the worker ran out of a resource (JobFail): each one
+// extends the job's time to a terminal state by at most lease + max_backoff.
+const maxWorkerFaults = 10
+
+// workerFault reports whether a handler failed because its worker ran out of
+// a resource (file descriptors, memory, processes), not for its job: an
+// exec handler that could not start, an http handler that could not open a
+// socket, or a Go handler's error wrapping such an errno.
+func workerFault(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.EAGAIN} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // retryDB retries a fenced, idempotent write while the database is

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"unicode/utf8"
 
@@ -237,4 +238,36 @@ func TestARowThatCannotBeReadFailsItsJobAloneAndTheQueueWorks(t *testing.T) {
 	w.Stop(t)
 	require.NoError(t, db.Retry(ctx, b.pool, poison))
 	require.Equal(t, 8300, count(t, b.pool, "SELECT jsonb_array_length(payload) FROM baton.jobs WHERE id = $1 AND unreadable_payload IS NULL", poison))
+}
+
+// A handler that fails because its worker ran out of a resource (here: no
+// file descriptors) does not use its job's attempts, up to a bound per job,
+// so the job still ends. Before, a worker whose descriptors a flood of
+// connections had taken failed every job it ran, and each ended dead.
+func TestFailuresOfTheWorkersOwnResourcesAreNotCountedUpToABound(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var mu sync.Mutex
+	runs := map[string]int{}
+	name := b.handle(worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		runs[string(j.Payload)]++
+		if string(j.Payload) == `"always"` || runs[string(j.Payload)] <= 3 {
+			return nil, fmt.Errorf("opening a pipe: %w", syscall.EMFILE)
+		}
+		return nil, nil
+	}))
+	b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 1\n    backoff: 10ms\n    max_backoff: 20ms\n", name))
+
+	s := b.waitState(b.submit(`"three times"`), "succeeded")
+	require.Equal(t, int32(1), s.Attempts, "three failures of the worker's own, then one counted attempt")
+	errs := failedAttempts(s)
+	require.Len(t, errs, 3)
+	require.Contains(t, errs[0], "too many open files (the worker ran out of a resource: up to 10 such failures of a job are not counted as attempts)")
+
+	s = b.waitState(b.submit(`"always"`), "dead")
+	require.Len(t, failedAttempts(s), 11, "ten not counted, then its one attempt")
+	require.Equal(t, int32(1), s.Attempts)
+	require.Equal(t, 10, count(t, b.pool, "SELECT worker_faults FROM baton.jobs WHERE id = $1", s.ID))
 }

@@ -146,12 +146,15 @@ func PoolSize(p *Pipeline) int32 {
 	return int32(min(total, max(4, 2*runtime.GOMAXPROCS(0))) + len(p.Stages) + 2)
 }
 
+// ErrNotWorking is Ready's answer while the worker starts or drains.
+var ErrNotWorking = errors.New("not working: starting or shutting down")
+
 // Ready reports whether the worker is working: Run has started its stages,
 // is not draining for shutdown, and the database answers. It is what a
 // replica's readiness probe asks (baton worker --metrics-addr: /readyz).
 func (w *Worker) Ready(ctx context.Context) error {
 	if !w.working.Load() {
-		return errors.New("not working: starting or shutting down")
+		return ErrNotWorking
 	}
 	if err := w.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("the database does not answer: %w", db.MapError(err))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/worker"
 )
@@ -53,7 +55,7 @@ func workerCmd(ctx context.Context, args []string) error {
 	metrics := prometheus.NewRegistry() // this replica's
 	var ready readiness                 // set once the worker exists
 	if *metricsAddr != "" {
-		stop, err := serveMetrics(*metricsAddr, metrics, &ready)
+		stop, err := serveMetrics(*metricsAddr, metrics, &ready, logger())
 		if err != nil {
 			return err
 		}
@@ -104,11 +106,16 @@ type readiness = atomic.Pointer[worker.Worker]
 // process's, at /metrics on addr until stop is called, and its probes:
 // /healthz (the process answers) and /readyz (the worker works: its
 // stages run and the database answers; 503 while it starts, connects or
-// drains).
-func serveMetrics(addr string, metrics prometheus.Gatherer, ready *readiness) (stop func(), err error) {
+// drains). It has the API's limits (api.NewHTTPServer) and at most
+// metricsConns connections: whoever reaches the port cannot take the
+// descriptors the worker's handlers need.
+func serveMetrics(addr string, metrics prometheus.Gatherer, ready *readiness, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	if !loopback(ln.Addr()) {
+		log.Warn("the worker's metrics and probes answer beyond loopback: anyone who reaches the port can read them", "addr", ln.Addr().String())
 	}
 	runtime := prometheus.NewRegistry()
 	runtime.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -118,17 +125,32 @@ func serveMetrics(addr string, metrics prometheus.Gatherer, ready *readiness) (s
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		err := errors.New("not working: starting")
+		err := worker.ErrNotWorking
 		if wk := ready.Load(); wk != nil {
 			err = wk.Ready(ctx)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, worker.ErrNotWorking):
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		case err != nil: // its detail names the database's host, user and name: the log has it
+			log.Debug("not ready", "error", err)
+			http.Error(w, "the database does not answer", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	srv := api.NewHTTPServer(mux, log)
+	go func() { _ = srv.Serve(api.LimitConns(ln, metricsConns)) }()
 	return func() { _ = srv.Close() }, nil
+}
+
+// metricsConns caps the connections a worker's metrics server keeps open
+// at once: a few scrapers and probes need far fewer.
+const metricsConns = 32
+
+// loopback reports whether addr is a loopback address.
+func loopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }

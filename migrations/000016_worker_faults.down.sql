@@ -1,0 +1,1 @@
+ALTER TABLE baton.jobs DROP COLUMN worker_faults;
