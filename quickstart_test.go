@@ -2,6 +2,8 @@ package baton_test
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,8 +20,11 @@ import (
 
 // TestMakeRunWithoutPostgres runs the README's `make run` where nothing
 // answers on 127.0.0.1:5432 (a fresh network namespace: the machine's own
-// server listens outside it), then follows what it prints: the curl, and the
-// README's next steps with the DATABASE_URL it says to export.
+// server listens outside it), from a private (0700) folder, as root, then
+// follows what it prints: the curl, and the README's next steps with the
+// DATABASE_URL it says to export. Another local user cannot get into the
+// cluster it made: before, it trusted every connection on 127.0.0.1, and its
+// socket let anyone in as superuser (COPY … TO PROGRAM ran as its owner).
 func TestMakeRunWithoutPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own")
@@ -27,7 +32,7 @@ func TestMakeRunWithoutPostgres(t *testing.T) {
 	if os.Getuid() != 0 {
 		testenv.Missing(t, "a network namespace needs root")
 	}
-	for _, tool := range []string{"ip", "make", "curl"} {
+	for _, tool := range []string{"ip", "make", "curl", "useradd", "userdel", "runuser"} {
 		testenv.LookPath(t, "make run's test", tool)
 	}
 	// Built outside the namespace, where the module proxy is reachable.
@@ -41,11 +46,11 @@ func TestMakeRunWithoutPostgres(t *testing.T) {
 	out, err = exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
-	// The cluster runs as postgres, which must reach its folder.
+	// A private folder: the cluster runs as postgres, which cannot enter it.
 	tmp := t.TempDir()
-	require.NoError(t, os.Chmod(filepath.Dir(tmp), 0o755))
-	require.NoError(t, os.Chmod(tmp, 0o755))
-	env := append(os.Environ(), "BATON_DEV_DIR="+filepath.Join(tmp, "dev"), "DATABASE_URL=")
+	require.NoError(t, os.Chmod(tmp, 0o700))
+	dev := filepath.Join(tmp, "dev")
+	env := append(os.Environ(), "BATON_DEV_DIR="+dev, "DATABASE_URL=")
 	inNS := func(args ...string) *exec.Cmd {
 		c := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
 		c.Env = env
@@ -64,6 +69,9 @@ func TestMakeRunWithoutPostgres(t *testing.T) {
 		_ = run.Wait()
 		out, err := inNS("make", "stop").CombinedOutput()
 		require.NoError(t, err, "%s", out)
+		// The cluster's data: in a folder of postgres's own, named for dev.
+		sum := sha256.Sum256([]byte(dev))
+		require.NoError(t, os.RemoveAll(filepath.Join("/var/lib/postgresql/baton-dev", hex.EncodeToString(sum[:])[:16])))
 	})
 
 	printed := make(chan []string, 1)
@@ -97,6 +105,26 @@ func TestMakeRunWithoutPostgres(t *testing.T) {
 	require.Contains(t, find("Database: "), "postgres://postgres@127.0.0.1:54329/baton")
 	exportLine := find("export DATABASE_URL=")
 	url := strings.Trim(strings.TrimPrefix(exportLine, "export DATABASE_URL="), "'")
+	require.NotContains(t, url, ":"+"postgres@", "no password in the URL")
+	info, err := os.Stat(filepath.Join(dev, "pgpass"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "the password is its owner's only")
+
+	// Another local user gets in neither over TCP nor through the socket.
+	other := fmt.Sprintf("baton-other-%d", os.Getpid())
+	out, err = exec.Command("useradd", "--no-create-home", "--shell", "/bin/sh", other).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	t.Cleanup(func() { _ = exec.Command("userdel", other).Run() })
+	sockets, _ := filepath.Glob("/var/lib/postgresql/baton-dev/*")
+	require.NotEmpty(t, sockets)
+	for _, host := range append([]string{"127.0.0.1"}, sockets...) {
+		c := inNS("runuser", "-u", other, "--", "psql", "-X", "-w", "-h", host, "-p", "54329", "-U", "postgres", "-d", "postgres",
+			"-c", "SELECT 1")
+		c.Dir = "/"
+		out, err := c.CombinedOutput()
+		require.Error(t, err, "user %s got in through %s: %s", other, host, out)
+		require.Regexp(t, `password|Permission denied|No such file`, string(out), host)
+	}
 
 	// The curl it prints, pasted.
 	out, err = inNS("sh", "-c", find("curl -sS -X POST")).CombinedOutput()

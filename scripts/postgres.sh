@@ -63,32 +63,93 @@ as_cluster_owner() {
 	fi
 }
 
-# local_cluster DIR PORT makes sure a project-local cluster with its data in
-# DIR answers on 127.0.0.1:PORT (trust auth for user postgres, loopback only,
-# its socket in DIR), creating it when DIR holds none and starting it when it
-# is down. It keeps running afterwards: stop_local_cluster DIR stops it.
-local_cluster() {
-	local dir=$1 port=$2 bin
-	bin=$(pg_bindir) || return 1
-	mkdir -p "$dir" && dir=$(cd "$dir" && pwd)
-	[ "$(id -u)" = 0 ] && chown postgres: "$dir"
-	if [ ! -s "$dir/data/PG_VERSION" ]; then
-		echo "creating a PostgreSQL cluster in $dir/data (port $port)" >&2
-		as_cluster_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 ||
-			{ cat "$dir/initdb.log" >&2; return 1; }
-		printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n" "$port" "$dir" \
-			>>"$dir/data/postgresql.conf"
+# cluster_home DIR prints where the project-local cluster of DIR keeps its
+# data and its socket: DIR itself, unless we are root. The cluster then runs
+# as postgres, which cannot reach DIR inside a private (0700) folder, such as
+# root's home or a mktemp -d: it gets a folder of postgres's own, named for
+# DIR. (A cluster an earlier version made in DIR stays there.)
+cluster_home() {
+	local dir=$1 key
+	if [ "$(id -u)" != 0 ] || [ -s "$dir/data/PG_VERSION" ]; then
+		echo "$dir"
+		return
 	fi
-	as_cluster_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 && return 0
-	echo "starting the PostgreSQL cluster in $dir/data" >&2
-	as_cluster_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null ||
-		{ tail -n 20 "$dir/postgres.log" >&2; return 1; }
+	key=$(printf %s "$dir" | sha256sum | cut -c1-16)
+	echo "$(getent passwd postgres | cut -d: -f6)/baton-dev/$key"
+}
+
+# cluster_url DIR PORT prints the URL of the project-local cluster's baton
+# database. Its password stays in DIR/pgpass (mode 0600), named by the URL's
+# passfile, so that neither the URL nor ps shows it.
+cluster_url() {
+	echo "postgres://postgres@127.0.0.1:$2/baton?sslmode=disable&passfile=$1/pgpass"
+}
+
+# local_cluster DIR PORT makes sure a project-local cluster answers on
+# 127.0.0.1:PORT, creating it when there is none and starting it when it is
+# down. Only its owner gets in: a password (scram-sha-256) on every
+# connection, kept in DIR/pgpass, and a socket in a folder only the owner
+# can enter (cluster_home). A cluster an earlier version made with trust
+# auth gets a password too. It keeps running afterwards: stop_local_cluster
+# DIR stops it.
+local_cluster() {
+	local dir=$1 port=$2 bin home
+	bin=$(pg_bindir) || return 1
+	mkdir -p "$dir" && dir=$(cd "$dir" && pwd) && chmod 700 "$dir" || return 1
+	home=$(cluster_home "$dir")
+	if [ "$home" != "$dir" ]; then
+		mkdir -p "$home" && chown postgres: "$(dirname "$home")" "$home" && chmod 700 "$(dirname "$home")" "$home" || return 1
+	fi
+	if [ ! -s "$home/data/PG_VERSION" ]; then
+		echo "creating a PostgreSQL cluster in $home/data (port $port)" >&2
+		rm -f "$dir/pgpass"
+		new_password "$dir" "$port" || return 1
+		(umask 077 && cut -d: -f5 "$dir/pgpass" >"$home/pwfile") || return 1
+		if [ "$(id -u)" = 0 ]; then chown postgres: "$home/pwfile" || return 1; fi
+		as_cluster_owner "$bin/initdb" -D "$home/data" -U postgres -A scram-sha-256 --pwfile="$home/pwfile" -E UTF8 \
+			--no-instructions >"$dir/initdb.log" 2>&1
+		local rc=$?
+		rm -f "$home/pwfile"
+		[ $rc = 0 ] || { cat "$dir/initdb.log" >&2; return 1; }
+		printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nunix_socket_permissions = 0700\n" \
+			"$port" "$home" >>"$home/data/postgresql.conf"
+	fi
+	if ! as_cluster_owner "$bin/pg_ctl" -D "$home/data" status >/dev/null 2>&1; then
+		echo "starting the PostgreSQL cluster in $home/data" >&2
+		as_cluster_owner "$bin/pg_ctl" -D "$home/data" -l "$home/postgres.log" -w -t 60 start >/dev/null ||
+			{ tail -n 20 "$home/postgres.log" >&2; return 1; }
+	fi
+	[ -s "$dir/pgpass" ] || secure_trusting_cluster "$dir" "$home" "$port" "$bin"
+}
+
+# new_password DIR PORT writes a new random password for postgres to
+# DIR/pgpass, in the format of libpq's password file, readable by us only.
+new_password() {
+	local pw
+	pw=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n') && [ ${#pw} = 48 ] || return 1
+	(umask 077 && echo "127.0.0.1:$2:*:postgres:$pw" >"$1/pgpass")
+}
+
+# secure_trusting_cluster DIR HOME PORT BIN gives a cluster made by an earlier
+# version (trust auth, a socket anyone could enter) a password and password
+# auth, and restarts it with a socket only its owner can enter.
+secure_trusting_cluster() {
+	local dir=$1 home=$2 port=$3 bin=$4
+	echo "giving the PostgreSQL cluster in $home/data a password (it trusted every local user)" >&2
+	new_password "$dir" "$port" || return 1
+	as_cluster_owner "$bin/psql" -X -q -h "$home" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+		-c "ALTER ROLE postgres PASSWORD '$(cut -d: -f5 "$dir/pgpass")'" >/dev/null || { rm -f "$dir/pgpass"; return 1; }
+	as_cluster_owner sh -c 'printf "local all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n" >"$1/pg_hba.conf" &&
+		echo "unix_socket_permissions = 0700" >>"$1/postgresql.conf"' sh "$home/data" &&
+		as_cluster_owner "$bin/pg_ctl" -D "$home/data" -l "$home/postgres.log" -w -t 60 -m fast restart >/dev/null
 }
 
 # stop_local_cluster DIR stops the cluster local_cluster started, if it runs.
 stop_local_cluster() {
-	local dir=$1 bin
-	[ -s "$dir/data/PG_VERSION" ] && bin=$(pg_bindir) || { echo "no cluster in $dir" >&2; return 0; }
-	as_cluster_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 || { echo "the cluster in $dir is not running" >&2; return 0; }
-	as_cluster_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >&2
+	local dir home bin
+	dir=$(cd "$1" 2>/dev/null && pwd) || { echo "no cluster in $1" >&2; return 0; }
+	home=$(cluster_home "$dir")
+	[ -s "$home/data/PG_VERSION" ] && bin=$(pg_bindir) || { echo "no cluster in $dir" >&2; return 0; }
+	as_cluster_owner "$bin/pg_ctl" -D "$home/data" status >/dev/null 2>&1 || { echo "the cluster in $home is not running" >&2; return 0; }
+	as_cluster_owner "$bin/pg_ctl" -D "$home/data" -m fast -w stop >&2
 }
