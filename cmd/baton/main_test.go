@@ -342,6 +342,25 @@ func TestMigrateCommands(t *testing.T) {
 	require.Zero(t, r.code, r.stderr)
 	require.Equal(t, fmt.Sprintf("version: %d\n", latest), r.stdout)
 
+	// Past what is applied, and to a version the binary does not have:
+	// refused in one line, nothing changed. Before, down 100 undid every
+	// migration (the schema and every job) and then exited 1; force 999
+	// exited 0 and broke up and down.
+	for _, args := range [][]string{{"down", "100"}, {"down", strconv.Itoa(latest + 1)}, {"force", "999"}, {"force", strconv.Itoa(latest + 1)}} {
+		r = baton(t, fresh, "", append([]string{"migrate"}, args...)...)
+		require.Equal(t, 2, r.code, "%v: %s", args, r.stderr)
+		require.Equal(t, 1, strings.Count(r.stderr, "\n"), "%v: one line: %s", args, r.stderr)
+		r = baton(t, fresh, "", "migrate", "version")
+		require.Equal(t, fmt.Sprintf("version: %d\n", latest), r.stdout, "%v changed the schema", args)
+	}
+	require.Contains(t, baton(t, fresh, "", "migrate", "down", "100").stderr, fmt.Sprintf("only %d migrations are applied; nothing was undone", latest))
+	r = baton(t, fresh, "", "migrate", "down", strconv.Itoa(latest))
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "version: none\n", r.stdout, "down N with every migration applied")
+	require.Equal(t, 2, baton(t, fresh, "", "migrate", "down", "1").code, "nothing applied")
+	r = baton(t, fresh, "", "migrate", "up")
+	require.Zero(t, r.code, r.stderr)
+
 	r = baton(t, fresh, "", "migrate", "down", "--all")
 	require.Zero(t, r.code, r.stderr)
 	require.Equal(t, "version: none\n", r.stdout)

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
 
 	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/migrations"
 )
 
 func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
@@ -44,6 +48,9 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	if err := checkMigrateTarget(m, pos[0], n); err != nil {
+		return err
+	}
 	switch pos[0] {
 	case "up":
 		err = m.Up()
@@ -73,4 +80,58 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "version: %d\n", v)
 	}
 	return nil
+}
+
+// checkMigrateTarget refuses, before anything changes, a down N past what is
+// applied (golang-migrate would undo everything, then fail: the schema and
+// every job gone, as down --all, which must be asked for by name) and a force
+// to a version this binary does not have (which breaks up and down after).
+func checkMigrateTarget(m *migrate.Migrate, verb string, n int) error {
+	versions, err := embeddedVersions()
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "force":
+		if !slices.Contains(versions, n) {
+			return usagef("migrate force %d: this binary has no migration %d (it has 1 to %d)", n, n, versions[len(versions)-1])
+		}
+	case "down":
+		if n == 0 { // --all
+			return nil
+		}
+		v, _, err := m.Version()
+		if err != nil && !errors.Is(err, migrate.ErrNilVersion) {
+			return fmt.Errorf("migrate version: %w", err)
+		}
+		applied := 0
+		for _, e := range versions {
+			if err == nil && e <= int(v) {
+				applied++
+			}
+		}
+		if n > applied {
+			return usagef("migrate down %d: only %d migrations are applied; nothing was undone (down --all removes Baton's schema and every job)", n, applied)
+		}
+	}
+	return nil
+}
+
+// embeddedVersions lists the versions of the migrations this binary holds,
+// in order.
+func embeddedVersions() ([]int, error) {
+	names, err := fs.Glob(migrations.FS, "*.up.sql")
+	if err != nil {
+		return nil, err
+	}
+	var versions []int
+	for _, name := range names {
+		v, err := strconv.Atoi(name[:strings.IndexByte(name, '_')])
+		if err != nil {
+			return nil, fmt.Errorf("embedded migration %s: %w", name, err)
+		}
+		versions = append(versions, v)
+	}
+	slices.Sort(versions)
+	return versions, nil
 }
