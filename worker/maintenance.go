@@ -19,13 +19,15 @@ const maintenanceBatch = 1000
 // which one replica wins), so every replica runs them at once without a
 // leader. Beside it, finished jobs past retention r are pruned (Prune, in
 // retention.go: one replica at a time) every ten intervals, or at once again
-// while pruning is behind, and tables with many dead rows are vacuumed
-// (Vacuum, in vacuum.go).
-func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, r Retention, log *slog.Logger) {
+// while pruning is behind, tables with many dead rows are vacuumed (Vacuum,
+// in vacuum.go), and reporting sessions past limits l are ended every five
+// intervals (readers.go).
+func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, r Retention, l ReaderLimits, log *slog.Logger) {
 	var loops sync.WaitGroup
 	defer loops.Wait()
 	loops.Go(func() { runPrune(ctx, pool, 10*interval, r, log) })
 	loops.Go(func() { runVacuum(ctx, pool, interval, log) })
+	loops.Go(func() { runReaderLimits(ctx, pool, 5*interval, l, log) })
 	every(ctx, interval, func() { Maintain(ctx, pool, log) })
 }
 

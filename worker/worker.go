@@ -38,6 +38,9 @@ type Config struct {
 	// Retention is how long finished jobs are kept where their queue sets
 	// none. Defaults to DefaultRetention.
 	Retention Retention
+	// ReaderLimits bound the transactions of the reporting role's sessions;
+	// maintenance ends those past them. Defaults to DefaultReaderLimits.
+	ReaderLimits ReaderLimits
 	// PollOnly turns off LISTEN/NOTIFY wake-ups (for PgBouncer in transaction
 	// pooling mode, which cannot LISTEN): stages then find new jobs by polling.
 	PollOnly bool
@@ -204,7 +207,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		heartbeats.Go(func() { s.heartbeatLoop(hbCtx) })
 		completers.Go(func() { s.completer(s.completions) })
 	}
-	loops.Go(func() { RunMaintenance(ctx, w.pool, w.cfg.MaintenanceInterval, w.cfg.Retention, w.log) })
+	loops.Go(func() {
+		RunMaintenance(ctx, w.pool, w.cfg.MaintenanceInterval, w.cfg.Retention, w.cfg.ReaderLimits, w.log)
+	})
 	if !w.cfg.PollOnly {
 		loops.Go(func() { w.listen(ctx) })
 	}

@@ -55,6 +55,9 @@ Environment:
   BATON_RETAIN_SUCCEEDED, BATON_RETAIN_DEAD, BATON_RETAIN_CANCELED
                      how long serve, worker and dev keep finished jobs where the
                      queue sets nothing (default 24h, 168h, 168h; or forever)
+  BATON_READER_IDLE_LIMIT, BATON_READER_TRANSACTION_LIMIT
+                     when serve, worker and dev end a baton_reader session idle in
+                     a transaction, or in one at all (default 1m, 5m)
   BATON_CONFIG, BATON_WORKER_ID, BATON_POLL_ONLY, BATON_METRICS_ADDR
                      worker's --config, --id, --poll-only, --metrics-addr
   BATON_LOG_LEVEL    debug, info, warn or error (default info)

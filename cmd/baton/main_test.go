@@ -197,6 +197,8 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 		{"QueuePauseBadName", []string{"queue", "pause", "Bad Q"}, "", "queue name must be"},
 		{"ServeBadRetention", []string{"serve", "--retain-succeeded", "soon"}, "", `--retain-succeeded: `},
 		{"WorkerBadRetention", []string{"worker", "--config", catPipeline, "--retain-canceled", "-1h"}, "", `--retain-canceled: `},
+		{"ServeReaderLimitTooShort", []string{"serve", "--reader-idle-limit", "500ms"}, "", `--reader-idle-limit "500ms": want a duration of at least 1s`},
+		{"WorkerBadReaderLimit", []string{"worker", "--config", catPipeline, "--reader-transaction-limit", "soon"}, "", `--reader-transaction-limit "soon"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

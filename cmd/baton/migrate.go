@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
 
 	"github.com/baton-run/baton/db"
-	"github.com/baton-run/baton/migrations"
 )
 
 func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
@@ -53,7 +50,7 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch pos[0] {
 	case "up":
-		err = m.Up()
+		err = db.Up(ctx, m, logger())
 	case "down":
 		if *all {
 			err = m.Down()
@@ -87,7 +84,7 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 // every job gone, as down --all, which must be asked for by name) and a force
 // to a version this binary does not have (which breaks up and down after).
 func checkMigrateTarget(m *migrate.Migrate, verb string, n int) error {
-	versions, err := embeddedVersions()
+	versions, err := db.MigrationVersions()
 	if err != nil {
 		return err
 	}
@@ -115,23 +112,4 @@ func checkMigrateTarget(m *migrate.Migrate, verb string, n int) error {
 		}
 	}
 	return nil
-}
-
-// embeddedVersions lists the versions of the migrations this binary holds,
-// in order.
-func embeddedVersions() ([]int, error) {
-	names, err := fs.Glob(migrations.FS, "*.up.sql")
-	if err != nil {
-		return nil, err
-	}
-	var versions []int
-	for _, name := range names {
-		v, err := strconv.Atoi(name[:strings.IndexByte(name, '_')])
-		if err != nil {
-			return nil, fmt.Errorf("embedded migration %s: %w", name, err)
-		}
-		versions = append(versions, v)
-	}
-	slices.Sort(versions)
-	return versions, nil
 }

@@ -25,7 +25,7 @@ type serveFlags struct {
 	addr          string
 	insecure      bool
 	metricsQueues string
-	retain        retentionFlags
+	maintain      maintenanceFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -33,7 +33,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.insecure, "insecure-no-auth", false, "allow listening beyond loopback with no BATON_API_TOKENS")
 	fs.StringVar(&f.metricsQueues, "metrics-queues", os.Getenv("BATON_METRICS_QUEUES"),
 		"how many queues /metrics names; the rest are summed as queue=\"_other\" (env BATON_METRICS_QUEUES; default 100)")
-	f.retain.register(fs)
+	f.maintain.register(fs)
 }
 
 // listen opens the API's listener, refusing to expose an unauthenticated
@@ -59,6 +59,7 @@ func (f *serveFlags) listen(tokens []string) (net.Listener, error) {
 // retention policy, the API's tokens and its listener.
 type opened struct {
 	retention     worker.Retention
+	readerLimits  worker.ReaderLimits
 	tokens        []string
 	metricsQueues int // 0: the API's default
 	ln            net.Listener
@@ -66,7 +67,10 @@ type opened struct {
 
 // open checks the shared flags and the tokens, and opens the listener.
 func (f *serveFlags) open() (o opened, err error) {
-	if o.retention, err = f.retain.retention(); err != nil {
+	if o.retention, err = f.maintain.retention(); err != nil {
+		return o, err
+	}
+	if o.readerLimits, err = f.maintain.readerLimits(); err != nil {
 		return o, err
 	}
 	if o.tokens, err = apiTokens(); err != nil {
@@ -98,7 +102,7 @@ func apiTokens() ([]string, error) {
 
 // serveCmd runs the REST API and maintenance (reaper, promotion, key pruning).
 func serveCmd(ctx context.Context, args []string) error {
-	fs := newCommand("serve", "baton serve [--addr HOST:PORT] [--insecure-no-auth] [--metrics-queues N] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
+	fs := newCommand("serve", "baton serve [--addr HOST:PORT] [--insecure-no-auth] [--metrics-queues N] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--reader-idle-limit D] [--reader-transaction-limit D]")
 	var f serveFlags
 	f.register(fs.FlagSet)
 	if pos, err := fs.parse(args); err != nil {
@@ -124,7 +128,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	log := logger()
 	log.Info("serving", "addr", o.ln.Addr().String(), "auth", len(o.tokens) > 0)
 	var wg sync.WaitGroup
-	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, o.retention, log) })
+	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, o.retention, o.readerLimits, log) })
 	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing, MetricsQueues: o.metricsQueues}).Serve(ctx, o.ln)
 	wg.Wait()
 	return err
@@ -133,7 +137,7 @@ func serveCmd(ctx context.Context, args []string) error {
 // devCmd is the quick start: migrate, then serve the API and work a pipeline
 // in one process.
 func devCmd(ctx context.Context, args []string, stdout *os.File) error {
-	fs := newCommand("dev", "baton dev --config FILE [--addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
+	fs := newCommand("dev", "baton dev --config FILE [--addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--reader-idle-limit D] [--reader-transaction-limit D]")
 	var f serveFlags
 	f.register(fs.FlagSet)
 	config := fs.String("config", os.Getenv("BATON_CONFIG"), "pipeline file (YAML) (env BATON_CONFIG)")
@@ -174,7 +178,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 		return err
 	}
 	metrics := prometheus.NewRegistry() // the worker's, served beside the API's
-	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: o.retention, Metrics: metrics, TracerProvider: tracing})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: o.retention, ReaderLimits: o.readerLimits, Metrics: metrics, TracerProvider: tracing})
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 )
 
 func workerCmd(ctx context.Context, args []string) error {
-	fs := newCommand("worker", "baton worker --config FILE [--id NAME] [--poll-only] [--metrics-addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]")
+	fs := newCommand("worker", "baton worker --config FILE [--id NAME] [--poll-only] [--metrics-addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--reader-idle-limit D] [--reader-transaction-limit D]")
 	pollDefault, err := envBool("BATON_POLL_ONLY")
 	if err != nil {
 		return err
@@ -32,8 +32,8 @@ func workerCmd(ctx context.Context, args []string) error {
 	id := fs.String("id", os.Getenv("BATON_WORKER_ID"), "name of this replica in leases and history (env BATON_WORKER_ID; default hostname-pid)")
 	pollOnly := fs.Bool("poll-only", pollDefault, "no LISTEN/NOTIFY wake-ups, for PgBouncer transaction pooling (env BATON_POLL_ONLY)")
 	metricsAddr := fs.String("metrics-addr", os.Getenv("BATON_METRICS_ADDR"), "serve Prometheus /metrics, /healthz and /readyz on this address (env BATON_METRICS_ADDR; default off)")
-	var retain retentionFlags
-	retain.register(fs.FlagSet)
+	var maintain maintenanceFlags
+	maintain.register(fs.FlagSet)
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -44,7 +44,11 @@ func workerCmd(ctx context.Context, args []string) error {
 	if *pollOnly, err = wakeups(fs.FlagSet, *pollOnly); err != nil {
 		return err
 	}
-	retention, err := retain.retention()
+	retention, err := maintain.retention()
+	if err != nil {
+		return err
+	}
+	readerLimits, err := maintain.readerLimits()
 	if err != nil {
 		return err
 	}
@@ -74,7 +78,7 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly, Retention: retention, Metrics: metrics, TracerProvider: tracing})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly, Retention: retention, ReaderLimits: readerLimits, Metrics: metrics, TracerProvider: tracing})
 	if err != nil {
 		return err
 	}

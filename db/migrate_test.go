@@ -1,0 +1,52 @@
+package db_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/testenv"
+)
+
+// A migration that must wait for a lock held by a long transaction elsewhere
+// (a report reading the jobs) gives up within its lock timeout, so writers
+// queued behind it go on, and runs again until it gets the lock. Before, it
+// waited for as long as the transaction lasted, and every submit with it.
+func TestAMigrationBlockedByALongTransactionGivesUpAndRunsAgain(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	ctx := context.Background()
+	m, err := db.Migrator(ctx, u)
+	require.NoError(t, err)
+	defer m.Close()
+	latest, _, err := m.Version()
+	require.NoError(t, err)
+	require.NoError(t, m.Steps(-1)) // the latest migration alters baton.jobs
+
+	reader, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = reader.Exec(ctx, "SELECT count(*) FROM baton.jobs")
+	require.NoError(t, err)
+
+	var logs testenv.Buffer
+	done := make(chan error, 1)
+	go func() { done <- db.Up(ctx, m, slog.New(slog.NewTextHandler(&logs, nil))) }()
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "could not take a lock in time") },
+		time.Minute, 10*time.Millisecond)
+	// Between its tries a submit goes through (a plain insert needs no lock
+	// the reader holds).
+	_, err = db.Submit(ctx, pool, db.NewJob{Queue: "a"})
+	require.NoError(t, err)
+	require.NoError(t, reader.Commit(ctx))
+	require.NoError(t, <-done)
+	v, dirty, err := m.Version()
+	require.NoError(t, err)
+	require.False(t, dirty)
+	require.Equal(t, latest, v)
+}
