@@ -3,6 +3,7 @@ package baton_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -56,6 +57,23 @@ func TestComposeFileIsValid(t *testing.T) {
 	dockerfile, err := os.ReadFile("Dockerfile")
 	require.NoError(t, err)
 	require.Regexp(t, `apt-get install [^\n]* curl`, string(dockerfile))
+
+	// Baton's services connect as a role of their own; the superuser's
+	// password is the postgres service's alone.
+	superuser := *pg.Environment["POSTGRES_PASSWORD"]
+	require.NotEmpty(t, superuser)
+	role := project.Configs["baton-role"].Content
+	require.Contains(t, role, "CREATE ROLE baton LOGIN PASSWORD")
+	require.Contains(t, role, "ALTER DATABASE baton OWNER TO baton")
+	for _, name := range []string{"migrate", "serve", "worker"} {
+		svc, err := project.GetService(name)
+		require.NoError(t, err)
+		require.True(t, strings.HasPrefix(*svc.Environment["DATABASE_URL"], "postgres://baton:"), name)
+		for k, v := range svc.Environment {
+			require.NotContains(t, *v, superuser, "%s's %s holds the superuser's password", name, k)
+		}
+	}
+	require.Equal(t, []string{"/docker-entrypoint-initdb.d/baton-role.sql"}, []string{pg.Configs[0].Target})
 
 	// The image copies examples/ to /etc/baton/examples: the file must be valid.
 	_, err = worker.LoadPipeline("examples/pipeline.yaml")

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +34,29 @@ var errTooLarge = fmt.Errorf("result larger than %d bytes", maxOutput)
 type execHandler struct {
 	argv  []string
 	guard *guard
+	env   []string // handlerEnv's: the job's own variables are added per run
+}
+
+// inheritedEnv are the variables of the worker's environment a handler
+// gets. The rest stay the worker's: its DATABASE_URL, its API tokens, its
+// exporter's headers (a handler that printed its environment stored them in
+// last_error, readable by the reporting role).
+var inheritedEnv = []string{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"}
+
+// handlerEnv is an exec handler's environment, but for the job's own
+// variables: inheritedEnv from environ, then the stage's env (os/exec keeps
+// the last of two values).
+func handlerEnv(environ []string, stage map[string]string) []string {
+	var env []string
+	for _, kv := range environ {
+		if name, _, _ := strings.Cut(kv, "="); slices.Contains(inheritedEnv, name) {
+			env = append(env, kv)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(stage)) {
+		env = append(env, name+"="+stage[name])
+	}
+	return env
 }
 
 func (h *execHandler) Handle(ctx context.Context, job *Job) (_ json.RawMessage, err error) {
@@ -53,7 +79,7 @@ func (h *execHandler) Handle(ctx context.Context, job *Job) (_ json.RawMessage, 
 	stdout := &capBuffer{max: maxOutput, full: func() { stop(errTooLarge) }}
 	stderr := &tailBuffer{max: stderrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(slices.Clip(h.env),
 		"BATON_JOB_ID="+strconv.FormatInt(job.ID, 10),
 		"BATON_QUEUE="+job.Queue,
 		"BATON_ATTEMPT="+strconv.Itoa(job.Attempt),

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/baton-run/baton/internal/jsonb"
@@ -85,12 +86,12 @@ func IsPermanent(err error) bool {
 //	worker.New(pool, worker.Config{Pipeline: p, Handlers: worker.Handlers{"resize": resize}})
 type Handlers map[string]Handler
 
-// handlerFor builds the handler a stage's spec names, from goHandlers for a
-// Go handler; exec handlers list their processes with g.
-func handlerFor(spec HandlerSpec, g *guard, goHandlers Handlers) (Handler, error) {
-	switch {
+// handlerFor builds the handler a stage names, from goHandlers for a Go
+// handler; exec handlers list their processes with g.
+func handlerFor(st Stage, g *guard, goHandlers Handlers) (Handler, error) {
+	switch spec := st.Handler; {
 	case len(spec.Exec) > 0:
-		return &execHandler{argv: spec.Exec, guard: g}, nil
+		return &execHandler{argv: spec.Exec, guard: g, env: handlerEnv(os.Environ(), st.Env)}, nil
 	case spec.HTTP != nil:
 		return newHTTPHandler(*spec.HTTP), nil
 	case spec.Go != "":

@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -27,7 +29,7 @@ func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 	delay := backoff(job.Attempt+c.faults, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D())
 	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
 		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
-			ID: job.ID, LeaseToken: c.token, Error: errorText(herr), Permanent: IsPermanent(herr), Unreadable: errors.Is(herr, errUnreadable),
+			ID: job.ID, LeaseToken: c.token, Error: errorText(herr, s.w.redact), Permanent: IsPermanent(herr), Unreadable: errors.Is(herr, errUnreadable),
 			WorkerFault: fault, MaxWorkerFaults: maxWorkerFaults,
 			DelayMs: delay.Milliseconds(), WorkerID: s.w.cfg.ID, RunUs: ran.Microseconds(),
 		})
@@ -67,6 +69,18 @@ func workerFault(err error) bool {
 	return false
 }
 
+// redactor replaces each secret of 8 bytes or more with "[redacted]", the
+// longest first (so that one holding another goes whole).
+func redactor(secrets []string) *strings.Replacer {
+	secrets = slices.DeleteFunc(slices.Clone(secrets), func(s string) bool { return len(s) < 8 })
+	slices.SortFunc(secrets, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+	var pairs []string
+	for _, s := range slices.Compact(secrets) {
+		pairs = append(pairs, s, "[redacted]")
+	}
+	return strings.NewReplacer(pairs...)
+}
+
 // retryDB retries a fenced, idempotent write while the database is
 // unavailable, until ctx ends.
 func retryDB[T any](ctx context.Context, fn func() (T, error)) (T, error) {
@@ -98,13 +112,14 @@ func backoff(attempt int, base, maxDelay time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// errorText is an error as the row and the history keep it: at most 4 KiB
-// (its end, where the cause usually is), cut on a character boundary, in
-// valid UTF-8 without NUL, which PostgreSQL's text refuses. Handlers' text
-// (stderr above all) may hold anything; the failure must still be recorded.
-func errorText(err error) string {
+// errorText is an error as the row and the history keep it: with its secrets
+// redacted, at most 4 KiB (its end, where the cause usually is), cut on a
+// character boundary, in valid UTF-8 without NUL, which PostgreSQL's text
+// refuses. Handlers' text (stderr above all) may hold anything; the failure
+// must still be recorded.
+func errorText(err error, redact *strings.Replacer) string {
 	const max = 4 << 10
-	s := strings.ReplaceAll(strings.ToValidUTF8(err.Error(), "\uFFFD"), "\x00", "\uFFFD")
+	s := strings.ReplaceAll(strings.ToValidUTF8(redact.Replace(err.Error()), "\uFFFD"), "\x00", "\uFFFD")
 	if len(s) > max {
 		cut := len(s) - max
 		for cut < len(s) && !utf8.RuneStart(s[cut]) {

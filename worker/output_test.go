@@ -77,11 +77,20 @@ func TestErrorTextIsAlwaysStorable(t *testing.T) {
 		"exit status 1: a\x00b", "bad \xff\xfe bytes", "x" + strings.Repeat("é", 5000), strings.Repeat("\x00", 9000),
 		"cut \xe2\x82", // a 3-byte character missing its last byte
 	} {
-		out := errorText(errors.New(in))
+		out := errorText(errors.New(in), redactor(nil))
 		require.True(t, utf8.ValidString(out), "%q", out)
 		require.NotContains(t, out, "\x00")
 		require.LessOrEqual(t, len(out), 4<<10+len("…"))
 	}
-	require.Equal(t, "a\ufffdb", errorText(errors.New("a\x00b")))
-	require.True(t, strings.HasSuffix(errorText(errors.New("x"+strings.Repeat("é", 5000)+"END")), "éEND"))
+	require.Equal(t, "a\ufffdb", errorText(errors.New("a\x00b"), redactor(nil)))
+	require.True(t, strings.HasSuffix(errorText(errors.New("x"+strings.Repeat("é", 5000)+"END"), redactor(nil)), "éEND"))
+}
+
+// Secrets are blotted out of stored errors, the longest first; short texts
+// are left alone (they would blot out ordinary words).
+func TestErrorTextRedactsSecrets(t *testing.T) {
+	t.Parallel()
+	r := redactor([]string{"s3cret-password", "s3cret-password-and-more", "short", "", "token-0123456789abcdef", "s3cret-password"})
+	require.Equal(t, "url postgres://u:[redacted]@h, [redacted], token [redacted]; short stays",
+		errorText(errors.New("url postgres://u:s3cret-password@h, s3cret-password-and-more, token token-0123456789abcdef; short stays"), r))
 }

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -73,6 +74,11 @@ type Stage struct {
 	// up to MaxBackoff. Defaults to 1s and 10m.
 	Backoff    Duration `yaml:"backoff"`
 	MaxBackoff Duration `yaml:"max_backoff"`
+	// Env sets variables of an exec handler's environment. A handler gets
+	// these, PATH, HOME, LANG, LC_ALL, TZ and TMPDIR from the worker's, and
+	// Baton's own (BATON_JOB_ID, BATON_QUEUE, BATON_ATTEMPT, TRACEPARENT):
+	// nothing else of the worker's, whose environment holds its secrets.
+	Env map[string]string `yaml:"env"`
 }
 
 // HandlerSpec names a stage's handler: a command, a webhook, or a Go handler
@@ -284,6 +290,9 @@ func (s *Stage) validate() error {
 	case h.HTTP != nil && !strings.HasPrefix(h.HTTP.URL, "http://") && !strings.HasPrefix(h.HTTP.URL, "https://"):
 		return fmt.Errorf("handler: http url %q must start with http:// or https://", h.HTTP.URL)
 	}
+	if err := s.validateEnv(); err != nil {
+		return err
+	}
 	s.Lease = cmp.Or(s.Lease, Duration(DefaultLease))
 	s.Timeout = cmp.Or(s.Timeout, Duration(DefaultTimeout))
 	s.Backoff = cmp.Or(s.Backoff, Duration(DefaultBackoff))
@@ -310,6 +319,25 @@ func (s *Stage) validate() error {
 	}
 	if s.Concurrency < 1 || s.Concurrency > 10000 {
 		return fmt.Errorf("concurrency %d must be between 1 and 10000", s.Concurrency)
+	}
+	return nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (s *Stage) validateEnv() error {
+	if len(s.Env) > 0 && len(s.Handler.Exec) == 0 {
+		return errors.New("env: only an exec handler has an environment")
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Env)) {
+		switch {
+		case !envName.MatchString(name):
+			return fmt.Errorf("env: %q is not a variable name (letters, digits and _, not starting with a digit)", name)
+		case strings.HasPrefix(name, "BATON_") || name == "TRACEPARENT":
+			return fmt.Errorf("env: %s is Baton's own: it says which job runs", name)
+		case strings.ContainsRune(s.Env[name], 0):
+			return fmt.Errorf("env: %s: a value cannot hold a NUL byte", name)
+		}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,12 @@ type Config struct {
 	// Retention is how long finished jobs are kept where their queue sets
 	// none. Defaults to DefaultRetention.
 	Retention Retention
+	// Secrets are texts never stored in a job's error: a handler may print
+	// whatever it can read (a command can read its worker's environment in
+	// /proc), and errors are readable by the reporting role. The password of
+	// the worker's database is always among them; texts shorter than 8 bytes
+	// are not (they would blot out ordinary words).
+	Secrets []string
 	// ReaderLimits bound the transactions of the reporting role's sessions;
 	// maintenance ends those past them. Defaults to DefaultReaderLimits.
 	ReaderLimits ReaderLimits
@@ -78,6 +85,7 @@ type Worker struct {
 	stages  map[string]*stage
 	tracer  trace.Tracer
 	metrics *metrics
+	redact  *strings.Replacer // Config.Secrets, out of errors
 	// handlerCtx is the parent of every handler's context (set by Run).
 	handlerCtx context.Context
 	// guard kills exec handlers' processes if this worker dies (see guard.go).
@@ -115,9 +123,10 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	w := &Worker{
 		pool: pool, cfg: cfg, metrics: m, log: cfg.Logger.With("worker", cfg.ID), stages: map[string]*stage{}, settled: make(chan struct{}, 1),
 		tracer: cfg.TracerProvider.Tracer("github.com/baton-run/baton/worker"),
+		redact: redactor(append(cfg.Secrets, pool.Config().ConnConfig.Password)),
 	}
 	for _, st := range cfg.Pipeline.Stages {
-		h, err := handlerFor(st.Handler, &w.guard, cfg.Handlers)
+		h, err := handlerFor(st, &w.guard, cfg.Handlers)
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", st.Queue, err)
 		}

@@ -178,7 +178,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 		return err
 	}
 	metrics := prometheus.NewRegistry() // the worker's, served beside the API's
-	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: o.retention, ReaderLimits: o.readerLimits, Metrics: metrics, TracerProvider: tracing})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: o.retention, ReaderLimits: o.readerLimits, Secrets: secrets(), Metrics: metrics, TracerProvider: tracing})
 	if err != nil {
 		return err
 	}

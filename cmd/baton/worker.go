@@ -9,10 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -78,7 +81,7 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly, Retention: retention, ReaderLimits: readerLimits, Metrics: metrics, TracerProvider: tracing})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly, Retention: retention, ReaderLimits: readerLimits, Secrets: secrets(), Metrics: metrics, TracerProvider: tracing})
 	if err != nil {
 		return err
 	}
@@ -157,4 +160,33 @@ const metricsConns = 32
 func loopback(addr net.Addr) bool {
 	tcp, ok := addr.(*net.TCPAddr)
 	return ok && tcp.IP.IsLoopback()
+}
+
+// secrets are the texts of this process's environment that must never be
+// stored in a job's error (a handler can read its worker's environment):
+// the API's tokens, the databases' passwords, an OTLP exporter's headers.
+func secrets() []string {
+	var s []string
+	for _, token := range strings.Split(os.Getenv("BATON_API_TOKENS"), ",") {
+		s = append(s, strings.TrimSpace(token))
+	}
+	for _, name := range []string{"DATABASE_URL", "BATON_MIGRATE_DATABASE_URL", "BATON_REPORTS_DATABASE_URL"} {
+		if u := os.Getenv(name); u != "" {
+			if cfg, err := pgconn.ParseConfig(u); err == nil {
+				s = append(s, cfg.Password)
+			}
+		}
+	}
+	s = append(s, os.Getenv("PGPASSWORD"))
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
+		for _, header := range strings.Split(os.Getenv(name), ",") {
+			if _, v, ok := strings.Cut(header, "="); ok {
+				s = append(s, strings.TrimSpace(v))
+				if decoded, err := url.QueryUnescape(strings.TrimSpace(v)); err == nil {
+					s = append(s, decoded)
+				}
+			}
+		}
+	}
+	return s
 }
