@@ -139,6 +139,8 @@ func TestBadInputIs4xxProblemAndChangesNothing(t *testing.T) {
 		{"PatchRetentionNotADuration", "PATCH", "/v1/queues/a", `{"retain_succeeded": "soon"}`, nil, 422, "invalid_duration", "retain_succeeded"},
 		{"PatchRetentionZero", "PATCH", "/v1/queues/a", `{"retain_dead": "0s"}`, nil, 422, "invalid_duration", "retain_dead"},
 		{"PatchRetentionNegative", "PATCH", "/v1/queues/a", `{"retain_dead": "-1h"}`, nil, 422, "invalid_duration", "retain_dead"},
+		{"PatchRetentionBelowASecond", "PATCH", "/v1/queues/a", `{"retain_succeeded": "999us"}`, nil, 422, "invalid_duration", "retain_succeeded"},
+		{"PatchRetentionNanosecond", "PATCH", "/v1/queues/a", `{"retain_canceled": "1ns"}`, nil, 422, "invalid_duration", "retain_canceled"},
 		{"PatchRetentionNumber", "PATCH", "/v1/queues/a", `{"retain_canceled": 3600}`, nil, 422, "invalid_type", "retain_canceled"},
 		{"PatchUnknownSetting", "PATCH", "/v1/queues/a", `{"keep_for": "1h"}`, nil, 422, "unknown_field", "keep_for"},
 		{"PatchTwice", "PATCH", "/v1/queues/a", `{"retain_dead": "1h", "retain_dead": "2h"}`, nil, 400, "duplicate_key", "retain_dead"},

@@ -128,7 +128,7 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 			d, err := db.ParseRetention(text)
 			if err != nil {
 				return p, problem(http.StatusUnprocessableEntity, "invalid_duration", key,
-					"%s %q: want a positive duration such as \"48h\", \"forever\", or null for the default", key, text)
+					"%s %q: want a duration of at least 1s such as \"48h\", \"forever\", or null for the default", key, text)
 			}
 			n := db.RetentionMs(d)
 			*ms = &n

@@ -51,6 +51,9 @@ type ConnectConfig struct {
 
 // Connect opens a pool and checks that the database answers.
 func Connect(ctx context.Context, c ConnectConfig) (*pgxpool.Pool, error) {
+	if err := checkURL(c.URL); err != nil {
+		return nil, err
+	}
 	cfg, err := pgxpool.ParseConfig(c.URL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: parsing database URL: %w", ErrInvalid, err)
@@ -77,4 +80,23 @@ func Connect(ctx context.Context, c ConnectConfig) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("connecting to database: %w", MapError(err))
 	}
 	return pool, nil
+}
+
+// checkURL refuses a postgres:// URL with more than one @ before its query:
+// an @ in a password that is not percent-encoded. Such a URL parses, but
+// the password is cut in two, and its end shows in the errors that follow:
+// "lookup ss@127.0.0.1: no such host" for a password "p@ss".
+func checkURL(u string) error {
+	rest, ok := strings.CutPrefix(u, "postgres://")
+	if !ok {
+		rest, ok = strings.CutPrefix(u, "postgresql://")
+	}
+	if !ok {
+		return nil // a keyword/value string: no URL syntax to mistake
+	}
+	rest, _, _ = strings.Cut(rest, "?")
+	if strings.Count(rest, "@") > 1 {
+		return fmt.Errorf("%w: the database URL has more than one @: percent-encode an @ (or a / or : ) in its password or name as %%40 (%%2F, %%3A)", ErrInvalid)
+	}
+	return nil
 }

@@ -27,6 +27,9 @@ import (
 // EnsureDatabase creates the database named in databaseURL if it does not
 // exist, connecting to the server's "postgres" database to do so.
 func EnsureDatabase(ctx context.Context, databaseURL string) error {
+	if err := checkURL(databaseURL); err != nil {
+		return err
+	}
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return fmt.Errorf("%w: parsing database URL: %w", ErrInvalid, err)

@@ -9,15 +9,16 @@ import (
 // Forever is the retention that keeps finished jobs.
 const Forever time.Duration = -1
 
-// ParseRetention reads a retention: a positive duration ("24h", "90m") or
-// "forever".
+// ParseRetention reads a retention: a duration of at least a second ("24h",
+// "90m") or "forever". (The database keeps milliseconds: 999us was kept as 0
+// and deleted finished jobs at the next prune.)
 func ParseRetention(s string) (time.Duration, error) {
 	if strings.EqualFold(strings.TrimSpace(s), "forever") {
 		return Forever, nil
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%w: retention %q: want a positive duration such as 24h, or forever", ErrInvalid, s)
+	if err != nil || d < time.Second {
+		return 0, fmt.Errorf("%w: retention %q: want a duration of at least 1s, such as 24h, or forever", ErrInvalid, s)
 	}
 	return d, nil
 }

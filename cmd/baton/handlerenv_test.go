@@ -69,3 +69,30 @@ stages:
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
 	require.Zero(t, w.wait(t), w.stderr.String())
 }
+
+// A password with an @ that is not percent-encoded is refused in one line
+// that shows none of it. Before, the URL parsed with the password cut in
+// two, and its end showed in the error: "lookup ss@127.0.0.1: no such host".
+func TestAnUnescapedAtInThePasswordShowsNoneOfIt(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"postgres://postgres:pa@zq7xv@127.0.0.1:5432/baton", "postgres://postgres:p@kq2/wq9part@127.0.0.1:5432/baton"} {
+		for _, args := range [][]string{{"status", "1"}, {"migrate", "version"}} {
+			r := baton(t, u, "", args...)
+			require.Equal(t, 2, r.code, "%s %v: %s", u, args, r.stderr)
+			require.Contains(t, r.stderr, "percent-encode an @")
+			require.NotContains(t, r.stderr, "zq7xv")
+			require.NotContains(t, r.stderr, "kq2")
+			require.NotContains(t, r.stderr, "wq9part")
+		}
+	}
+	// A password given on the command line is warned of: ps shows it.
+	_, u := dbtest.NewWithURL(t)
+	parsed, err := url.Parse(u)
+	require.NoError(t, err)
+	if _, ok := parsed.User.Password(); !ok {
+		parsed.User = url.UserPassword(parsed.User.Username(), "ignored-by-trust")
+	}
+	r := baton(t, u, "", "report", "queue_summary", "--database-url", parsed.String())
+	require.Zero(t, r.code, r.stderr)
+	require.Contains(t, r.stderr, "--database-url holds a password, which every local user can read in ps")
+}

@@ -194,6 +194,8 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 		{"QueueSetNothing", []string{"queue", "set", "a"}, "", "nothing to set"},
 		{"QueueSetBadRetention", []string{"queue", "set", "a", "--retain-dead", "soon"}, "", `--retain-dead "soon"`},
 		{"QueueSetZeroRetention", []string{"queue", "set", "a", "--retain-succeeded", "0s"}, "", `--retain-succeeded "0s"`},
+		{"QueueSetSubSecondRetention", []string{"queue", "set", "a", "--retain-dead", "999us"}, "", `--retain-dead "999us"`},
+		{"WorkerNanosecondRetention", []string{"worker", "--config", catPipeline, "--retain-succeeded", "1ns"}, "", `--retain-succeeded: `},
 		{"QueuePauseBadName", []string{"queue", "pause", "Bad Q"}, "", "queue name must be"},
 		{"ServeBadRetention", []string{"serve", "--retain-succeeded", "soon"}, "", `--retain-succeeded: `},
 		{"WorkerBadRetention", []string{"worker", "--config", catPipeline, "--retain-canceled", "-1h"}, "", `--retain-canceled: `},

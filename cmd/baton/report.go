@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -103,11 +105,19 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	queue := fs.String("queue", "", "only this queue (for pipeline_lineage: journeys through it)")
 	since := fs.String("since", "", "window start: a duration back from now (6h, 30m) or an RFC 3339 time; default per report")
 	dbURL := fs.String("database-url", os.Getenv("BATON_REPORTS_DATABASE_URL"),
-		"where the reports read, for example a hot standby (env BATON_REPORTS_DATABASE_URL; default DATABASE_URL)")
+		"where the reports read, for example a hot standby (env BATON_REPORTS_DATABASE_URL; default DATABASE_URL). "+
+			"A password here shows in ps: use the env, or a passfile (?passfile=PATH)")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if u, err := url.Parse(*dbURL); f.Name == "database-url" && err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				logger().Warn("--database-url holds a password, which every local user can read in ps: set BATON_REPORTS_DATABASE_URL instead, or keep the password in a passfile (?passfile=PATH)")
+			}
+		}
+	})
 	chosen := reports
 	switch {
 	case len(pos) > 1:
