@@ -54,8 +54,8 @@ func newMetrics(s *Server) *metrics {
 			Name: "baton_api_requests_in_flight",
 			Help: "HTTP requests this server is answering now.",
 		}),
-		queues: queueLabels{max: s.cfg.MetricsQueues, named: map[string]bool{}},
 	}
+	m.queues = queueLabels{max: s.cfg.MetricsQueues, named: map[string]bool{}, series: m.submitted}
 	m.registry.MustRegister(m.submitted, m.requests, m.requestSeconds, m.inFlight, databaseCollector{s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -72,13 +72,19 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 	return promhttp.InstrumentHandlerInFlight(m.inFlight, h)
 }
 
-// queueLabels bounds the queue label of the counters this process keeps:
-// the first max queues it counts are named, later ones count as _other. A
-// caller making up queue names cannot grow the exposition without bound.
+// queueLabels bounds the queue label of the counters this process keeps
+// (series, the counter they are series of) to max names and _other. At each
+// scrape the names become the queues the gauges name (the busiest, by jobs
+// in the database), and the series of queues no longer named are dropped;
+// between scrapes, queues first counted take the names still free. A caller
+// making up queue names cannot grow the exposition without bound, nor keep
+// the names from the busiest queues past one scrape (the first queues
+// counted kept them for good, before).
 type queueLabels struct {
-	mu    sync.Mutex
-	max   int
-	named map[string]bool
+	mu     sync.Mutex
+	max    int
+	named  map[string]bool
+	series *prometheus.CounterVec
 }
 
 func (l *queueLabels) label(queue string) string {
@@ -91,6 +97,24 @@ func (l *queueLabels) label(queue string) string {
 		l.named[queue] = true
 	}
 	return queue
+}
+
+// name makes the queues of views (but _other) the named ones.
+func (l *queueLabels) name(views []queueView) {
+	named := make(map[string]bool, len(views))
+	for _, v := range views {
+		if v.Queue != otherQueues && len(named) < l.max {
+			named[v.Queue] = true
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for q := range l.named {
+		if !named[q] {
+			l.series.DeleteLabelValues(q)
+		}
+	}
+	l.named = named
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
@@ -172,7 +196,9 @@ func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
 		if tables, err = q.TableHealth(ctx); err == nil {
 			var oldestTx float64
 			if oldestTx, err = q.MetricsOldestTransaction(ctx); err == nil {
-				emit(ch, busiest(viewsOf(queues), c.s.cfg.MetricsQueues), tables, oldestTx)
+				named := busiest(viewsOf(queues), c.s.cfg.MetricsQueues)
+				c.s.metrics.queues.name(named)
+				emit(ch, named, tables, oldestTx)
 			}
 		}
 	}
