@@ -26,6 +26,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/baton-run/baton/api"
+	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
 )
 
@@ -394,4 +395,27 @@ func TestMain_specIsEmbedded(t *testing.T) {
 	require.NoError(t, err)
 	c, _ := setup(t)
 	require.Equal(t, b, c.do("GET", "/openapi.yaml", "").body)
+}
+
+// A job's page shows its last 100 state changes and says how many earlier
+// ones it leaves out: a cancel and retry storm gave one job 400, all in
+// every GET.
+func TestAJobShowsItsLastHundredStateChanges(t *testing.T) {
+	t.Parallel()
+	c, pool := setup(t)
+	r := c.do("POST", "/v1/queues/a/jobs", `{"payload": 1}`)
+	require.Equal(t, 201, r.status)
+	id := int64(r.json(t)["id"].(float64))
+	ctx := context.Background()
+	for range 60 {
+		require.NoError(t, db.Cancel(ctx, pool, id))
+		require.NoError(t, db.Retry(ctx, pool, id))
+	}
+	job := c.do("GET", fmt.Sprintf("/v1/jobs/%d", id), "").json(t)
+	history := job["history"].([]any)
+	require.Len(t, history, 100)
+	require.Equal(t, 21.0, job["history_omitted"], "1 + 120 changes, the last 100 shown")
+	require.Equal(t, "available", history[99].(map[string]any)["to"], "the latest last")
+	r = c.do("POST", "/v1/queues/a/jobs", `{"payload": 2}`)
+	require.NotContains(t, c.do("GET", fmt.Sprintf("/v1/jobs/%d", int64(r.json(t)["id"].(float64))), "").body, "history_omitted")
 }

@@ -148,6 +148,10 @@ func TestBadInputIs4xxProblemAndChangesNothing(t *testing.T) {
 		{"PatchBadQueue", "PATCH", "/v1/queues/NOPE", `{}`, nil, 422, "invalid_queue_name", "queue"},
 		{"PatchCrossOrigin", "PATCH", "/v1/queues/a", `{"retain_dead": "1h"}`, []string{"Sec-Fetch-Site", "cross-site"}, 403, "cross_origin", ""},
 		{"PauseBadQueue", "POST", "/v1/queues/NOPE/pause", "", nil, 422, "invalid_queue_name", "queue"},
+		{"PauseUnknownQueue", "POST", "/v1/queues/never-seen/pause", "", nil, 404, "not_found", ""},
+		{"ResumeUnknownQueue", "POST", "/v1/queues/never-seen/resume", "", nil, 404, "not_found", ""},
+		{"QueuesBadCursor", "GET", "/v1/queues?cursor=bm9wZQ", "", nil, 400, "invalid_cursor", "cursor"},
+		{"QueuesLimitTooLarge", "GET", "/v1/queues?limit=5000", "", nil, 422, "out_of_range", "limit"},
 	}
 	before := rows(t, pool)
 	for _, tt := range tests {

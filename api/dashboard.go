@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -114,26 +113,39 @@ func (s *Server) renderProblem(w http.ResponseWriter, r *http.Request, err error
 	s.renderError(w, r, p.Status, p.Detail)
 }
 
+// queuesPerPage is how many queues the home page lists at once: anyone may
+// make up queue names, and the page refreshes every 2 s.
+const queuesPerPage = 100
+
 func (s *Server) homePage(w http.ResponseWriter, r *http.Request) {
-	queues, err := db.New(s.pool).QueueSummary(r.Context())
+	after := r.URL.Query().Get("after")
+	if after != "" && !db.ValidQueueName(after) {
+		s.renderError(w, r, http.StatusBadRequest, "after must be a queue name.")
+		return
+	}
+	q := db.New(s.pool)
+	queues, err := q.QueueSummary(r.Context(), db.QueueSummaryParams{After: after, MaxQueues: queuesPerPage + 1})
 	if err != nil {
 		s.renderProblem(w, r, db.MapError(err))
 		return
 	}
-	views := viewsOf(queues)
-	var total struct{ Waiting, Running, Succeeded, Dead int64 }
-	for _, v := range views {
-		total.Waiting += v.Depth
-		total.Running += v.InFlight
-		total.Succeeded += v.Count(db.BatonJobStateSucceeded)
-		total.Dead += v.Count(db.BatonJobStateDead)
+	var next string
+	if len(queues) > queuesPerPage {
+		queues = queues[:queuesPerPage]
+		next = queues[queuesPerPage-1].Queue
 	}
-	tables, err := db.New(s.pool).TableHealth(r.Context())
+	total, err := q.JobCountTotals(r.Context())
 	if err != nil {
 		s.renderProblem(w, r, db.MapError(err))
 		return
 	}
-	s.render(w, r, http.StatusOK, "home.html", map[string]any{"Title": "Queues", "Queues": views, "Total": total, "Tables": tables})
+	tables, err := q.TableHealth(r.Context())
+	if err != nil {
+		s.renderProblem(w, r, db.MapError(err))
+		return
+	}
+	s.render(w, r, http.StatusOK, "home.html", map[string]any{"Title": "Queues", "Queues": viewsOf(queues), "Total": total,
+		"Tables": tables, "After": after, "Next": next, "Self": r.URL.RequestURI()})
 }
 
 // bytesIEC shows a size the way psql's pg_size_pretty does, in powers of 1024.
@@ -162,13 +174,12 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := db.New(s.pool)
-	all, err := q.QueueSummary(r.Context())
+	found, err := q.QueueSummary(r.Context(), db.QueueSummaryParams{Only: &queue, MaxQueues: 1})
 	if err != nil {
 		s.renderProblem(w, r, db.MapError(err))
 		return
 	}
-	i := slices.IndexFunc(all, func(row db.QueueSummaryRow) bool { return row.Queue == queue })
-	if i < 0 {
+	if len(found) == 0 {
 		s.renderError(w, r, http.StatusNotFound, fmt.Sprintf("There is no queue named %q.", queue))
 		return
 	}
@@ -199,7 +210,7 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 		older = jobs[pageSize-1].ID
 	}
 	s.render(w, r, http.StatusOK, "queue.html", map[string]any{
-		"Title": queue, "Queue": viewOf(all[i]), "Jobs": jobs, "State": string(state), "Older": older,
+		"Title": queue, "Queue": viewOf(found[0]), "Jobs": jobs, "State": string(state), "Older": older,
 		"First": r.URL.Query().Get("before") == "",
 	})
 }
@@ -250,7 +261,7 @@ func (s *Server) dashboardPause(paused bool) http.HandlerFunc {
 		queue, err := queueParam(r)
 		if err == nil {
 			_, err = db.New(s.pool).QueuePause(r.Context(), db.QueuePauseParams{Name: queue, Paused: paused})
-			err = db.MapError(err)
+			err = queueNotFound(queue, err)
 		}
 		if err != nil {
 			s.renderProblem(w, r, err)

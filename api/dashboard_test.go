@@ -408,3 +408,30 @@ func TestDashboardShowsEachAttemptsRunTime(t *testing.T) {
 	_, body := page(t, loggedIn(t, srv), fmt.Sprintf("%s/jobs/%d", srv.URL, id))
 	require.Contains(t, body, `<td class="n">412ms</td>`)
 }
+
+// The home page lists 100 queues at a time, with a link to the next: anyone
+// may make up queue names, and 5,000 of them made a 4.6 MB page refreshed
+// every 2 s. The totals still count every queue's jobs.
+func TestDashboardPagesThroughTheQueues(t *testing.T) {
+	t.Parallel()
+	srv, pool, _ := dashboardServer(t)
+	for i := range 130 {
+		submitJSON(t, pool, fmt.Sprintf("dash-q%03d", i), `{}`)
+	}
+	c := loggedIn(t, srv)
+	status, body := page(t, c, srv.URL+"/")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 100, strings.Count(body, `<tr data-queue=`))
+	require.Contains(t, body, `<div class="num">130</div><div class="label">waiting</div>`, "every queue's jobs")
+	next := regexp.MustCompile(`id="next-queues" href="/\?after=([a-z0-9-]+)"`).FindStringSubmatch(body)
+	require.NotNil(t, next, "a link to the next queues")
+	require.Contains(t, body, `data-queue="`+next[1]+`"`, "the last queue of the page")
+	status, body = page(t, c, srv.URL+"/?after="+next[1])
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 32, strings.Count(body, `<tr data-queue=`), "the rest: 130 and the worker's two, 100 a page")
+	require.Contains(t, body, `data-queue="dash-q129"`)
+	require.NotContains(t, body, "Next queues")
+	require.Contains(t, body, `hx-get="/?after=`+next[1]+`"`, "the refresh keeps its page")
+	status, _ = page(t, c, srv.URL+"/?after=Not%20A%20Queue")
+	require.Equal(t, http.StatusBadRequest, status)
+}

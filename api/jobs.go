@@ -221,14 +221,10 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 }
 
 func parseListParams(q url.Values) (db.JobListParams, error) {
-	p := db.JobListParams{BeforeID: 1<<63 - 1, MaxJobs: 50}
-	for k, v := range q {
-		if !slices.Contains(listParams, k) {
-			return p, problem(http.StatusUnprocessableEntity, "unknown_parameter", k, "unknown query parameter %q (allowed: queue, state, limit, cursor)", k)
-		}
-		if len(v) != 1 {
-			return p, problem(http.StatusUnprocessableEntity, "invalid_parameter", k, "give %s once", k)
-		}
+	p := db.JobListParams{BeforeID: 1<<63 - 1}
+	var err error
+	if p.MaxJobs, err = pageParams(q, 50, listParams...); err != nil {
+		return p, err
 	}
 	if v := q.Get("queue"); q.Has("queue") {
 		if !db.ValidQueueName(v) {
@@ -243,13 +239,6 @@ func parseListParams(q url.Values) (db.JobListParams, error) {
 		}
 		p.State = &st
 	}
-	if v := q.Get("limit"); q.Has("limit") {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return p, problem(http.StatusUnprocessableEntity, "out_of_range", "limit", "limit must be an integer between 1 and 1000")
-		}
-		p.MaxJobs = int32(n)
-	}
 	if v := q.Get("cursor"); q.Has("cursor") {
 		id, err := decodeCursor(v)
 		if err != nil {
@@ -258,6 +247,27 @@ func parseListParams(q url.Values) (db.JobListParams, error) {
 		p.BeforeID = id
 	}
 	return p, nil
+}
+
+// pageParams checks that q holds only the allowed parameters, each once,
+// and reads its limit: 1 to 1000, def when absent.
+func pageParams(q url.Values, def int32, allowed ...string) (int32, error) {
+	for k, v := range q {
+		if !slices.Contains(allowed, k) {
+			return 0, problem(http.StatusUnprocessableEntity, "unknown_parameter", k, "unknown query parameter %q (allowed: %s)", k, strings.Join(allowed, ", "))
+		}
+		if len(v) != 1 {
+			return 0, problem(http.StatusUnprocessableEntity, "invalid_parameter", k, "give %s once", k)
+		}
+	}
+	if !q.Has("limit") {
+		return def, nil
+	}
+	n, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || n < 1 || n > 1000 {
+		return 0, problem(http.StatusUnprocessableEntity, "out_of_range", "limit", "limit must be an integer between 1 and 1000")
+	}
+	return int32(n), nil
 }
 
 // stateList names the job states, for error messages.

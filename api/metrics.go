@@ -190,7 +190,7 @@ func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	q := db.New(c.s.pool)
-	queues, err := q.QueueSummary(ctx)
+	queues, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: math.MaxInt32})
 	if err == nil {
 		var tables []db.TableHealthRow
 		if tables, err = q.TableHealth(ctx); err == nil {

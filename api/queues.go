@@ -1,7 +1,11 @@
 package api
 
 import (
+	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/baton-run/baton/db"
 )
@@ -55,16 +59,49 @@ func retentionOf(succeeded, dead, canceled *int64) retentionView {
 	return retentionView{db.FormatRetention(succeeded), db.FormatRetention(dead), db.FormatRetention(canceled)}
 }
 
-// GET /v1/queues
+// GET /v1/queues?limit=&cursor=: queues in name order, a page at a time
+// (100 by default): anyone may make up queue names, by submitting.
 func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
-	rows, err := db.New(s.pool).QueueSummary(r.Context())
+	q := r.URL.Query()
+	limit, err := pageParams(q, 100, "limit", "cursor")
+	p := db.QueueSummaryParams{MaxQueues: limit + 1} // one more tells whether there is a next page
+	if err == nil && q.Has("cursor") {
+		p.After, err = decodeQueueCursor(q.Get("cursor"))
+	}
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	rows, err := db.New(s.pool).QueueSummary(r.Context(), p)
 	if err != nil {
 		writeProblem(w, r, s.log, db.MapError(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Queues []queueView `json:"queues"`
-	}{Queues: viewsOf(rows)})
+	resp := struct {
+		Queues     []queueView `json:"queues"`
+		NextCursor *string     `json:"next_cursor"`
+	}{}
+	if len(rows) > int(limit) {
+		rows = rows[:limit]
+		c := encodeQueueCursor(rows[limit-1].Queue)
+		resp.NextCursor = &c
+	}
+	resp.Queues = viewsOf(rows)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// Queue cursors are opaque to clients too: the last queue of a page.
+func encodeQueueCursor(queue string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("queue:" + queue))
+}
+
+func decodeQueueCursor(c string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	queue, ok := strings.CutPrefix(string(b), "queue:")
+	if err != nil || !ok || !db.ValidQueueName(queue) {
+		return "", problem(http.StatusBadRequest, "invalid_cursor", "cursor", "cursor is not one this API returned")
+	}
+	return queue, nil
 }
 
 // POST /v1/queues/{queue}/pause and /resume: workers on every replica stop
@@ -78,7 +115,7 @@ func (s *Server) pauseQueue(paused bool) http.HandlerFunc {
 		}
 		q, err := db.New(s.pool).QueuePause(r.Context(), db.QueuePauseParams{Name: queue, Paused: paused})
 		if err != nil {
-			writeProblem(w, r, s.log, db.MapError(err))
+			writeProblem(w, r, s.log, queueNotFound(queue, err))
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"queue": q.Name, "paused": q.Paused})
@@ -147,4 +184,14 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"queue": q.Name, "paused": q.Paused, "retention": retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
 	})
+}
+
+// queueNotFound says which queue does not exist, when err says none does: a
+// queue exists once a job is submitted to it, a worker works it, or its
+// settings are set.
+func queueNotFound(queue string, err error) error {
+	if err = db.MapError(err); errors.Is(err, db.ErrNotFound) {
+		return fmt.Errorf("queue %q %w (a queue exists once a job is submitted to it or a worker works it)", queue, db.ErrNotFound)
+	}
+	return err
 }

@@ -578,14 +578,22 @@ func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]i
 }
 
 const jobHistory = `-- name: JobHistory :many
-SELECT at::timestamptz AS at, from_state, to_state::baton.job_state AS to_state, attempt::integer AS attempt,
-       lease_token::bigint AS lease_token, worker, error, run_seconds
-FROM baton.job_history
-WHERE job_id = $1::bigint
+SELECT seq::integer AS seq, at::timestamptz AS at, from_state, to_state::baton.job_state AS to_state,
+       attempt::integer AS attempt, lease_token::bigint AS lease_token, worker, error, run_seconds
+FROM (SELECT job_id, seq, at, from_state, to_state, attempt, lease_token, worker, error, run_seconds FROM baton.job_history
+      WHERE job_id = $1::bigint
+      ORDER BY seq DESC
+      LIMIT $2::integer) h
 ORDER BY seq
 `
 
+type JobHistoryParams struct {
+	JobID     int64 `json:"job_id"`
+	MaxEvents int32 `json:"max_events"`
+}
+
 type JobHistoryRow struct {
+	Seq        int32     `json:"seq"`
 	At         time.Time `json:"at"`
 	FromState  *JobState `json:"from_state"`
 	ToState    JobState  `json:"to_state"`
@@ -596,9 +604,11 @@ type JobHistoryRow struct {
 	RunSeconds *float64  `json:"run_seconds"`
 }
 
-// A job's state changes in order, the implied ones included.
-func (q *Queries) JobHistory(ctx context.Context, jobID int64) ([]JobHistoryRow, error) {
-	rows, err := q.db.Query(ctx, jobHistory, jobID)
+// A job's state changes in order, the implied ones included: the last
+// max_events of them (a cancel and retry storm gave one job 400), each with
+// its seq, which numbers them from 1.
+func (q *Queries) JobHistory(ctx context.Context, arg JobHistoryParams) ([]JobHistoryRow, error) {
+	rows, err := q.db.Query(ctx, jobHistory, arg.JobID, arg.MaxEvents)
 	if err != nil {
 		return nil, err
 	}
@@ -607,6 +617,7 @@ func (q *Queries) JobHistory(ctx context.Context, jobID int64) ([]JobHistoryRow,
 	for rows.Next() {
 		var i JobHistoryRow
 		if err := rows.Scan(
+			&i.Seq,
 			&i.At,
 			&i.FromState,
 			&i.ToState,

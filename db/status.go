@@ -48,7 +48,13 @@ type JobStatus struct {
 	LostLeases int32   `json:"lost_leases"`
 	RunsAlone  bool    `json:"runs_alone"`
 	History    []Event `json:"history,omitempty"`
+	// HistoryOmitted counts the earliest state changes left out of History,
+	// which holds the last MaxHistory (baton.job_history has them all).
+	HistoryOmitted int32 `json:"history_omitted,omitempty"`
 }
+
+// MaxHistory is how many of a job's state changes Status shows: its last.
+const MaxHistory = 100
 
 // StatusOf shows a job row as users see it, without history or children.
 func StatusOf(j ReadableJob) *JobStatus {
@@ -88,7 +94,7 @@ func status(ctx context.Context, q *Queries, id int64) (*JobStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	events, err := q.JobHistory(ctx, id)
+	events, err := q.JobHistory(ctx, JobHistoryParams{JobID: id, MaxEvents: MaxHistory})
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +105,9 @@ func status(ctx context.Context, q *Queries, id int64) (*JobStatus, error) {
 	s := StatusOf(j)
 	s.Children = append(s.Children, children...)
 	s.History = make([]Event, len(events))
+	if len(events) > 0 {
+		s.HistoryOmitted = events[0].Seq - 1
+	}
 	for i, e := range events {
 		s.History[i] = Event{At: e.At, From: e.FromState, To: e.ToState, Attempt: e.Attempt, Worker: e.Worker, Error: e.Error,
 			RunSeconds: e.RunSeconds}

@@ -588,7 +588,7 @@ func TestPromoteAndQueueSummary(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n)
 
-	sum, err := db.New(pool).QueueSummary(ctx)
+	sum, err := db.New(pool).QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: 1000})
 	require.NoError(t, err)
 	require.Len(t, sum, 2)
 	require.Equal(t, "a", sum[0].Queue)

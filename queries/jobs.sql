@@ -439,11 +439,15 @@ WHERE queue = @queue_name::text AND state IN ('scheduled', 'retrying') AND run_a
 SELECT * FROM baton.jobs_readable WHERE id = @id::bigint;
 
 -- name: JobHistory :many
--- A job's state changes in order, the implied ones included.
-SELECT at::timestamptz AS at, from_state, to_state::baton.job_state AS to_state, attempt::integer AS attempt,
-       lease_token::bigint AS lease_token, worker, error, run_seconds
-FROM baton.job_history
-WHERE job_id = @job_id::bigint
+-- A job's state changes in order, the implied ones included: the last
+-- max_events of them (a cancel and retry storm gave one job 400), each with
+-- its seq, which numbers them from 1.
+SELECT seq::integer AS seq, at::timestamptz AS at, from_state, to_state::baton.job_state AS to_state,
+       attempt::integer AS attempt, lease_token::bigint AS lease_token, worker, error, run_seconds
+FROM (SELECT * FROM baton.job_history
+      WHERE job_id = @job_id::bigint
+      ORDER BY seq DESC
+      LIMIT @max_events::integer) h
 ORDER BY seq;
 
 -- name: JobList :many

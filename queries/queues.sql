@@ -2,12 +2,12 @@
 INSERT INTO baton.queues (name) VALUES (@name::text) ON CONFLICT DO NOTHING;
 
 -- name: QueuePause :one
--- Pauses or resumes a queue (creating it if new); workers on every replica
--- stop claiming from it at their next poll, and a resume wakes them at once
--- with a hint naming the queue.
+-- Pauses or resumes a queue that exists (no row for another: a pause of any
+-- name made a queue, and 5,000 of them a 4.6 MB dashboard page); workers on
+-- every replica stop claiming from it at their next poll, and a resume wakes
+-- them at once with a hint naming the queue.
 WITH changed AS (
-    INSERT INTO baton.queues (name, paused) VALUES (@name::text, @paused::boolean)
-    ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+    UPDATE baton.queues SET paused = @paused::boolean WHERE name = @name::text
     RETURNING name, paused
 ), notified AS (
     SELECT count(pg_notify('baton_jobs', name)) AS n FROM changed WHERE NOT paused
@@ -15,6 +15,8 @@ WITH changed AS (
 SELECT name, paused FROM changed CROSS JOIN notified;
 
 -- name: QueueSummary :many
+-- A page of queues in name order: those after the cursor (after, '' for the
+-- first page), at most max_queues; only the one named when only is set.
 SELECT queue::text AS queue,
        scheduled::bigint AS scheduled, available::bigint AS available,
        running::bigint AS running, retrying::bigint AS retrying,
@@ -23,7 +25,21 @@ SELECT queue::text AS queue,
        q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms
 FROM baton.queue_summary s
 JOIN baton.queues q ON q.name = s.queue
-ORDER BY queue;
+WHERE s.queue > @after::text
+  AND (sqlc.narg('only')::text IS NULL OR s.queue = sqlc.narg('only')::text)
+ORDER BY queue
+LIMIT @max_queues::integer;
+
+-- name: JobCountTotals :one
+-- Jobs by state over every queue, from the counters: the dashboard's cards,
+-- whatever page of queues it shows.
+SELECT coalesce(sum(n) FILTER (WHERE state IN ('scheduled', 'available', 'retrying')), 0)::bigint AS waiting,
+       coalesce(sum(n) FILTER (WHERE state = 'running'), 0)::bigint AS running,
+       coalesce(sum(n) FILTER (WHERE state = 'succeeded'), 0)::bigint AS succeeded,
+       coalesce(sum(n) FILTER (WHERE state = 'dead'), 0)::bigint AS dead
+FROM (SELECT state, n FROM baton.job_counts
+      UNION ALL
+      SELECT state, n FROM baton.job_count_deltas) c;
 
 -- name: QueueSetRetention :one
 -- Sets a queue's retention overrides (creating the queue if new), as a JSON

@@ -98,7 +98,7 @@ func TestReportingViewsAfterAPipelineRun(t *testing.T) {
 	reportRun(b)
 	q := db.New(pool)
 
-	summary, err := q.QueueSummary(ctx)
+	summary, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: 1000})
 	require.NoError(t, err)
 	byQueue := map[string]db.QueueSummaryRow{}
 	for _, r := range summary {
@@ -228,7 +228,7 @@ func TestQueueSummaryCountsWithoutScanningHistory(t *testing.T) {
 	q := db.New(pool)
 	check := func() {
 		t.Helper()
-		sum, err := q.QueueSummary(ctx)
+		sum, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: 1000})
 		require.NoError(t, err)
 		require.Len(t, sum, 1)
 		require.Equal(t, []int64{200000 - 7 - 3, 7, 50}, []int64{sum[0].Succeeded, sum[0].Dead, sum[0].Available})
@@ -355,7 +355,7 @@ stages:
 		N     int64
 	}])
 	require.NoError(t, err)
-	summary, err := q.QueueSummary(ctx)
+	summary, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: 1000})
 	require.NoError(t, err)
 	require.Len(t, summary, 3)
 	for _, s := range summary {

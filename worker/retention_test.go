@@ -89,7 +89,7 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 
 	// The counts stay exact.
 	worker.Maintain(ctx, pool, slog.New(slog.DiscardHandler))
-	summary, err := q.QueueSummary(ctx)
+	summary, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: 1000})
 	require.NoError(t, err)
 	for _, s := range summary {
 		var rows [7]int64

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 
@@ -82,8 +84,10 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	switch sub {
 	case "pause", "resume":
 		r, err := q.QueuePause(ctx, db.QueuePauseParams{Name: pos[0], Paused: sub == "pause"})
-		if err != nil {
-			return db.MapError(err)
+		if err = db.MapError(err); errors.Is(err, db.ErrNotFound) {
+			return fmt.Errorf("queue %q %w (a queue exists once a job is submitted to it or a worker works it)", pos[0], db.ErrNotFound)
+		} else if err != nil {
+			return err
 		}
 		fmt.Fprintf(stdout, "queue %s is %s\n", r.Name, map[bool]string{true: "paused", false: "active"}[r.Paused])
 	case "set":
@@ -94,7 +98,7 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "queue %s keeps succeeded jobs %s, dead jobs %s, canceled jobs %s\n", r.Name,
 			retentionText(r.RetainSucceededMs), retentionText(r.RetainDeadMs), retentionText(r.RetainCanceledMs))
 	case "list":
-		rows, err := q.QueueSummary(ctx)
+		rows, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: math.MaxInt32})
 		if err != nil {
 			return db.MapError(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"reflect"
@@ -45,7 +46,11 @@ type queueSummary struct {
 
 var reports = []report{
 	{"queue_summary", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
-		rows, err := q.QueueSummary(ctx)
+		p := db.QueueSummaryParams{MaxQueues: math.MaxInt32}
+		if queue != "" {
+			p.Only = &queue
+		}
+		rows, err := q.QueueSummary(ctx, p)
 		var out []queueSummary
 		for _, r := range rows {
 			if queue == "" || r.Queue == queue {

@@ -132,8 +132,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Queues with depth, in-flight count, oldest age and paused flag
-         * @description Every queue: its counts by state, depth, jobs in flight, the age of its oldest due job, whether it is paused, and its retention.
+         * Queues with depth, in-flight count, oldest age and paused flag, a page at a time
+         * @description Queues in name order, each with its counts by state, depth, jobs in flight, the age of its oldest due job, whether it is paused, and its retention. Pass next_cursor as cursor for the next page; it is null on the last page.
          */
         get: operations["listQueues"];
         put?: never;
@@ -178,7 +178,7 @@ export interface paths {
         put?: never;
         /**
          * Pause a queue (workers on every replica stop claiming from it)
-         * @description Workers on every replica stop claiming from the queue; running jobs finish. Submitting still works.
+         * @description Workers on every replica stop claiming from the queue; running jobs finish. Submitting still works. 404 for a queue that does not exist (a queue exists once a job is submitted to it or a worker works it).
          */
         post: operations["pauseQueue"];
         delete?: never;
@@ -198,7 +198,7 @@ export interface paths {
         put?: never;
         /**
          * Resume a paused queue
-         * @description Workers claim from the queue again.
+         * @description Workers claim from the queue again. 404 for a queue that does not exist.
          */
         post: operations["resumeQueue"];
         delete?: never;
@@ -354,7 +354,7 @@ export interface components {
             lost_leases: number;
             /** @description The job waits to run alone on a replica (crash isolation) */
             runs_alone: boolean;
-            /** @description One entry per state change (only on GET /v1/jobs/{id}) */
+            /** @description One entry per state change, the last 100 (only on GET /v1/jobs/{id}; baton.job_history has them all) */
             history?: {
                 /** Format: date-time */
                 at: string;
@@ -367,6 +367,8 @@ export interface components {
                 /** @description How long the handler ran (the worker's clock), on the change that ends an attempt whose handler returned */
                 run_seconds?: number;
             }[];
+            /** @description How many earlier state changes history leaves out (absent when none) */
+            history_omitted?: number;
         };
         Queue: {
             queue: string;
@@ -665,14 +667,19 @@ export interface operations {
     };
     listQueues: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Queues per page (default 100) */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Every queue */
+            /** @description One page of queues */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -680,10 +687,14 @@ export interface operations {
                 content: {
                     "application/json": {
                         queues: components["schemas"]["Queue"][];
+                        /** @description null on the last page */
+                        next_cursor: string | null;
                     };
                 };
             };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -748,6 +759,7 @@ export interface operations {
             200: components["responses"]["Paused"];
             401: components["responses"]["Problem"];
             403: components["responses"]["CrossOrigin"];
+            404: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["Internal"];
@@ -768,6 +780,7 @@ export interface operations {
             200: components["responses"]["Paused"];
             401: components["responses"]["Problem"];
             403: components["responses"]["CrossOrigin"];
+            404: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["Internal"];
