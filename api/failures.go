@@ -2,9 +2,7 @@ package api
 
 import (
 	"math"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -81,18 +79,19 @@ func (f *failureLimit) forget() {
 	}
 }
 
-// clientAddr is the address failures are counted under: the peer's IP,
-// or its /64 for IPv6 (one host usually holds a whole /64).
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
+// clientAddr is the address failures are counted under: the client's IP
+// (Server.client: behind a trusted proxy, the one it forwarded for), or its
+// /64 for IPv6 (one host usually holds a whole /64).
+func (s *Server) clientAddr(r *http.Request) string {
+	ip, _ := s.client(r)
+	if ip.Is6() {
 		p, _ := ip.Prefix(64)
 		return p.String()
 	}
-	return host
+	if !ip.IsValid() {
+		return r.RemoteAddr
+	}
+	return ip.String()
 }
 
 // retryAfter writes a wait as Retry-After's whole seconds, rounded up.

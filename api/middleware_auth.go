@@ -16,7 +16,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		addr := clientAddr(r)
+		addr := s.clientAddr(r)
 		if wait := s.failures.wait(addr); wait > 0 {
 			p := problem(http.StatusTooManyRequests, "too_many_failures", "Authorization",
 				"too many requests with a wrong token from your address; retry in %s s", retryAfter(wait))

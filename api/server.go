@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,12 @@ type Config struct {
 	// RequestTimeout bounds each request's database work; a request that
 	// cannot finish in time gets 503. Defaults to 10s.
 	RequestTimeout time.Duration
+	// TrustedProxies are the addresses of the proxies in front of the API
+	// (BATON_TRUSTED_PROXIES): from them, and them only, X-Forwarded-For,
+	// X-Forwarded-Proto and Forwarded are believed, for the address wrong
+	// tokens are counted under and the session cookie's Secure. Defaults to
+	// none.
+	TrustedProxies []netip.Prefix
 	// MaxConns caps the connections open at once; more wait to be accepted.
 	// Defaults to 1,024.
 	MaxConns int

@@ -136,7 +136,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := map[string]any{"Title": "Sign in", "Next": next}
-	addr := clientAddr(r)
+	addr := s.clientAddr(r)
 	if wait := s.failures.wait(addr); wait > 0 {
 		w.Header().Set("Retry-After", retryAfter(wait))
 		form["Error"] = fmt.Sprintf("Too many failed sign-ins from your address: try again in %s s.", retryAfter(wait))
@@ -160,9 +160,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.renderProblem(w, r, db.MapError(err))
 		return
 	}
+	_, tls := s.client(r) // behind a trusted proxy that ends TLS, as it says
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: base64.RawURLEncoding.EncodeToString(id), Path: "/", HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode, MaxAge: int(sessionTTL.Seconds()),
+		Secure: tls, SameSite: http.SameSiteLaxMode, MaxAge: int(sessionTTL.Seconds()),
 	})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

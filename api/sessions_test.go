@@ -219,3 +219,67 @@ func TestFailedSignInsAreLimited(t *testing.T) {
 	require.Contains(t, body, "Too many failed sign-ins")
 	require.Empty(t, resp.Cookies())
 }
+
+// Behind a trusted proxy (BATON_TRUSTED_PROXIES), wrong tokens count against
+// the client the proxy forwarded for, and a session cookie is Secure when
+// the proxy says the client came over https. From anyone else those headers
+// are ignored. Before, after 10 wrong tokens from one client behind a load
+// balancer, the right token got 429 from every client, and the cookie was
+// never Secure behind a proxy that ends TLS.
+func TestATrustedProxyIsBelievedAndNoOneElse(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	proxies, err := api.ParseTrustedProxies("10.0.0.0/8, 192.0.2.50")
+	require.NoError(t, err)
+	h := api.New(pool, api.Config{Tokens: []string{dashToken}, Logger: slog.New(slog.DiscardHandler), TrustedProxies: proxies}).Handler()
+	send := func(method, path, peer string, header ...string) *httptest.ResponseRecorder {
+		var body io.Reader
+		if method == "POST" {
+			body = strings.NewReader(url.Values{"token": {dashToken}}.Encode())
+		}
+		req := httptest.NewRequest(method, path, body)
+		req.RemoteAddr = peer
+		if method == "POST" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		for i := 0; i < len(header); i += 2 {
+			req.Header.Add(header[i], header[i+1])
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	// Ten wrong tokens from one client behind the load balancer...
+	for i := range 10 {
+		require.Equal(t, 401, send("GET", "/v1/queues", "10.1.2.3:5000",
+			"Authorization", fmt.Sprintf("Bearer guess-%d", i), "X-Forwarded-For", "203.0.113.9, 10.9.9.9").Code)
+	}
+	require.Equal(t, 429, send("GET", "/v1/queues", "10.1.2.3:5000", "Authorization", "Bearer "+dashToken,
+		"X-Forwarded-For", "203.0.113.9").Code, "that client is limited")
+	require.Equal(t, 200, send("GET", "/v1/queues", "10.1.2.3:5000", "Authorization", "Bearer "+dashToken,
+		"X-Forwarded-For", "198.51.100.7").Code, "another client behind the same proxy is not")
+	require.Equal(t, 200, send("GET", "/v1/queues", "192.0.2.50:5000", "Authorization", "Bearer "+dashToken,
+		"Forwarded", `for="[2001:db8::1]:4711";proto=https, for=192.0.2.50`).Code, "RFC 7239's form")
+
+	// An untrusted peer's forwarding headers change nothing: it is counted
+	// under its own address whatever it claims.
+	for i := range 10 {
+		require.Equal(t, 401, send("GET", "/v1/queues", "198.51.100.1:5000",
+			"Authorization", fmt.Sprintf("Bearer guess-%d", i), "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", 100+i)).Code)
+	}
+	require.Equal(t, 429, send("GET", "/v1/queues", "198.51.100.1:5000", "Authorization", "Bearer "+dashToken,
+		"X-Forwarded-For", "203.0.113.200").Code)
+
+	secure := func(rec *httptest.ResponseRecorder) bool {
+		require.Equal(t, http.StatusSeeOther, rec.Code, rec.Body.String())
+		cookies := rec.Result().Cookies()
+		require.Len(t, cookies, 1)
+		return cookies[0].Secure
+	}
+	require.True(t, secure(send("POST", "/login", "10.1.2.3:5000", "X-Forwarded-Proto", "https", "X-Forwarded-For", "198.51.100.8")))
+	require.False(t, secure(send("POST", "/login", "10.1.2.3:5000", "X-Forwarded-Proto", "http", "X-Forwarded-For", "198.51.100.8")))
+	require.False(t, secure(send("POST", "/login", "198.51.100.2:5000", "X-Forwarded-Proto", "https")), "not from a trusted proxy")
+
+	_, err = api.ParseTrustedProxies("10.0.0.0/8, nonsense")
+	require.ErrorContains(t, err, `"nonsense" is neither a CIDR`)
+}

@@ -96,3 +96,12 @@ func TestAnUnescapedAtInThePasswordShowsNoneOfIt(t *testing.T) {
 	require.Zero(t, r.code, r.stderr)
 	require.Contains(t, r.stderr, "--database-url holds a password, which every local user can read in ps")
 }
+
+// BATON_TRUSTED_PROXIES that is not a list of CIDRs or addresses is refused
+// in one line before serve starts.
+func TestBadTrustedProxiesAreRefused(t *testing.T) {
+	t.Parallel()
+	r := batonWith(t, "postgres://127.0.0.1:1/none", []string{"BATON_TRUSTED_PROXIES=10.0.0.0/8,proxy.example"}, "", "serve", "--addr", "127.0.0.1:0")
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Contains(t, r.stderr, `BATON_TRUSTED_PROXIES: "proxy.example" is neither a CIDR`)
+}

@@ -52,6 +52,8 @@ Environment:
                      hot standby (default DATABASE_URL)
   BATON_ADDR         API listen address (default 127.0.0.1:8080)
   BATON_API_TOKENS   comma-separated bearer tokens the API accepts
+  BATON_TRUSTED_PROXIES  CIDRs or addresses of the proxies in front of the API,
+                     whose X-Forwarded-For and X-Forwarded-Proto are believed
   BATON_RETAIN_SUCCEEDED, BATON_RETAIN_DEAD, BATON_RETAIN_CANCELED
                      how long serve, worker and dev keep finished jobs where the
                      queue sets nothing (default 24h, 168h, 168h; or forever)

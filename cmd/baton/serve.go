@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -60,6 +61,7 @@ func (f *serveFlags) listen(tokens []string) (net.Listener, error) {
 type opened struct {
 	retention     worker.Retention
 	readerLimits  worker.ReaderLimits
+	proxies       []netip.Prefix // BATON_TRUSTED_PROXIES
 	tokens        []string
 	metricsQueues int // 0: the API's default
 	ln            net.Listener
@@ -75,6 +77,9 @@ func (f *serveFlags) open() (o opened, err error) {
 	}
 	if o.tokens, err = apiTokens(); err != nil {
 		return o, err
+	}
+	if o.proxies, err = api.ParseTrustedProxies(os.Getenv("BATON_TRUSTED_PROXIES")); err != nil {
+		return o, usagef("BATON_TRUSTED_PROXIES: %v", err)
 	}
 	if f.metricsQueues != "" {
 		if o.metricsQueues, err = strconv.Atoi(f.metricsQueues); err != nil || o.metricsQueues < 1 || o.metricsQueues > 10_000 {
@@ -129,7 +134,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	log.Info("serving", "addr", o.ln.Addr().String(), "auth", len(o.tokens) > 0)
 	var wg sync.WaitGroup
 	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, o.retention, o.readerLimits, log) })
-	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing, MetricsQueues: o.metricsQueues}).Serve(ctx, o.ln)
+	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing, MetricsQueues: o.metricsQueues, TrustedProxies: o.proxies}).Serve(ctx, o.ln)
 	wg.Wait()
 	return err
 }
@@ -186,7 +191,8 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	var wg sync.WaitGroup
 	var workErr error
 	wg.Go(func() { workErr = w.Run(ctx) })
-	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, Metrics: []prometheus.Gatherer{metrics}, TracerProvider: tracing, MetricsQueues: o.metricsQueues}).Serve(ctx, o.ln)
+	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, Metrics: []prometheus.Gatherer{metrics}, TracerProvider: tracing, MetricsQueues: o.metricsQueues,
+		TrustedProxies: o.proxies}).Serve(ctx, o.ln)
 	wg.Wait()
 	return errors.Join(err, workErr)
 }
