@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -80,7 +81,10 @@ func TestRedriveResumeAndPromotionWakeTheStage(t *testing.T) {
 		}
 		return nil, nil
 	}))
-	b.start(fmt.Sprintf(slowPoll+"stages:\n  - queue: a\n    handler: {go: %q}\n", name))
+	// Maintenance (and so promotion) every 100 ms: the last check allows a
+	// second from run_at, which a 1 s maintenance tick could use up alone.
+	workertest.Start(t, pool, fmt.Sprintf(slowPoll+"stages:\n  - queue: a\n    handler: {go: %q}\n", name),
+		worker.Config{ID: "test-worker", Handlers: b.handlers, MaintenanceInterval: 100 * time.Millisecond})
 
 	dead := b.submit(`"fail once"`)
 	b.waitState(dead, "dead")

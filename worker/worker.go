@@ -123,8 +123,12 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	w := &Worker{
 		pool: pool, cfg: cfg, metrics: m, log: cfg.Logger.With("worker", cfg.ID), stages: map[string]*stage{}, settled: make(chan struct{}, 1),
 		tracer: cfg.TracerProvider.Tracer("github.com/baton-run/baton/worker"),
-		redact: redactor(append(cfg.Secrets, pool.Config().ConnConfig.Password)),
 	}
+	secrets := cfg.Secrets
+	if pool != nil {
+		secrets = append(secrets, pool.Config().ConnConfig.Password)
+	}
+	w.redact = redactor(secrets)
 	for _, st := range cfg.Pipeline.Stages {
 		h, err := handlerFor(st, &w.guard, cfg.Handlers)
 		if err != nil {

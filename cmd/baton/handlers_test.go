@@ -74,8 +74,9 @@ stages:
   - queue: a
     handler: {exec: ["sh", "-c", "echo $$ >> \"$PIDS\"; sleep 600 & echo $! >> \"$PIDS\"; wait"]}
     concurrency: 2
+    env: {PIDS: `+pids+`}
 `)
-	w := startWorker(t, u, config, "doomed", "PIDS="+pids)
+	w := startWorker(t, u, config, "doomed")
 	submitTo(t, pool, "a", 2)
 	require.Eventually(t, func() bool { return len(handlerPIDs(t, pids)) == 4 }, 20*time.Second, 10*time.Millisecond,
 		"two shells and their two sleeps")
@@ -116,8 +117,9 @@ stages:
   - queue: a
     handler: {exec: ["sh", "-c", "echo $$ >> \"$PIDS\"; exec sleep 600"]}
     lease: 1s
+    env: {PIDS: `+pids+`}
 `)
-	w := startWorker(t, u, config, "frozen", "PIDS="+pids)
+	w := startWorker(t, u, config, "frozen")
 	submitTo(t, pool, "a", 1)
 	require.Eventually(t, func() bool { return len(handlerPIDs(t, pids)) == 1 }, 20*time.Second, 10*time.Millisecond)
 	handler := handlerPIDs(t, pids)[0]
@@ -157,10 +159,11 @@ stages:
     handler: {exec: ["sh", "-c", "sleep 600 & echo $! >> \"$PIDS\"; wait"]}
     concurrency: 40
     lease: 1s
+    env: {PIDS: `+pids+`}
 `)
 	for round := range 5 {
 		submitTo(t, pool, "a", 40)
-		w := startWorker(t, u, config, fmt.Sprintf("doomed-%d", round), "PIDS="+pids)
+		w := startWorker(t, u, config, fmt.Sprintf("doomed-%d", round))
 		require.Eventually(t, func() bool { return len(handlerPIDs(t, pids)) > 40*round }, 20*time.Second, time.Millisecond)
 		require.NoError(t, w.cmd.Process.Signal(syscall.SIGKILL)) // as the first handler's child starts
 		w.wait(t)
