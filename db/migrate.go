@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,21 +131,27 @@ func withLockTimeout(r io.ReadCloser) io.ReadCloser {
 	}{io.MultiReader(strings.NewReader(set), r), r}
 }
 
-// Up applies every migration not yet applied. A migration that gave up
-// waiting for a lock (MigrationLockTimeout) rolled back whole, so the
-// schema is still at the version before it: Up marks that version and tries
-// again, waiting longer each time, up to migrationTries times. log (if not
-// nil) hears of each retry.
+// Up applies every migration not yet applied, one at a time. A migration
+// that gave up waiting for a lock (MigrationLockTimeout) rolled back whole,
+// so the schema is still at the version before it: Up marks that version and
+// tries again, waiting longer each time, up to migrationTries times. log (if
+// not nil) hears of each retry. (One at a time: golang-migrate reads the
+// migrations after the one it runs ahead, and a failure leaves those reads
+// blocked for good.)
 func Up(ctx context.Context, m *migrate.Migrate, log *slog.Logger) error {
-	wait := time.Second
-	for try := 1; ; try++ {
-		err := m.Up()
-		if err == nil || errors.Is(err, migrate.ErrNoChange) {
-			return nil
+	wait, tries := time.Second, 0
+	for {
+		err := m.Steps(1)
+		switch {
+		case err == nil:
+			wait, tries = time.Second, 0
+			continue
+		case errors.Is(err, os.ErrNotExist), errors.Is(err, migrate.ErrNoChange):
+			return nil // none left
 		}
 		var dbErr database.Error
 		var pgErr *pgconn.PgError
-		if try == migrationTries || !errors.As(err, &dbErr) || !errors.As(dbErr.OrigErr, &pgErr) || pgErr.Code != "55P03" {
+		if tries++; tries == migrationTries || !errors.As(err, &dbErr) || !errors.As(dbErr.OrigErr, &pgErr) || pgErr.Code != "55P03" {
 			return err
 		}
 		v, _, verr := m.Version()
@@ -163,7 +170,7 @@ func Up(ctx context.Context, m *migrate.Migrate, log *slog.Logger) error {
 		}
 		if log != nil {
 			log.Warn("a migration could not take a lock in time (a long transaction holds it); it rolled back and runs again",
-				"migration", v, "lock_timeout", MigrationLockTimeout, "try", try, "retry_in", wait)
+				"migration", v, "lock_timeout", MigrationLockTimeout, "try", tries, "retry_in", wait)
 		}
 		select {
 		case <-ctx.Done():

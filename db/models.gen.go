@@ -154,6 +154,15 @@ type BatonJobCountDelta struct {
 	N     int64    `json:"n"`
 }
 
+// Faults of jobs that were not the jobs' own; a row only for a job that had one.
+type BatonJobFault struct {
+	JobID int64 `json:"job_id"`
+	// A poison row's payload, which PostgreSQL cannot write out, moved aside (the job's payload is null); a retry moves it back.
+	UnreadablePayload []byte `json:"unreadable_payload"`
+	// Failed attempts not counted because the worker ran out of a resource (file descriptors, memory); bounded per job.
+	WorkerFaults int32 `json:"worker_faults"`
+}
+
 type BatonJobHistory struct {
 	JobID      int64     `json:"job_id"`
 	Seq        int32     `json:"seq"`
@@ -289,10 +298,6 @@ type Job struct {
 	RootID *int64 `json:"root_id"`
 	// When the journey's root job was submitted; NULL on the root itself (its created_at).
 	RootCreatedAt *time.Time `json:"root_created_at"`
-	// A poison row's payload, which PostgreSQL cannot write out, moved aside (payload is null); a retry moves it back.
-	UnreadablePayload []byte `json:"unreadable_payload"`
-	// Failed attempts not counted because the worker ran out of a resource (file descriptors, memory); bounded per job.
-	WorkerFaults int32 `json:"worker_faults"`
 }
 
 type JobEvent struct {

@@ -39,6 +39,8 @@ WITH retention AS (
     DELETE FROM baton.jobs j WHERE j.id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING j.id
 ), history AS (
     DELETE FROM baton.job_events e WHERE e.job_id = ANY (ARRAY(SELECT id FROM pruned))
+), faults AS (
+    DELETE FROM baton.job_faults f WHERE f.job_id = ANY (ARRAY(SELECT id FROM pruned))
 )
 SELECT count(*)::bigint AS pruned FROM pruned
 `
@@ -58,7 +60,8 @@ type JobPruneParams struct {
 // reads only what it deletes. Only succeeded, dead and canceled jobs are
 // looked at: a running or waiting job is never pruned. SKIP LOCKED passes
 // over a job that a re-drive holds. The count triggers keep queue_summary
-// exact, and a job handed off from a pruned one keeps its parent_id.
+// exact, and a job handed off from a pruned one keeps its parent_id. The
+// jobs' history and faults go with them.
 func (q *Queries) JobPrune(ctx context.Context, arg JobPruneParams) (int64, error) {
 	row := q.db.QueryRow(ctx, jobPrune,
 		arg.SucceededMs,

@@ -7,12 +7,23 @@
 --
 -- A claim that meets such a row fails as a whole; the worker claims again
 -- with payloads checked (baton.readable) and fails that job alone: it ends
--- dead, a poison row, and its payload moves aside to unreadable_payload
--- (payload becomes null), so that it costs no reader anything from then on.
--- A retry moves it back.
-ALTER TABLE baton.jobs ADD COLUMN unreadable_payload jsonb;
-COMMENT ON COLUMN baton.jobs.unreadable_payload IS
-    'A poison row''s payload, which PostgreSQL cannot write out, moved aside (payload is null); a retry moves it back.';
+-- dead, a poison row, and its payload moves aside to
+-- baton.job_faults.unreadable_payload (its payload becomes null), so that it
+-- costs no reader anything from then on. A retry moves it back.
+--
+-- baton.job_faults holds what went wrong with a job that was not its own
+-- doing, for the few jobs it happens to: a side table, so that baton.jobs,
+-- which every claim and completion writes, stays as narrow as it was (two
+-- columns there cost the one-stage benchmark about 3%). Maintenance deletes
+-- a job's row with the job (JobPrune).
+CREATE TABLE baton.job_faults (
+    job_id bigint PRIMARY KEY,
+    unreadable_payload jsonb
+);
+COMMENT ON TABLE baton.job_faults IS
+    'Faults of jobs that were not the jobs'' own; a row only for a job that had one.';
+COMMENT ON COLUMN baton.job_faults.unreadable_payload IS
+    'A poison row''s payload, which PostgreSQL cannot write out, moved aside (the job''s payload is null); a retry moves it back.';
 
 -- baton.readable(v) is v, or NULL when v cannot be written out or is over
 -- 64 MiB written out (four times anything Baton stores), so that no reader

@@ -1,1 +1,1 @@
-ALTER TABLE baton.jobs DROP COLUMN worker_faults;
+ALTER TABLE baton.job_faults DROP COLUMN worker_faults;

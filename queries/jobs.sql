@@ -81,12 +81,12 @@ WITH locked AS MATERIALIZED (
         started_at = now()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
-              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.worker_faults
+              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent
 )
 SELECT id, queue,
        (CASE WHEN @check_payloads::boolean THEN baton.readable(payload) ELSE payload END)::jsonb AS payload,
        priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
-       started_at::timestamptz AS started_at, parent_id, trace_parent, worker_faults
+       started_at::timestamptz AS started_at, parent_id, trace_parent
 FROM claimed
 ORDER BY priority, run_at, id;
 
@@ -121,8 +121,7 @@ SET state = 'running',
 FROM locked
 WHERE j.id = locked.id
 RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts::integer AS max_attempts, j.lease_token,
-          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases,
-          j.worker_faults;
+          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases;
 
 -- name: JobStartAlone :execrows
 -- Marks a held isolated job's run as alone (its worker has nothing else in
@@ -226,31 +225,35 @@ ORDER BY d.id;
 -- A failure for a resource the worker itself ran out of (worker_fault: no
 -- file descriptors, no memory) is not the job's: up to max_worker_faults of
 -- them per job are not counted as attempts, so that a worker in trouble
--- cannot use up its jobs' attempts, and the job still ends. An unreadable
--- job (a poison row: its payload cannot be written out) is permanent, and
--- its payload moves aside to unreadable_payload, so that reading the job
--- costs nothing. A retry sends a wake-up hint naming its queue with "@" (a
--- job not due yet), so that idle replicas set an alarm for it (the notified
--- CTE is joined so that it runs).
+-- cannot use up its jobs' attempts, and the job still ends; each waits
+-- twice as long as the one before, up to max_delay_ms. An unreadable job (a
+-- poison row: its payload cannot be written out) is permanent, and its
+-- payload moves aside, so that reading the job costs nothing. Both are kept
+-- in baton.job_faults (migration 15). A retry sends a wake-up hint naming
+-- its queue with "@" (a job not due yet), so that idle replicas set an alarm
+-- for it (the notified CTE is joined so that it runs).
 WITH attempt AS (
-    -- The attempt's due time, before the retry moves run_at, and what
-    -- becomes of the job. Read in the statement's snapshot: while the token
-    -- matches, nothing else moves it.
-    SELECT id, run_at, uncounted, NOT uncounted AND (@permanent::boolean OR attempts >= max_attempts) AS dead
-    FROM (SELECT id, run_at, attempts, max_attempts,
-                 @worker_fault::boolean AND worker_faults < @max_worker_faults::integer AS uncounted
-          FROM baton.jobs
-          WHERE id = @id::bigint AND lease_token = @lease_token::bigint AND state = 'running') j
+    -- The attempt's due time and payload, before the update moves them, and
+    -- what becomes of the job. Read in the statement's snapshot: while the
+    -- token matches, nothing else moves them.
+    SELECT id, run_at, payload, fault_count, uncounted,
+           NOT uncounted AND (@permanent::boolean OR attempts >= max_attempts) AS dead
+    FROM (SELECT j.id, j.run_at, j.payload, j.attempts, j.max_attempts, coalesce(f.worker_faults, 0) AS fault_count,
+                 @worker_fault::boolean AND coalesce(f.worker_faults, 0) < @max_worker_faults::integer AS uncounted
+          FROM baton.jobs j
+          LEFT JOIN baton.job_faults f ON f.job_id = j.id
+          WHERE j.id = @id::bigint AND j.lease_token = @lease_token::bigint AND j.state = 'running') j
 ), failed AS (
     UPDATE baton.jobs j
     SET state = CASE WHEN a.dead THEN 'dead' ELSE 'retrying' END::baton.job_state,
-        run_at = CASE WHEN a.dead THEN j.run_at ELSE now() + interval '1 millisecond' * @delay_ms::bigint END,
+        run_at = CASE WHEN a.dead THEN j.run_at
+                      WHEN a.uncounted THEN now() + interval '1 millisecond' *
+                           least((@delay_ms::bigint) * 2 ^ least(a.fault_count, 30), @max_delay_ms::bigint)
+                      ELSE now() + interval '1 millisecond' * @delay_ms::bigint END,
         finished_at = CASE WHEN a.dead THEN now() END,
         attempts = j.attempts - a.uncounted::integer,
-        worker_faults = j.worker_faults + a.uncounted::integer,
         last_error = @error::text,
         payload = CASE WHEN @unreadable::boolean THEN 'null'::jsonb ELSE j.payload END,
-        unreadable_payload = CASE WHEN @unreadable::boolean THEN j.payload ELSE j.unreadable_payload END,
         lease_expires_at = NULL,
         leased_by = NULL,
         isolated = false, -- it failed, but its worker lived: it need not run alone
@@ -259,7 +262,16 @@ WITH attempt AS (
     WHERE j.id = a.id
       AND j.lease_token = @lease_token::bigint
       AND j.state = 'running'
-    RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at, a.run_at AS due_at, a.uncounted
+    RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at, a.run_at AS due_at, a.uncounted,
+              a.payload AS old_payload
+), faults AS (
+    INSERT INTO baton.job_faults AS f (job_id, worker_faults, unreadable_payload)
+    SELECT id, uncounted::integer, CASE WHEN @unreadable::boolean THEN old_payload END
+    FROM failed
+    WHERE uncounted OR @unreadable::boolean
+    ON CONFLICT (job_id) DO UPDATE
+    SET worker_faults = f.worker_faults + excluded.worker_faults,
+        unreadable_payload = coalesce(excluded.unreadable_payload, f.unreadable_payload)
 ), events AS (
     -- The event carries the attempt that ran, whether or not it counts.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at, run_us)
@@ -404,19 +416,23 @@ SELECT id FROM canceled;
 
 -- name: JobRetry :one
 -- Re-drives a dead or canceled job: available at once with a fresh set of
--- attempts, and a wake-up hint naming its queue. A poison row gets its
--- payload back (fixed by SQL in unreadable_payload, or as it was).
+-- attempts (its faults forgotten), and a wake-up hint naming its queue. A
+-- poison row gets its payload back (fixed by SQL in
+-- baton.job_faults.unreadable_payload, or as it was).
 WITH target AS MATERIALIZED (
-    SELECT id, state FROM baton.jobs
-    WHERE id = @id::bigint AND state IN ('dead', 'canceled')
-    FOR UPDATE
+    SELECT j.id, j.state, f.unreadable_payload FROM baton.jobs j
+    LEFT JOIN baton.job_faults f ON f.job_id = j.id
+    WHERE j.id = @id::bigint AND j.state IN ('dead', 'canceled')
+    FOR UPDATE OF j
 ), retried AS (
     UPDATE baton.jobs j
     SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL,
-        payload = coalesce(j.unreadable_payload, j.payload), unreadable_payload = NULL, worker_faults = 0
+        payload = coalesce(target.unreadable_payload, j.payload)
     FROM target
     WHERE j.id = target.id
     RETURNING j.id, j.queue, j.lease_token, target.state AS from_state
+), forgotten AS (
+    DELETE FROM baton.job_faults f USING retried r WHERE f.job_id = r.id
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
     SELECT id, from_state, 'available', 0, lease_token FROM retried

@@ -12,7 +12,8 @@ SELECT pg_try_advisory_xact_lock(hashtextextended('baton prune', 727274)) AS loc
 -- reads only what it deletes. Only succeeded, dead and canceled jobs are
 -- looked at: a running or waiting job is never pruned. SKIP LOCKED passes
 -- over a job that a re-drive holds. The count triggers keep queue_summary
--- exact, and a job handed off from a pruned one keeps its parent_id.
+-- exact, and a job handed off from a pruned one keeps its parent_id. The
+-- jobs' history and faults go with them.
 WITH retention AS (
     SELECT q.name, 'succeeded'::baton.job_state AS state, coalesce(q.retain_succeeded_ms, @succeeded_ms::bigint) AS ms FROM baton.queues q
     UNION ALL
@@ -42,5 +43,7 @@ WITH retention AS (
     DELETE FROM baton.jobs j WHERE j.id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING j.id
 ), history AS (
     DELETE FROM baton.job_events e WHERE e.job_id = ANY (ARRAY(SELECT id FROM pruned))
+), faults AS (
+    DELETE FROM baton.job_faults f WHERE f.job_id = ANY (ARRAY(SELECT id FROM pruned))
 )
 SELECT count(*)::bigint AS pruned FROM pruned;

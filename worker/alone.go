@@ -48,7 +48,6 @@ func (s *stage) claimIsolated(ctx context.Context) {
 			Priority: int(row.Priority), ParentID: row.ParentID, CreatedAt: row.CreatedAt,
 		},
 		token: row.LeaseToken, traceParent: deref(row.TraceParent), pickup: row.StartedAt.Sub(row.RunAt),
-		faults: int(row.WorkerFaults),
 	}
 	s.jobLog(c.job).Info("running alone: this job lost a lease while it ran beside others", "lost_leases", row.LostLeases)
 	r := c.run()

@@ -128,10 +128,9 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 				Priority: int(r.Priority), ParentID: r.ParentID, CreatedAt: r.CreatedAt,
 			},
 			token: r.LeaseToken, traceParent: deref(r.TraceParent), pickup: r.StartedAt.Sub(r.RunAt),
-			faults: int(r.WorkerFaults),
 		}
 		if r.Payload == nil { // only a claim with payloads checked returns one (the column is NOT NULL)
-			s.jobLog(c.job).Error("poison row: its payload cannot be read; the job ends dead, its payload kept in baton.jobs.unreadable_payload")
+			s.jobLog(c.job).Error("poison row: its payload cannot be read; the job ends dead, its payload kept in baton.job_faults.unreadable_payload")
 			s.fail(c, errUnreadable, 0)
 			continue
 		}
@@ -146,7 +145,7 @@ const checkedClaimTimeout = time.Minute
 
 // errUnreadable fails a job whose payload cannot be read: a poison row. It
 // ends dead at once, its payload moved aside (JobFail).
-var errUnreadable = errors.New("poison row: its payload cannot be read (written out it is over PostgreSQL's 1 GB limit, or over 64 MiB, or the row is damaged); it is kept in baton.jobs.unreadable_payload, and a retry puts it back")
+var errUnreadable = errors.New("poison row: its payload cannot be read (written out it is over PostgreSQL's 1 GB limit, or over 64 MiB, or the row is damaged); it is kept in baton.job_faults.unreadable_payload, and a retry puts it back")
 
 func deref(s *string) string {
 	if s == nil {

@@ -26,11 +26,11 @@ func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 	if fault {
 		herr = fmt.Errorf("%w (the worker ran out of a resource: up to %d such failures of a job are not counted as attempts)", herr, maxWorkerFaults)
 	}
-	delay := backoff(job.Attempt+c.faults, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D())
+	delay := backoff(job.Attempt, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D())
 	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
 		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
 			ID: job.ID, LeaseToken: c.token, Error: errorText(herr, s.w.redact), Permanent: IsPermanent(herr), Unreadable: errors.Is(herr, errUnreadable),
-			WorkerFault: fault, MaxWorkerFaults: maxWorkerFaults,
+			WorkerFault: fault, MaxWorkerFaults: maxWorkerFaults, MaxDelayMs: s.cfg.MaxBackoff.D().Milliseconds(),
 			DelayMs: delay.Milliseconds(), WorkerID: s.w.cfg.ID, RunUs: ran.Microseconds(),
 		})
 	})

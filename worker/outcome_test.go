@@ -227,7 +227,7 @@ func TestARowThatCannotBeReadFailsItsJobAloneAndTheQueueWorks(t *testing.T) {
 	require.Contains(t, *s.LastError, "poison row: its payload cannot be read")
 	require.Equal(t, int32(1), s.Attempts)
 	require.JSONEq(t, "null", string(s.Payload), "moved aside: reading the job costs nothing now")
-	require.Equal(t, 8300, count(t, b.pool, "SELECT jsonb_array_length(unreadable_payload) FROM baton.jobs WHERE id = $1", poison))
+	require.Equal(t, 8300, count(t, b.pool, "SELECT jsonb_array_length(unreadable_payload) FROM baton.job_faults WHERE job_id = $1", poison))
 	require.Equal(t, 2, count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"), "the poison row handed nothing off")
 	queue := "a"
 	page, err := db.New(b.pool).JobList(ctx, db.JobListParams{Queue: &queue, BeforeID: 1 << 62, MaxJobs: 10})
@@ -237,7 +237,7 @@ func TestARowThatCannotBeReadFailsItsJobAloneAndTheQueueWorks(t *testing.T) {
 	// A retry puts the payload back (fixed by SQL, or as it was).
 	w.Stop(t)
 	require.NoError(t, db.Retry(ctx, b.pool, poison))
-	require.Equal(t, 8300, count(t, b.pool, "SELECT jsonb_array_length(payload) FROM baton.jobs WHERE id = $1 AND unreadable_payload IS NULL", poison))
+	require.Equal(t, 8300, count(t, b.pool, "SELECT jsonb_array_length(payload) FROM baton.jobs WHERE id = $1 AND NOT EXISTS (SELECT FROM baton.job_faults WHERE job_id = id)", poison))
 }
 
 // A handler that fails because its worker ran out of a resource (here: no
@@ -269,5 +269,5 @@ func TestFailuresOfTheWorkersOwnResourcesAreNotCountedUpToABound(t *testing.T) {
 	s = b.waitState(b.submit(`"always"`), "dead")
 	require.Len(t, failedAttempts(s), 11, "ten not counted, then its one attempt")
 	require.Equal(t, int32(1), s.Attempts)
-	require.Equal(t, 10, count(t, b.pool, "SELECT worker_faults FROM baton.jobs WHERE id = $1", s.ID))
+	require.Equal(t, 10, count(t, b.pool, "SELECT worker_faults FROM baton.job_faults WHERE job_id = $1", s.ID))
 }

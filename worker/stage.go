@@ -55,9 +55,6 @@ type claimed struct {
 	// traceParent is the W3C trace context the job was submitted or handed
 	// off under ("" for none): its handler's span is a child of it.
 	traceParent string
-	// faults counts the job's failures that were its worker's, not counted
-	// as attempts (JobFail): its retries back off by them too.
-	faults int
 	// pickup is how long the job waited to be claimed, in database time.
 	// A direct hand-off never waits in the queue: its pickup is the
 	// statement that created it claimed, from its start (the job's
