@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/testenv"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -121,7 +121,7 @@ func TestRequestsCarryTheCallersTrace(t *testing.T) {
 	for name, tp := range map[string]trace.TracerProvider{"global": nil, "off": noop.NewTracerProvider()} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var log syncBuilder
+			var log testenv.Buffer
 			pool := dbtest.New(t)
 			srv := httptest.NewServer(api.New(pool, api.Config{Logger: slog.New(slog.NewTextHandler(&log, nil)), TracerProvider: tp}).Handler())
 			t.Cleanup(srv.Close)
@@ -140,22 +140,4 @@ func TestRequestsCarryTheCallersTrace(t *testing.T) {
 			require.Contains(t, stored, "-4bf92f3577b34da6a3ce929d0e0e4736-")
 		})
 	}
-}
-
-// syncBuilder is a strings.Builder the server's goroutines may write to.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -107,6 +107,13 @@ func startWorker(t *testing.T, databaseURL, config, id string, env ...string) *w
 	t.Helper()
 	cmd := exec.Command(batonBin, "worker", "--config", config, "--id", id)
 	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+databaseURL), env...)
+	return startProc(t, cmd)
+}
+
+// startProc starts cmd, collecting its stderr, and kills it when the test
+// ends if it is still running.
+func startProc(t *testing.T, cmd *exec.Cmd) *workerProc {
+	t.Helper()
 	w := &workerProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = w.stderr
 	require.NoError(t, cmd.Start())
@@ -410,26 +417,10 @@ func TestWorkerSettingsFromTheEnvironmentAndItsProbes(t *testing.T) {
 	ln.Close()
 	cmd := exec.Command(batonBin, "worker")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+u, "BATON_CONFIG="+catPipeline, "BATON_WORKER_ID=from-env", "BATON_METRICS_ADDR="+addr)
-	w := &workerProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = w.stderr
-	require.NoError(t, cmd.Start())
-	go func() { w.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-w.done
-		}
-	})
-	probe := func(path string) int {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	require.Eventually(t, func() bool { return probe("/readyz") == http.StatusOK }, 20*time.Second, 10*time.Millisecond, w.stderr.String())
-	require.Equal(t, http.StatusOK, probe("/healthz"))
+	w := startProc(t, cmd)
+	require.Eventually(t, func() bool { code, _ := probe(addr, "/readyz"); return code == http.StatusOK }, 20*time.Second, 10*time.Millisecond, w.stderr.String())
+	code, _ := probe(addr, "/healthz")
+	require.Equal(t, http.StatusOK, code)
 	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
 	require.NoError(t, err)
 	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0")

@@ -34,16 +34,7 @@ func startMetricsWorker(t *testing.T, databaseURL, config string, nofile int) (*
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL)
-	w := &workerProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = w.stderr
-	require.NoError(t, cmd.Start())
-	go func() { w.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-w.done
-		}
-	})
+	w := startProc(t, cmd)
 	require.Eventually(t, func() bool { code, _ := probe(addr, "/readyz"); return code == http.StatusOK },
 		20*time.Second, 10*time.Millisecond, w.stderr.String())
 	return w, addr
