@@ -144,8 +144,13 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) {
 		s.renderProblem(w, r, db.MapError(err))
 		return
 	}
+	periodic, err := q.ReportPeriodic(r.Context(), "")
+	if err != nil {
+		s.renderProblem(w, r, db.MapError(err))
+		return
+	}
 	s.render(w, r, http.StatusOK, "home.html", map[string]any{"Title": "Queues", "Queues": viewsOf(queues), "Total": total,
-		"Tables": tables, "After": after, "Next": next, "Self": r.URL.RequestURI()})
+		"Tables": tables, "Periodic": periodic, "After": after, "Next": next, "Self": r.URL.RequestURI()})
 }
 
 // bytesIEC shows a size the way psql's pg_size_pretty does, in powers of 1024.

@@ -435,3 +435,24 @@ func TestDashboardPagesThroughTheQueues(t *testing.T) {
 	status, _ = page(t, c, srv.URL+"/?after=Not%20A%20Queue")
 	require.Equal(t, http.StatusBadRequest, status)
 }
+
+// The home page shows each periodic entry: its schedule, its last tick with
+// the job it made, and its next tick.
+func TestDashboardShowsPeriodicEntries(t *testing.T) {
+	t.Parallel()
+	srv, pool, _ := dashboardServer(t)
+	workertest.Start(t, pool, "periodic:\n  - {name: dash-beat, queue: dash-beats, schedule: '@every 1s', timezone: Europe/Berlin}\n",
+		worker.Config{Logger: slog.New(slog.DiscardHandler)})
+	c := loggedIn(t, srv)
+	var body string
+	require.Eventually(t, func() bool {
+		var status int
+		status, body = page(t, c, srv.URL+"/")
+		return status == http.StatusOK && strings.Contains(body, `href="/jobs/`) && strings.Contains(body, `data-periodic="dash-beat"`)
+	}, 10*time.Second, 50*time.Millisecond)
+	row := regexp.MustCompile(`(?s)<tr data-periodic="dash-beat">.*?</tr>`).FindString(body)
+	require.Contains(t, row, "@every 1s")
+	require.Contains(t, row, "Europe/Berlin")
+	require.Contains(t, row, `href="/queues/dash-beats"`)
+	require.Regexp(t, `href="/jobs/\d+"`, row)
+}

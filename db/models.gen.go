@@ -176,6 +176,34 @@ type BatonJobHistory struct {
 	RunSeconds *float64  `json:"run_seconds"`
 }
 
+// Each periodic entry with its last and next tick, the state of the job its last tick made, and how overdue it is.
+type BatonPeriodic struct {
+	Name           string     `json:"name"`
+	Queue          string     `json:"queue"`
+	Schedule       string     `json:"schedule"`
+	Timezone       string     `json:"timezone"`
+	LastTick       *time.Time `json:"last_tick"`
+	NextTick       time.Time  `json:"next_tick"`
+	LastJobID      *int64     `json:"last_job_id"`
+	LastJobState   *JobState  `json:"last_job_state"`
+	OverdueSeconds float64    `json:"overdue_seconds"`
+	RegisteredAt   time.Time  `json:"registered_at"`
+}
+
+// The periodic entries of the pipeline files: when each ticked last and ticks next.
+type BatonPeriodicEntry struct {
+	Name      string     `json:"name"`
+	Queue     string     `json:"queue"`
+	Schedule  string     `json:"schedule"`
+	Timezone  string     `json:"timezone"`
+	Payload   []byte     `json:"payload"`
+	NextTick  time.Time  `json:"next_tick"`
+	LastTick  *time.Time `json:"last_tick"`
+	LastJobID *int64     `json:"last_job_id"`
+	// When a worker whose file names the entry last started.
+	RegisteredAt time.Time `json:"registered_at"`
+}
+
 type BatonPipelineLineage struct {
 	RootID     int64      `json:"root_id"`
 	Depth      int32      `json:"depth"`

@@ -103,6 +103,41 @@ func (q *Queries) ReportFailures(ctx context.Context, queue string) ([]BatonFail
 	return items, nil
 }
 
+const reportPeriodic = `-- name: ReportPeriodic :many
+SELECT name, queue, schedule, timezone, last_tick, next_tick, last_job_id, last_job_state, overdue_seconds, registered_at FROM baton.periodic WHERE ($1::text = '' OR queue = $1) ORDER BY name
+`
+
+func (q *Queries) ReportPeriodic(ctx context.Context, queue string) ([]BatonPeriodic, error) {
+	rows, err := q.db.Query(ctx, reportPeriodic, queue)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []BatonPeriodic
+	for rows.Next() {
+		var i BatonPeriodic
+		if err := rows.Scan(
+			&i.Name,
+			&i.Queue,
+			&i.Schedule,
+			&i.Timezone,
+			&i.LastTick,
+			&i.NextTick,
+			&i.LastJobID,
+			&i.LastJobState,
+			&i.OverdueSeconds,
+			&i.RegisteredAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const reportPipelineLineage = `-- name: ReportPipelineLineage :many
 SELECT root_id, depth, job_id, parent_id, queue, state, attempts, created_at, started_at, finished_at, seconds FROM baton.pipeline_lineage WHERE ($1::text = '' OR root_id IN (
     SELECT l.root_id FROM baton.pipeline_lineage l WHERE l.queue = $1))

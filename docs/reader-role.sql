@@ -20,7 +20,7 @@ GRANT USAGE ON SCHEMA baton TO baton_reader;
 GRANT SELECT ON baton.queue_summary, baton.stage_latency, baton.throughput_hourly,
     baton.failures, baton.stuck_jobs, baton.pipeline_lineage, baton.table_health,
     baton.stage_errors, baton.attempts_per_job, baton.slowest_journeys,
-    baton.backlog_by_priority, baton.worker_activity,
+    baton.backlog_by_priority, baton.worker_activity, baton.periodic,
     baton.job_history, baton.attempts TO baton_reader;
 
 -- What a session may hold. These are defaults, not limits: PostgreSQL 15 lets

@@ -35,3 +35,6 @@ SELECT * FROM baton.worker_activity ORDER BY last_ended_at DESC, worker;
 -- name: ReportSince :exec
 -- Sets the window of the reporting views for the rest of the transaction.
 SELECT set_config('baton.since', @since::text, true);
+
+-- name: ReportPeriodic :many
+SELECT * FROM baton.periodic WHERE (@queue::text = '' OR queue = @queue) ORDER BY name;

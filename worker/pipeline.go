@@ -49,8 +49,11 @@ type Pipeline struct {
 	// ShutdownGrace is how long SIGTERM waits for in-flight handlers before
 	// releasing their leases. Defaults to 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
-	// Stages lists the queues to work, each with its handler. At least one.
+	// Stages lists the queues to work, each with its handler. At least one,
+	// unless the file has periodic entries.
 	Stages []Stage `yaml:"stages"`
+	// Periodic lists jobs submitted on a schedule (see Periodic).
+	Periodic []Periodic `yaml:"periodic"`
 }
 
 // Stage reads one queue, runs one handler, and hands the result to Next.
@@ -224,8 +227,19 @@ func yamlMessage(err error, withLine bool) string {
 }
 
 func (p *Pipeline) validate() error {
-	if len(p.Stages) == 0 {
+	if len(p.Stages) == 0 && len(p.Periodic) == 0 {
 		return errors.New("no stages")
+	}
+	names := map[string]bool{}
+	for i := range p.Periodic {
+		e := &p.Periodic[i]
+		if err := e.compile(); err != nil {
+			return fmt.Errorf("%s: %w", periodicName(i, e.Name), err)
+		}
+		if names[e.Name] {
+			return fmt.Errorf("%s: name: %q names two entries", periodicName(i, e.Name), e.Name)
+		}
+		names[e.Name] = true
 	}
 	p.PollInterval = cmp.Or(p.PollInterval, Duration(DefaultPollInterval))
 	if p.PollInterval.D() < MinPollInterval {
@@ -257,6 +271,14 @@ func (p *Pipeline) validate() error {
 		}
 	}
 	return nil
+}
+
+// periodicName names the i-th periodic entry (from 0) in messages.
+func periodicName(i int, name string) string {
+	if name == "" {
+		return fmt.Sprintf("periodic entry %d", i+1)
+	}
+	return fmt.Sprintf("periodic entry %d (%s)", i+1, name)
 }
 
 // stageName names the i-th stage (from 0) in messages.

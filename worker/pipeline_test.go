@@ -44,7 +44,7 @@ func TestParsePipelineRejectsBadFiles(t *testing.T) {
 		{"NotYAML", `stages: [`, "line 1: sequence end token ']' not found"},
 		{"StagesNotAList", `stages: {a: 1}`, "stages: mapping was used where sequence is expected"},
 		{"StageNotAMapping", "stages:\n  - x", "stage 1: string was used where mapping is expected"},
-		{"UnknownTopLevelField", "polling: 1s\n" + cat, `unknown field "polling" (known: poll_interval, shutdown_grace, stages)`},
+		{"UnknownTopLevelField", "polling: 1s\n" + cat, `unknown field "polling" (known: periodic, poll_interval, shutdown_grace, stages)`},
 		{"UnknownField", cat + "    leese: 3s", `stage 1 (a): unknown field "leese" (known: backoff, concurrency,`},
 		{"DuplicateField", cat + "    queue: b", `line 4: mapping key "queue" already defined`},
 		{"UnknownHandlerKind", "stages:\n  - queue: a\n    handler: {grpc: x}", `stage 1 (a): handler: unknown handler kind "grpc"`},
@@ -77,6 +77,17 @@ func TestParsePipelineRejectsBadFiles(t *testing.T) {
 		{"EnvBatonsOwn", cat + "    env: {BATON_JOB_ID: '7'}", "stage 1 (a): env: BATON_JOB_ID is Baton's own"},
 		{"EnvNotExec", "stages:\n  - queue: a\n    handler: {go: x}\n    env: {A: b}", "stage 1 (a): env: only an exec handler has an environment"},
 		{"EnvNotAMap", cat + "    env: [A]", "stage 1 (a): env:"},
+		{"PeriodicBadSchedule", cat + "periodic:\n  - {name: p, queue: a, schedule: 'every day'}", `periodic entry 1 (p): schedule: "every day"`},
+		{"PeriodicNeverFires", cat + "periodic:\n  - {name: p, queue: a, schedule: '0 0 30 2 *'}", `periodic entry 1 (p): schedule: "0 0 30 2 *" never fires`},
+		{"PeriodicTooOften", cat + "periodic:\n  - {name: p, queue: a, schedule: '@every 100ms'}", "an interval must be whole seconds, at least 1s"},
+		{"PeriodicFractionalInterval", cat + "periodic:\n  - {name: p, queue: a, schedule: '@every 1500ms'}", "an interval must be whole seconds, at least 1s"},
+		{"PeriodicBadZone", cat + "periodic:\n  - {name: p, queue: a, schedule: '@daily', timezone: Mars/Olympus}", `timezone: "Mars/Olympus" is not an IANA time zone`},
+		{"PeriodicZoneInSchedule", cat + "periodic:\n  - {name: p, queue: a, schedule: 'CRON_TZ=UTC 0 3 * * *'}", "give the time zone as timezone:"},
+		{"PeriodicNoName", cat + "periodic:\n  - {queue: a, schedule: '@daily'}", "periodic entry 1: name: required"},
+		{"PeriodicTwoNames", cat + "periodic:\n  - {name: p, queue: a, schedule: '@daily'}\n  - {name: p, queue: b, schedule: '@hourly'}", `periodic entry 2 (p): name: "p" names two entries`},
+		{"PeriodicBadQueue", cat + "periodic:\n  - {name: p, queue: 'A B', schedule: '@daily'}", `periodic entry 1 (p): queue: "A B"`},
+		{"PeriodicUnknownField", cat + "periodic:\n  - {name: p, queue: a, schedule: '@daily', every: 1s}", `periodic: `},
+		{"PeriodicBadPayload", cat + "periodic:\n  - {name: p, queue: a, schedule: '@daily', payload: {s: \"a\\0b\"}}", "periodic entry 1 (p): payload: s: strings must not contain"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,8 +98,21 @@ func TestParsePipelineRejectsBadFiles(t *testing.T) {
 			require.NotContains(t, err.Error(), "\n", "one line")
 		})
 	}
+	// Periodic entries: cron with or without seconds, descriptors,
+	// intervals, a time zone; a file may hold only periodic entries.
+	p, err := worker.ParsePipeline([]byte("periodic:\n" +
+		"  - {name: nightly, queue: reports, schedule: '0 3 * * *', timezone: Europe/Berlin, payload: {kind: nightly}}\n" +
+		"  - {name: tens, queue: beats, schedule: '*/10 * * * * *'}\n" +
+		"  - {name: daily, queue: beats, schedule: '@daily'}\n" +
+		"  - {name: often, queue: beats, schedule: '@every 2s'}\n"))
+	require.NoError(t, err)
+	require.Len(t, p.Periodic, 4)
+	require.JSONEq(t, `{"kind": "nightly"}`, string(p.Periodic[0].Payload))
+	require.JSONEq(t, `{}`, string(p.Periodic[1].Payload))
+	require.Equal(t, "UTC", p.Periodic[1].Timezone)
+
 	// A chain that leaves the file is no cycle.
-	_, err := worker.ParsePipeline([]byte(cat + "    next: b\n  - queue: b\n    handler: {exec: [cat]}\n    next: c\n"))
+	_, err = worker.ParsePipeline([]byte(cat + "    next: b\n  - queue: b\n    handler: {exec: [cat]}\n    next: c\n"))
 	require.NoError(t, err)
 }
 

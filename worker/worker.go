@@ -110,6 +110,13 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	if cfg.Pipeline == nil {
 		return nil, fmt.Errorf("%w: no pipeline", ErrPipeline)
 	}
+	for i := range cfg.Pipeline.Periodic {
+		if e := &cfg.Pipeline.Periodic[i]; e.sched == nil {
+			if err := e.compile(); err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrPipeline, periodicName(i, e.Name), err)
+			}
+		}
+	}
 	cfg.ID = cmp.Or(cfg.ID, DefaultID())
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	cfg.MaintenanceInterval = cmp.Or(cfg.MaintenanceInterval, time.Second)
@@ -206,7 +213,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		defer w.guard.stop()
 	}
-	w.log.Info("worker started", "stages", len(w.stages), "pool_max_conns", w.pool.Config().MaxConns, "listen", !w.cfg.PollOnly)
+	w.log.Info("worker started", "stages", len(w.stages), "periodic", len(w.cfg.Pipeline.Periodic), "pool_max_conns", w.pool.Config().MaxConns, "listen", !w.cfg.PollOnly)
 
 	// Handlers run under their own context: shutdown must not cancel them
 	// until the grace period is over.
@@ -225,6 +232,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	})
 	if !w.cfg.PollOnly {
 		loops.Go(func() { w.listen(ctx) })
+	}
+	if len(w.cfg.Pipeline.Periodic) > 0 {
+		loops.Go(func() { w.runPeriodic(ctx) })
 	}
 	w.working.Store(true)
 	loops.Wait()

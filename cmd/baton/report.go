@@ -93,6 +93,9 @@ var reports = []report{
 	{"table_health", func(ctx context.Context, q *db.Queries, _ string) (any, error) {
 		return q.TableHealth(ctx)
 	}},
+	{"periodic", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+		return q.ReportPeriodic(ctx, queue)
+	}},
 }
 
 func reportNames() string {

@@ -1,0 +1,2 @@
+DROP VIEW baton.periodic;
+DROP TABLE baton.periodic_entries;
