@@ -69,7 +69,7 @@ var allowed = map[[2]string]bool{
 	{"available", "running"}: true, {"available", "canceled"}: true,
 	{"retrying", "available"}: true, {"retrying", "running"}: true, {"retrying", "canceled"}: true,
 	{"running", "succeeded"}: true, {"running", "retrying"}: true, {"running", "dead"}: true,
-	{"running", "available"}: true, {"running", "canceled"}: true,
+	{"running", "available"}: true, {"running", "canceled"}: true, {"running", "scheduled"}: true,
 	{"dead", "available"}: true, {"canceled", "available"}: true,
 }
 

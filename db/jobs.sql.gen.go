@@ -403,46 +403,47 @@ WITH attempt AS (
     -- what becomes of the job. Read in the statement's snapshot: while the
     -- token matches, nothing else moves them.
     SELECT id, run_at, payload, fault_count, uncounted,
-           NOT uncounted AND ($1::boolean OR attempts >= max_attempts) AS dead
+           NOT uncounted AND ($1::boolean OR $2::boolean OR attempts >= max_attempts) AS ended
     FROM (SELECT j.id, j.run_at, j.payload, j.attempts, j.max_attempts, coalesce(f.worker_faults, 0) AS fault_count,
-                 $2::boolean AND coalesce(f.worker_faults, 0) < $3::integer AS uncounted
+                 $3::boolean AND coalesce(f.worker_faults, 0) < $4::integer AS uncounted
           FROM baton.jobs j
           LEFT JOIN baton.job_faults f ON f.job_id = j.id
-          WHERE j.id = $4::bigint AND j.lease_token = $5::bigint AND j.state = 'running') j
+          WHERE j.id = $5::bigint AND j.lease_token = $6::bigint AND j.state = 'running') j
 ), failed AS (
     UPDATE baton.jobs j
-    SET state = CASE WHEN a.dead THEN 'dead' ELSE 'retrying' END::baton.job_state,
-        run_at = CASE WHEN a.dead THEN j.run_at
+    SET state = CASE WHEN a.ended AND $2::boolean THEN 'canceled' WHEN a.ended THEN 'dead'
+                     ELSE 'retrying' END::baton.job_state,
+        run_at = CASE WHEN a.ended THEN j.run_at
                       WHEN a.uncounted THEN now() + interval '1 millisecond' *
-                           least(($6::bigint) * 2 ^ least(a.fault_count, 30), $7::bigint)
-                      ELSE now() + interval '1 millisecond' * $6::bigint END,
-        finished_at = CASE WHEN a.dead THEN now() END,
+                           least(($7::bigint) * 2 ^ least(a.fault_count, 30), $8::bigint)
+                      ELSE now() + interval '1 millisecond' * $7::bigint END,
+        finished_at = CASE WHEN a.ended THEN now() END,
         attempts = j.attempts - a.uncounted::integer,
-        last_error = $8::text,
-        payload = CASE WHEN $9::boolean THEN 'null'::jsonb ELSE j.payload END,
+        last_error = $9::text,
+        payload = CASE WHEN $10::boolean THEN 'null'::jsonb ELSE j.payload END,
         lease_expires_at = NULL,
         leased_by = NULL,
         isolated = false, -- it failed, but its worker lived: it need not run alone
         alone_since = NULL
     FROM attempt a
     WHERE j.id = a.id
-      AND j.lease_token = $5::bigint
+      AND j.lease_token = $6::bigint
       AND j.state = 'running'
     RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, j.last_error, j.run_at, a.run_at AS due_at, a.uncounted,
               a.payload AS old_payload
 ), faults AS (
     INSERT INTO baton.job_faults AS f (job_id, worker_faults, unreadable_payload)
-    SELECT id, uncounted::integer, CASE WHEN $9::boolean THEN old_payload END
+    SELECT id, uncounted::integer, CASE WHEN $10::boolean THEN old_payload END
     FROM failed
-    WHERE uncounted OR $9::boolean
+    WHERE uncounted OR $10::boolean
     ON CONFLICT (job_id) DO UPDATE
     SET worker_faults = f.worker_faults + excluded.worker_faults,
         unreadable_payload = coalesce(excluded.unreadable_payload, f.unreadable_payload)
 ), events AS (
     -- The event carries the attempt that ran, whether or not it counts.
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at, run_us)
-    SELECT id, 'running', state, attempts + uncounted::integer, $5::bigint, $10::text, last_error, started_at,
-           due_at, $11::bigint
+    SELECT id, 'running', state, attempts + uncounted::integer, $6::bigint, $11::text, last_error, started_at,
+           due_at, $12::bigint
     FROM failed
 ), notified AS (
     SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM failed WHERE state = 'retrying'
@@ -452,6 +453,7 @@ SELECT id, state, attempts, run_at, coalesce(uncounted, false)::boolean AS uncou
 
 type JobFailParams struct {
 	Permanent       bool   `json:"permanent"`
+	Canceled        bool   `json:"canceled"`
 	WorkerFault     bool   `json:"worker_fault"`
 	MaxWorkerFaults int32  `json:"max_worker_faults"`
 	ID              int64  `json:"id"`
@@ -474,7 +476,8 @@ type JobFailRow struct {
 
 // Records a failed attempt, fenced by the lease token: retrying after the
 // given delay, or dead when attempts are exhausted or the failure is
-// permanent, with how long the handler ran.
+// permanent, with how long the handler ran. A handler may end its job as
+// canceled instead (worker.Cancel).
 //
 // A failure for a resource the worker itself ran out of (worker_fault: no
 // file descriptors, no memory) is not the job's: up to max_worker_faults of
@@ -489,6 +492,7 @@ type JobFailRow struct {
 func (q *Queries) JobFail(ctx context.Context, arg JobFailParams) (JobFailRow, error) {
 	row := q.db.QueryRow(ctx, jobFail,
 		arg.Permanent,
+		arg.Canceled,
 		arg.WorkerFault,
 		arg.MaxWorkerFaults,
 		arg.ID,
@@ -1141,6 +1145,8 @@ WITH target AS MATERIALIZED (
     RETURNING j.id, j.queue, j.lease_token, target.state AS from_state
 ), forgotten AS (
     DELETE FROM baton.job_faults f USING retried r WHERE f.job_id = r.id
+), unsnoozed AS (
+    DELETE FROM baton.job_snoozes s USING retried r WHERE s.job_id = r.id
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
     SELECT id, from_state, 'available', 0, lease_token FROM retried
@@ -1151,7 +1157,8 @@ SELECT id FROM retried CROSS JOIN notified
 `
 
 // Re-drives a dead or canceled job: available at once with a fresh set of
-// attempts (its faults forgotten), and a wake-up hint naming its queue. A
+// attempts (its faults and snoozes forgotten), and a wake-up hint naming
+// its queue. A
 // poison row gets its payload back (fixed by SQL in
 // baton.job_faults.unreadable_payload, or as it was).
 func (q *Queries) JobRetry(ctx context.Context, id int64) (int64, error) {
@@ -1159,6 +1166,74 @@ func (q *Queries) JobRetry(ctx context.Context, id int64) (int64, error) {
 	var id_2 int64
 	err := row.Scan(&id_2)
 	return id_2, err
+}
+
+const jobSnooze = `-- name: JobSnooze :one
+WITH attempt AS (
+    SELECT j.id, j.run_at, coalesce(s.snoozes, 0) AS snoozes
+    FROM baton.jobs j
+    LEFT JOIN baton.job_snoozes s ON s.job_id = j.id
+    WHERE j.id = $1::bigint AND j.lease_token = $2::bigint AND j.state = 'running'
+), snoozed AS (
+    UPDATE baton.jobs j
+    SET state = CASE WHEN $3::bigint > 0 THEN 'scheduled' ELSE 'available' END::baton.job_state,
+        run_at = now() + interval '1 millisecond' * $3::bigint,
+        attempts = j.attempts - 1,
+        lease_expires_at = NULL,
+        leased_by = NULL,
+        isolated = false,
+        alone_since = NULL
+    FROM attempt a
+    WHERE j.id = a.id
+      AND j.lease_token = $2::bigint
+      AND j.state = 'running'
+      AND a.snoozes < $4::integer
+    RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, a.run_at AS due_at, a.snoozes + 1 AS snoozes
+), counted AS (
+    INSERT INTO baton.job_snoozes AS s (job_id, snoozes)
+    SELECT id, 1 FROM snoozed
+    ON CONFLICT (job_id) DO UPDATE SET snoozes = s.snoozes + 1
+), events AS (
+    -- The event carries the attempt that ran, which is not counted.
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at, run_us)
+    SELECT id, 'running', state, attempts + 1, $2::bigint, $5::text, $6::text, started_at, due_at,
+           $7::bigint
+    FROM snoozed
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM snoozed
+)
+SELECT snoozed.snoozes::integer AS snoozes FROM snoozed CROSS JOIN notified
+`
+
+type JobSnoozeParams struct {
+	ID         int64  `json:"id"`
+	LeaseToken int64  `json:"lease_token"`
+	DelayMs    int64  `json:"delay_ms"`
+	MaxSnoozes int32  `json:"max_snoozes"`
+	WorkerID   string `json:"worker_id"`
+	Note       string `json:"note"`
+	RunUs      int64  `json:"run_us"`
+}
+
+// Sends a running job back to wait, fenced by the lease token, because its
+// handler asked to run again after delay_ms (worker.Snooze): the attempt is
+// not counted, and its history row says "snoozed for …" (baton.attempts
+// calls it an outcome of its own). Snoozes are counted in baton.job_snoozes;
+// past max_snoozes there is no row and the worker fails the attempt, so that
+// a job still ends. A wake-up hint names its queue ("@": not due yet).
+func (q *Queries) JobSnooze(ctx context.Context, arg JobSnoozeParams) (int32, error) {
+	row := q.db.QueryRow(ctx, jobSnooze,
+		arg.ID,
+		arg.LeaseToken,
+		arg.DelayMs,
+		arg.MaxSnoozes,
+		arg.WorkerID,
+		arg.Note,
+		arg.RunUs,
+	)
+	var snoozes int32
+	err := row.Scan(&snoozes)
+	return snoozes, err
 }
 
 const jobStartAlone = `-- name: JobStartAlone :execrows

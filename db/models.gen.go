@@ -176,6 +176,12 @@ type BatonJobHistory struct {
 	RunSeconds *float64  `json:"run_seconds"`
 }
 
+// How many times a job's handler snoozed it (ran again later without using an attempt); a row only for a job that did.
+type BatonJobSnooze struct {
+	JobID   int64 `json:"job_id"`
+	Snoozes int32 `json:"snoozes"`
+}
+
 // Each periodic entry with its last and next tick, the state of the job its last tick made, and how overdue it is.
 type BatonPeriodic struct {
 	Name           string     `json:"name"`
@@ -283,6 +289,7 @@ type BatonThroughputHourly struct {
 	Cancels       int64     `json:"cancels"`
 	Interruptions int64     `json:"interruptions"`
 	Redrives      int64     `json:"redrives"`
+	Snoozes       int64     `json:"snoozes"`
 }
 
 type BatonWorkerActivity struct {

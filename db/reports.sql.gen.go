@@ -322,7 +322,7 @@ func (q *Queries) ReportStuckJobs(ctx context.Context, queue string) ([]BatonStu
 }
 
 const reportThroughputHourly = `-- name: ReportThroughputHourly :many
-SELECT queue, hour, successes, retries, deaths, cancels, interruptions, redrives FROM baton.throughput_hourly WHERE ($1::text = '' OR queue = $1) ORDER BY hour, queue
+SELECT queue, hour, successes, retries, deaths, cancels, interruptions, redrives, snoozes FROM baton.throughput_hourly WHERE ($1::text = '' OR queue = $1) ORDER BY hour, queue
 `
 
 func (q *Queries) ReportThroughputHourly(ctx context.Context, queue string) ([]BatonThroughputHourly, error) {
@@ -343,6 +343,7 @@ func (q *Queries) ReportThroughputHourly(ctx context.Context, queue string) ([]B
 			&i.Cancels,
 			&i.Interruptions,
 			&i.Redrives,
+			&i.Snoozes,
 		); err != nil {
 			return nil, err
 		}

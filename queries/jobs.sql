@@ -220,7 +220,8 @@ ORDER BY d.id;
 -- name: JobFail :one
 -- Records a failed attempt, fenced by the lease token: retrying after the
 -- given delay, or dead when attempts are exhausted or the failure is
--- permanent, with how long the handler ran.
+-- permanent, with how long the handler ran. A handler may end its job as
+-- canceled instead (worker.Cancel).
 --
 -- A failure for a resource the worker itself ran out of (worker_fault: no
 -- file descriptors, no memory) is not the job's: up to max_worker_faults of
@@ -237,7 +238,7 @@ WITH attempt AS (
     -- what becomes of the job. Read in the statement's snapshot: while the
     -- token matches, nothing else moves them.
     SELECT id, run_at, payload, fault_count, uncounted,
-           NOT uncounted AND (@permanent::boolean OR attempts >= max_attempts) AS dead
+           NOT uncounted AND (@permanent::boolean OR @canceled::boolean OR attempts >= max_attempts) AS ended
     FROM (SELECT j.id, j.run_at, j.payload, j.attempts, j.max_attempts, coalesce(f.worker_faults, 0) AS fault_count,
                  @worker_fault::boolean AND coalesce(f.worker_faults, 0) < @max_worker_faults::integer AS uncounted
           FROM baton.jobs j
@@ -245,12 +246,13 @@ WITH attempt AS (
           WHERE j.id = @id::bigint AND j.lease_token = @lease_token::bigint AND j.state = 'running') j
 ), failed AS (
     UPDATE baton.jobs j
-    SET state = CASE WHEN a.dead THEN 'dead' ELSE 'retrying' END::baton.job_state,
-        run_at = CASE WHEN a.dead THEN j.run_at
+    SET state = CASE WHEN a.ended AND @canceled::boolean THEN 'canceled' WHEN a.ended THEN 'dead'
+                     ELSE 'retrying' END::baton.job_state,
+        run_at = CASE WHEN a.ended THEN j.run_at
                       WHEN a.uncounted THEN now() + interval '1 millisecond' *
                            least((@delay_ms::bigint) * 2 ^ least(a.fault_count, 30), @max_delay_ms::bigint)
                       ELSE now() + interval '1 millisecond' * @delay_ms::bigint END,
-        finished_at = CASE WHEN a.dead THEN now() END,
+        finished_at = CASE WHEN a.ended THEN now() END,
         attempts = j.attempts - a.uncounted::integer,
         last_error = @error::text,
         payload = CASE WHEN @unreadable::boolean THEN 'null'::jsonb ELSE j.payload END,
@@ -282,6 +284,48 @@ WITH attempt AS (
     SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM failed WHERE state = 'retrying'
 )
 SELECT id, state, attempts, run_at, coalesce(uncounted, false)::boolean AS uncounted FROM failed CROSS JOIN notified;
+
+-- name: JobSnooze :one
+-- Sends a running job back to wait, fenced by the lease token, because its
+-- handler asked to run again after delay_ms (worker.Snooze): the attempt is
+-- not counted, and its history row says "snoozed for …" (baton.attempts
+-- calls it an outcome of its own). Snoozes are counted in baton.job_snoozes;
+-- past max_snoozes there is no row and the worker fails the attempt, so that
+-- a job still ends. A wake-up hint names its queue ("@": not due yet).
+WITH attempt AS (
+    SELECT j.id, j.run_at, coalesce(s.snoozes, 0) AS snoozes
+    FROM baton.jobs j
+    LEFT JOIN baton.job_snoozes s ON s.job_id = j.id
+    WHERE j.id = @id::bigint AND j.lease_token = @lease_token::bigint AND j.state = 'running'
+), snoozed AS (
+    UPDATE baton.jobs j
+    SET state = CASE WHEN @delay_ms::bigint > 0 THEN 'scheduled' ELSE 'available' END::baton.job_state,
+        run_at = now() + interval '1 millisecond' * @delay_ms::bigint,
+        attempts = j.attempts - 1,
+        lease_expires_at = NULL,
+        leased_by = NULL,
+        isolated = false,
+        alone_since = NULL
+    FROM attempt a
+    WHERE j.id = a.id
+      AND j.lease_token = @lease_token::bigint
+      AND j.state = 'running'
+      AND a.snoozes < @max_snoozes::integer
+    RETURNING j.id, j.queue, j.state, j.attempts, j.started_at, a.run_at AS due_at, a.snoozes + 1 AS snoozes
+), counted AS (
+    INSERT INTO baton.job_snoozes AS s (job_id, snoozes)
+    SELECT id, 1 FROM snoozed
+    ON CONFLICT (job_id) DO UPDATE SET snoozes = s.snoozes + 1
+), events AS (
+    -- The event carries the attempt that ran, which is not counted.
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, error, claimed_at, due_at, run_us)
+    SELECT id, 'running', state, attempts + 1, @lease_token::bigint, @worker_id::text, @note::text, started_at, due_at,
+           @run_us::bigint
+    FROM snoozed
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', queue || '@')) AS n FROM snoozed
+)
+SELECT snoozed.snoozes::integer AS snoozes FROM snoozed CROSS JOIN notified;
 
 -- name: JobReleaseMany :many
 -- Gives running jobs back on shutdown, fenced by their lease tokens: they are
@@ -416,7 +460,8 @@ SELECT id FROM canceled;
 
 -- name: JobRetry :one
 -- Re-drives a dead or canceled job: available at once with a fresh set of
--- attempts (its faults forgotten), and a wake-up hint naming its queue. A
+-- attempts (its faults and snoozes forgotten), and a wake-up hint naming
+-- its queue. A
 -- poison row gets its payload back (fixed by SQL in
 -- baton.job_faults.unreadable_payload, or as it was).
 WITH target AS MATERIALIZED (
@@ -433,6 +478,8 @@ WITH target AS MATERIALIZED (
     RETURNING j.id, j.queue, j.lease_token, target.state AS from_state
 ), forgotten AS (
     DELETE FROM baton.job_faults f USING retried r WHERE f.job_id = r.id
+), unsnoozed AS (
+    DELETE FROM baton.job_snoozes s USING retried r WHERE s.job_id = r.id
 ), events AS (
     INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
     SELECT id, from_state, 'available', 0, lease_token FROM retried

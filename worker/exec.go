@@ -111,6 +111,9 @@ func (h *execHandler) Handle(ctx context.Context, job *Job) (_ json.RawMessage, 
 		return nil, fmt.Errorf("stdout: %w", errTooLarge)
 	}
 	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) && exitErr.ExitCode() == exitInstruction {
+		return nil, instruction(stdout.buf)
+	}
 	if errors.As(err, &exitErr) {
 		msg := bytes.TrimSpace(stderr.buf)
 		if len(msg) == 0 {
@@ -122,6 +125,32 @@ func (h *execHandler) Handle(ctx context.Context, job *Job) (_ json.RawMessage, 
 		return nil, fmt.Errorf("running %s: %w", h.argv[0], err)
 	}
 	return result(stdout.buf, "stdout")
+}
+
+// exitInstruction is the exit code (EX_TEMPFAIL) with which a command asks,
+// on stdout, to run again later ({"snooze": "30s"}) or to end its job as
+// canceled ({"cancel": "why"}).
+const exitInstruction = 75
+
+// instruction reads what a command that exited with exitInstruction asks.
+func instruction(stdout []byte) error {
+	var in struct {
+		Snooze *string `json:"snooze"`
+		Cancel *string `json:"cancel"`
+	}
+	bad := fmt.Errorf("exit status %d without an instruction on stdout (want {\"snooze\": \"30s\"} or {\"cancel\": \"why\"}): %q",
+		exitInstruction, truncate(bytes.TrimSpace(stdout), 200))
+	if err := json.Unmarshal(stdout, &in); err != nil || (in.Snooze == nil) == (in.Cancel == nil) {
+		return bad
+	}
+	if in.Cancel != nil {
+		return Cancel(errors.New(*in.Cancel))
+	}
+	d, err := time.ParseDuration(*in.Snooze)
+	if err != nil || d < 0 {
+		return bad
+	}
+	return Snooze(d)
 }
 
 // gate holds a command until its worker has listed its process group with

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/jsonb"
 )
 
@@ -79,6 +80,35 @@ func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p) || errors.Is(err, errUnreadable)
 }
+
+type snoozeError struct{ d time.Duration }
+
+func (e *snoozeError) Error() string { return "snoozed for " + e.d.String() }
+
+// Snooze, returned by a handler as its error, sends the job back to wait for
+// d without using an attempt: its handler runs again then. A stage's
+// max_snoozes bounds how often one job may (default 100); past it, the
+// attempt fails. (An exec handler snoozes by exiting with code 75 and
+// printing {"snooze": "30s"}; an http handler by answering 429 or 503 with
+// Retry-After.)
+func Snooze(d time.Duration) error { return &snoozeError{d: min(max(d, 0), db.MaxDelay)} }
+
+type cancelError struct{ err error }
+
+func (e *cancelError) Error() string {
+	if e.err == nil {
+		return "canceled by its handler"
+	}
+	return "canceled by its handler: " + e.err.Error()
+}
+
+func (e *cancelError) Unwrap() error { return e.err }
+
+// Cancel, returned by a handler as its error, ends the job as canceled: not
+// dead, with no attempt left to run, err (which may be nil) as its last
+// error. (An exec handler cancels by exiting with code 75 and printing
+// {"cancel": "why"}; an http handler by answering 410 Gone.)
+func Cancel(err error) error { return &cancelError{err: err} }
 
 // Handlers are the Go handlers a pipeline file may name, as
 // `handler: {go: name}`; a Worker takes them in its Config:

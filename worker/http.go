@@ -8,8 +8,12 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/baton-run/baton/db"
 )
 
 // httpHandler POSTs each job's payload to a webhook. A 2xx response's body is
@@ -51,7 +55,14 @@ func (h *httpHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, er
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		start, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("POST %s: %s: %s", h.spec.URL, resp.Status, bytes.TrimSpace(start))
+		err := fmt.Errorf("POST %s: %s: %s", h.spec.URL, resp.Status, bytes.TrimSpace(start))
+		switch d, ok := retryAfter(resp.Header.Get("Retry-After")); {
+		case resp.StatusCode == http.StatusGone:
+			return nil, Cancel(err)
+		case (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && ok:
+			return nil, Snooze(d)
+		}
+		return nil, err
 	}
 	if resp.ContentLength > maxOutput {
 		return nil, fmt.Errorf("response body: %w", errTooLarge)
@@ -64,4 +75,18 @@ func (h *httpHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, er
 		return nil, fmt.Errorf("reading response of POST %s: %w", h.spec.URL, err)
 	}
 	return result(body.buf, "response body")
+}
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date.
+func retryAfter(v string) (time.Duration, bool) {
+	if v = strings.TrimSpace(v); v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 {
+		return time.Duration(min(secs, int64(db.MaxDelay/time.Second))) * time.Second, true
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(time.Until(at), 0), true
+	}
+	return 0, false
 }

@@ -16,12 +16,20 @@ import (
 )
 
 // fail records a failed attempt, whose handler ran for ran: retrying after
-// backoff, or dead.
+// backoff, or dead; or what the handler asked for instead (Snooze, Cancel).
 func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 	job := c.job
 	// Not cancelled by shutdown: the attempt's outcome must be recorded.
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
+	var snooze *snoozeError
+	if errors.As(herr, &snooze) {
+		if s.snooze(ctx, c, snooze.d, ran) {
+			return
+		}
+		herr = fmt.Errorf("%w, and snoozed %d times already (max_snoozes): the attempt fails", herr, s.cfg.MaxSnoozes)
+	}
+	var canceled *cancelError
 	fault := workerFault(herr) && !IsPermanent(herr)
 	if fault {
 		herr = fmt.Errorf("%w (the worker ran out of a resource: up to %d such failures of a job are not counted as attempts)", herr, maxWorkerFaults)
@@ -30,6 +38,7 @@ func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
 		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
 			ID: job.ID, LeaseToken: c.token, Error: errorText(herr, s.w.redact), Permanent: IsPermanent(herr), Unreadable: errors.Is(herr, errUnreadable),
+			Canceled:    errors.As(herr, &canceled),
 			WorkerFault: fault, MaxWorkerFaults: maxWorkerFaults, MaxDelayMs: s.cfg.MaxBackoff.D().Milliseconds(),
 			DelayMs: delay.Milliseconds(), WorkerID: s.w.cfg.ID, RunUs: ran.Microseconds(),
 		})
@@ -49,6 +58,28 @@ func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 			s.wakeIn(delay) // the retry starts on time, not at the next poll
 		}
 	}
+}
+
+// snooze sends a job back to wait for d, its attempt not counted, and
+// reports whether it did: not past the stage's max_snoozes, nor with its
+// lease lost.
+func (s *stage) snooze(ctx context.Context, c claimed, d time.Duration, ran time.Duration) bool {
+	n, err := retryDB(ctx, func() (int32, error) {
+		return db.New(s.w.pool).JobSnooze(ctx, db.JobSnoozeParams{
+			ID: c.job.ID, LeaseToken: c.token, DelayMs: d.Milliseconds(), MaxSnoozes: int32(s.cfg.MaxSnoozes),
+			WorkerID: s.w.cfg.ID, Note: "snoozed for " + d.String(), RunUs: ran.Microseconds(),
+		})
+	})
+	if err != nil {
+		if !errors.Is(err, db.ErrNotFound) {
+			s.jobLog(c.job).Error("recording the snooze failed; the job will run again when its lease expires", "error", err)
+			return true
+		}
+		return false // past max_snoozes, or the lease is lost (the failure is fenced then too)
+	}
+	s.jobLog(c.job).Info("snoozed", "for", d, "snoozes", n)
+	s.wakeIn(d)
+	return true
 }
 
 // maxWorkerFaults bounds the failures per job that are not counted as

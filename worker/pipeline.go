@@ -28,6 +28,7 @@ const (
 	DefaultConcurrency   = 8
 	DefaultPollInterval  = time.Second
 	DefaultShutdownGrace = 30 * time.Second
+	DefaultMaxSnoozes    = 100
 )
 
 // Floors: a duration below one keeps a worker busy for nothing (a
@@ -77,6 +78,9 @@ type Stage struct {
 	// up to MaxBackoff. Defaults to 1s and 10m.
 	Backoff    Duration `yaml:"backoff"`
 	MaxBackoff Duration `yaml:"max_backoff"`
+	// MaxSnoozes bounds how often one job may snooze in this stage (Snooze);
+	// past it the attempt fails. Defaults to 100.
+	MaxSnoozes int `yaml:"max_snoozes"`
 	// Env sets variables of an exec handler's environment. A handler gets
 	// these, PATH, HOME, LANG, LC_ALL, TZ and TMPDIR from the worker's, and
 	// Baton's own (BATON_JOB_ID, BATON_QUEUE, BATON_ATTEMPT, TRACEPARENT):
@@ -338,6 +342,12 @@ func (s *Stage) validate() error {
 	}
 	if s.Concurrency == 0 {
 		s.Concurrency = DefaultConcurrency
+	}
+	if s.MaxSnoozes == 0 {
+		s.MaxSnoozes = DefaultMaxSnoozes
+	}
+	if s.MaxSnoozes < 1 || s.MaxSnoozes > 10000 {
+		return fmt.Errorf("max_snoozes %d must be between 1 and 10000", s.MaxSnoozes)
 	}
 	if s.Concurrency < 1 || s.Concurrency > 10000 {
 		return fmt.Errorf("concurrency %d must be between 1 and 10000", s.Concurrency)

@@ -73,6 +73,7 @@ func TestParsePipelineRejectsBadFiles(t *testing.T) {
 		{"NegativeAttempts", cat + "    max_attempts: -1", "stage 1 (a): max_attempts -1 must be between 1 and 1000"},
 		{"ConcurrencyTooHigh", cat + "    concurrency: 100000", "stage 1 (a): concurrency 100000 must be between 1 and 10000"},
 		{"BackoffAboveMax", cat + "    backoff: 1h\n    max_backoff: 1m", "stage 1 (a): max_backoff 1m0s is shorter than backoff 1h0m0s"},
+		{"MaxSnoozesTooHigh", cat + "    max_snoozes: 20000", "stage 1 (a): max_snoozes 20000 must be between 1 and 10000"},
 		{"EnvBadName", cat + "    env: {'A-B': x}", `stage 1 (a): env: "A-B" is not a variable name`},
 		{"EnvBatonsOwn", cat + "    env: {BATON_JOB_ID: '7'}", "stage 1 (a): env: BATON_JOB_ID is Baton's own"},
 		{"EnvNotExec", "stages:\n  - queue: a\n    handler: {go: x}\n    env: {A: b}", "stage 1 (a): env: only an exec handler has an environment"},
