@@ -10,6 +10,24 @@ import (
 	"time"
 )
 
+const fanOutPending = `-- name: FanOutPending :one
+SELECT pending, children FROM baton.fan_outs WHERE parent_id = $1::bigint
+`
+
+type FanOutPendingRow struct {
+	Pending  int32 `json:"pending"`
+	Children int32 `json:"children"`
+}
+
+// How many of a job's fan-out have not yet succeeded: what its join waits
+// for. No row: no fan-out, or its join is done.
+func (q *Queries) FanOutPending(ctx context.Context, parentID int64) (FanOutPendingRow, error) {
+	row := q.db.QueryRow(ctx, fanOutPending, parentID)
+	var i FanOutPendingRow
+	err := row.Scan(&i.Pending, &i.Children)
+	return i, err
+}
+
 const jobCancel = `-- name: JobCancel :one
 WITH target AS MATERIALIZED (
     SELECT id, state, leased_by, run_at FROM baton.jobs
@@ -42,9 +60,11 @@ func (q *Queries) JobCancel(ctx context.Context, id int64) (int64, error) {
 }
 
 const jobChildren = `-- name: JobChildren :many
-SELECT id FROM baton.jobs WHERE parent_id = $1::bigint ORDER BY parent_seq, id
+SELECT id FROM baton.jobs WHERE parent_id = $1::bigint ORDER BY parent_seq < 0, parent_seq, id
 `
 
+// The jobs a job handed off, in order: a fan-out's in its order, a join
+// (parent_seq -1) last.
 func (q *Queries) JobChildren(ctx context.Context, parentID int64) ([]int64, error) {
 	rows, err := q.db.Query(ctx, jobChildren, parentID)
 	if err != nil {
@@ -282,7 +302,7 @@ WITH input AS (
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
-              i.next_queue, i.trace_parent, i.direct,
+              i.next_queue, i.trace_parent, i.direct, j.parent_id,
               -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
               CASE WHEN j.parent_id IS NULL THEN j.id ELSE j.root_id END AS root_id,
               CASE WHEN j.parent_id IS NULL THEN j.created_at ELSE j.root_created_at END AS root_created_at
@@ -295,35 +315,57 @@ WITH input AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
     ON CONFLICT DO NOTHING
+), fanned AS (
+    INSERT INTO baton.fan_outs (parent_id, children, pending)
+    SELECT id, jsonb_array_length(result), jsonb_array_length(result) FROM done
+    WHERE $9::boolean AND next_queue <> '' AND jsonb_array_length(result) > 0
+), joined AS (
+    UPDATE baton.fan_outs f
+    SET pending = f.pending - c.n
+    FROM (SELECT parent_id, count(*) AS n FROM done WHERE $10::boolean AND parent_id IS NOT NULL GROUP BY parent_id) c
+    WHERE f.parent_id = c.parent_id
+    RETURNING f.parent_id, f.pending
 ), handoff AS (
-    SELECT d.id, d.priority, d.result, d.next_queue, d.trace_parent, d.root_id, d.root_created_at,
+    SELECT d.id, d.priority, coalesce(d.result, 'null'::jsonb) AS payload, 0 AS seq, d.next_queue, d.trace_parent,
+           d.root_id, d.root_created_at,
            d.direct AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = d.next_queue AND q.paused) AS run
     FROM done d
-    WHERE d.next_queue <> ''
+    WHERE d.next_queue <> '' AND NOT $9::boolean AND NOT $10::boolean
+    UNION ALL
+    SELECT d.id, d.priority, e.elem, (e.ord - 1)::integer, d.next_queue, d.trace_parent, d.root_id, d.root_created_at, false
+    FROM done d
+    CROSS JOIN LATERAL jsonb_array_elements(d.result) WITH ORDINALITY AS e(elem, ord)
+    WHERE $9::boolean AND d.next_queue <> ''
+    UNION ALL
+    SELECT d.id, d.priority, jsonb_build_array(coalesce(d.result, 'null'::jsonb)), 0, d.next_queue, d.trace_parent,
+           d.root_id, d.root_created_at, false
+    FROM done d
+    WHERE $10::boolean AND d.next_queue <> '' AND NOT EXISTS (SELECT 1 FROM joined j WHERE j.parent_id = d.parent_id)
 ), handed AS (
     INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent,
                             attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at)
     SELECT h.next_queue,
            CASE WHEN h.run THEN 'running' ELSE 'available' END::baton.job_state,
-           coalesce(h.result, 'null'::jsonb), h.priority, h.id, 0, h.root_id, h.root_created_at, h.trace_parent,
+           h.payload, h.priority, h.id, h.seq, h.root_id, h.root_created_at, h.trace_parent,
            CASE WHEN h.run THEN 1 ELSE 0 END,
-           CASE WHEN h.run THEN $9::integer END,
+           CASE WHEN h.run THEN $11::integer END,
            CASE WHEN h.run THEN 1 ELSE 0 END,
-           CASE WHEN h.run THEN now() + interval '1 millisecond' * $10::bigint END,
+           CASE WHEN h.run THEN now() + interval '1 millisecond' * $12::bigint END,
            CASE WHEN h.run THEN $8::text END,
            CASE WHEN h.run THEN now() END
     FROM handoff h
-    ORDER BY h.id
-    RETURNING id, parent_id, state, created_at, payload
+    ORDER BY h.id, h.seq
+    RETURNING id, parent_id, parent_seq, state, created_at, payload
 )
 SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id,
        coalesce(h.state = 'running', false)::boolean AS next_claimed,
        coalesce(h.created_at, now())::timestamptz AS next_created_at,
        -- a job handed off already claimed starts with its payload as jsonb
        -- keeps it, as a claimed job's would be (not the handler's own bytes)
-       (CASE WHEN h.state = 'running' THEN h.payload END)::jsonb AS next_payload
+       (CASE WHEN h.state = 'running' THEN h.payload END)::jsonb AS next_payload,
+       coalesce((SELECT j.pending = 0 FROM joined j WHERE j.parent_id = d.parent_id), false)::boolean AS join_ready
 FROM done d
-LEFT JOIN handed h ON h.parent_id = d.id
+LEFT JOIN handed h ON h.parent_id = d.id AND h.parent_seq = 0
 ORDER BY d.id
 `
 
@@ -336,6 +378,8 @@ type JobCompleteManyParams struct {
 	Direct          []bool   `json:"direct"`
 	RunUs           []int64  `json:"run_us"`
 	WorkerID        string   `json:"worker_id"`
+	FanOut          bool     `json:"fan_out"`
+	JoinStage       bool     `json:"join_stage"`
 	NextMaxAttempts int32    `json:"next_max_attempts"`
 	NextLeaseMs     int64    `json:"next_lease_ms"`
 }
@@ -347,6 +391,7 @@ type JobCompleteManyRow struct {
 	NextClaimed   bool      `json:"next_claimed"`
 	NextCreatedAt time.Time `json:"next_created_at"`
 	NextPayload   []byte    `json:"next_payload"`
+	JoinReady     bool      `json:"join_ready"`
 }
 
 // Completes jobs in one statement, fenced by their lease tokens: marks each
@@ -359,6 +404,15 @@ type JobCompleteManyRow struct {
 // queue is paused: the hand-off and the next claim are then one commit.
 // The next job's creation (and a direct claim) need no history row: the
 // job's parent_id and started_at imply them (baton.job_history).
+//
+// A fan_out stage hands off one job per element of its array result, in
+// order (parent_seq 0 .. n-1), and records the fan-out (baton.fan_outs). A
+// join stage hands off nothing for a job that came from a fan-out: it takes
+// one from the fan-out's pending count, and says (join_ready) when that
+// reached zero, for the worker to make the joined job (JobJoin) in the same
+// transaction; a job of a join stage that came from no fan-out is handed off
+// alone, as an array of one. The branches a stage does not use cost a
+// one-time filter each.
 func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams) ([]JobCompleteManyRow, error) {
 	rows, err := q.db.Query(ctx, jobCompleteMany,
 		arg.Ids,
@@ -369,6 +423,8 @@ func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams
 		arg.Direct,
 		arg.RunUs,
 		arg.WorkerID,
+		arg.FanOut,
+		arg.JoinStage,
 		arg.NextMaxAttempts,
 		arg.NextLeaseMs,
 	)
@@ -386,6 +442,7 @@ func (q *Queries) JobCompleteMany(ctx context.Context, arg JobCompleteManyParams
 			&i.NextClaimed,
 			&i.NextCreatedAt,
 			&i.NextPayload,
+			&i.JoinReady,
 		); err != nil {
 			return nil, err
 		}
@@ -737,6 +794,72 @@ func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([
 			&i.RunAt,
 			&i.CreatedAt,
 		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const jobJoin = `-- name: JobJoin :many
+WITH ready AS (
+    SELECT f.parent_id FROM baton.fan_outs f WHERE f.parent_id = ANY($1::bigint[]) AND f.pending = 0
+), joined AS (
+    SELECT r.parent_id, jsonb_agg(coalesce(c.result, 'null'::jsonb) ORDER BY c.parent_seq) AS payload
+    FROM ready r
+    JOIN baton.jobs c ON c.parent_id = r.parent_id AND c.parent_seq >= 0
+    GROUP BY r.parent_id
+), new_queue AS (
+    INSERT INTO baton.queues (name) SELECT $2::text WHERE EXISTS (SELECT 1 FROM joined) ON CONFLICT DO NOTHING
+), inserted AS (
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent)
+    SELECT $2::text, 'available', j.payload, p.priority, p.id, -1,
+           CASE WHEN p.parent_id IS NULL THEN p.id ELSE p.root_id END,
+           CASE WHEN p.parent_id IS NULL THEN p.created_at ELSE p.root_created_at END,
+           p.trace_parent
+    FROM joined j
+    JOIN baton.jobs p ON p.id = j.parent_id
+    ORDER BY p.id
+    ON CONFLICT (parent_id, parent_seq) WHERE parent_id IS NOT NULL DO NOTHING
+    RETURNING id, parent_id, queue
+), cleared AS (
+    DELETE FROM baton.fan_outs f USING ready r WHERE f.parent_id = r.parent_id
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', queue)) AS n FROM (SELECT DISTINCT queue FROM inserted) q
+)
+SELECT inserted.id, inserted.parent_id::bigint AS parent_id FROM inserted CROSS JOIN notified
+`
+
+type JobJoinParams struct {
+	ParentIds []int64 `json:"parent_ids"`
+	NextQueue string  `json:"next_queue"`
+}
+
+type JobJoinRow struct {
+	ID       int64 `json:"id"`
+	ParentID int64 `json:"parent_id"`
+}
+
+// Makes the joined job of each fan-out whose siblings have all succeeded
+// (pending reached zero), in the transaction of the completion that took it
+// there (JobCompleteMany, join_ready): its payload is the array of the
+// siblings' results in fan-out order, its parent the job that fanned out,
+// and its parent_seq -1, which jobs_handoff_once holds to one. A statement
+// of its own: it must see the siblings that other transactions completed
+// (and committed) before this one took the fan-out's row lock.
+func (q *Queries) JobJoin(ctx context.Context, arg JobJoinParams) ([]JobJoinRow, error) {
+	rows, err := q.db.Query(ctx, jobJoin, arg.ParentIds, arg.NextQueue)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []JobJoinRow
+	for rows.Next() {
+		var i JobJoinRow
+		if err := rows.Scan(&i.ID, &i.ParentID); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

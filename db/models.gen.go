@@ -135,6 +135,13 @@ type BatonFailure struct {
 	LastJobID int64     `json:"last_job_id"`
 }
 
+// A fan-out whose join is still to come: its parent job, how many jobs it handed off, how many have not yet succeeded.
+type BatonFanOut struct {
+	ParentID int64 `json:"parent_id"`
+	Children int32 `json:"children"`
+	Pending  int32 `json:"pending"`
+}
+
 type BatonIdempotencyKey struct {
 	Key         string    `json:"key"`
 	Fingerprint []byte    `json:"fingerprint"`

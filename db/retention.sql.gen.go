@@ -43,6 +43,8 @@ WITH retention AS (
     DELETE FROM baton.job_faults f WHERE f.job_id = ANY (ARRAY(SELECT id FROM pruned))
 ), snoozes AS (
     DELETE FROM baton.job_snoozes s WHERE s.job_id = ANY (ARRAY(SELECT id FROM pruned))
+), fan_outs AS (
+    DELETE FROM baton.fan_outs f WHERE f.parent_id = ANY (ARRAY(SELECT id FROM pruned))
 )
 SELECT count(*)::bigint AS pruned FROM pruned
 `
@@ -63,7 +65,7 @@ type JobPruneParams struct {
 // looked at: a running or waiting job is never pruned. SKIP LOCKED passes
 // over a job that a re-drive holds. The count triggers keep queue_summary
 // exact, and a job handed off from a pruned one keeps its parent_id. The
-// jobs' history, faults and snoozes go with them.
+// jobs' history, faults, snoozes and waiting fan-outs go with them.
 func (q *Queries) JobPrune(ctx context.Context, arg JobPruneParams) (int64, error) {
 	row := q.db.QueryRow(ctx, jobPrune,
 		arg.SucceededMs,

@@ -48,9 +48,19 @@ type JobStatus struct {
 	LostLeases int32   `json:"lost_leases"`
 	RunsAlone  bool    `json:"runs_alone"`
 	History    []Event `json:"history,omitempty"`
+	// Join is the join this job's fan-out waits for, while it waits (some of
+	// the jobs it fanned out have not succeeded yet; a dead or canceled one
+	// waits for a re-drive).
+	Join *JoinWait `json:"join,omitempty"`
 	// HistoryOmitted counts the earliest state changes left out of History,
 	// which holds the last MaxHistory (baton.job_history has them all).
 	HistoryOmitted int32 `json:"history_omitted,omitempty"`
+}
+
+// JoinWait is a fan-out whose join is still to come.
+type JoinWait struct {
+	Children int32 `json:"children"` // jobs it fanned out to
+	Pending  int32 `json:"pending"`  // of them, not yet succeeded
 }
 
 // MaxHistory is how many of a job's state changes Status shows: its last.
@@ -102,8 +112,16 @@ func status(ctx context.Context, q *Queries, id int64) (*JobStatus, error) {
 	if err != nil {
 		return nil, err
 	}
+	var join *JoinWait
+	switch f, err := q.FanOutPending(ctx, id); {
+	case err == nil:
+		join = &JoinWait{Children: f.Children, Pending: f.Pending}
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, err
+	}
 	s := StatusOf(j)
 	s.Children = append(s.Children, children...)
+	s.Join = join
 	s.History = make([]Event, len(events))
 	if len(events) > 0 {
 		s.HistoryOmitted = events[0].Seq - 1

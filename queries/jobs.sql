@@ -152,6 +152,15 @@ RETURNING j.id;
 -- queue is paused: the hand-off and the next claim are then one commit.
 -- The next job's creation (and a direct claim) need no history row: the
 -- job's parent_id and started_at imply them (baton.job_history).
+--
+-- A fan_out stage hands off one job per element of its array result, in
+-- order (parent_seq 0 .. n-1), and records the fan-out (baton.fan_outs). A
+-- join stage hands off nothing for a job that came from a fan-out: it takes
+-- one from the fan-out's pending count, and says (join_ready) when that
+-- reached zero, for the worker to make the joined job (JobJoin) in the same
+-- transaction; a job of a join stage that came from no fan-out is handed off
+-- alone, as an array of one. The branches a stage does not use cost a
+-- one-time filter each.
 WITH input AS (
     SELECT unnest(@ids::bigint[]) AS id,
            unnest(@lease_tokens::bigint[]) AS lease_token,
@@ -173,7 +182,7 @@ WITH input AS (
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
-              i.next_queue, i.trace_parent, i.direct,
+              i.next_queue, i.trace_parent, i.direct, j.parent_id,
               -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
               CASE WHEN j.parent_id IS NULL THEN j.id ELSE j.root_id END AS root_id,
               CASE WHEN j.parent_id IS NULL THEN j.created_at ELSE j.root_created_at END AS root_created_at
@@ -186,17 +195,38 @@ WITH input AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
     ON CONFLICT DO NOTHING
+), fanned AS (
+    INSERT INTO baton.fan_outs (parent_id, children, pending)
+    SELECT id, jsonb_array_length(result), jsonb_array_length(result) FROM done
+    WHERE @fan_out::boolean AND next_queue <> '' AND jsonb_array_length(result) > 0
+), joined AS (
+    UPDATE baton.fan_outs f
+    SET pending = f.pending - c.n
+    FROM (SELECT parent_id, count(*) AS n FROM done WHERE @join_stage::boolean AND parent_id IS NOT NULL GROUP BY parent_id) c
+    WHERE f.parent_id = c.parent_id
+    RETURNING f.parent_id, f.pending
 ), handoff AS (
-    SELECT d.id, d.priority, d.result, d.next_queue, d.trace_parent, d.root_id, d.root_created_at,
+    SELECT d.id, d.priority, coalesce(d.result, 'null'::jsonb) AS payload, 0 AS seq, d.next_queue, d.trace_parent,
+           d.root_id, d.root_created_at,
            d.direct AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = d.next_queue AND q.paused) AS run
     FROM done d
-    WHERE d.next_queue <> ''
+    WHERE d.next_queue <> '' AND NOT @fan_out::boolean AND NOT @join_stage::boolean
+    UNION ALL
+    SELECT d.id, d.priority, e.elem, (e.ord - 1)::integer, d.next_queue, d.trace_parent, d.root_id, d.root_created_at, false
+    FROM done d
+    CROSS JOIN LATERAL jsonb_array_elements(d.result) WITH ORDINALITY AS e(elem, ord)
+    WHERE @fan_out::boolean AND d.next_queue <> ''
+    UNION ALL
+    SELECT d.id, d.priority, jsonb_build_array(coalesce(d.result, 'null'::jsonb)), 0, d.next_queue, d.trace_parent,
+           d.root_id, d.root_created_at, false
+    FROM done d
+    WHERE @join_stage::boolean AND d.next_queue <> '' AND NOT EXISTS (SELECT 1 FROM joined j WHERE j.parent_id = d.parent_id)
 ), handed AS (
     INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent,
                             attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at)
     SELECT h.next_queue,
            CASE WHEN h.run THEN 'running' ELSE 'available' END::baton.job_state,
-           coalesce(h.result, 'null'::jsonb), h.priority, h.id, 0, h.root_id, h.root_created_at, h.trace_parent,
+           h.payload, h.priority, h.id, h.seq, h.root_id, h.root_created_at, h.trace_parent,
            CASE WHEN h.run THEN 1 ELSE 0 END,
            CASE WHEN h.run THEN @next_max_attempts::integer END,
            CASE WHEN h.run THEN 1 ELSE 0 END,
@@ -204,18 +234,54 @@ WITH input AS (
            CASE WHEN h.run THEN @worker_id::text END,
            CASE WHEN h.run THEN now() END
     FROM handoff h
-    ORDER BY h.id
-    RETURNING id, parent_id, state, created_at, payload
+    ORDER BY h.id, h.seq
+    RETURNING id, parent_id, parent_seq, state, created_at, payload
 )
 SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id,
        coalesce(h.state = 'running', false)::boolean AS next_claimed,
        coalesce(h.created_at, now())::timestamptz AS next_created_at,
        -- a job handed off already claimed starts with its payload as jsonb
        -- keeps it, as a claimed job's would be (not the handler's own bytes)
-       (CASE WHEN h.state = 'running' THEN h.payload END)::jsonb AS next_payload
+       (CASE WHEN h.state = 'running' THEN h.payload END)::jsonb AS next_payload,
+       coalesce((SELECT j.pending = 0 FROM joined j WHERE j.parent_id = d.parent_id), false)::boolean AS join_ready
 FROM done d
-LEFT JOIN handed h ON h.parent_id = d.id
+LEFT JOIN handed h ON h.parent_id = d.id AND h.parent_seq = 0
 ORDER BY d.id;
+
+-- name: JobJoin :many
+-- Makes the joined job of each fan-out whose siblings have all succeeded
+-- (pending reached zero), in the transaction of the completion that took it
+-- there (JobCompleteMany, join_ready): its payload is the array of the
+-- siblings' results in fan-out order, its parent the job that fanned out,
+-- and its parent_seq -1, which jobs_handoff_once holds to one. A statement
+-- of its own: it must see the siblings that other transactions completed
+-- (and committed) before this one took the fan-out's row lock.
+WITH ready AS (
+    SELECT f.parent_id FROM baton.fan_outs f WHERE f.parent_id = ANY(@parent_ids::bigint[]) AND f.pending = 0
+), joined AS (
+    SELECT r.parent_id, jsonb_agg(coalesce(c.result, 'null'::jsonb) ORDER BY c.parent_seq) AS payload
+    FROM ready r
+    JOIN baton.jobs c ON c.parent_id = r.parent_id AND c.parent_seq >= 0
+    GROUP BY r.parent_id
+), new_queue AS (
+    INSERT INTO baton.queues (name) SELECT @next_queue::text WHERE EXISTS (SELECT 1 FROM joined) ON CONFLICT DO NOTHING
+), inserted AS (
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent)
+    SELECT @next_queue::text, 'available', j.payload, p.priority, p.id, -1,
+           CASE WHEN p.parent_id IS NULL THEN p.id ELSE p.root_id END,
+           CASE WHEN p.parent_id IS NULL THEN p.created_at ELSE p.root_created_at END,
+           p.trace_parent
+    FROM joined j
+    JOIN baton.jobs p ON p.id = j.parent_id
+    ORDER BY p.id
+    ON CONFLICT (parent_id, parent_seq) WHERE parent_id IS NOT NULL DO NOTHING
+    RETURNING id, parent_id, queue
+), cleared AS (
+    DELETE FROM baton.fan_outs f USING ready r WHERE f.parent_id = r.parent_id
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', queue)) AS n FROM (SELECT DISTINCT queue FROM inserted) q
+)
+SELECT inserted.id, inserted.parent_id::bigint AS parent_id FROM inserted CROSS JOIN notified;
 
 -- name: JobFail :one
 -- Records a failed attempt, fenced by the lease token: retrying after the
@@ -600,7 +666,14 @@ WHERE j.id = ANY(ARRAY(
 ORDER BY j.id DESC;
 
 -- name: JobChildren :many
-SELECT id FROM baton.jobs WHERE parent_id = @parent_id::bigint ORDER BY parent_seq, id;
+-- The jobs a job handed off, in order: a fan-out's in its order, a join
+-- (parent_seq -1) last.
+SELECT id FROM baton.jobs WHERE parent_id = @parent_id::bigint ORDER BY parent_seq < 0, parent_seq, id;
+
+-- name: FanOutPending :one
+-- How many of a job's fan-out have not yet succeeded: what its join waits
+-- for. No row: no fan-out, or its join is done.
+SELECT pending, children FROM baton.fan_outs WHERE parent_id = @parent_id::bigint;
 
 -- name: JobLineage :many
 -- A job's whole journey for the dashboard: up to its root through parent_id,

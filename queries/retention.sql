@@ -13,7 +13,7 @@ SELECT pg_try_advisory_xact_lock(hashtextextended('baton prune', 727274)) AS loc
 -- looked at: a running or waiting job is never pruned. SKIP LOCKED passes
 -- over a job that a re-drive holds. The count triggers keep queue_summary
 -- exact, and a job handed off from a pruned one keeps its parent_id. The
--- jobs' history, faults and snoozes go with them.
+-- jobs' history, faults, snoozes and waiting fan-outs go with them.
 WITH retention AS (
     SELECT q.name, 'succeeded'::baton.job_state AS state, coalesce(q.retain_succeeded_ms, @succeeded_ms::bigint) AS ms FROM baton.queues q
     UNION ALL
@@ -47,5 +47,7 @@ WITH retention AS (
     DELETE FROM baton.job_faults f WHERE f.job_id = ANY (ARRAY(SELECT id FROM pruned))
 ), snoozes AS (
     DELETE FROM baton.job_snoozes s WHERE s.job_id = ANY (ARRAY(SELECT id FROM pruned))
+), fan_outs AS (
+    DELETE FROM baton.fan_outs f WHERE f.parent_id = ANY (ARRAY(SELECT id FROM pruned))
 )
 SELECT count(*)::bigint AS pruned FROM pruned;

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/baton-run/baton/db"
@@ -56,16 +57,17 @@ func (s *stage) commit(batch []*done) {
 		Ids: make([]int64, len(batch)), LeaseTokens: make([]int64, len(batch)),
 		Results: make([]string, len(batch)), NextQueues: make([]string, len(batch)),
 		TraceParents: make([]string, len(batch)), Direct: make([]bool, len(batch)), RunUs: make([]int64, len(batch)),
-		WorkerID: s.w.cfg.ID,
+		WorkerID: s.w.cfg.ID, FanOut: s.cfg.FanOut, JoinStage: s.cfg.Join,
 	}
 	for i, d := range batch {
 		p.Ids[i], p.LeaseTokens[i], p.Results[i], p.NextQueues[i] = d.job.ID, d.token, string(d.result), s.cfg.Next
 		p.TraceParents[i], p.RunUs[i] = d.nextTrace, d.ran.Microseconds()
 	}
 	// When this process also works the next stage and it has free slots, the
-	// hand-off creates the next jobs already claimed by this worker.
+	// hand-off creates the next jobs already claimed by this worker (one job
+	// for one: not for a fan-out or a join).
 	next, direct := s.w.stages[s.cfg.Next], 0
-	if next != nil {
+	if next != nil && !s.cfg.FanOut && !s.cfg.Join {
 		direct = next.reserve(len(batch))
 		p.NextLeaseMs, p.NextMaxAttempts = next.cfg.Lease.D().Milliseconds(), int32(next.cfg.MaxAttempts)
 		for i := range direct {
@@ -74,6 +76,9 @@ func (s *stage) commit(batch []*done) {
 	}
 	began := time.Now()
 	rows, err := retryDB(ctx, func() ([]db.JobCompleteManyRow, error) {
+		if s.cfg.Join {
+			return s.completeJoining(ctx, p, batch)
+		}
 		return db.New(s.w.pool).JobCompleteMany(ctx, p)
 	})
 	picked := time.Since(began)
@@ -137,4 +142,35 @@ func (s *stage) commit(batch []*done) {
 			signal(next.wake) // jobs handed off unclaimed
 		}
 	}
+}
+
+// completeJoining completes a join stage's jobs in one transaction: the
+// completion statement, then the joined job of each fan-out it finished
+// (JobJoin). A second statement because it must see the siblings that other
+// transactions completed before this one took the fan-out's lock.
+func (s *stage) completeJoining(ctx context.Context, p db.JobCompleteManyParams, batch []*done) (rows []db.JobCompleteManyRow, err error) {
+	parentOf := make(map[int64]*int64, len(batch))
+	for _, d := range batch {
+		parentOf[d.job.ID] = d.job.ParentID
+	}
+	err = db.WithTx(ctx, s.w.pool, func(q *db.Queries) error {
+		if rows, err = q.JobCompleteMany(ctx, p); err != nil {
+			return err
+		}
+		var parents []int64
+		for _, r := range rows {
+			if parent := parentOf[r.ID]; r.JoinReady && parent != nil && !slices.Contains(parents, *parent) {
+				parents = append(parents, *parent)
+			}
+		}
+		if len(parents) == 0 {
+			return nil
+		}
+		joined, err := q.JobJoin(ctx, db.JobJoinParams{ParentIds: parents, NextQueue: s.cfg.Next})
+		for _, j := range joined {
+			s.log.Info("joined a fan-out", "parent_id", j.ParentID, "job_id", j.ID, "queue", s.cfg.Next)
+		}
+		return err
+	})
+	return rows, err
 }

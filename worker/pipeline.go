@@ -29,6 +29,8 @@ const (
 	DefaultPollInterval  = time.Second
 	DefaultShutdownGrace = 30 * time.Second
 	DefaultMaxSnoozes    = 100
+	// MaxFanOut bounds the elements of a fan_out stage's result.
+	MaxFanOut = 10_000
 )
 
 // Floors: a duration below one keeps a worker busy for nothing (a
@@ -78,6 +80,16 @@ type Stage struct {
 	// up to MaxBackoff. Defaults to 1s and 10m.
 	Backoff    Duration `yaml:"backoff"`
 	MaxBackoff Duration `yaml:"max_backoff"`
+	// FanOut hands off one job to Next per element of the handler's result,
+	// which must be a JSON array of at most MaxFanOut elements, in order
+	// (parent_seq 0 .. n-1). An empty array hands off nothing.
+	FanOut bool `yaml:"fan_out"`
+	// Join, on the stage a fan_out stage hands off to, hands off one job to
+	// Next per fan-out instead of one per job: when every job of a fan-out
+	// has succeeded here, an array of their results in fan-out order, whose
+	// parent is the job that fanned out. A job that came from no fan-out is
+	// handed off alone, as an array of one.
+	Join bool `yaml:"join"`
 	// MaxSnoozes bounds how often one job may snooze in this stage (Snooze);
 	// past it the attempt fails. Defaults to 100.
 	MaxSnoozes int `yaml:"max_snoozes"`
@@ -263,6 +275,12 @@ func (p *Pipeline) validate() error {
 		seen[s.Queue] = true
 		next[s.Queue] = s.Next
 	}
+	for i, s := range p.Stages {
+		fanned := slices.ContainsFunc(p.Stages, func(o Stage) bool { return o.FanOut && o.Next == s.Queue })
+		if s.Join && !fanned {
+			return fmt.Errorf("%s: join: no stage of this file fans out to %s (fan_out: true, next: %s)", stageName(i, s.Queue), s.Queue, s.Queue)
+		}
+	}
 	// A cycle hands every job on forever: one job of a -> b -> a made 3,465
 	// jobs in 8 seconds. (A cycle through other files' stages is not seen.)
 	for i, s := range p.Stages {
@@ -315,6 +333,14 @@ func (s *Stage) validate() error {
 		return fmt.Errorf("handler: required (one of %s)", strings.Join(handlerKinds, ", "))
 	case h.HTTP != nil && !strings.HasPrefix(h.HTTP.URL, "http://") && !strings.HasPrefix(h.HTTP.URL, "https://"):
 		return fmt.Errorf("handler: http url %q must start with http:// or https://", h.HTTP.URL)
+	}
+	switch {
+	case s.FanOut && s.Next == "":
+		return errors.New("fan_out: needs next (the queue its jobs go to)")
+	case s.Join && s.Next == "":
+		return errors.New("join: needs next (the queue the joined job goes to)")
+	case s.FanOut && s.Join:
+		return errors.New("fan_out and join: a stage does one or the other")
 	}
 	if err := s.validateEnv(); err != nil {
 		return err

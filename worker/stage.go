@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/jsonb"
 )
 
 // stage runs one pipeline stage: its claim loop, handlers and heartbeats.
@@ -156,6 +157,9 @@ func (s *stage) execute(ctx context.Context, c claimed) {
 		}
 		return
 	}
+	if err == nil && s.cfg.FanOut {
+		err = fanOutResult(out)
+	}
 	if err != nil {
 		s.fail(c, err, ran)
 		return
@@ -182,4 +186,17 @@ func safeHandle(ctx context.Context, h Handler, job *Job) (out json.RawMessage, 
 		out, err = result(out, "handler result")
 	}
 	return out, err
+}
+
+// fanOutResult checks a fan_out stage's result: an array of at most
+// MaxFanOut elements.
+func fanOutResult(out json.RawMessage) error {
+	n, ok := jsonb.ArrayLen(out)
+	switch {
+	case !ok:
+		return fmt.Errorf("fan_out: the result must be a JSON array, not %s", truncate(out, 60))
+	case n > MaxFanOut:
+		return fmt.Errorf("fan_out: the result has %d elements, more than %d", n, MaxFanOut)
+	}
+	return nil
 }

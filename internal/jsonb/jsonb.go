@@ -446,6 +446,23 @@ func digits(s []byte, i int) int {
 	return i
 }
 
+// ArrayLen reports whether data, valid JSON, is an array, and how many
+// elements it has (walking it, without decoding them).
+func ArrayLen(data []byte) (int, bool) {
+	s := NewScanner(data)
+	if t := s.Next(); t.Kind != '[' {
+		return 0, false
+	}
+	n := 0
+	for e := s.Next(); e.Kind != ']' && e.Kind != 0; e = s.Next() {
+		if _, err := s.Value(e, Limits{}); err != nil {
+			return 0, false
+		}
+		n++
+	}
+	return n, true
+}
+
 // TooDeep reports whether JSON text nests arrays and objects more than limit
 // levels deep. It needs no valid JSON, so it can run before json.Valid,
 // which gives up at 10,000 levels with a less helpful error.

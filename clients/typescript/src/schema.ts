@@ -369,6 +369,11 @@ export interface components {
             }[];
             /** @description How many earlier state changes history leaves out (absent when none) */
             history_omitted?: number;
+            /** @description On a job whose fan-out waits for its join (only on GET /v1/jobs/{id}): how many jobs it fanned out to, and how many of them have not succeeded yet */
+            join?: {
+                children: number;
+                pending: number;
+            };
         };
         Queue: {
             queue: string;

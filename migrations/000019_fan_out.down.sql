@@ -1,0 +1,1 @@
+DROP TABLE baton.fan_outs;
