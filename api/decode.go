@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/baton-run/baton/db"
@@ -175,7 +176,7 @@ func stringValue(v jsonb.Token, field string) (string, error) {
 }
 
 // jobFields are the fields of one job in a submit request.
-var jobFields = []string{"payload", "delay", "run_at", "priority", "max_attempts"}
+var jobFields = []string{"payload", "delay", "run_at", "priority", "max_attempts", "unique_key", "unique_for", "unique_states"}
 
 // parseJob reads the job object that begins with t into a db.NewJob. The
 // payload stays the bytes the client sent: a slice of the body.
@@ -184,8 +185,8 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 	if t.Kind != '{' {
 		return job, notAnObject(path)
 	}
-	var seen [5]bool // by jobFields index
-	var delay, runAt string
+	var seen [8]bool // by jobFields index
+	var delay, runAt, uniqueFor string
 	for k := s.Next(); k.Kind == '"'; k = s.Next() {
 		key, err := fieldName(k, path, jobFields)
 		if err != nil {
@@ -216,10 +217,30 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 			var n int64
 			n, err = intValue(v, field, 1, db.MaxMaxAttempts)
 			job.MaxAttempts = int32(n)
+		case "unique_key":
+			job.UniqueKey, err = stringValue(v, field)
+			if err == nil && (job.UniqueKey == "" || len(job.UniqueKey) > 255 || strings.ContainsFunc(job.UniqueKey, unicode.IsControl)) {
+				err = problem(http.StatusUnprocessableEntity, "out_of_range", field, "unique_key must be 1 to 255 bytes of text without control characters")
+			}
+		case "unique_for":
+			uniqueFor, err = stringValue(v, field)
+		case "unique_states":
+			job.UniqueStates, err = statesValue(s, v, field)
 		}
 		if err != nil {
 			return job, err
 		}
+	}
+	if seen[6] {
+		d, err := time.ParseDuration(uniqueFor)
+		if err != nil || d < time.Second || d > db.MaxDelay {
+			return job, problem(http.StatusUnprocessableEntity, "invalid_duration", joinPath(path, "unique_for"),
+				"unique_for %q must be a duration from 1s to %s, such as \"1h\"", uniqueFor, db.MaxDelay)
+		}
+		job.UniqueFor = d
+	}
+	if (seen[6] || seen[7]) && !seen[5] {
+		return job, problem(http.StatusUnprocessableEntity, "missing_field", joinPath(path, "unique_key"), "unique_for and unique_states need a unique_key")
 	}
 	hasDelay, hasRunAt := seen[1], seen[2]
 	switch {
@@ -246,6 +267,30 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 		job.RunAt = t
 	}
 	return job, nil
+}
+
+// statesValue reads a non-empty list of distinct job states.
+func statesValue(s *jsonb.Scanner, v jsonb.Token, field string) ([]db.JobState, error) {
+	bad := problem(http.StatusUnprocessableEntity, "invalid_type", field, "%s must be a list of job states (%s)",
+		field[strings.LastIndex(field, ".")+1:], stateList)
+	if v.Kind != '[' {
+		return nil, bad
+	}
+	var states []db.JobState
+	for e := s.Next(); e.Kind != ']'; e = s.Next() {
+		if e.Kind != '"' {
+			return nil, bad
+		}
+		st := db.JobState(jsonb.Unquote(e.Raw))
+		if !st.Valid() || slices.Contains(states, st) || len(states) == len(db.AllJobStateValues()) {
+			return nil, bad
+		}
+		states = append(states, st)
+	}
+	if len(states) == 0 {
+		return nil, bad
+	}
+	return states, nil
 }
 
 // rfc3339 is RFC 3339's date-time, whose offsets go to ±23:59 (Go's parser

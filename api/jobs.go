@@ -85,10 +85,10 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	// The answer comes from the submit itself: nothing is read after the
 	// job commits, so a saved job is never answered with an error.
 	var st *db.JobStatus
-	var replayed bool
+	var replayed, duplicate bool
 	jobs := []db.NewJob{job}
 	err = s.submit(r, jobs, func(ctx context.Context, key string) (bool, error) {
-		st, replayed, err = db.SubmitJob(ctx, s.pool, key, jobs[0])
+		st, replayed, duplicate, err = db.SubmitJob(ctx, s.pool, key, jobs[0])
 		if span := trace.SpanFromContext(ctx); err == nil && span.IsRecording() {
 			span.SetAttributes(semconv.MessagingMessageID(strconv.FormatInt(st.ID, 10)))
 		}
@@ -102,13 +102,22 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	w.Header().Set("Location", fmt.Sprintf("/v1/jobs/%d", st.ID))
+	if duplicate {
+		// Nothing was created: the job that holds the unique key.
+		w.Header().Set("Baton-Duplicate", "true")
+		writeJSON(w, http.StatusOK, st)
+		return
+	}
 	writeJSON(w, http.StatusCreated, st)
 }
 
-// batchResponse answers a batch submit: the ids in request order.
+// batchResponse answers a batch submit: the ids in request order, and the
+// positions of the jobs that were duplicates (their ids are the jobs that
+// hold their unique keys).
 type batchResponse struct {
-	Count int     `json:"count"`
-	IDs   []int64 `json:"ids"`
+	Count      int     `json:"count"`
+	IDs        []int64 `json:"ids"`
+	Duplicates []int   `json:"duplicates,omitempty"`
 }
 
 // POST /v1/queues/{queue}/jobs/batch: up to MaxBatchJobs jobs, all or none.
@@ -128,14 +137,10 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, err)
 		return
 	}
-	var ids []int64
+	var results []db.Submitted
 	var replayed bool
 	err = s.submit(r, jobs, func(ctx context.Context, key string) (bool, error) {
-		if key == "" {
-			ids, err = db.Submit(ctx, s.pool, jobs...)
-		} else {
-			ids, replayed, err = db.SubmitWithKey(ctx, s.pool, key, jobs...)
-		}
+		results, replayed, err = db.SubmitResults(ctx, s.pool, key, jobs...)
 		return replayed, err
 	})
 	if err != nil {
@@ -145,7 +150,14 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, http.StatusCreated, batchResponse{Count: len(ids), IDs: ids})
+	resp := batchResponse{Count: len(results), IDs: make([]int64, len(results))}
+	for i, r := range results {
+		resp.IDs[i] = r.ID
+		if r.Duplicate {
+			resp.Duplicates = append(resp.Duplicates, i)
+		}
+	}
+	writeJSON(w, http.StatusCreated, resp)
 }
 
 // GET /v1/jobs/{id}

@@ -36,17 +36,14 @@ type Conn interface {
 // still in progress, others fail with ErrKeyInFlight. Concurrent duplicates
 // therefore create the jobs exactly once.
 func SubmitWithKey(ctx context.Context, b Beginner, key string, jobs ...NewJob) (ids []int64, replayed bool, err error) {
-	err = keyed(ctx, b, key, jobs, func(q *Queries, prev []int64) ([]int64, error) {
-		if prev != nil {
-			ids, replayed = prev, true
-			return prev, nil
-		}
-		rows, err := insert(ctx, q.db, jobs)
-		for _, r := range rows {
-			ids = append(ids, r.ID)
-		}
-		return ids, err
-	})
+	x, ok := b.(DBTX)
+	if !ok {
+		return nil, false, fmt.Errorf("%w: SubmitWithKey needs a pool, a connection or a transaction", ErrInvalid)
+	}
+	results, replayed, err := SubmitResults(ctx, x, key, jobs...)
+	for _, r := range results {
+		ids = append(ids, r.ID)
+	}
 	return ids, replayed, err
 }
 
@@ -103,7 +100,8 @@ func fingerprint(jobs []NewJob) []byte {
 	for _, j := range jobs {
 		compact.Reset()
 		_ = json.Compact(&compact, j.Payload)
-		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00%d\x00%d\x00", j.Queue, compact.Len(), j.Priority, j.Delay, j.RunAt.UnixNano(), j.MaxAttempts)
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00%d\x00%d\x00%s\x00%d\x00%v\x00", j.Queue, compact.Len(), j.Priority, j.Delay,
+			j.RunAt.UnixNano(), j.MaxAttempts, j.UniqueKey, j.UniqueFor, j.UniqueStates)
 		h.Write(compact.Bytes())
 	}
 	return h.Sum(nil)

@@ -340,6 +340,10 @@ type Job struct {
 	RootID *int64 `json:"root_id"`
 	// When the journey's root job was submitted; NULL on the root itself (its created_at).
 	RootCreatedAt *time.Time `json:"root_created_at"`
+	// The unique key the job was submitted with (and its time bucket, with unique_for); NULL for other jobs.
+	UniqueKey *string `json:"unique_key"`
+	// The states in which the job keeps others with its unique_key out of its queue.
+	UniqueStates []JobState `json:"unique_states"`
 }
 
 type JobEvent struct {

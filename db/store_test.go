@@ -801,3 +801,38 @@ func TestParseRetention(t *testing.T) {
 	require.Equal(t, "forever", *db.FormatRetention(&forever))
 	require.Equal(t, "1h0m0s", *db.FormatRetention(&hour))
 }
+
+// From Go, Submit returns a duplicate's holder's id, and SubmitResults says
+// which jobs were duplicates; plain jobs in the same batch go in as before,
+// in input order.
+func TestSubmitResultsSaysWhichJobsWereDuplicates(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	held, err := db.Submit(ctx, pool, db.NewJob{Queue: "a", UniqueKey: "k"})
+	require.NoError(t, err)
+	results, replayed, err := db.SubmitResults(ctx, pool, "", db.NewJob{Queue: "a"}, db.NewJob{Queue: "a", UniqueKey: "k"},
+		db.NewJob{Queue: "a", UniqueKey: "m"}, db.NewJob{Queue: "a"}, db.NewJob{Queue: "a", UniqueKey: "m"})
+	require.NoError(t, err)
+	require.False(t, replayed)
+	require.Equal(t, []bool{false, true, false, false, true}, []bool{results[0].Duplicate, results[1].Duplicate,
+		results[2].Duplicate, results[3].Duplicate, results[4].Duplicate})
+	require.Equal(t, held[0], results[1].ID)
+	require.Equal(t, results[2].ID, results[4].ID)
+	require.Less(t, results[0].ID, results[3].ID, "plain jobs in input order")
+	require.Equal(t, 4, count(t, pool, "SELECT count(*) FROM baton.jobs"))
+
+	// Under an idempotency key too; a replay returns the same ids.
+	results, _, err = db.SubmitResults(ctx, pool, "req-1", db.NewJob{Queue: "a", UniqueKey: "k"}, db.NewJob{Queue: "a", UniqueKey: "n"})
+	require.NoError(t, err)
+	require.True(t, results[0].Duplicate)
+	again, replayed, err := db.SubmitResults(ctx, pool, "req-1", db.NewJob{Queue: "a", UniqueKey: "k"}, db.NewJob{Queue: "a", UniqueKey: "n"})
+	require.NoError(t, err)
+	require.True(t, replayed)
+	require.Equal(t, results[1].ID, again[1].ID)
+
+	_, err = db.Submit(ctx, pool, db.NewJob{Queue: "a", UniqueFor: time.Hour})
+	require.ErrorIs(t, err, db.ErrInvalid, "unique_for needs a key")
+	_, err = db.Submit(ctx, pool, db.NewJob{Queue: "a", UniqueKey: "k", UniqueStates: []db.JobState{"done"}})
+	require.ErrorIs(t, err, db.ErrInvalid)
+}

@@ -43,6 +43,63 @@ WITH input AS (
 SELECT inserted.id, inserted.state, inserted.run_at, inserted.created_at
 FROM inserted CROSS JOIN notified ORDER BY inserted.id;
 
+-- name: JobInsertUnique :many
+-- Inserts jobs with a unique key, as JobInsertMany does the others (a
+-- statement of their own: ON CONFLICT costs every insert about a tenth). A
+-- job is not inserted while a job of its queue with the same key is in one
+-- of its unique states (jobs_unique_idx, migration 20), nor after another of
+-- the same statement: it is missing from the rows that come back, in input
+-- order with their unique_key, for the caller to match (db.insert).
+WITH input AS (
+    SELECT unnest(@queues::text[]) AS queue,
+           unnest(@payloads::text[]) AS payload,
+           unnest(@priorities::smallint[]) AS priority,
+           unnest(@delays_ms::bigint[]) AS delay_ms,
+           nullif(unnest(@run_ats::timestamptz[]), '0001-01-01 00:00:00+00') AS run_at,
+           unnest(@max_attempts::integer[]) AS max_attempts,
+           nullif(unnest(@trace_parents::text[]), '') AS trace_parent,
+           unnest(@unique_keys::text[]) AS unique_key,
+           unnest(@unique_for_ms::bigint[]) AS unique_for_ms,
+           unnest(@unique_states::text[])::baton.job_state[] AS unique_states,
+           generate_subscripts(@queues::text[], 1) AS ord
+), new_queues AS (
+    INSERT INTO baton.queues (name)
+    SELECT DISTINCT queue FROM input
+    ON CONFLICT DO NOTHING
+), inserted AS (
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, unique_key, unique_states)
+    SELECT i.queue,
+           CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
+                THEN 'scheduled' ELSE 'available' END::baton.job_state,
+           i.payload::jsonb,
+           i.priority,
+           coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
+           nullif(i.max_attempts, 0),
+           i.trace_parent,
+           baton.unique_key(i.unique_key, i.unique_for_ms),
+           i.unique_states
+    FROM input i
+    ORDER BY i.ord
+    ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state = ANY (unique_states) DO NOTHING
+    RETURNING id, state, run_at, created_at, unique_key
+), events AS (
+    INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
+    SELECT id, state, 0, 0 FROM inserted
+), notified AS (
+    SELECT pg_notify('baton_jobs', string_agg(DISTINCT queue || CASE
+               WHEN coalesce(run_at, now() + delay_ms * interval '1 millisecond') > now() THEN '@' ELSE '' END, ',')) AS hint
+    FROM input
+)
+SELECT inserted.id, inserted.state, inserted.run_at, inserted.created_at, inserted.unique_key::text AS unique_key
+FROM inserted CROSS JOIN notified ORDER BY inserted.id;
+
+-- name: JobFindUnique :one
+-- The job of queue that holds key (unique_for_ms: its bucket now) in one of
+-- its unique states: what a duplicate submit gets back.
+SELECT id FROM baton.jobs
+WHERE queue = @queue::text AND unique_key = baton.unique_key(@unique_key::text, @unique_for_ms::bigint)
+  AND state = ANY (unique_states);
+
 -- name: JobClaim :many
 -- Claims up to max_jobs due jobs of one queue in one statement: the
 -- MATERIALIZED CTE locks exactly the rows it returns (never the

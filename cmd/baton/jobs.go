@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/propagation"
@@ -15,11 +16,14 @@ import (
 )
 
 func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	fs := newCommand("submit", "baton submit QUEUE [JSON | -] [--delay D] [--priority N] [--max-attempts N] [--key K]")
+	fs := newCommand("submit", "baton submit QUEUE [JSON | -] [--delay D] [--priority N] [--max-attempts N] [--key K] [--unique-key K [--unique-for D] [--unique-states S,S]]")
 	delay := fs.Duration("delay", 0, "run no earlier than this long from now (e.g. 3s, 5m)")
 	priority := fs.Int("priority", 0, "0 (first) to 100")
 	maxAttempts := fs.Int("max-attempts", 0, "attempts before the job is dead (default: the stage's, else 5)")
 	key := fs.String("key", "", "idempotency key: the same key and job within 24h returns the first job's id")
+	uniqueKey := fs.String("unique-key", "", "while a job of the queue with this key is waiting or running, submit nothing and print its id")
+	uniqueFor := fs.Duration("unique-for", 0, "with --unique-key: hold the key for periods of this length only (e.g. 1h)")
+	uniqueStates := fs.String("unique-states", "", "with --unique-key: the states in which a job holds its key, comma-separated (default scheduled,available,running,retrying)")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -53,9 +57,14 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	traced := propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": os.Getenv("TRACEPARENT")})
 	job := db.NewJob{
 		Queue: pos[0], Payload: payload, Priority: int16(*priority), Delay: *delay, MaxAttempts: int32(*maxAttempts),
-		TraceParent: db.TraceParentOf(traced),
+		TraceParent: db.TraceParentOf(traced), UniqueKey: *uniqueKey, UniqueFor: *uniqueFor,
 	}
-	if err := db.ValidateQueueName(job.Queue); err != nil {
+	for _, st := range strings.Split(*uniqueStates, ",") {
+		if st = strings.TrimSpace(st); st != "" {
+			job.UniqueStates = append(job.UniqueStates, db.JobState(st))
+		}
+	}
+	if err := job.Validate(); err != nil {
 		return fmt.Errorf("submit: %w", err)
 	}
 	pool, err := connectCLI(ctx)
@@ -63,16 +72,14 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return err
 	}
 	defer pool.Close()
-	var ids []int64
-	if *key != "" {
-		ids, _, err = db.SubmitWithKey(ctx, pool, *key, job)
-	} else {
-		ids, err = db.Submit(ctx, pool, job)
-	}
+	results, _, err := db.SubmitResults(ctx, pool, *key, job)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, ids[0])
+	fmt.Fprintln(stdout, results[0].ID)
+	if results[0].Duplicate {
+		fmt.Fprintf(os.Stderr, "baton: job %d holds unique key %q: nothing submitted\n", results[0].ID, *uniqueKey)
+	}
 	return nil
 }
 

@@ -95,7 +95,7 @@ export interface paths {
         put?: never;
         /**
          * Submit one job
-         * @description Creates a job in the queue (the queue need not exist beforehand). With an Idempotency-Key, a repeat of the same request within 24 hours returns the job as it is now, with Idempotent-Replayed.
+         * @description Creates a job in the queue (the queue need not exist beforehand). With an Idempotency-Key, a repeat of the same request within 24 hours returns the job as it is now, with Idempotent-Replayed. With a unique_key that a job of the queue holds, creates nothing and answers 200 with that job and Baton-Duplicate.
          */
         post: operations["submitJob"];
         delete?: never;
@@ -319,6 +319,18 @@ export interface components {
             priority?: number;
             /** @description Default: the stage's max_attempts */
             max_attempts?: number;
+            /**
+             * @description While a job of the queue with this key is in one of unique_states, a submit creates nothing and gets that job (200, Baton-Duplicate)
+             * @example order-42
+             */
+            unique_key?: string;
+            /**
+             * @description With unique_key: hold the key for periods of this length only (1s to a year)
+             * @example 1h
+             */
+            unique_for?: string;
+            /** @description With unique_key: the states in which a job holds its key (default scheduled, available, running, retrying) */
+            unique_states?: components["schemas"]["State"][];
         };
         Job: {
             /** Format: int64 */
@@ -595,6 +607,19 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A duplicate: a job of the queue holds the unique_key; nothing was created, and this is that job */
+            200: {
+                headers: {
+                    /** @description /v1/jobs/{id} */
+                    Location?: string;
+                    /** @description Nothing was created */
+                    "Baton-Duplicate"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
             /** @description Submitted (or, with a reused Idempotency-Key and the same body, the original job) */
             201: {
                 headers: {
@@ -654,7 +679,10 @@ export interface operations {
                 content: {
                     "application/json": {
                         count: number;
+                        /** @description A duplicate's id is the job that holds its unique_key */
                         ids: number[];
+                        /** @description Positions (from 0) of the jobs that were duplicates and created nothing; absent when none */
+                        duplicates?: number[];
                     };
                 };
             };
