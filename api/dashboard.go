@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,7 @@ func (s *Server) dashboard(r chi.Router) {
 		r.Post("/queues/{queue}/pause", s.dashboardPause(true))
 		r.Post("/queues/{queue}/resume", s.dashboardPause(false))
 		r.Post("/queues/{queue}/retention", s.dashboardRetention)
+		r.Post("/queues/{queue}/retry", s.dashboardRetryDead)
 		r.Post("/jobs/{id}/cancel", s.dashboardChange(db.Cancel))
 		r.Post("/jobs/{id}/retry", s.dashboardChange(db.Retry))
 	})
@@ -197,6 +199,21 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 		}
 		p.State = &state
 	}
+	// After "Retry all N dead": what it did, as numbers (no text from the URL).
+	var retried *struct {
+		Retried, Skipped int64
+		More             bool
+	}
+	if q := r.URL.Query(); q.Has("retried") {
+		n, err1 := strconv.ParseInt(q.Get("retried"), 10, 64)
+		k, err2 := strconv.ParseInt(q.Get("skipped"), 10, 64)
+		if err1 == nil && err2 == nil {
+			retried = &struct {
+				Retried, Skipped int64
+				More             bool
+			}{n, k, q.Get("more") == "1"}
+		}
+	}
 	if v := r.URL.Query().Get("before"); v != "" {
 		var ok bool
 		if p.BeforeID, ok = db.ParseID(v); !ok {
@@ -216,7 +233,7 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, r, http.StatusOK, "queue.html", map[string]any{
 		"Title": queue, "Queue": viewOf(found[0]), "Jobs": jobs, "State": string(state), "Older": older,
-		"First": r.URL.Query().Get("before") == "",
+		"First": r.URL.Query().Get("before") == "", "Retried": retried,
 	})
 }
 
@@ -274,6 +291,26 @@ func (s *Server) dashboardPause(paused bool) http.HandlerFunc {
 		}
 		http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)
 	}
+}
+
+// dashboardRetryDead re-drives every dead job of a queue (the queue page's
+// "Retry all N dead"), as POST /v1/queues/{queue}/retry does.
+func (s *Server) dashboardRetryDead(w http.ResponseWriter, r *http.Request) {
+	queue, err := queueParam(r)
+	if err != nil {
+		s.renderProblem(w, r, err)
+		return
+	}
+	counts, err := db.RetryMatching(r.Context(), s.pool, db.RetryFilter{Queue: queue}, 0, time.Now().Add(s.cfg.RequestTimeout/2))
+	if err != nil {
+		s.renderProblem(w, r, err)
+		return
+	}
+	more := 0
+	if !counts.Complete {
+		more = 1
+	}
+	http.Redirect(w, r, fmt.Sprintf("/queues/%s?retried=%d&skipped=%d&more=%d", queue, counts.Retried, counts.Skipped, more), http.StatusSeeOther)
 }
 
 // dashboardRetention saves the retention form of a queue's page: each

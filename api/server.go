@@ -133,6 +133,7 @@ func (s *Server) Handler() http.Handler {
 		r.Patch("/queues/{queue}", s.patchQueue)
 		r.Post("/queues/{queue}/pause", s.pauseQueue(true))
 		r.Post("/queues/{queue}/resume", s.pauseQueue(false))
+		r.Post("/queues/{queue}/retry", s.retryQueue)
 		r.Get("/jobs", s.listJobs)
 		r.Get("/jobs/{id}", s.getJob)
 		r.Post("/jobs/{id}/cancel", s.cancelJob)

@@ -1388,6 +1388,9 @@ WITH target AS MATERIALIZED (
     SELECT j.id, j.state, f.unreadable_payload FROM baton.jobs j
     LEFT JOIN baton.job_faults f ON f.job_id = j.id
     WHERE j.id = $1::bigint AND j.state IN ('dead', 'canceled')
+      -- not while another live job holds its unique key: that would break it
+      AND (j.unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM baton.jobs o
+           WHERE o.queue = j.queue AND o.unique_key = j.unique_key AND o.state = ANY (o.unique_states)))
     FOR UPDATE OF j
 ), retried AS (
     UPDATE baton.jobs j
@@ -1419,6 +1422,94 @@ func (q *Queries) JobRetry(ctx context.Context, id int64) (int64, error) {
 	var id_2 int64
 	err := row.Scan(&id_2)
 	return id_2, err
+}
+
+const jobRetryMany = `-- name: JobRetryMany :one
+WITH target AS MATERIALIZED (
+    SELECT j.id, j.state, j.queue, j.unique_key
+    FROM baton.jobs j
+    WHERE j.queue = $1::text
+      AND j.state = $2::baton.job_state
+      AND j.state IN ('dead', 'canceled') -- jobs_queue_state_idx's predicate holds them
+      AND j.id > $3::bigint
+      AND ($4::bigint = 0 OR j.finished_at >= now() - interval '1 millisecond' * $4::bigint)
+      AND ($5::text = '' OR strpos(lower(j.last_error), lower($5::text)) > 0)
+    ORDER BY j.id
+    LIMIT $6::integer
+    FOR UPDATE OF j SKIP LOCKED
+), free AS (
+    SELECT t.id, t.state FROM target t
+    WHERE t.unique_key IS NULL
+       OR (NOT EXISTS (SELECT 1 FROM baton.jobs o
+                       WHERE o.queue = t.queue AND o.unique_key = t.unique_key AND o.state = ANY (o.unique_states))
+           AND NOT EXISTS (SELECT 1 FROM target e WHERE e.unique_key = t.unique_key AND e.id < t.id))
+), retried AS (
+    UPDATE baton.jobs j
+    SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL,
+        payload = coalesce(f.unreadable_payload, j.payload)
+    FROM free t
+    LEFT JOIN baton.job_faults f ON f.job_id = t.id
+    WHERE j.id = t.id AND NOT $7::boolean
+    RETURNING j.id, j.queue, j.lease_token, t.state AS from_state
+), forgotten AS (
+    DELETE FROM baton.job_faults f USING retried r WHERE f.job_id = r.id
+), unsnoozed AS (
+    DELETE FROM baton.job_snoozes s USING retried r WHERE s.job_id = r.id
+), events AS (
+    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token)
+    SELECT id, from_state, 'available', 0, lease_token FROM retried
+), notified AS (
+    SELECT count(pg_notify('baton_jobs', q.queue)) AS n FROM (SELECT DISTINCT queue FROM retried) q
+)
+SELECT (SELECT count(*) FROM target)::integer AS matched,
+       (SELECT count(*) FROM retried)::integer AS retried,
+       ((SELECT count(*) FROM target) - (SELECT count(*) FROM free))::integer AS skipped,
+       coalesce((SELECT max(id) FROM target), 0)::bigint AS last_id
+FROM notified
+`
+
+type JobRetryManyParams struct {
+	QueueName string   `json:"queue_name"`
+	FromState JobState `json:"from_state"`
+	AfterID   int64    `json:"after_id"`
+	SinceMs   int64    `json:"since_ms"`
+	ErrorLike string   `json:"error_like"`
+	MaxJobs   int32    `json:"max_jobs"`
+	DryRun    bool     `json:"dry_run"`
+}
+
+type JobRetryManyRow struct {
+	Matched int32 `json:"matched"`
+	Retried int32 `json:"retried"`
+	Skipped int32 `json:"skipped"`
+	LastID  int64 `json:"last_id"`
+}
+
+// Re-drives one batch of a queue's dead (or canceled) jobs, as JobRetry
+// does each, in id order after after_id: those finished since since_ms ago
+// (0: any time), whose last error holds error_like (any case; ”: any). A
+// job whose unique key another live job holds (or an earlier one of the
+// batch takes back) is skipped and counted: it would break the key. With
+// dry_run, nothing changes. max_jobs bounds the rows one statement locks;
+// the caller goes on from last_id while matched reaches it.
+func (q *Queries) JobRetryMany(ctx context.Context, arg JobRetryManyParams) (JobRetryManyRow, error) {
+	row := q.db.QueryRow(ctx, jobRetryMany,
+		arg.QueueName,
+		arg.FromState,
+		arg.AfterID,
+		arg.SinceMs,
+		arg.ErrorLike,
+		arg.MaxJobs,
+		arg.DryRun,
+	)
+	var i JobRetryManyRow
+	err := row.Scan(
+		&i.Matched,
+		&i.Retried,
+		&i.Skipped,
+		&i.LastID,
+	)
+	return i, err
 }
 
 const jobSnooze = `-- name: JobSnooze :one

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -151,7 +152,7 @@ func explainStateChange(ctx context.Context, pool *pgxpool.Pool, id int64, verb,
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	if !errors.Is(err, pgx.ErrNoRows) && !uniqueKeyTaken(err) {
 		return fmt.Errorf("job %d could not be %s: %w", id, verb, MapError(err))
 	}
 	j, getErr := New(pool).JobGet(ctx, id)
@@ -161,5 +162,15 @@ func explainStateChange(ctx context.Context, pool *pgxpool.Pool, id int64, verb,
 	case getErr != nil:
 		return fmt.Errorf("job %d: %w", id, MapError(getErr))
 	}
+	if verb == "retried" && (j.State == BatonJobStateDead || j.State == BatonJobStateCanceled) {
+		return fmt.Errorf("%w: job %d's unique key is held by a job that is not done; retry it once that one is", ErrConflict, id)
+	}
 	return fmt.Errorf("%w: job %d is %s; %s", ErrConflict, id, j.State, rule)
+}
+
+// uniqueKeyTaken reports whether err is jobs_unique_idx refusing a second
+// live job with a key: a submit took it while a retry was looking.
+func uniqueKeyTaken(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "jobs_unique_idx"
 }

@@ -7,7 +7,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/propagation"
@@ -130,7 +132,57 @@ func cancelCmd(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func retryCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" {
+		return retryManyCmd(ctx, args, stdout)
+	}
 	return changeState(ctx, "retry", args, stdout, db.Retry)
+}
+
+// retryManyCmd re-drives a queue's dead (or canceled) jobs that match its
+// flags, in batches, at most --rate a second.
+func retryManyCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newCommand("retry", "baton retry ID | baton retry --queue Q [--state dead|canceled] [--since D] [--error-like TEXT] [--dry-run] [--rate N/s]")
+	var f db.RetryFilter
+	fs.StringVar(&f.Queue, "queue", "", "the queue whose jobs to re-drive")
+	state := fs.String("state", "dead", "dead or canceled")
+	fs.DurationVar(&f.Since, "since", 0, "only jobs finished at most this long ago (e.g. 1h); default: any time")
+	fs.StringVar(&f.ErrorLike, "error-like", "", "only jobs whose last error holds this text (any case)")
+	fs.BoolVar(&f.DryRun, "dry-run", false, "count the jobs, re-drive none")
+	perSecond := fs.String("rate", "", "at most this many jobs a second, as N/s (default: no limit)")
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 || f.Queue == "" {
+		return fs.usage()
+	}
+	f.State = db.JobState(*state)
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("retry: %w", err)
+	}
+	var limit float64
+	if *perSecond != "" {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(*perSecond, "/s"), 64)
+		if err != nil || n <= 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+			return usagef("retry: --rate %q: want jobs a second, such as 100/s", *perSecond)
+		}
+		limit = n
+	}
+	pool, err := connectCLI(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	counts, err := db.RetryMatching(ctx, pool, f, limit, time.Time{})
+	if err != nil {
+		return err
+	}
+	if f.DryRun {
+		fmt.Fprintf(stdout, "matched %d %s jobs of %s, skipped %d (dry run: none re-driven)\n", counts.Matched, f.State, f.Queue, counts.Skipped)
+		return nil
+	}
+	fmt.Fprintf(stdout, "matched %d %s jobs of %s, retried %d, skipped %d\n", counts.Matched, f.State, f.Queue, counts.Retried, counts.Skipped)
+	return nil
 }
 
 func changeState(ctx context.Context, cmd string, args []string, stdout io.Writer,

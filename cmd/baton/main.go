@@ -30,10 +30,12 @@ Usage:
   baton worker --config FILE            run one worker replica of a pipeline
   baton dev --config FILE               migrate, serve and work in one process
   baton submit QUEUE [JSON | -]         submit a job; prints its id
-        [--delay 3s] [--priority N] [--max-attempts N] [--key KEY]
+        [--delay 3s] [--priority N] [--max-attempts N] [--key KEY] [--unique-key K]
   baton status ID                       a job's status and history as JSON
   baton cancel ID                       cancel an unfinished job
   baton retry ID                        re-drive a dead or canceled job
+  baton retry --queue Q [--state dead|canceled] [--since D] [--error-like T] [--dry-run] [--rate N/s]
+                                        re-drive a queue's dead jobs (in batches)
   baton queue list | pause Q | resume Q  the queues; pause or resume one
   baton queue set Q --retain-succeeded D [--retain-dead D] [--retain-canceled D]
                                         how long Q keeps finished jobs (48h, forever, default)

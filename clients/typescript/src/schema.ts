@@ -207,6 +207,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/queues/{queue}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-drive a queue's dead (or canceled) jobs, in batches
+         * @description Re-drives the queue's jobs in state (dead by default) that the body chooses: finished at
+         *     most since ago, with error_like (any case) in their last error. Each job's history shows
+         *     the re-drive. A job whose unique_key another job that is not done holds is skipped and
+         *     counted. At most 1,000 jobs are locked at a time; a request works for up to half its
+         *     deadline, and complete is false when jobs are left (send it again). With dry_run, it
+         *     counts and changes nothing.
+         */
+        post: operations["retryQueue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs": {
         parameters: {
             query?: never;
@@ -814,6 +839,71 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["CrossOrigin"];
             404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    retryQueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queue: components["parameters"]["Queue"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Default dead
+                     * @enum {string}
+                     */
+                    state?: "dead" | "canceled";
+                    /**
+                     * @description Only jobs finished at most this long ago
+                     * @example 1h
+                     */
+                    since?: string;
+                    /**
+                     * @description Only jobs whose last error holds this text (any case)
+                     * @example timeout
+                     */
+                    error_like?: string;
+                    /** @description Count, re-drive nothing */
+                    dry_run?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description What was re-driven */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: int64 */
+                        matched: number;
+                        /** Format: int64 */
+                        retried: number;
+                        /**
+                         * Format: int64
+                         * @description Jobs kept because another job that is not done holds their unique_key
+                         */
+                        skipped: number;
+                        /** @description false when the request's time ran out with jobs left */
+                        complete: boolean;
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["CrossOrigin"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
             429: components["responses"]["TooManyFailures"];
             500: components["responses"]["Internal"];
