@@ -221,7 +221,12 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	jobs, err := q.JobList(r.Context(), p)
+	tag := r.URL.Query().Get("tag")
+	if tag != "" && !db.ValidTag(tag) {
+		s.renderError(w, r, http.StatusBadRequest, fmt.Sprintf("A tag is 1 to %d characters without control characters.", db.MaxTagLength))
+		return
+	}
+	jobs, err := db.ListJobs(r.Context(), s.pool, p, tag)
 	if err != nil {
 		s.renderProblem(w, r, db.MapError(err))
 		return
@@ -233,7 +238,7 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, r, http.StatusOK, "queue.html", map[string]any{
 		"Title": queue, "Queue": viewOf(found[0]), "Jobs": jobs, "State": string(state), "Older": older,
-		"First": r.URL.Query().Get("before") == "", "Retried": retried,
+		"First": r.URL.Query().Get("before") == "", "Retried": retried, "Tag": tag,
 	})
 }
 

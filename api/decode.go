@@ -176,7 +176,8 @@ func stringValue(v jsonb.Token, field string) (string, error) {
 }
 
 // jobFields are the fields of one job in a submit request.
-var jobFields = []string{"payload", "delay", "run_at", "priority", "max_attempts", "unique_key", "unique_for", "unique_states"}
+var jobFields = []string{"payload", "delay", "run_at", "priority", "max_attempts", "unique_key", "unique_for", "unique_states",
+	"tags", "timeout", "lease"}
 
 // parseJob reads the job object that begins with t into a db.NewJob. The
 // payload stays the bytes the client sent: a slice of the body.
@@ -185,7 +186,7 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 	if t.Kind != '{' {
 		return job, notAnObject(path)
 	}
-	var seen [8]bool // by jobFields index
+	var seen [11]bool // by jobFields index
 	var delay, runAt, uniqueFor string
 	for k := s.Next(); k.Kind == '"'; k = s.Next() {
 		key, err := fieldName(k, path, jobFields)
@@ -226,6 +227,12 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 			uniqueFor, err = stringValue(v, field)
 		case "unique_states":
 			job.UniqueStates, err = statesValue(s, v, field)
+		case "tags":
+			job.Tags, err = tagsValue(s, v, field)
+		case "timeout":
+			job.Timeout, err = overrideValue(v, field, db.MinJobTimeout)
+		case "lease":
+			job.Lease, err = overrideValue(v, field, db.MinJobLease)
 		}
 		if err != nil {
 			return job, err
@@ -291,6 +298,50 @@ func statesValue(s *jsonb.Scanner, v jsonb.Token, field string) ([]db.JobState, 
 		return nil, bad
 	}
 	return states, nil
+}
+
+// tagsValue reads a list of at most db.MaxTags distinct tags.
+func tagsValue(s *jsonb.Scanner, v jsonb.Token, field string) ([]string, error) {
+	if v.Kind != '[' {
+		return nil, problem(http.StatusUnprocessableEntity, "invalid_type", field, "tags must be a list of strings")
+	}
+	var tags []string
+	for e := s.Next(); e.Kind != ']'; e = s.Next() {
+		switch {
+		case e.Kind != '"':
+			return nil, problem(http.StatusUnprocessableEntity, "invalid_type", field, "tags must be a list of strings")
+		case len(tags) == db.MaxTags:
+			return nil, problem(http.StatusUnprocessableEntity, "out_of_range", field, "at most %d tags", db.MaxTags)
+		}
+		tag := string(jsonb.Unquote(e.Raw))
+		if !db.ValidTag(tag) {
+			return nil, problem(http.StatusUnprocessableEntity, "out_of_range", field,
+				"a tag must be 1 to %d characters without control characters", db.MaxTagLength)
+		}
+		if slices.Contains(tags, tag) {
+			return nil, problem(http.StatusUnprocessableEntity, "out_of_range", field, "tag %q appears twice", tag)
+		}
+		tags = append(tags, tag)
+	}
+	return tags, nil
+}
+
+// overrideValue reads a job's own timeout or lease: a duration from least
+// to db.MaxJobOverride.
+func overrideValue(v jsonb.Token, field string, least time.Duration) (time.Duration, error) {
+	text, err := stringValue(v, field)
+	if err != nil {
+		return 0, err
+	}
+	key := field[strings.LastIndex(field, ".")+1:]
+	d, err := time.ParseDuration(text)
+	if err != nil {
+		return 0, problem(http.StatusUnprocessableEntity, "invalid_duration", field, "%s %q is not a duration such as \"90s\" or \"5m\"", key, text)
+	}
+	if d < least || d > db.MaxJobOverride {
+		return 0, problem(http.StatusUnprocessableEntity, "out_of_range", field, "%s must be between %s and %s", key, least, db.MaxJobOverride)
+	}
+	return d, nil
 }
 
 // rfc3339 is RFC 3339's date-time, whose offsets go to ±23:59 (Go's parser

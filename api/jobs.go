@@ -203,19 +203,19 @@ type listResponse struct {
 	NextCursor *string         `json:"next_cursor"`
 }
 
-var listParams = []string{"queue", "state", "limit", "cursor"}
+var listParams = []string{"queue", "state", "tag", "limit", "cursor"}
 
 // GET /v1/jobs?queue=&state=&limit=&cursor=: keyset pagination on id, so
 // pages stay stable while new jobs arrive.
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
-	p, err := parseListParams(r.URL.Query())
+	p, tag, err := parseListParams(r.URL.Query())
 	if err != nil {
 		writeProblem(w, r, s.log, err)
 		return
 	}
 	limit := p.MaxJobs
 	p.MaxJobs++ // one more tells whether there is a next page
-	rows, err := db.New(s.pool).JobList(r.Context(), p)
+	rows, err := db.ListJobs(r.Context(), s.pool, p, tag)
 	if err != nil {
 		writeProblem(w, r, s.log, db.MapError(err))
 		return
@@ -232,33 +232,35 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func parseListParams(q url.Values) (db.JobListParams, error) {
-	p := db.JobListParams{BeforeID: 1<<63 - 1}
-	var err error
+func parseListParams(q url.Values) (p db.JobListParams, tag string, err error) {
+	p = db.JobListParams{BeforeID: 1<<63 - 1}
 	if p.MaxJobs, err = pageParams(q, 50, listParams...); err != nil {
-		return p, err
+		return p, "", err
 	}
 	if v := q.Get("queue"); q.Has("queue") {
 		if !db.ValidQueueName(v) {
-			return p, problem(http.StatusUnprocessableEntity, "invalid_queue_name", "queue", "%s", db.QueueNameRule)
+			return p, "", problem(http.StatusUnprocessableEntity, "invalid_queue_name", "queue", "%s", db.QueueNameRule)
 		}
 		p.Queue = &v
 	}
 	if v := q.Get("state"); q.Has("state") {
 		st := db.JobState(v)
 		if !st.Valid() {
-			return p, problem(http.StatusUnprocessableEntity, "invalid_parameter", "state", "state must be one of %s", stateList)
+			return p, "", problem(http.StatusUnprocessableEntity, "invalid_parameter", "state", "state must be one of %s", stateList)
 		}
 		p.State = &st
+	}
+	if tag = q.Get("tag"); q.Has("tag") && !db.ValidTag(tag) {
+		return p, "", problem(http.StatusUnprocessableEntity, "out_of_range", "tag", "a tag is 1 to %d characters without control characters", db.MaxTagLength)
 	}
 	if v := q.Get("cursor"); q.Has("cursor") {
 		id, err := decodeCursor(v)
 		if err != nil {
-			return p, problem(http.StatusBadRequest, "invalid_cursor", "cursor", "cursor is not one this API returned")
+			return p, "", problem(http.StatusBadRequest, "invalid_cursor", "cursor", "cursor is not one this API returned")
 		}
 		p.BeforeID = id
 	}
-	return p, nil
+	return p, tag, nil
 }
 
 // pageParams checks that q holds only the allowed parameters, each once,

@@ -103,17 +103,17 @@ WITH locked AS MATERIALIZED (
         attempts = j.attempts + 1,
         max_attempts = coalesce(j.max_attempts, $4::integer),
         lease_token = j.lease_token + 1,
-        lease_expires_at = now() + interval '1 millisecond' * $5::bigint,
-        leased_by = $6::text,
+        lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, $5::bigint), $6::bigint),
+        leased_by = $7::text,
         started_at = now()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
-              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent
+              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.tags, j.timeout_ms, j.lease_ms
 )
 SELECT id, queue,
        (CASE WHEN $1::boolean THEN baton.readable(payload) ELSE payload END)::jsonb AS payload,
        priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
-       started_at::timestamptz AS started_at, parent_id, trace_parent
+       started_at::timestamptz AS started_at, parent_id, trace_parent, tags, timeout_ms, lease_ms
 FROM claimed
 ORDER BY priority, run_at, id
 `
@@ -123,6 +123,7 @@ type JobClaimParams struct {
 	QueueName     string `json:"queue_name"`
 	MaxJobs       int32  `json:"max_jobs"`
 	MaxAttempts   int32  `json:"max_attempts"`
+	MaxJobLeaseMs int64  `json:"max_job_lease_ms"`
 	LeaseMs       int64  `json:"lease_ms"`
 	WorkerID      string `json:"worker_id"`
 }
@@ -140,6 +141,9 @@ type JobClaimRow struct {
 	StartedAt   time.Time `json:"started_at"`
 	ParentID    *int64    `json:"parent_id"`
 	TraceParent *string   `json:"trace_parent"`
+	Tags        []string  `json:"tags"`
+	TimeoutMs   *int32    `json:"timeout_ms"`
+	LeaseMs     *int32    `json:"lease_ms"`
 }
 
 // Claims up to max_jobs due jobs of one queue in one statement: the
@@ -163,6 +167,7 @@ func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimR
 		arg.QueueName,
 		arg.MaxJobs,
 		arg.MaxAttempts,
+		arg.MaxJobLeaseMs,
 		arg.LeaseMs,
 		arg.WorkerID,
 	)
@@ -186,6 +191,9 @@ func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimR
 			&i.StartedAt,
 			&i.ParentID,
 			&i.TraceParent,
+			&i.Tags,
+			&i.TimeoutMs,
+			&i.LeaseMs,
 		); err != nil {
 			return nil, err
 		}
@@ -201,11 +209,11 @@ const jobClaimIsolated = `-- name: JobClaimIsolated :one
 WITH locked AS MATERIALIZED (
     SELECT j.id
     FROM baton.jobs j
-    WHERE j.queue = $4::text
+    WHERE j.queue = $5::text
       AND j.isolated
       AND j.state IN ('scheduled', 'available', 'retrying')
       AND j.run_at <= now()
-      AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = $4::text AND q.paused)
+      AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = $5::text AND q.paused)
     ORDER BY j.priority, j.run_at, j.id
     LIMIT 1
     FOR UPDATE OF j SKIP LOCKED
@@ -215,21 +223,23 @@ SET state = 'running',
     attempts = j.attempts + 1,
     max_attempts = coalesce(j.max_attempts, $1::integer),
     lease_token = j.lease_token + 1,
-    lease_expires_at = now() + interval '1 millisecond' * $2::bigint,
-    leased_by = $3::text,
+    lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, $2::bigint), $3::bigint),
+    leased_by = $4::text,
     started_at = now(),
     alone_since = NULL
 FROM locked
 WHERE j.id = locked.id
 RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts::integer AS max_attempts, j.lease_token,
-          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases
+          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases,
+          j.tags, j.timeout_ms, j.lease_ms
 `
 
 type JobClaimIsolatedParams struct {
-	MaxAttempts int32  `json:"max_attempts"`
-	LeaseMs     int64  `json:"lease_ms"`
-	WorkerID    string `json:"worker_id"`
-	QueueName   string `json:"queue_name"`
+	MaxAttempts   int32  `json:"max_attempts"`
+	MaxJobLeaseMs int64  `json:"max_job_lease_ms"`
+	LeaseMs       int64  `json:"lease_ms"`
+	WorkerID      string `json:"worker_id"`
+	QueueName     string `json:"queue_name"`
 }
 
 type JobClaimIsolatedRow struct {
@@ -246,6 +256,9 @@ type JobClaimIsolatedRow struct {
 	ParentID    *int64    `json:"parent_id"`
 	TraceParent *string   `json:"trace_parent"`
 	LostLeases  int32     `json:"lost_leases"`
+	Tags        []string  `json:"tags"`
+	TimeoutMs   *int32    `json:"timeout_ms"`
+	LeaseMs     *int32    `json:"lease_ms"`
 }
 
 // Claims one isolated job of a queue (one whose lease expired while it ran
@@ -257,6 +270,7 @@ type JobClaimIsolatedRow struct {
 func (q *Queries) JobClaimIsolated(ctx context.Context, arg JobClaimIsolatedParams) (JobClaimIsolatedRow, error) {
 	row := q.db.QueryRow(ctx, jobClaimIsolated,
 		arg.MaxAttempts,
+		arg.MaxJobLeaseMs,
 		arg.LeaseMs,
 		arg.WorkerID,
 		arg.QueueName,
@@ -276,6 +290,9 @@ func (q *Queries) JobClaimIsolated(ctx context.Context, arg JobClaimIsolatedPara
 		&i.ParentID,
 		&i.TraceParent,
 		&i.LostLeases,
+		&i.Tags,
+		&i.TimeoutMs,
+		&i.LeaseMs,
 	)
 	return i, err
 }
@@ -302,7 +319,7 @@ WITH input AS (
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
-              i.next_queue, i.trace_parent, i.direct, j.parent_id,
+              i.next_queue, i.trace_parent, i.direct, j.parent_id, j.tags,
               -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
               CASE WHEN j.parent_id IS NULL THEN j.id ELSE j.root_id END AS root_id,
               CASE WHEN j.parent_id IS NULL THEN j.created_at ELSE j.root_created_at END AS root_created_at
@@ -327,23 +344,23 @@ WITH input AS (
     RETURNING f.parent_id, f.pending
 ), handoff AS (
     SELECT d.id, d.priority, coalesce(d.result, 'null'::jsonb) AS payload, 0 AS seq, d.next_queue, d.trace_parent,
-           d.root_id, d.root_created_at,
+           d.root_id, d.root_created_at, d.tags,
            d.direct AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = d.next_queue AND q.paused) AS run
     FROM done d
     WHERE d.next_queue <> '' AND NOT $9::boolean AND NOT $10::boolean
     UNION ALL
-    SELECT d.id, d.priority, e.elem, (e.ord - 1)::integer, d.next_queue, d.trace_parent, d.root_id, d.root_created_at, false
+    SELECT d.id, d.priority, e.elem, (e.ord - 1)::integer, d.next_queue, d.trace_parent, d.root_id, d.root_created_at, d.tags, false
     FROM done d
     CROSS JOIN LATERAL jsonb_array_elements(d.result) WITH ORDINALITY AS e(elem, ord)
     WHERE $9::boolean AND d.next_queue <> ''
     UNION ALL
     SELECT d.id, d.priority, jsonb_build_array(coalesce(d.result, 'null'::jsonb)), 0, d.next_queue, d.trace_parent,
-           d.root_id, d.root_created_at, false
+           d.root_id, d.root_created_at, d.tags, false
     FROM done d
     WHERE $10::boolean AND d.next_queue <> '' AND NOT EXISTS (SELECT 1 FROM joined j WHERE j.parent_id = d.parent_id)
 ), handed AS (
     INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent,
-                            attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at)
+                            attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at, tags)
     SELECT h.next_queue,
            CASE WHEN h.run THEN 'running' ELSE 'available' END::baton.job_state,
            h.payload, h.priority, h.id, h.seq, h.root_id, h.root_created_at, h.trace_parent,
@@ -352,10 +369,13 @@ WITH input AS (
            CASE WHEN h.run THEN 1 ELSE 0 END,
            CASE WHEN h.run THEN now() + interval '1 millisecond' * $12::bigint END,
            CASE WHEN h.run THEN $8::text END,
-           CASE WHEN h.run THEN now() END
+           CASE WHEN h.run THEN now() END,
+           h.tags -- a journey keeps its tags
     FROM handoff h
     ORDER BY h.id, h.seq
-    RETURNING id, parent_id, parent_seq, state, created_at, payload
+    RETURNING id, parent_id, parent_seq, state, created_at, payload, tags
+), tagged AS (
+    INSERT INTO baton.job_tags (tag, job_id) SELECT unnest(tags), id FROM handed WHERE tags IS NOT NULL
 )
 SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id,
        coalesce(h.state = 'running', false)::boolean AS next_claimed,
@@ -594,7 +614,7 @@ func (q *Queries) JobFindUnique(ctx context.Context, arg JobFindUniqueParams) (i
 }
 
 const jobGet = `-- name: JobGet :one
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since, root_id, root_created_at FROM baton.jobs_readable WHERE id = $1::bigint
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since, root_id, root_created_at, tags, timeout_ms, lease_ms FROM baton.jobs_readable WHERE id = $1::bigint
 `
 
 // A job as users see it: payload and result NULL where they cannot be read
@@ -627,14 +647,17 @@ func (q *Queries) JobGet(ctx context.Context, id int64) (ReadableJob, error) {
 		&i.AloneSince,
 		&i.RootID,
 		&i.RootCreatedAt,
+		&i.Tags,
+		&i.TimeoutMs,
+		&i.LeaseMs,
 	)
 	return i, err
 }
 
 const jobHeartbeat = `-- name: JobHeartbeat :many
 UPDATE baton.jobs j
-SET lease_expires_at = now() + interval '1 millisecond' * $1::bigint
-FROM (SELECT unnest($2::bigint[]) AS id, unnest($3::bigint[]) AS lease_token) h
+SET lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, $1::bigint), $2::bigint)
+FROM (SELECT unnest($3::bigint[]) AS id, unnest($4::bigint[]) AS lease_token) h
 WHERE j.id = h.id
   AND j.lease_token = h.lease_token
   AND j.state = 'running'
@@ -642,15 +665,22 @@ RETURNING j.id
 `
 
 type JobHeartbeatParams struct {
-	LeaseMs     int64   `json:"lease_ms"`
-	Ids         []int64 `json:"ids"`
-	LeaseTokens []int64 `json:"lease_tokens"`
+	MaxJobLeaseMs int64   `json:"max_job_lease_ms"`
+	LeaseMs       int64   `json:"lease_ms"`
+	Ids           []int64 `json:"ids"`
+	LeaseTokens   []int64 `json:"lease_tokens"`
 }
 
 // Extends the leases of running jobs this worker still owns; the ids not
-// returned have lost their lease (reaped or canceled).
+// returned have lost their lease (reaped or canceled). A job submitted with
+// a lease of its own keeps it, capped by max_job_lease_ms.
 func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]int64, error) {
-	rows, err := q.db.Query(ctx, jobHeartbeat, arg.LeaseMs, arg.Ids, arg.LeaseTokens)
+	rows, err := q.db.Query(ctx, jobHeartbeat,
+		arg.MaxJobLeaseMs,
+		arg.LeaseMs,
+		arg.Ids,
+		arg.LeaseTokens,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -671,8 +701,8 @@ func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]i
 
 const jobHistory = `-- name: JobHistory :many
 SELECT seq::integer AS seq, at::timestamptz AS at, from_state, to_state::baton.job_state AS to_state,
-       attempt::integer AS attempt, lease_token::bigint AS lease_token, worker, error, run_seconds
-FROM (SELECT job_id, seq, at, from_state, to_state, attempt, lease_token, worker, error, run_seconds FROM baton.job_history
+       attempt::integer AS attempt, lease_token::bigint AS lease_token, worker, error, run_seconds, note
+FROM (SELECT job_id, seq, at, from_state, to_state, attempt, lease_token, worker, error, run_seconds, note FROM baton.job_history
       WHERE job_id = $1::bigint
       ORDER BY seq DESC
       LIMIT $2::integer) h
@@ -694,6 +724,7 @@ type JobHistoryRow struct {
 	Worker     *string   `json:"worker"`
 	Error      *string   `json:"error"`
 	RunSeconds *float64  `json:"run_seconds"`
+	Note       *string   `json:"note"`
 }
 
 // A job's state changes in order, the implied ones included: the last
@@ -718,6 +749,7 @@ func (q *Queries) JobHistory(ctx context.Context, arg JobHistoryParams) ([]JobHi
 			&i.Worker,
 			&i.Error,
 			&i.RunSeconds,
+			&i.Note,
 		); err != nil {
 			return nil, err
 		}
@@ -738,13 +770,16 @@ WITH input AS (
            nullif(unnest($5::timestamptz[]), '0001-01-01 00:00:00+00') AS run_at,
            unnest($6::integer[]) AS max_attempts,
            nullif(unnest($7::text[]), '') AS trace_parent,
+           nullif(unnest($8::text[]), '')::text[] AS tags,
+           nullif(unnest($9::integer[]), 0) AS timeout_ms,
+           nullif(unnest($10::integer[]), 0) AS lease_ms,
            generate_subscripts($1::text[], 1) AS ord
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT queue FROM input
     ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent)
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
@@ -752,10 +787,12 @@ WITH input AS (
            i.priority,
            coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
            nullif(i.max_attempts, 0),
-           i.trace_parent
+           i.trace_parent, i.tags, i.timeout_ms, i.lease_ms
     FROM input i
     ORDER BY i.ord
-    RETURNING id, state, run_at, created_at
+    RETURNING id, state, run_at, created_at, tags
+), tagged AS (
+    INSERT INTO baton.job_tags (tag, job_id) SELECT unnest(tags), id FROM inserted WHERE tags IS NOT NULL
 ), events AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, state, 0, 0 FROM inserted
@@ -776,6 +813,9 @@ type JobInsertManyParams struct {
 	RunAts       []time.Time `json:"run_ats"`
 	MaxAttempts  []int32     `json:"max_attempts"`
 	TraceParents []string    `json:"trace_parents"`
+	Tags         []string    `json:"tags"`
+	TimeoutsMs   []int32     `json:"timeouts_ms"`
+	LeasesMs     []int32     `json:"leases_ms"`
 }
 
 type JobInsertManyRow struct {
@@ -801,6 +841,9 @@ func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([
 		arg.RunAts,
 		arg.MaxAttempts,
 		arg.TraceParents,
+		arg.Tags,
+		arg.TimeoutsMs,
+		arg.LeasesMs,
 	)
 	if err != nil {
 		return nil, err
@@ -834,16 +877,20 @@ WITH input AS (
            nullif(unnest($5::timestamptz[]), '0001-01-01 00:00:00+00') AS run_at,
            unnest($6::integer[]) AS max_attempts,
            nullif(unnest($7::text[]), '') AS trace_parent,
-           unnest($8::text[]) AS unique_key,
-           unnest($9::bigint[]) AS unique_for_ms,
-           unnest($10::text[])::baton.job_state[] AS unique_states,
+           nullif(unnest($8::text[]), '')::text[] AS tags,
+           nullif(unnest($9::integer[]), 0) AS timeout_ms,
+           nullif(unnest($10::integer[]), 0) AS lease_ms,
+           unnest($11::text[]) AS unique_key,
+           unnest($12::bigint[]) AS unique_for_ms,
+           unnest($13::text[])::baton.job_state[] AS unique_states,
            generate_subscripts($1::text[], 1) AS ord
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT queue FROM input
     ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, unique_key, unique_states)
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms,
+                            unique_key, unique_states)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
@@ -851,13 +898,15 @@ WITH input AS (
            i.priority,
            coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
            nullif(i.max_attempts, 0),
-           i.trace_parent,
+           i.trace_parent, i.tags, i.timeout_ms, i.lease_ms,
            baton.unique_key(i.unique_key, i.unique_for_ms),
            i.unique_states
     FROM input i
     ORDER BY i.ord
     ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state = ANY (unique_states) DO NOTHING
-    RETURNING id, state, run_at, created_at, unique_key
+    RETURNING id, state, run_at, created_at, unique_key, tags
+), tagged AS (
+    INSERT INTO baton.job_tags (tag, job_id) SELECT unnest(tags), id FROM inserted WHERE tags IS NOT NULL
 ), events AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, state, 0, 0 FROM inserted
@@ -878,6 +927,9 @@ type JobInsertUniqueParams struct {
 	RunAts       []time.Time `json:"run_ats"`
 	MaxAttempts  []int32     `json:"max_attempts"`
 	TraceParents []string    `json:"trace_parents"`
+	Tags         []string    `json:"tags"`
+	TimeoutsMs   []int32     `json:"timeouts_ms"`
+	LeasesMs     []int32     `json:"leases_ms"`
 	UniqueKeys   []string    `json:"unique_keys"`
 	UniqueForMs  []int64     `json:"unique_for_ms"`
 	UniqueStates []string    `json:"unique_states"`
@@ -906,6 +958,9 @@ func (q *Queries) JobInsertUnique(ctx context.Context, arg JobInsertUniqueParams
 		arg.RunAts,
 		arg.MaxAttempts,
 		arg.TraceParents,
+		arg.Tags,
+		arg.TimeoutsMs,
+		arg.LeasesMs,
 		arg.UniqueKeys,
 		arg.UniqueForMs,
 		arg.UniqueStates,
@@ -945,16 +1000,18 @@ WITH ready AS (
 ), new_queue AS (
     INSERT INTO baton.queues (name) SELECT $2::text WHERE EXISTS (SELECT 1 FROM joined) ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent)
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent, tags)
     SELECT $2::text, 'available', j.payload, p.priority, p.id, -1,
            CASE WHEN p.parent_id IS NULL THEN p.id ELSE p.root_id END,
            CASE WHEN p.parent_id IS NULL THEN p.created_at ELSE p.root_created_at END,
-           p.trace_parent
+           p.trace_parent, p.tags
     FROM joined j
     JOIN baton.jobs p ON p.id = j.parent_id
     ORDER BY p.id
     ON CONFLICT (parent_id, parent_seq) WHERE parent_id IS NOT NULL DO NOTHING
-    RETURNING id, parent_id, queue
+    RETURNING id, parent_id, queue, tags
+), tagged AS (
+    INSERT INTO baton.job_tags (tag, job_id) SELECT unnest(tags), id FROM inserted WHERE tags IS NOT NULL
 ), cleared AS (
     DELETE FROM baton.fan_outs f USING ready r WHERE f.parent_id = r.parent_id
 ), notified AS (
@@ -1062,7 +1119,7 @@ WITH succeeded AS (
           SELECT n FROM baton.job_count_deltas WHERE queue = $1::text AND state = 'succeeded') c
     WHERE $1::text IS NOT NULL
 )
-SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since, j.root_id, j.root_created_at FROM baton.jobs_readable j
+SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since, j.root_id, j.root_created_at, j.tags, j.timeout_ms, j.lease_ms FROM baton.jobs_readable j
 WHERE j.id = ANY(ARRAY(
     SELECT page.id FROM (
         -- No queue, and any state or succeeded: the primary key, newest
@@ -1186,6 +1243,88 @@ func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]ReadableJob
 			&i.AloneSince,
 			&i.RootID,
 			&i.RootCreatedAt,
+			&i.Tags,
+			&i.TimeoutMs,
+			&i.LeaseMs,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const jobListByTag = `-- name: JobListByTag :many
+SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since, j.root_id, j.root_created_at, j.tags, j.timeout_ms, j.lease_ms FROM baton.jobs_readable j
+WHERE j.id = ANY(ARRAY(
+    SELECT t.job_id FROM baton.job_tags t
+    JOIN LATERAL (SELECT queue, state FROM baton.jobs WHERE id = t.job_id OFFSET 0) b ON true
+    WHERE t.tag = $1::text AND t.job_id < $2::bigint
+      AND ($3::text IS NULL OR b.queue = $3::text)
+      AND ($4::baton.job_state IS NULL OR b.state = $4::baton.job_state)
+    ORDER BY t.job_id DESC
+    LIMIT $5::integer))
+ORDER BY j.id DESC
+`
+
+type JobListByTagParams struct {
+	Tag      string    `json:"tag"`
+	BeforeID int64     `json:"before_id"`
+	Queue    *string   `json:"queue"`
+	State    *JobState `json:"state"`
+	MaxJobs  int32     `json:"max_jobs"`
+}
+
+// The jobs with a tag, newest first, after the keyset cursor (ids below
+// before_id), in a queue and a state when they are given: one walk of the
+// tag's index (job_tags), which stops when the page is full; the filters
+// read each job it passes.
+func (q *Queries) JobListByTag(ctx context.Context, arg JobListByTagParams) ([]ReadableJob, error) {
+	rows, err := q.db.Query(ctx, jobListByTag,
+		arg.Tag,
+		arg.BeforeID,
+		arg.Queue,
+		arg.State,
+		arg.MaxJobs,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ReadableJob
+	for rows.Next() {
+		var i ReadableJob
+		if err := rows.Scan(
+			&i.ID,
+			&i.Queue,
+			&i.State,
+			&i.Payload,
+			&i.Priority,
+			&i.RunAt,
+			&i.Attempts,
+			&i.MaxAttempts,
+			&i.LeaseToken,
+			&i.LeaseExpiresAt,
+			&i.LeasedBy,
+			&i.LastError,
+			&i.Result,
+			&i.ParentID,
+			&i.ParentSeq,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.TraceParent,
+			&i.LostLeases,
+			&i.Isolated,
+			&i.AloneSince,
+			&i.RootID,
+			&i.RootCreatedAt,
+			&i.Tags,
+			&i.TimeoutMs,
+			&i.LeaseMs,
 		); err != nil {
 			return nil, err
 		}
@@ -1211,6 +1350,30 @@ func (q *Queries) JobNextDue(ctx context.Context, queueName string) (int64, erro
 	var due_in_ms int64
 	err := row.Scan(&due_in_ms)
 	return due_in_ms, err
+}
+
+const jobNoteClaims = `-- name: JobNoteClaims :exec
+INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_token, worker, note)
+SELECT j.id, j.started_at,
+       coalesce((SELECT e.to_state FROM baton.job_events e WHERE e.job_id = j.id ORDER BY e.id DESC LIMIT 1), 'available'),
+       'running', j.attempts, j.lease_token, j.leased_by, n.note
+FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token, unnest($3::text[]) AS note) n
+JOIN baton.jobs j ON j.id = n.id AND j.lease_token = n.lease_token AND j.state = 'running'
+`
+
+type JobNoteClaimsParams struct {
+	Ids         []int64  `json:"ids"`
+	LeaseTokens []int64  `json:"lease_tokens"`
+	Notes       []string `json:"notes"`
+}
+
+// Writes the claims of jobs whose own timeout or lease the worker capped as
+// history rows of their own, each with its note; fenced by the lease token,
+// as every write after a claim. (Other claims write no row: baton.job_history
+// implies them, and shows these in their place.)
+func (q *Queries) JobNoteClaims(ctx context.Context, arg JobNoteClaimsParams) error {
+	_, err := q.db.Exec(ctx, jobNoteClaims, arg.Ids, arg.LeaseTokens, arg.Notes)
+	return err
 }
 
 const jobPromote = `-- name: JobPromote :execrows

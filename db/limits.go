@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Limits on submitted jobs.
@@ -19,6 +21,14 @@ const (
 	// 1e131071 in a few bytes and writes 131,072 digits on every read). The
 	// API's own cap on a submitted payload is lower (256 KiB by default).
 	MaxPayload = 16 << 20
+	// MaxJobOverride caps a job's own timeout and lease; MinJobTimeout and
+	// MinJobLease are a pipeline file's floors for a stage's.
+	MaxJobOverride = 24 * time.Hour
+	MinJobTimeout  = 10 * time.Millisecond
+	MinJobLease    = 100 * time.Millisecond
+	// MaxTags and MaxTagLength bound a job's tags (the length in characters).
+	MaxTags      = 16
+	MaxTagLength = 64
 )
 
 var queueNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
@@ -45,4 +55,11 @@ func ValidateQueueName(name string) error {
 		return fmt.Errorf("%w: queue %q: %s", ErrInvalid, name, QueueNameRule)
 	}
 	return nil
+}
+
+// ValidTag reports whether tag can tag a job: 1 to MaxTagLength characters
+// of UTF-8 text without control characters.
+func ValidTag(tag string) bool {
+	return tag != "" && utf8.ValidString(tag) && utf8.RuneCountInString(tag) <= MaxTagLength &&
+		!strings.ContainsFunc(tag, unicode.IsControl)
 }

@@ -181,12 +181,19 @@ type BatonJobHistory struct {
 	Worker     *string   `json:"worker"`
 	Error      *string   `json:"error"`
 	RunSeconds *float64  `json:"run_seconds"`
+	Note       *string   `json:"note"`
 }
 
 // How many times a job's handler snoozed it (ran again later without using an attempt); a row only for a job that did.
 type BatonJobSnooze struct {
 	JobID   int64 `json:"job_id"`
 	Snoozes int32 `json:"snoozes"`
+}
+
+// Each tag of each tagged job: the index behind GET /v1/jobs?tag=.
+type BatonJobTag struct {
+	Tag   string `json:"tag"`
+	JobID int64  `json:"job_id"`
 }
 
 // Each periodic entry with its last and next tick, the state of the job its last tick made, and how overdue it is.
@@ -344,6 +351,12 @@ type Job struct {
 	UniqueKey *string `json:"unique_key"`
 	// The states in which the job keeps others with its unique_key out of its queue.
 	UniqueStates []JobState `json:"unique_states"`
+	// The tags the job was submitted with, or its journey's first job was; NULL for none.
+	Tags []string `json:"tags"`
+	// The handler timeout the job was submitted with (the worker caps it by its stage's max_job_timeout); NULL: the stage's.
+	TimeoutMs *int32 `json:"timeout_ms"`
+	// The lease the job was submitted with (the worker caps it by its stage's max_job_lease); NULL: the stage's.
+	LeaseMs *int32 `json:"lease_ms"`
 }
 
 type JobEvent struct {
@@ -361,7 +374,8 @@ type JobEvent struct {
 	// For a change out of running: when the attempt it ends became due (the job's run_at at its claim).
 	DueAt *time.Time `json:"due_at"`
 	// For a success or a failure: how long the handler ran, in microseconds of the worker's monotonic clock.
-	RunUs *int64 `json:"run_us"`
+	RunUs *int64  `json:"run_us"`
+	Note  *string `json:"note"`
 }
 
 type Queue struct {
@@ -385,7 +399,6 @@ type QueueSummaryView struct {
 	OldestAvailableAge time.Duration `json:"oldest_available_age"`
 }
 
-// baton.jobs with payload and result NULL where they cannot be read (baton.readable).
 type ReadableJob struct {
 	ID             int64      `json:"id"`
 	Queue          string     `json:"queue"`
@@ -411,4 +424,7 @@ type ReadableJob struct {
 	AloneSince     *time.Time `json:"alone_since"`
 	RootID         *int64     `json:"root_id"`
 	RootCreatedAt  *time.Time `json:"root_created_at"`
+	Tags           []string   `json:"tags"`
+	TimeoutMs      *int32     `json:"timeout_ms"`
+	LeaseMs        *int32     `json:"lease_ms"`
 }

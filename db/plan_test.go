@@ -29,7 +29,7 @@ func TestClaimGenericPlanUsesTheIndexes(t *testing.T) {
 		INSERT INTO baton.jobs (queue, state, payload) SELECT 'a', 'available', '{}' FROM generate_series(1, 5000);
 		ANALYZE baton.jobs`)
 	require.NoError(t, err)
-	text := genericPlan(t, pool, db.JobClaimSQL, "false, 'a', 100, 3, 30000, 'w'")
+	text := genericPlan(t, pool, db.JobClaimSQL, "false, 'a', 100, 3, 30000, 30000, 'w'")
 	require.Contains(t, text, "jobs_claim_idx", text)
 	require.Contains(t, text, "jobs_pkey", text)
 	require.NotContains(t, text, "Seq Scan on jobs", text)

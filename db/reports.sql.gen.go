@@ -321,6 +321,17 @@ func (q *Queries) ReportStuckJobs(ctx context.Context, queue string) ([]BatonStu
 	return items, nil
 }
 
+const reportTag = `-- name: ReportTag :exec
+SELECT set_config('baton.tag', $1::text, true)
+`
+
+// Sets the tag the reporting views count (only jobs with it) for the rest
+// of the transaction.
+func (q *Queries) ReportTag(ctx context.Context, tag string) error {
+	_, err := q.db.Exec(ctx, reportTag, tag)
+	return err
+}
+
 const reportThroughputHourly = `-- name: ReportThroughputHourly :many
 SELECT queue, hour, successes, retries, deaths, cancels, interruptions, redrives, snoozes FROM baton.throughput_hourly WHERE ($1::text = '' OR queue = $1) ORDER BY hour, queue
 `

@@ -36,7 +36,10 @@ WITH retention AS (
 ), pruned AS (
     -- The ids as one array, as in JobClaim: every plan, a generic one too,
     -- then deletes through the primary key, never by a join on a scan.
-    DELETE FROM baton.jobs j WHERE j.id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING j.id
+    DELETE FROM baton.jobs j WHERE j.id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING j.id, j.tags
+), tags AS (
+    DELETE FROM baton.job_tags t USING (SELECT id, unnest(tags) AS tag FROM pruned) p
+    WHERE t.tag = p.tag AND t.job_id = p.id
 ), history AS (
     DELETE FROM baton.job_events e WHERE e.job_id = ANY (ARRAY(SELECT id FROM pruned))
 ), faults AS (
@@ -65,7 +68,7 @@ type JobPruneParams struct {
 // looked at: a running or waiting job is never pruned. SKIP LOCKED passes
 // over a job that a re-drive holds. The count triggers keep queue_summary
 // exact, and a job handed off from a pruned one keeps its parent_id. The
-// jobs' history, faults, snoozes and waiting fan-outs go with them.
+// jobs' history, faults, snoozes, waiting fan-outs and tags go with them.
 func (q *Queries) JobPrune(ctx context.Context, arg JobPruneParams) (int64, error) {
 	row := q.db.QueryRow(ctx, jobPrune,
 		arg.SucceededMs,

@@ -23,6 +23,9 @@ type Event struct {
 	// RunSeconds is how long the handler ran, on the change that ends an
 	// attempt whose handler returned (a success or a failure).
 	RunSeconds *float64 `json:"run_seconds,omitempty"`
+	// Note says what a worker changed of the job's own settings for the
+	// attempt that this claim starts (a timeout or lease it capped).
+	Note *string `json:"note,omitempty"`
 }
 
 // JobStatus is a job as users see it (CLI and API): its row, history and children.
@@ -56,6 +59,12 @@ type JobStatus struct {
 	// HistoryOmitted counts the earliest state changes left out of History,
 	// which holds the last MaxHistory (baton.job_history has them all).
 	HistoryOmitted int32 `json:"history_omitted,omitempty"`
+	// Tags, Timeout and Lease are what the job was submitted with (a job
+	// handed off keeps its journey's tags); Timeout and Lease are durations
+	// such as "30s", which the worker caps by its stage's limits.
+	Tags    []string `json:"tags,omitempty"`
+	Timeout string   `json:"timeout,omitempty"`
+	Lease   string   `json:"lease,omitempty"`
 }
 
 // JoinWait is a fan-out whose join is still to come.
@@ -75,7 +84,25 @@ func StatusOf(j ReadableJob) *JobStatus {
 		StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, LeaseExpiresAt: j.LeaseExpiresAt,
 		LastError: j.LastError, Result: j.Result, ParentID: j.ParentID, Children: []int64{},
 		LostLeases: j.LostLeases, RunsAlone: j.Isolated && !j.State.Terminal(),
+		Tags: j.Tags, Timeout: msString(j.TimeoutMs), Lease: msString(j.LeaseMs),
 	}
+}
+
+// msString writes a duration stored in milliseconds as Go does ("" for none).
+func msString(ms *int32) string {
+	if ms == nil {
+		return ""
+	}
+	return (time.Duration(*ms) * time.Millisecond).String()
+}
+
+// ListJobs reads a page of jobs (JobList), or with a tag, of the jobs with
+// that tag (JobListByTag).
+func ListJobs(ctx context.Context, x DBTX, p JobListParams, tag string) ([]ReadableJob, error) {
+	if tag == "" {
+		return New(x).JobList(ctx, p)
+	}
+	return New(x).JobListByTag(ctx, JobListByTagParams{Tag: tag, BeforeID: p.BeforeID, Queue: p.Queue, State: p.State, MaxJobs: p.MaxJobs})
 }
 
 // Status reads a job, its history and the ids of the jobs it handed off to,
@@ -129,7 +156,7 @@ func status(ctx context.Context, q *Queries, id int64) (*JobStatus, error) {
 	}
 	for i, e := range events {
 		s.History[i] = Event{At: e.At, From: e.FromState, To: e.ToState, Attempt: e.Attempt, Worker: e.Worker, Error: e.Error,
-			RunSeconds: e.RunSeconds}
+			RunSeconds: e.RunSeconds, Note: e.Note}
 	}
 	return s, nil
 }

@@ -50,6 +50,14 @@ type NewJob struct {
 	// UniqueStates are the states in which a job keeps its key from others.
 	// Defaults to DefaultUniqueStates.
 	UniqueStates []JobState
+	// Tags label the job and the jobs it hands off, for GET /v1/jobs?tag=
+	// and the reports: at most MaxTags, each ValidTag, none twice. Optional.
+	Tags []string
+	// Timeout and Lease, when set, replace the handler timeout and the lease
+	// of the stage that runs the job, capped by its max_job_timeout and
+	// max_job_lease (by default its own timeout and lease). At most
+	// MaxJobOverride; at least MinJobTimeout and MinJobLease.
+	Timeout, Lease time.Duration
 }
 
 // DefaultUniqueStates are the states of a job not yet done: a unique job
@@ -94,7 +102,32 @@ func (j *NewJob) Validate() error {
 	if j.Delay < 0 || j.Delay > MaxDelay {
 		return fmt.Errorf("%w: delay %s must be between 0 and %s", ErrInvalid, j.Delay, MaxDelay)
 	}
+	if j.Timeout != 0 && (j.Timeout < MinJobTimeout || j.Timeout > MaxJobOverride) {
+		return fmt.Errorf("%w: timeout %s must be between %s and %s", ErrInvalid, j.Timeout, MinJobTimeout, MaxJobOverride)
+	}
+	if j.Lease != 0 && (j.Lease < MinJobLease || j.Lease > MaxJobOverride) {
+		return fmt.Errorf("%w: lease %s must be between %s and %s", ErrInvalid, j.Lease, MinJobLease, MaxJobOverride)
+	}
+	if err := ValidateTags(j.Tags); err != nil {
+		return err
+	}
 	return j.validateUnique()
+}
+
+// ValidateTags checks a job's tags: at most MaxTags, each ValidTag, none twice.
+func ValidateTags(tags []string) error {
+	if len(tags) > MaxTags {
+		return fmt.Errorf("%w: tags: %d tags, at most %d", ErrInvalid, len(tags), MaxTags)
+	}
+	for i, t := range tags {
+		if !ValidTag(t) {
+			return fmt.Errorf("%w: tags: a tag must be 1 to %d characters without control characters", ErrInvalid, MaxTagLength)
+		}
+		if slices.Contains(tags[:i], t) {
+			return fmt.Errorf("%w: tags: %q appears twice", ErrInvalid, t)
+		}
+	}
+	return nil
 }
 
 // validateUnique checks a job's unique key, period and states, filling in
@@ -314,6 +347,15 @@ func newRowOf(job NewJob, row JobInsertUniqueRow) bool {
 // insertRows inserts validated jobs without unique keys in one statement
 // and returns the new rows in input order.
 func insertRows(ctx context.Context, x DBTX, jobs []NewJob) ([]JobInsertManyRow, error) {
+	rows, err := New(x).JobInsertMany(ctx, insertParams(jobs))
+	if err != nil {
+		return nil, fmt.Errorf("submitting jobs: %w", MapError(err))
+	}
+	return rows, nil
+}
+
+// insertParams lays validated jobs out as JobInsertMany's columns.
+func insertParams(jobs []NewJob) JobInsertManyParams {
 	p := JobInsertManyParams{
 		Queues:       make([]string, len(jobs)),
 		Payloads:     make([]string, len(jobs)),
@@ -322,38 +364,31 @@ func insertRows(ctx context.Context, x DBTX, jobs []NewJob) ([]JobInsertManyRow,
 		RunAts:       make([]time.Time, len(jobs)),
 		MaxAttempts:  make([]int32, len(jobs)),
 		TraceParents: make([]string, len(jobs)),
+		Tags:         make([]string, len(jobs)),
+		TimeoutsMs:   make([]int32, len(jobs)),
+		LeasesMs:     make([]int32, len(jobs)),
 	}
 	for i, j := range jobs {
 		p.Queues[i], p.Payloads[i], p.Priorities[i] = j.Queue, string(j.Payload), j.Priority
 		p.DelaysMs[i], p.RunAts[i], p.MaxAttempts[i] = j.Delay.Milliseconds(), j.RunAt.UTC(), j.MaxAttempts
-		p.TraceParents[i] = j.TraceParent
+		p.TraceParents[i], p.Tags[i] = j.TraceParent, arrayLiteral(j.Tags)
+		p.TimeoutsMs[i], p.LeasesMs[i] = int32(j.Timeout.Milliseconds()), int32(j.Lease.Milliseconds())
 	}
-	rows, err := New(x).JobInsertMany(ctx, p)
-	if err != nil {
-		return nil, fmt.Errorf("submitting jobs: %w", MapError(err))
-	}
-	return rows, nil
+	return p
 }
 
 // insertUnique inserts validated jobs with unique keys in one statement and
 // returns the new rows, in input order, without the jobs it skipped.
 func insertUnique(ctx context.Context, x DBTX, jobs []NewJob) ([]JobInsertUniqueRow, error) {
+	c := insertParams(jobs)
 	p := JobInsertUniqueParams{
-		Queues:       make([]string, len(jobs)),
-		Payloads:     make([]string, len(jobs)),
-		Priorities:   make([]int16, len(jobs)),
-		DelaysMs:     make([]int64, len(jobs)),
-		RunAts:       make([]time.Time, len(jobs)),
-		MaxAttempts:  make([]int32, len(jobs)),
-		TraceParents: make([]string, len(jobs)),
+		Queues: c.Queues, Payloads: c.Payloads, Priorities: c.Priorities, DelaysMs: c.DelaysMs, RunAts: c.RunAts,
+		MaxAttempts: c.MaxAttempts, TraceParents: c.TraceParents, Tags: c.Tags, TimeoutsMs: c.TimeoutsMs, LeasesMs: c.LeasesMs,
 		UniqueKeys:   make([]string, len(jobs)),
 		UniqueForMs:  make([]int64, len(jobs)),
 		UniqueStates: make([]string, len(jobs)),
 	}
 	for i, j := range jobs {
-		p.Queues[i], p.Payloads[i], p.Priorities[i] = j.Queue, string(j.Payload), j.Priority
-		p.DelaysMs[i], p.RunAts[i], p.MaxAttempts[i] = j.Delay.Milliseconds(), j.RunAt.UTC(), j.MaxAttempts
-		p.TraceParents[i] = j.TraceParent
 		p.UniqueKeys[i], p.UniqueForMs[i], p.UniqueStates[i] = j.UniqueKey, j.UniqueFor.Milliseconds(), statesLiteral(j.UniqueStates)
 	}
 	rows, err := New(x).JobInsertUnique(ctx, p)
@@ -369,7 +404,32 @@ func statesLiteral(states []JobState) string {
 	for i, s := range states {
 		names[i] = string(s)
 	}
-	return "{" + strings.Join(names, ",") + "}"
+	return arrayLiteral(names)
+}
+
+// arrayLiteral writes texts as a PostgreSQL array literal, each quoted ("" for
+// none: the statements read it as NULL).
+func arrayLiteral(texts []string) string {
+	if len(texts) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, t := range texts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for _, r := range t {
+			if r == '"' || r == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // SubmitJob submits one job, under key if it is not empty (with
@@ -427,6 +487,13 @@ func created(j NewJob, r JobInsertManyRow) *JobStatus {
 	}
 	if j.MaxAttempts > 0 {
 		st.MaxAttempts = &j.MaxAttempts
+	}
+	st.Tags = j.Tags
+	if j.Timeout > 0 {
+		st.Timeout = j.Timeout.String()
+	}
+	if j.Lease > 0 {
+		st.Lease = j.Lease.String()
 	}
 	return st
 }

@@ -14,13 +14,16 @@ WITH input AS (
            nullif(unnest(@run_ats::timestamptz[]), '0001-01-01 00:00:00+00') AS run_at,
            unnest(@max_attempts::integer[]) AS max_attempts,
            nullif(unnest(@trace_parents::text[]), '') AS trace_parent,
+           nullif(unnest(@tags::text[]), '')::text[] AS tags,
+           nullif(unnest(@timeouts_ms::integer[]), 0) AS timeout_ms,
+           nullif(unnest(@leases_ms::integer[]), 0) AS lease_ms,
            generate_subscripts(@queues::text[], 1) AS ord
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT queue FROM input
     ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent)
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
@@ -28,10 +31,12 @@ WITH input AS (
            i.priority,
            coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
            nullif(i.max_attempts, 0),
-           i.trace_parent
+           i.trace_parent, i.tags, i.timeout_ms, i.lease_ms
     FROM input i
     ORDER BY i.ord
-    RETURNING id, state, run_at, created_at
+    RETURNING id, state, run_at, created_at, tags
+), tagged AS (
+    INSERT INTO baton.job_tags (tag, job_id) SELECT unnest(tags), id FROM inserted WHERE tags IS NOT NULL
 ), events AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, state, 0, 0 FROM inserted
@@ -58,6 +63,9 @@ WITH input AS (
            nullif(unnest(@run_ats::timestamptz[]), '0001-01-01 00:00:00+00') AS run_at,
            unnest(@max_attempts::integer[]) AS max_attempts,
            nullif(unnest(@trace_parents::text[]), '') AS trace_parent,
+           nullif(unnest(@tags::text[]), '')::text[] AS tags,
+           nullif(unnest(@timeouts_ms::integer[]), 0) AS timeout_ms,
+           nullif(unnest(@leases_ms::integer[]), 0) AS lease_ms,
            unnest(@unique_keys::text[]) AS unique_key,
            unnest(@unique_for_ms::bigint[]) AS unique_for_ms,
            unnest(@unique_states::text[])::baton.job_state[] AS unique_states,
@@ -67,7 +75,8 @@ WITH input AS (
     SELECT DISTINCT queue FROM input
     ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, unique_key, unique_states)
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms,
+                            unique_key, unique_states)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
@@ -75,13 +84,15 @@ WITH input AS (
            i.priority,
            coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
            nullif(i.max_attempts, 0),
-           i.trace_parent,
+           i.trace_parent, i.tags, i.timeout_ms, i.lease_ms,
            baton.unique_key(i.unique_key, i.unique_for_ms),
            i.unique_states
     FROM input i
     ORDER BY i.ord
     ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state = ANY (unique_states) DO NOTHING
-    RETURNING id, state, run_at, created_at, unique_key
+    RETURNING id, state, run_at, created_at, unique_key, tags
+), tagged AS (
+    INSERT INTO baton.job_tags (tag, job_id) SELECT unnest(tags), id FROM inserted WHERE tags IS NOT NULL
 ), events AS (
     INSERT INTO baton.job_events (job_id, to_state, attempt, lease_token)
     SELECT id, state, 0, 0 FROM inserted
@@ -133,17 +144,17 @@ WITH locked AS MATERIALIZED (
         attempts = j.attempts + 1,
         max_attempts = coalesce(j.max_attempts, @max_attempts::integer),
         lease_token = j.lease_token + 1,
-        lease_expires_at = now() + interval '1 millisecond' * @lease_ms::bigint,
+        lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, @max_job_lease_ms::bigint), @lease_ms::bigint),
         leased_by = @worker_id::text,
         started_at = now()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
-              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent
+              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.tags, j.timeout_ms, j.lease_ms
 )
 SELECT id, queue,
        (CASE WHEN @check_payloads::boolean THEN baton.readable(payload) ELSE payload END)::jsonb AS payload,
        priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
-       started_at::timestamptz AS started_at, parent_id, trace_parent
+       started_at::timestamptz AS started_at, parent_id, trace_parent, tags, timeout_ms, lease_ms
 FROM claimed
 ORDER BY priority, run_at, id;
 
@@ -171,14 +182,15 @@ SET state = 'running',
     attempts = j.attempts + 1,
     max_attempts = coalesce(j.max_attempts, @max_attempts::integer),
     lease_token = j.lease_token + 1,
-    lease_expires_at = now() + interval '1 millisecond' * @lease_ms::bigint,
+    lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, @max_job_lease_ms::bigint), @lease_ms::bigint),
     leased_by = @worker_id::text,
     started_at = now(),
     alone_since = NULL
 FROM locked
 WHERE j.id = locked.id
 RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts::integer AS max_attempts, j.lease_token,
-          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases;
+          j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases,
+          j.tags, j.timeout_ms, j.lease_ms;
 
 -- name: JobStartAlone :execrows
 -- Marks a held isolated job's run as alone (its worker has nothing else in
@@ -189,9 +201,10 @@ WHERE id = @id::bigint AND lease_token = @lease_token::bigint AND state = 'runni
 
 -- name: JobHeartbeat :many
 -- Extends the leases of running jobs this worker still owns; the ids not
--- returned have lost their lease (reaped or canceled).
+-- returned have lost their lease (reaped or canceled). A job submitted with
+-- a lease of its own keeps it, capped by max_job_lease_ms.
 UPDATE baton.jobs j
-SET lease_expires_at = now() + interval '1 millisecond' * @lease_ms::bigint
+SET lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, @max_job_lease_ms::bigint), @lease_ms::bigint)
 FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token) h
 WHERE j.id = h.id
   AND j.lease_token = h.lease_token
@@ -239,7 +252,7 @@ WITH input AS (
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
-              i.next_queue, i.trace_parent, i.direct, j.parent_id,
+              i.next_queue, i.trace_parent, i.direct, j.parent_id, j.tags,
               -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
               CASE WHEN j.parent_id IS NULL THEN j.id ELSE j.root_id END AS root_id,
               CASE WHEN j.parent_id IS NULL THEN j.created_at ELSE j.root_created_at END AS root_created_at
@@ -264,23 +277,23 @@ WITH input AS (
     RETURNING f.parent_id, f.pending
 ), handoff AS (
     SELECT d.id, d.priority, coalesce(d.result, 'null'::jsonb) AS payload, 0 AS seq, d.next_queue, d.trace_parent,
-           d.root_id, d.root_created_at,
+           d.root_id, d.root_created_at, d.tags,
            d.direct AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = d.next_queue AND q.paused) AS run
     FROM done d
     WHERE d.next_queue <> '' AND NOT @fan_out::boolean AND NOT @join_stage::boolean
     UNION ALL
-    SELECT d.id, d.priority, e.elem, (e.ord - 1)::integer, d.next_queue, d.trace_parent, d.root_id, d.root_created_at, false
+    SELECT d.id, d.priority, e.elem, (e.ord - 1)::integer, d.next_queue, d.trace_parent, d.root_id, d.root_created_at, d.tags, false
     FROM done d
     CROSS JOIN LATERAL jsonb_array_elements(d.result) WITH ORDINALITY AS e(elem, ord)
     WHERE @fan_out::boolean AND d.next_queue <> ''
     UNION ALL
     SELECT d.id, d.priority, jsonb_build_array(coalesce(d.result, 'null'::jsonb)), 0, d.next_queue, d.trace_parent,
-           d.root_id, d.root_created_at, false
+           d.root_id, d.root_created_at, d.tags, false
     FROM done d
     WHERE @join_stage::boolean AND d.next_queue <> '' AND NOT EXISTS (SELECT 1 FROM joined j WHERE j.parent_id = d.parent_id)
 ), handed AS (
     INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent,
-                            attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at)
+                            attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at, tags)
     SELECT h.next_queue,
            CASE WHEN h.run THEN 'running' ELSE 'available' END::baton.job_state,
            h.payload, h.priority, h.id, h.seq, h.root_id, h.root_created_at, h.trace_parent,
@@ -289,10 +302,13 @@ WITH input AS (
            CASE WHEN h.run THEN 1 ELSE 0 END,
            CASE WHEN h.run THEN now() + interval '1 millisecond' * @next_lease_ms::bigint END,
            CASE WHEN h.run THEN @worker_id::text END,
-           CASE WHEN h.run THEN now() END
+           CASE WHEN h.run THEN now() END,
+           h.tags -- a journey keeps its tags
     FROM handoff h
     ORDER BY h.id, h.seq
-    RETURNING id, parent_id, parent_seq, state, created_at, payload
+    RETURNING id, parent_id, parent_seq, state, created_at, payload, tags
+), tagged AS (
+    INSERT INTO baton.job_tags (tag, job_id) SELECT unnest(tags), id FROM handed WHERE tags IS NOT NULL
 )
 SELECT d.id, d.lease_token::bigint AS lease_token, coalesce(h.id, 0)::bigint AS next_id,
        coalesce(h.state = 'running', false)::boolean AS next_claimed,
@@ -323,16 +339,18 @@ WITH ready AS (
 ), new_queue AS (
     INSERT INTO baton.queues (name) SELECT @next_queue::text WHERE EXISTS (SELECT 1 FROM joined) ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent)
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent, tags)
     SELECT @next_queue::text, 'available', j.payload, p.priority, p.id, -1,
            CASE WHEN p.parent_id IS NULL THEN p.id ELSE p.root_id END,
            CASE WHEN p.parent_id IS NULL THEN p.created_at ELSE p.root_created_at END,
-           p.trace_parent
+           p.trace_parent, p.tags
     FROM joined j
     JOIN baton.jobs p ON p.id = j.parent_id
     ORDER BY p.id
     ON CONFLICT (parent_id, parent_seq) WHERE parent_id IS NOT NULL DO NOTHING
-    RETURNING id, parent_id, queue
+    RETURNING id, parent_id, queue, tags
+), tagged AS (
+    INSERT INTO baton.job_tags (tag, job_id) SELECT unnest(tags), id FROM inserted WHERE tags IS NOT NULL
 ), cleared AS (
     DELETE FROM baton.fan_outs f USING ready r WHERE f.parent_id = r.parent_id
 ), notified AS (
@@ -682,7 +700,7 @@ SELECT * FROM baton.jobs_readable WHERE id = @id::bigint;
 -- max_events of them (a cancel and retry storm gave one job 400), each with
 -- its seq, which numbers them from 1.
 SELECT seq::integer AS seq, at::timestamptz AS at, from_state, to_state::baton.job_state AS to_state,
-       attempt::integer AS attempt, lease_token::bigint AS lease_token, worker, error, run_seconds
+       attempt::integer AS attempt, lease_token::bigint AS lease_token, worker, error, run_seconds, note
 FROM (SELECT * FROM baton.job_history
       WHERE job_id = @job_id::bigint
       ORDER BY seq DESC
@@ -774,6 +792,34 @@ WHERE j.id = ANY(ARRAY(
     ORDER BY page.id DESC
     LIMIT @max_jobs::integer))
 ORDER BY j.id DESC;
+
+-- name: JobListByTag :many
+-- The jobs with a tag, newest first, after the keyset cursor (ids below
+-- before_id), in a queue and a state when they are given: one walk of the
+-- tag's index (job_tags), which stops when the page is full; the filters
+-- read each job it passes.
+SELECT j.* FROM baton.jobs_readable j
+WHERE j.id = ANY(ARRAY(
+    SELECT t.job_id FROM baton.job_tags t
+    JOIN LATERAL (SELECT queue, state FROM baton.jobs WHERE id = t.job_id OFFSET 0) b ON true
+    WHERE t.tag = @tag::text AND t.job_id < @before_id::bigint
+      AND (sqlc.narg('queue')::text IS NULL OR b.queue = sqlc.narg('queue')::text)
+      AND (sqlc.narg('state')::baton.job_state IS NULL OR b.state = sqlc.narg('state')::baton.job_state)
+    ORDER BY t.job_id DESC
+    LIMIT @max_jobs::integer))
+ORDER BY j.id DESC;
+
+-- name: JobNoteClaims :exec
+-- Writes the claims of jobs whose own timeout or lease the worker capped as
+-- history rows of their own, each with its note; fenced by the lease token,
+-- as every write after a claim. (Other claims write no row: baton.job_history
+-- implies them, and shows these in their place.)
+INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_token, worker, note)
+SELECT j.id, j.started_at,
+       coalesce((SELECT e.to_state FROM baton.job_events e WHERE e.job_id = j.id ORDER BY e.id DESC LIMIT 1), 'available'),
+       'running', j.attempts, j.lease_token, j.leased_by, n.note
+FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token, unnest(@notes::text[]) AS note) n
+JOIN baton.jobs j ON j.id = n.id AND j.lease_token = n.lease_token AND j.state = 'running';
 
 -- name: JobChildren :many
 -- The jobs a job handed off, in order: a fan-out's in its order, a join

@@ -38,3 +38,8 @@ SELECT set_config('baton.since', @since::text, true);
 
 -- name: ReportPeriodic :many
 SELECT * FROM baton.periodic WHERE (@queue::text = '' OR queue = @queue) ORDER BY name;
+
+-- name: ReportTag :exec
+-- Sets the tag the reporting views count (only jobs with it) for the rest
+-- of the transaction.
+SELECT set_config('baton.tag', @tag::text, true);

@@ -13,7 +13,7 @@ SELECT pg_try_advisory_xact_lock(hashtextextended('baton prune', 727274)) AS loc
 -- looked at: a running or waiting job is never pruned. SKIP LOCKED passes
 -- over a job that a re-drive holds. The count triggers keep queue_summary
 -- exact, and a job handed off from a pruned one keeps its parent_id. The
--- jobs' history, faults, snoozes and waiting fan-outs go with them.
+-- jobs' history, faults, snoozes, waiting fan-outs and tags go with them.
 WITH retention AS (
     SELECT q.name, 'succeeded'::baton.job_state AS state, coalesce(q.retain_succeeded_ms, @succeeded_ms::bigint) AS ms FROM baton.queues q
     UNION ALL
@@ -40,7 +40,10 @@ WITH retention AS (
 ), pruned AS (
     -- The ids as one array, as in JobClaim: every plan, a generic one too,
     -- then deletes through the primary key, never by a join on a scan.
-    DELETE FROM baton.jobs j WHERE j.id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING j.id
+    DELETE FROM baton.jobs j WHERE j.id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING j.id, j.tags
+), tags AS (
+    DELETE FROM baton.job_tags t USING (SELECT id, unnest(tags) AS tag FROM pruned) p
+    WHERE t.tag = p.tag AND t.job_id = p.id
 ), history AS (
     DELETE FROM baton.job_events e WHERE e.job_id = ANY (ARRAY(SELECT id FROM pruned))
 ), faults AS (

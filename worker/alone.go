@@ -33,7 +33,7 @@ func (s *stage) claimIsolated(ctx context.Context) {
 	defer cancel()
 	row, err := db.New(w.pool).JobClaimIsolated(qctx, db.JobClaimIsolatedParams{
 		QueueName: s.cfg.Queue, LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: w.cfg.ID,
-		MaxAttempts: int32(s.cfg.MaxAttempts),
+		MaxAttempts: int32(s.cfg.MaxAttempts), MaxJobLeaseMs: s.cfg.MaxJobLease.D().Milliseconds(),
 	})
 	if err != nil {
 		if err := db.MapError(err); !errors.Is(err, db.ErrNotFound) && ctx.Err() == nil {
@@ -45,17 +45,18 @@ func (s *stage) claimIsolated(ctx context.Context) {
 	c := claimed{
 		job: &Job{
 			ID: row.ID, Queue: row.Queue, Payload: row.Payload, Attempt: int(row.Attempts), MaxAttempts: int(row.MaxAttempts),
-			Priority: int(row.Priority), ParentID: row.ParentID, CreatedAt: row.CreatedAt,
+			Priority: int(row.Priority), ParentID: row.ParentID, CreatedAt: row.CreatedAt, Tags: row.Tags,
 		},
 		token: row.LeaseToken, traceParent: deref(row.TraceParent), pickup: row.StartedAt.Sub(row.RunAt),
 	}
+	s.noteOverrides(ctx, []*claimed{&c}, []*int32{row.TimeoutMs}, []*int32{row.LeaseMs})
 	s.jobLog(c.job).Info("running alone: this job lost a lease while it ran beside others", "lost_leases", row.LostLeases)
 	r := c.run()
 	w.aloneRun.Store(&r)
 	// Held, and heartbeated like a running job, while the worker drains.
 	hctx, release := context.WithCancelCause(w.handlerCtx)
 	s.mu.Lock()
-	s.listLocked(c.job.ID, c.token, release)
+	s.listLocked(c.job.ID, c.token, c.lease, release)
 	s.mu.Unlock()
 	w.alone.Go(func() { s.runAlone(ctx, hctx, c) })
 }

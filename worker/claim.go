@@ -100,7 +100,7 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 	began := time.Now()
 	p := db.JobClaimParams{
 		QueueName: s.cfg.Queue, MaxJobs: int32(n), LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: s.w.cfg.ID,
-		MaxAttempts: int32(s.cfg.MaxAttempts),
+		MaxAttempts: int32(s.cfg.MaxAttempts), MaxJobLeaseMs: s.cfg.MaxJobLease.D().Milliseconds(),
 	}
 	rows, err := db.New(s.w.pool).JobClaim(qctx, p)
 	if err = db.MapError(err); errors.Is(err, db.ErrUnreadable) || errors.Is(err, context.DeadlineExceeded) {
@@ -121,14 +121,26 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 	if len(rows) > 0 {
 		s.w.stats.claimBatches.Add(1)
 	}
-	for _, r := range rows {
-		c := claimed{
+	cs := make([]claimed, len(rows))
+	var own []*claimed // the jobs with a timeout or lease of their own
+	var timeouts, leases []*int32
+	for i, r := range rows {
+		cs[i] = claimed{
 			job: &Job{
 				ID: r.ID, Queue: r.Queue, Payload: r.Payload, Attempt: int(r.Attempts), MaxAttempts: int(r.MaxAttempts),
-				Priority: int(r.Priority), ParentID: r.ParentID, CreatedAt: r.CreatedAt,
+				Priority: int(r.Priority), ParentID: r.ParentID, CreatedAt: r.CreatedAt, Tags: r.Tags,
 			},
 			token: r.LeaseToken, traceParent: deref(r.TraceParent), pickup: r.StartedAt.Sub(r.RunAt),
 		}
+		if r.TimeoutMs != nil || r.LeaseMs != nil {
+			own, timeouts, leases = append(own, &cs[i]), append(timeouts, r.TimeoutMs), append(leases, r.LeaseMs)
+		}
+	}
+	if len(own) > 0 {
+		s.noteOverrides(ctx, own, timeouts, leases)
+	}
+	for i, r := range rows {
+		c := cs[i]
 		if r.Payload == nil { // only a claim with payloads checked returns one (the column is NOT NULL)
 			s.jobLog(c.job).Error("poison row: its payload cannot be read; the job ends dead, its payload kept in baton.job_faults.unreadable_payload")
 			s.fail(c, errUnreadable, 0)

@@ -23,6 +23,7 @@ type Job struct {
 	Priority    int
 	ParentID    *int64 // the job that handed off to this one, if any
 	CreatedAt   time.Time
+	Tags        []string // the job's tags, which its journey keeps (nil for none)
 }
 
 // Handler runs one job. Its result (valid JSON, or nil for null) becomes the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/baton-run/baton/db"
 )
@@ -17,10 +18,35 @@ var (
 	errReleased = errors.New("worker shut down: lease released")
 )
 
-// heartbeatLoop extends the leases of this stage's running jobs every lease/3
-// and stops the handlers of jobs whose lease is gone.
+// heartbeatLoop extends the leases of this stage's running jobs every third
+// of the shortest lease among them (the stage's, or a job's own), and stops
+// the handlers of jobs whose lease is gone.
 func (s *stage) heartbeatLoop(ctx context.Context) {
-	every(ctx, s.cfg.Lease.D()/3, func() { s.heartbeat(ctx) })
+	t := time.NewTimer(s.beatEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.heartbeat(ctx)
+		case <-s.beatSooner: // a job with a shorter lease started
+		}
+		t.Reset(s.beatEvery())
+	}
+}
+
+// beatEvery is a third of the shortest lease the heartbeats keep.
+func (s *stage) beatEvery() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beatLease = s.cfg.Lease.D()
+	for _, in := range s.running {
+		if in.lease > 0 {
+			s.beatLease = min(s.beatLease, in.lease)
+		}
+	}
+	return s.beatLease / 3
 }
 
 func (s *stage) heartbeat(ctx context.Context) {
@@ -31,7 +57,7 @@ func (s *stage) heartbeat(ctx context.Context) {
 	hctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
 	kept, err := db.New(s.w.pool).JobHeartbeat(hctx, db.JobHeartbeatParams{
-		Ids: ids, LeaseTokens: tokens, LeaseMs: s.cfg.Lease.D().Milliseconds(),
+		Ids: ids, LeaseTokens: tokens, LeaseMs: s.cfg.Lease.D().Milliseconds(), MaxJobLeaseMs: s.cfg.MaxJobLease.D().Milliseconds(),
 	})
 	if err != nil {
 		if ctx.Err() == nil {

@@ -76,6 +76,13 @@ type Stage struct {
 	Concurrency int `yaml:"concurrency"`
 	// Timeout stops a handler running longer; the attempt fails. Defaults to 1m.
 	Timeout Duration `yaml:"timeout"`
+	// MaxJobTimeout and MaxJobLease cap the timeout and lease a job was
+	// submitted with (db.NewJob.Timeout and Lease), which replace the
+	// stage's for that job; a capped job's history says so. They default to
+	// Timeout and Lease: a job may then shorten them, not lengthen them. At
+	// most 24h.
+	MaxJobTimeout Duration `yaml:"max_job_timeout"`
+	MaxJobLease   Duration `yaml:"max_job_lease"`
 	// Backoff is the first retry delay; it doubles per attempt, with jitter,
 	// up to MaxBackoff. Defaults to 1s and 10m.
 	Backoff    Duration `yaml:"backoff"`
@@ -349,12 +356,23 @@ func (s *Stage) validate() error {
 	s.Timeout = cmp.Or(s.Timeout, Duration(DefaultTimeout))
 	s.Backoff = cmp.Or(s.Backoff, Duration(DefaultBackoff))
 	s.MaxBackoff = cmp.Or(s.MaxBackoff, Duration(DefaultMaxBackoff))
+	s.MaxJobTimeout = cmp.Or(s.MaxJobTimeout, s.Timeout)
+	s.MaxJobLease = cmp.Or(s.MaxJobLease, s.Lease)
 	for _, f := range []struct {
 		name     string
 		d, floor Duration
-	}{{"lease", s.Lease, Duration(MinLease)}, {"timeout", s.Timeout, Duration(MinTimeout)}, {"backoff", s.Backoff, Duration(MinBackoff)}} {
+	}{{"lease", s.Lease, Duration(MinLease)}, {"timeout", s.Timeout, Duration(MinTimeout)}, {"backoff", s.Backoff, Duration(MinBackoff)},
+		{"max_job_lease", s.MaxJobLease, Duration(MinLease)}, {"max_job_timeout", s.MaxJobTimeout, Duration(MinTimeout)}} {
 		if f.d < f.floor {
 			return fmt.Errorf("%s %s is below its floor of %s", f.name, f.d.D(), f.floor.D())
+		}
+	}
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"max_job_lease", s.MaxJobLease}, {"max_job_timeout", s.MaxJobTimeout}} {
+		if f.d.D() > db.MaxJobOverride {
+			return fmt.Errorf("%s %s is over %s", f.name, f.d.D(), db.MaxJobOverride)
 		}
 	}
 	if s.MaxBackoff < s.Backoff {

@@ -43,6 +43,12 @@ type stage struct {
 	lookIsolated atomic.Bool
 
 	completions chan *done // successes for the completer to commit
+
+	// beatLease is the lease the heartbeats' cadence keeps (the shortest of
+	// the stage's and its running jobs' own); beatSooner says a job with a
+	// shorter one started (lease.go).
+	beatLease  time.Duration
+	beatSooner chan struct{}
 }
 
 // run is one claim of a job: lease tokens count the claims of each job.
@@ -61,6 +67,9 @@ type claimed struct {
 	// statement that created it claimed, from its start (the job's
 	// created_at) to its rows reaching the worker.
 	pickup time.Duration
+	// timeout and lease are the job's own (capped by the stage's
+	// max_job_timeout and max_job_lease); 0: the stage's.
+	timeout, lease time.Duration
 }
 
 func (c claimed) run() run { return run{c.job.ID, c.token} }
@@ -69,6 +78,7 @@ func (c claimed) run() run { return run{c.job.ID, c.token} }
 type inflight struct {
 	token  int64
 	cancel context.CancelCauseFunc
+	lease  time.Duration // the job's own lease; 0: the stage's
 }
 
 func (s *stage) count() int {
@@ -85,7 +95,7 @@ func (s *stage) start(c claimed, fromReserve bool) {
 	s.metrics.pickupSeconds.Observe(c.pickup.Seconds())
 	jctx, cancel := context.WithCancelCause(s.w.handlerCtx)
 	s.mu.Lock()
-	s.listLocked(c.job.ID, c.token, cancel)
+	s.listLocked(c.job.ID, c.token, c.lease, cancel)
 	s.slots.start(fromReserve)
 	if !fromReserve {
 		s.handlers.Add(1) // reserve counted a reserved slot's
@@ -99,12 +109,16 @@ func (s *stage) start(c claimed, fromReserve bool) {
 
 // listLocked lists a claimed job in the stage's running set. If this
 // process claimed the job before (its lease expired while the process was
-// frozen, say), the earlier run's lease is lost: it is stopped.
-func (s *stage) listLocked(id, token int64, cancel context.CancelCauseFunc) {
+// frozen, say), the earlier run's lease is lost: it is stopped. A lease
+// shorter than the heartbeats keep up with makes them come sooner.
+func (s *stage) listLocked(id, token int64, lease time.Duration, cancel context.CancelCauseFunc) {
 	if earlier := s.running[id]; earlier != nil && earlier.token != token {
 		earlier.cancel(errLeaseLost)
 	}
-	s.running[id] = &inflight{token: token, cancel: cancel}
+	s.running[id] = &inflight{token: token, cancel: cancel, lease: lease}
+	if lease > 0 && lease < s.beatLease {
+		signal(s.beatSooner)
+	}
 }
 
 func signal(c chan struct{}) {
@@ -132,7 +146,11 @@ func (s *stage) execute(ctx context.Context, c claimed) {
 		}
 	}()
 	sctx, span := s.startSpan(ctx, job, c.traceParent)
-	hctx, cancel := context.WithTimeoutCause(sctx, s.cfg.Timeout.D(), s.timeout)
+	timeout, tooLong := s.cfg.Timeout.D(), s.timeout
+	if c.timeout > 0 {
+		timeout, tooLong = c.timeout, fmt.Errorf("timeout: handler ran longer than the job's own %s", c.timeout)
+	}
+	hctx, cancel := context.WithTimeoutCause(sctx, timeout, tooLong)
 	began := time.Now()
 	out, err := safeHandle(hctx, s.handler, job)
 	ran := time.Since(began) // monotonic: the handler's own time, whatever the batches did

@@ -146,6 +146,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 			timeout: fmt.Errorf("timeout: handler ran longer than %s", st.Timeout.D()),
 			metrics: m.stage(st.Queue), spanName: "process " + st.Queue,
 			running: map[int64]*inflight{}, slots: slots{size: st.Concurrency}, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+			beatLease: st.Lease.D(), beatSooner: make(chan struct{}, 1),
 			completions: make(chan *done, st.Concurrency),
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -18,7 +19,7 @@ import (
 )
 
 func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	fs := newCommand("submit", "baton submit QUEUE [JSON | -] [--delay D] [--priority N] [--max-attempts N] [--key K] [--unique-key K [--unique-for D] [--unique-states S,S]]")
+	fs := newCommand("submit", "baton submit QUEUE [JSON | -] [--delay D] [--priority N] [--max-attempts N] [--key K] [--unique-key K [--unique-for D] [--unique-states S,S]] [--tag T]... [--timeout D] [--lease D]")
 	delay := fs.Duration("delay", 0, "run no earlier than this long from now (e.g. 3s, 5m)")
 	priority := fs.Int("priority", 0, "0 (first) to 100")
 	maxAttempts := fs.Int("max-attempts", 0, "attempts before the job is dead (default: the stage's, else 5)")
@@ -26,6 +27,13 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	uniqueKey := fs.String("unique-key", "", "while a job of the queue with this key is waiting or running, submit nothing and print its id")
 	uniqueFor := fs.Duration("unique-for", 0, "with --unique-key: hold the key for periods of this length only (e.g. 1h)")
 	uniqueStates := fs.String("unique-states", "", "with --unique-key: the states in which a job holds its key, comma-separated (default scheduled,available,running,retrying)")
+	var tags []string
+	fs.Func("tag", "a tag for the job and the jobs it hands off (repeat for more, up to 16)", func(t string) error {
+		tags = append(tags, t)
+		return nil
+	})
+	timeout := fs.Duration("timeout", 0, "the job's own handler timeout, capped by its stage's max_job_timeout (default: the stage's timeout)")
+	lease := fs.Duration("lease", 0, "the job's own lease, capped by its stage's max_job_lease (default: the stage's lease)")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -54,12 +62,22 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if *delay < 0 || *delay > db.MaxDelay {
 		return usagef("submit: --delay %s must be between 0 and %s", *delay, db.MaxDelay)
 	}
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		if (f.Name == "timeout" && *timeout <= 0) || (f.Name == "lease" && *lease <= 0) {
+			bad = usagef("submit: --%s must be a positive duration, at most %s", f.Name, db.MaxJobOverride)
+		}
+	})
+	if bad != nil {
+		return bad
+	}
 	// A caller that runs in a trace passes it down as TRACEPARENT (the
 	// OpenTelemetry convention for processes); the job's runs then join it.
 	traced := propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": os.Getenv("TRACEPARENT")})
 	job := db.NewJob{
 		Queue: pos[0], Payload: payload, Priority: int16(*priority), Delay: *delay, MaxAttempts: int32(*maxAttempts),
 		TraceParent: db.TraceParentOf(traced), UniqueKey: *uniqueKey, UniqueFor: *uniqueFor,
+		Tags: tags, Timeout: *timeout, Lease: *lease,
 	}
 	for _, st := range strings.Split(*uniqueStates, ",") {
 		if st = strings.TrimSpace(st); st != "" {

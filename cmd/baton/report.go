@@ -108,9 +108,10 @@ func reportNames() string {
 
 // reportCmd prints the reporting views: all of them, or the one named.
 func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newCommand("report", "baton report [NAME] [--format table|json|csv] [--queue Q] [--since D] [--database-url URL]   (NAME: "+reportNames()+")")
+	fs := newCommand("report", "baton report [NAME] [--format table|json|csv] [--queue Q] [--tag T] [--since D] [--database-url URL]   (NAME: "+reportNames()+")")
 	format := fs.String("format", "table", "table, json or csv")
 	queue := fs.String("queue", "", "only this queue (for pipeline_lineage: journeys through it)")
+	tag := fs.String("tag", "", "only the jobs with this tag (for pipeline_lineage: journeys whose first job has it)")
 	since := fs.String("since", "", "window start: a duration back from now (6h, 30m) or an RFC 3339 time; default per report")
 	dbURL := fs.String("database-url", os.Getenv("BATON_REPORTS_DATABASE_URL"),
 		"where the reports read, for example a hot standby (env BATON_REPORTS_DATABASE_URL; default DATABASE_URL). "+
@@ -144,6 +145,8 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("report: --format csv prints one report: name it (%s)", reportNames())
 	case *queue != "" && !db.ValidQueueName(*queue):
 		return usagef("report: --queue: %s", db.QueueNameRule)
+	case *tag != "" && !db.ValidTag(*tag):
+		return usagef("report: --tag: a tag is 1 to %d characters without control characters", db.MaxTagLength)
 	}
 	from, err := parseSince(*since)
 	if err != nil {
@@ -161,6 +164,11 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	err = db.WithTx(ctx, pool, func(q *db.Queries) error {
 		if !from.IsZero() {
 			if err := q.ReportSince(ctx, from.Format(time.RFC3339Nano)); err != nil {
+				return err
+			}
+		}
+		if *tag != "" {
+			if err := q.ReportTag(ctx, *tag); err != nil {
 				return err
 			}
 		}

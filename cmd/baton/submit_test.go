@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -29,4 +30,42 @@ func TestSubmitWithAUniqueKey(t *testing.T) {
 		require.Equal(t, 2, r.code, "%v: %s", args, r.stderr)
 	}
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs"))
+}
+
+// baton submit --tag, --timeout and --lease go with the job; baton report
+// --tag counts only the jobs with the tag. Bad values exit 2.
+func TestSubmitWithTagsAndReportByTag(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	tagged := baton(t, u, "", "submit", "a", `{}`, "--tag", "customer-42", "--tag", "rush", "--timeout", "5s", "--lease", "2s")
+	require.Zero(t, tagged.code, tagged.stderr)
+	require.Zero(t, baton(t, u, "", "submit", "a", `{}`).code)
+	id := strings.TrimSpace(tagged.stdout)
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND tags = '{customer-42,rush}' AND timeout_ms = 5000 AND lease_ms = 2000", id))
+	status := baton(t, u, "", "status", id)
+	require.Contains(t, status.stdout, `"timeout": "5s"`)
+
+	config := writeFile(t, "p.yaml", "poll_interval: 50ms\nstages:\n  - queue: a\n    handler: {exec: [\"sh\", \"-c\", \"echo 'no luck' >&2; exit 1\"]}\n    max_attempts: 1\n")
+	startWorker(t, u, config, "w")
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'dead'") == 2
+	}, 30*time.Second, 20*time.Millisecond)
+
+	all := baton(t, u, "", "report", "failures", "--format", "csv")
+	require.Zero(t, all.code, all.stderr)
+	require.Contains(t, all.stdout, ",2,2,2,", "two attempts, two jobs, two deaths")
+	one := baton(t, u, "", "report", "failures", "--format", "csv", "--tag", "rush")
+	require.Zero(t, one.code, one.stderr)
+	require.Contains(t, one.stdout, ",1,1,1,", "only the tagged job")
+	none := baton(t, u, "", "report", "attempts_per_job", "--format", "csv", "--tag", "nobody")
+	require.Zero(t, none.code, none.stderr)
+	require.Equal(t, 1, strings.Count(none.stdout, "\n"), "the header alone: %s", none.stdout)
+
+	for _, args := range [][]string{{"submit", "a", "{}", "--timeout", "0s"}, {"submit", "a", "{}", "--lease", "-1s"},
+		{"submit", "a", "{}", "--timeout", "25h"}, {"submit", "a", "{}", "--tag", ""}, {"submit", "a", "{}", "--tag", strings.Repeat("t", 65)},
+		{"submit", "a", "{}", "--tag", "x", "--tag", "x"}, {"report", "--tag", strings.Repeat("t", 65)}} {
+		r := baton(t, u, "", args...)
+		require.Equal(t, 2, r.code, "%v: %s", args, r.stderr)
+	}
+	require.Equal(t, 2, count(t, pool, "SELECT count(*) FROM baton.jobs"))
 }

@@ -356,6 +356,23 @@ export interface components {
             unique_for?: string;
             /** @description With unique_key: the states in which a job holds its key (default scheduled, available, running, retrying) */
             unique_states?: components["schemas"]["State"][];
+            /**
+             * @description Labels for the job and the jobs it hands off (GET /v1/jobs?tag=, baton report --tag)
+             * @example [
+             *       "customer-42"
+             *     ]
+             */
+            tags?: string[];
+            /**
+             * @description The job's own handler timeout (10ms to 24h), capped by its stage's max_job_timeout (by default the stage's timeout)
+             * @example 5m
+             */
+            timeout?: string;
+            /**
+             * @description The job's own lease (100ms to 24h), capped by its stage's max_job_lease (by default the stage's lease)
+             * @example 2m
+             */
+            lease?: string;
         };
         Job: {
             /** Format: int64 */
@@ -403,6 +420,8 @@ export interface components {
                 error?: string;
                 /** @description How long the handler ran (the worker's clock), on the change that ends an attempt whose handler returned */
                 run_seconds?: number;
+                /** @description On a claim: what the worker capped of the job's own timeout or lease */
+                note?: string;
             }[];
             /** @description How many earlier state changes history leaves out (absent when none) */
             history_omitted?: number;
@@ -411,6 +430,18 @@ export interface components {
                 children: number;
                 pending: number;
             };
+            /** @description The job's tags (a handed-off job keeps its journey's); absent when none */
+            tags?: string[];
+            /**
+             * @description The timeout the job was submitted with (absent: the stage's)
+             * @example 5m0s
+             */
+            timeout?: string;
+            /**
+             * @description The lease the job was submitted with (absent: the stage's)
+             * @example 2m0s
+             */
+            lease?: string;
         };
         Queue: {
             queue: string;
@@ -915,6 +946,8 @@ export interface operations {
             query?: {
                 queue?: string;
                 state?: components["schemas"]["State"];
+                /** @description Only the jobs with this tag */
+                tag?: string;
                 /** @description Jobs per page (default 50) */
                 limit?: number;
                 /** @description next_cursor of the previous page */
