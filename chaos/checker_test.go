@@ -40,12 +40,20 @@ type report struct {
 	RecoveryBound   time.Duration
 	QuiesceDuration time.Duration
 	Exits           int // process incarnations that ended before the end of the run (the harness restarts them)
+
+	// Of shapesPipeline (checkShapes).
+	Shapes          bool
+	DupJoin         int // fan-outs joined more than once
+	Ticks           int // jobs the periodic entry made
+	TickBound       int // the most it could make in the time it ran
+	DupTick         int // ticks that made more than one job
+	UnfinishedTicks int // tick jobs that did not succeed (counted lost too)
 }
 
 // damage counts every violation of Baton's promises.
 func (r report) damage() int {
 	return r.Lost + r.Unexpected + r.DupTerminal + r.DupHandoff + r.MissingHandoff + r.OrphanHandoff +
-		r.AttemptsOver + r.Illegal + r.DoubleClaim + r.StaleToken + r.CountDrift
+		r.AttemptsOver + r.Illegal + r.DoubleClaim + r.StaleToken + r.CountDrift + r.DupJoin + r.DupTick
 }
 
 func (r report) String() string {
@@ -53,13 +61,17 @@ func (r report) String() string {
 	if r.RecoveryP99 > r.RecoveryBound {
 		within = "no"
 	}
-	return fmt.Sprintf("accepted=%d indeterminate=%d faults=%d poison=%d collateral_dead=%d | lost=%d unexpected=%d dup_terminal=%d dup_handoff=%d "+
+	line := fmt.Sprintf("accepted=%d indeterminate=%d faults=%d poison=%d collateral_dead=%d | lost=%d unexpected=%d dup_terminal=%d dup_handoff=%d "+
 		"missing_handoff=%d orphan_handoff=%d attempts_over=%d illegal=%d double_claim=%d stale_token=%d count_drift=%d | "+
 		"zombie_rejected=%d max_attempt=%d/%d succeeded a/b/c=%d/%d/%d recovery_p99=%s (bound %s, within: %s) quiesced_in=%s exits=%d",
 		r.Accepted, r.Indeterminate, r.Faults, r.Poison, r.Collateral, r.Lost, r.Unexpected, r.DupTerminal, r.DupHandoff,
 		r.MissingHandoff, r.OrphanHandoff, r.AttemptsOver, r.Illegal, r.DoubleClaim, r.StaleToken, r.CountDrift,
 		r.ZombieRejected, r.MaxAttempt, maxAttempts, r.SucceededPerQ["a"], r.SucceededPerQ["b"], r.SucceededPerQ["c"],
 		r.RecoveryP99.Round(time.Millisecond), r.RecoveryBound.Round(time.Millisecond), within, r.QuiesceDuration.Round(time.Millisecond), r.Exits)
+	if r.Shapes {
+		line += r.shapesLine()
+	}
+	return line
 }
 
 // allowed is the state graph of docs/design.md ("" = created).
@@ -81,46 +93,9 @@ type event struct {
 	err        string
 }
 
-// check runs every check of the suite.
+// check runs every check of the suite on the a -> b -> c pipeline.
 func (e *env) check(h *history, poison func(n int) bool) report {
-	ctx := context.Background()
-	r := report{Accepted: len(h.acked()), Indeterminate: h.count("info"), SucceededPerQ: map[string]int{}}
-	r.RecoveryBound = lease + maintenance + pollEvery + lease/3
-
-	type job struct {
-		id, parent           int64
-		queue, state         string
-		attempts, maxAttempt int
-		lastError            string
-	}
-	jobs := map[int64]*job{}
-	children := map[int64][]int64{}
-	rows, _ := e.pool.Query(ctx, "SELECT id, coalesce(parent_id, 0), queue, state::text, attempts, coalesce(max_attempts, 0), coalesce(last_error, '') FROM baton.jobs")
-	for rows.Next() {
-		j := &job{}
-		if err := rows.Scan(&j.id, &j.parent, &j.queue, &j.state, &j.attempts, &j.maxAttempt, &j.lastError); err != nil {
-			e.t.Fatal(err)
-		}
-		jobs[j.id] = j
-		if j.parent != 0 {
-			children[j.parent] = append(children[j.parent], j.id)
-		}
-		if j.state == "succeeded" {
-			r.SucceededPerQ[j.queue]++
-		}
-		if j.maxAttempt > 0 && j.attempts > j.maxAttempt {
-			r.AttemptsOver++
-		}
-		r.MaxAttempt = max(r.MaxAttempt, j.attempts)
-	}
-	if err := rows.Err(); err != nil {
-		e.t.Fatal(err)
-	}
-	truth := map[[2]string]int{}
-	for _, j := range jobs {
-		truth[[2]string{j.queue, j.state}]++
-	}
-	r.CountDrift = e.countDrift(ctx, truth)
+	r, jobs, children := e.checkJobs(h)
 
 	// Lost: an acknowledged job whose chain a -> b -> c is incomplete or not
 	// finished. A poison job must end dead in a; a good one succeeded in
@@ -173,6 +148,52 @@ func (e *env) check(h *history, poison func(n int) bool) report {
 		}
 	}
 
+	return r
+}
+
+// job is a row of baton.jobs, as the checker reads it.
+type job struct {
+	id, parent           int64
+	queue, state         string
+	attempts, maxAttempt int
+	lastError            string
+}
+
+// checkJobs runs the checks every pipeline gets: attempts, the counters,
+// and each job's history. It returns the jobs, and the ids each handed off.
+func (e *env) checkJobs(h *history) (report, map[int64]*job, map[int64][]int64) {
+	ctx := context.Background()
+	r := report{Accepted: len(h.acked()), Indeterminate: h.count("info"), SucceededPerQ: map[string]int{}}
+	r.RecoveryBound = lease + maintenance + pollEvery + lease/3
+	jobs := map[int64]*job{}
+	children := map[int64][]int64{}
+	rows, _ := e.pool.Query(ctx, "SELECT id, coalesce(parent_id, 0), queue, state::text, attempts, coalesce(max_attempts, 0), coalesce(last_error, '') FROM baton.jobs")
+	for rows.Next() {
+		j := &job{}
+		if err := rows.Scan(&j.id, &j.parent, &j.queue, &j.state, &j.attempts, &j.maxAttempt, &j.lastError); err != nil {
+			e.t.Fatal(err)
+		}
+		jobs[j.id] = j
+		if j.parent != 0 {
+			children[j.parent] = append(children[j.parent], j.id)
+		}
+		if j.state == "succeeded" {
+			r.SucceededPerQ[j.queue]++
+		}
+		if j.maxAttempt > 0 && j.attempts > j.maxAttempt {
+			r.AttemptsOver++
+		}
+		r.MaxAttempt = max(r.MaxAttempt, j.attempts)
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	truth := map[[2]string]int{}
+	for _, j := range jobs {
+		truth[[2]string{j.queue, j.state}]++
+	}
+	r.CountDrift = e.countDrift(ctx, truth)
+
 	// The history, job by job.
 	rows, _ = e.pool.Query(ctx, `SELECT job_id, at, coalesce(from_state::text, ''), to_state::text, lease_token, coalesce(error, '')
 		FROM baton.job_history ORDER BY job_id, seq`)
@@ -201,7 +222,7 @@ func (e *env) check(h *history, poison func(n int) bool) report {
 	// A zombie's late write is refused by the fence, or never attempted
 	// because its first heartbeat after waking found the lease gone.
 	r.ZombieRejected = strings.Count(logs, "fenced: lease lost") + strings.Count(logs, "handler stopped: lease lost")
-	return r
+	return r, jobs, children
 }
 
 // checkJob checks one job's history: each transition allowed and continuing

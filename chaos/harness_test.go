@@ -4,6 +4,7 @@ package chaos
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,6 +62,40 @@ stages:
 `, pollEvery, `p=$(cat); case "$p" in *poison*) kill -SEGV $$;; *crash*) kill -9 $PPID; exit 1;; *slow*) sleep 4;; esac; sleep 0.01; printf "%s" "$p"`,
 	lease, maxAttempts, lease, maxAttempts, lease, maxAttempts)
 
+// shapesPipeline drives the job shapes of issue 22: each split job fans
+// out to three part jobs, whose join hands one job to joined, and the
+// periodic entry tick enqueues a job in ticks every second.
+var shapesPipeline = fmt.Sprintf(`
+poll_interval: %s
+shutdown_grace: 5s
+periodic:
+  - name: tick
+    queue: ticks
+    schedule: "@every 1s"
+stages:
+  - queue: split
+    handler: {exec: ["sh", "-c", %q]}
+    fan_out: true
+    next: part
+    lease: %s
+    max_attempts: %d
+  - queue: part
+    handler: {exec: ["sh", "-c", "sleep 0.01; cat"]}
+    join: true
+    next: joined
+    lease: %s
+    max_attempts: %d
+  - queue: joined
+    handler: {exec: ["cat"]}
+    lease: %s
+    max_attempts: %d
+  - queue: ticks
+    handler: {exec: ["cat"]}
+    lease: %s
+    max_attempts: %d
+`, pollEvery, `p=$(cat); printf '[{"i":0,"p":%s},{"i":1,"p":%s},{"i":2,"p":%s}]' "$p" "$p" "$p"`,
+	lease, maxAttempts, lease, maxAttempts, lease, maxAttempts, lease, maxAttempts)
+
 // proc is a supervised baton process: restarted when it exits unless stopping.
 type proc struct {
 	id    string
@@ -89,12 +124,14 @@ type env struct {
 	proxy    *proxy // between the first worker and Postgres, when asked for
 	stopping chan struct{}
 	wg       sync.WaitGroup
+	began    time.Time     // when the workers were started
+	ticked   time.Duration // how long the periodic entry ran (stopTicks)
 }
 
 // start creates the scenario's database and starts serve and the workers;
 // with proxied, the first worker reaches Postgres through a TCP proxy; with
 // a standby, everything connects through a URL naming both servers.
-func start(t *testing.T, c, standby *cluster, bin, name string, workers int, proxied bool) *env {
+func start(t *testing.T, c, standby *cluster, bin, name, config string, workers int, proxied bool) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, c: c, standby: standby, bin: bin, dir: dir, stopping: make(chan struct{}), db: "chaos_" + name}
@@ -109,8 +146,8 @@ func start(t *testing.T, c, standby *cluster, bin, name string, workers int, pro
 	require.NoError(t, err, "%s", out)
 	e.pool, err = pgxpool.New(context.Background(), e.dbURL)
 	require.NoError(t, err)
-	config := filepath.Join(dir, "pipeline.yaml")
-	require.NoError(t, os.WriteFile(config, []byte(pipeline), 0o600))
+	file := filepath.Join(dir, "pipeline.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(config), 0o600))
 
 	apiPort := freePort()
 	e.api = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
@@ -122,8 +159,9 @@ func start(t *testing.T, c, standby *cluster, bin, name string, workers int, pro
 			require.NoError(t, err)
 			url = strings.Replace(url, fmt.Sprintf("127.0.0.1:%d", c.port), e.proxy.addr(), 1)
 		}
-		e.spawn(id, url, "worker", "--config", config, "--id", id)
+		e.spawn(id, url, "worker", "--config", file, "--id", id)
 	}
+	e.began = time.Now()
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(e.api + "/readyz")
 		if err != nil {
@@ -350,6 +388,7 @@ type loadOpts struct {
 	slowEvery     int           // every Nth job is slow (0: none)
 	lostResponses bool          // first attempts time out after a few ms, then are retried with the same key
 	over          time.Duration // spread the submits over this long, so faults meet a steady stream
+	queue         string        // where the jobs go; default a
 }
 
 // load submits opts.jobs jobs through the API, each under its own
@@ -394,7 +433,7 @@ func (e *env) submit(ctx context.Context, h *history, n int, opts loadOpts) {
 			timeout = time.Duration(1+rand.IntN(5)) * time.Millisecond
 		}
 		h.add(op{Key: key, Type: "invoke"})
-		id, status, err := post(ctx, e.api+"/v1/queues/a/jobs", key, body, timeout)
+		id, status, err := post(ctx, e.api+"/v1/queues/"+cmp.Or(opts.queue, "a")+"/jobs", key, body, timeout)
 		switch {
 		case err == nil && status == 201:
 			h.add(op{Key: key, Type: "ok", JobID: id})

@@ -70,6 +70,9 @@ type scenario struct {
 	// streaming standby, through a multi-host URL that finds the writable one.
 	failover bool
 	check    func(t *testing.T, r report) // extra expectations
+	// shapes runs shapesPipeline (fan-out, join, a periodic entry) in place
+	// of the a -> b -> c pipeline, and checks it instead.
+	shapes bool
 	// quiesceWithin bounds the wait for quiescence. Default: 2 minutes.
 	quiesceWithin time.Duration
 }
@@ -88,7 +91,11 @@ func run(t *testing.T, s scenario) report {
 	if s.failover {
 		c, standby = failoverPair(t)
 	}
-	e := start(t, c, standby, bin, strings.ReplaceAll(s.name, "-", "_"), workers, s.proxied)
+	config := pipeline
+	if s.shapes {
+		config, s.load.queue = shapesPipeline, "split"
+	}
+	e := start(t, c, standby, bin, strings.ReplaceAll(s.name, "-", "_"), config, workers, s.proxied)
 	h := &history{}
 	ctx, cancel := context.WithTimeout(context.Background(), faultTime)
 	defer cancel()
@@ -101,9 +108,17 @@ func run(t *testing.T, s scenario) report {
 	defer stopLoad()
 	e.load(loadCtx, h, s.load)
 	wg.Wait()
+	if s.shapes {
+		e.stopTicks()
+	}
 	// Bound: every job's attempts, each waiting at most a lease plus backoff, plus the reaper.
 	took, ok := e.quiesce(cmp.Or(s.quiesceWithin, 2*time.Minute))
-	r := e.check(h, s.load.isPoison)
+	var r report
+	if s.shapes {
+		r = e.checkShapes(h)
+	} else {
+		r = e.check(h, s.load.isPoison)
+	}
 	r.Faults, r.QuiesceDuration = faults, took
 	for _, p := range e.procs {
 		r.Exits += p.exits()
@@ -135,6 +150,10 @@ func requireClean(t *testing.T, r report) {
 	require.Zero(t, r.Collateral, "%s", r)
 	require.Positive(t, r.Accepted)
 	want := r.Accepted - r.Poison
+	if r.Shapes {
+		require.Equal(t, map[string]int{"split": want, "part": 3 * want, "joined": want, "ticks": r.Ticks}, r.SucceededPerQ, "%s", r)
+		return
+	}
 	require.Equal(t, map[string]int{"a": want, "b": want, "c": want}, r.SucceededPerQ, "%s", r)
 }
 
@@ -325,6 +344,13 @@ func TestScenarios(t *testing.T) {
 		{name: "network-partition", proxied: true, fault: partition},
 		{name: "everything", load: loadOpts{lostResponses: true},
 			fault: together(killWorkers, terminateBackends, restartPostgres, freeze(3*lease))},
+		// Fan-out, join and a periodic entry under the same faults: every
+		// fan-out joined once, no tick enqueued twice.
+		{name: "shapes", shapes: true, load: loadOpts{lostResponses: true},
+			fault: together(killWorkers, terminateBackends, restartPostgres, freeze(3*lease)), check: func(t *testing.T, r report) {
+				require.Positive(t, r.Ticks, "%s", r)
+				require.LessOrEqual(t, r.Ticks, r.TickBound, "%s", r)
+			}},
 	}
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {
