@@ -6,7 +6,7 @@ REDOCLY_VERSION := 2.77.0
 SPECTRAL_VERSION := 6.16.3
 GOBIN := $(shell go env GOPATH)/bin
 
-.PHONY: run stop demo test chaos chaos-short build install generate check tools help
+.PHONY: run stop demo test chaos chaos-short build release install generate check tools help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ chaos-short: ## the fault-injection suite, short profile (300 jobs and 8 s of fa
 build: ## build bin/baton
 	@mkdir -p bin
 	go build -buildvcs=auto -o bin/baton ./cmd/baton
+
+release: ## release archives for linux and darwin, amd64 and arm64, with SHA256SUMS, into dist/ (VERSION=v1.2.3 to name one)
+	@scripts/release.sh
 
 install: ## put baton on the PATH (go install, into $(GOBIN))
 	go install -buildvcs=auto ./cmd/baton

@@ -41,8 +41,8 @@ Usage:
                                         how long Q keeps finished jobs (48h, forever, default)
   baton report [NAME] [--database-url URL]  the reporting views (all, or the one named)
   baton bench [--stages 1|2] [--jobs N] [--json]   the benchmark (in DATABASE_URL's name + "_bench")
-  baton version                         the module version and commit of this binary
-  baton COMMAND --help                  a command's usage and flags
+  baton version | --version             the version and commit of this binary
+  baton help COMMAND                    a command's usage and flags (also baton COMMAND --help)
 
 Environment:
   DATABASE_URL       Postgres connection string (default ` + db.DefaultURL + `)
@@ -111,9 +111,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 }
 
 func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" && len(args) == 1:
 		fmt.Fprint(stdout, usage)
 		return nil
+	case args[0] == "--version":
+		return versionCmd(args[1:], stdout)
+	case args[0] == "help" && len(args) == 2:
+		// baton help CMD is baton CMD --help.
+		return dispatch(ctx, []string{args[1], "--help"}, stdin, stdout)
+	case args[0] == "help":
+		return usagef("help: name one command, e.g. baton help submit")
 	}
 	if _, _, err := logSettings(); err != nil {
 		return err

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"runtime"
 	"runtime/debug"
 )
 
-// versionCmd prints the module version and the commit the binary was built
-// from, as Go's build information records them.
+// version is the release's version, stamped by scripts/release.sh
+// (-ldflags "-X main.version=v1.2.3"); empty in other builds, which print
+// the module version Go recorded.
+var version string
+
+// versionCmd prints the version and the commit the binary was built from,
+// as Go's build information records them.
 func versionCmd(args []string, stdout io.Writer) error {
 	fs := newCommand("version", "baton version")
 	if pos, err := fs.parse(args); err != nil {
@@ -18,7 +24,7 @@ func versionCmd(args []string, stdout io.Writer) error {
 	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		fmt.Fprintf(stdout, "baton (no build information) %s\n", runtime.Version())
+		fmt.Fprintf(stdout, "baton %s (no build information) %s\n", cmp.Or(version, "(devel)"), runtime.Version())
 		return nil
 	}
 	settings := map[string]string{}
@@ -34,7 +40,7 @@ func versionCmd(args []string, stdout io.Writer) error {
 	if settings["vcs.modified"] == "true" {
 		commit += "+modified"
 	}
-	fmt.Fprintf(stdout, "baton %s (commit %s", info.Main.Version, commit)
+	fmt.Fprintf(stdout, "baton %s (commit %s", cmp.Or(version, info.Main.Version), commit)
 	if t := settings["vcs.time"]; t != "" {
 		fmt.Fprintf(stdout, ", %s", t)
 	}
