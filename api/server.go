@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -48,6 +49,14 @@ type Config struct {
 	// MaxConns caps the connections open at once; more wait to be accepted.
 	// Defaults to 1,024.
 	MaxConns int
+	// ShutdownDelay is how long Serve keeps answering once its context ends,
+	// /readyz saying 503 meanwhile, before it stops accepting connections:
+	// the time a load balancer (a Kubernetes endpoint removal) takes to stop
+	// sending. Defaults to 0: it stops accepting at once.
+	ShutdownDelay time.Duration
+	// ShutdownGrace bounds how long Serve then waits for requests in flight.
+	// Defaults to 30s.
+	ShutdownGrace time.Duration
 	// Metrics are more registries served at /metrics, such as the workers'
 	// when they run in the same process.
 	Metrics []prometheus.Gatherer
@@ -85,6 +94,7 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 	cfg.MaxBatchJobs = cmp.Or(cfg.MaxBatchJobs, 10_000)
 	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, 10*time.Second)
 	cfg.MaxConns = cmp.Or(cfg.MaxConns, 1024)
+	cfg.ShutdownGrace = cmp.Or(cfg.ShutdownGrace, 30*time.Second)
 	cfg.MetricsQueues = cmp.Or(cfg.MetricsQueues, 100)
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = otel.GetTracerProvider()
@@ -144,7 +154,8 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Serve answers requests on ln until ctx is done, then shuts down gracefully:
-// readiness fails first, and in-flight requests get up to 30s to finish.
+// readiness fails first, it keeps answering for Config.ShutdownDelay, then
+// stops accepting, and in-flight requests get Config.ShutdownGrace to finish.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := NewHTTPServer(s.Handler(), s.log)
 	errc := make(chan error, 1)
@@ -154,12 +165,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	// Drain: fail /readyz, keep answering while the load balancers notice,
+	// then stop accepting and let the requests in flight finish.
 	s.draining.Store(true)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	if s.cfg.ShutdownDelay > 0 {
+		s.log.Info("draining: /readyz answers 503; still serving until the delay ends", "shutdown_delay", s.cfg.ShutdownDelay)
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(s.cfg.ShutdownDelay):
+		}
+	}
+	s.log.Info("no longer accepting connections; finishing the requests in flight", "shutdown_grace", s.cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownGrace)
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("requests still in flight after the shutdown grace of %s: %w", s.cfg.ShutdownGrace, err)
+	}
+	s.log.Info("stopped serving")
+	return nil
 }

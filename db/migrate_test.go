@@ -51,3 +51,31 @@ func TestAMigrationBlockedByALongTransactionGivesUpAndRunsAgain(t *testing.T) {
 	require.False(t, dirty)
 	require.Equal(t, latest, v)
 }
+
+// ReadSchema says where the schema stands, and Check whether this binary
+// runs against it: a failed migration and a database golang-migrate never
+// touched (no version table) are not ready either.
+func TestReadSchema(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	s, err := db.ReadSchema(ctx, pool)
+	require.NoError(t, err)
+	require.Equal(t, s.Binary, s.Applied)
+	require.NoError(t, s.Check())
+
+	_, err = pool.Exec(ctx, "UPDATE baton_schema_migrations SET dirty = true")
+	require.NoError(t, err)
+	s, err = db.ReadSchema(ctx, pool)
+	require.NoError(t, err)
+	require.ErrorIs(t, s.Check(), db.ErrSchema)
+	require.ErrorContains(t, s.Check(), "failed half-way (dirty)")
+	require.True(t, s.Waitable())
+
+	_, err = pool.Exec(ctx, "DROP TABLE baton_schema_migrations")
+	require.NoError(t, err)
+	s, err = db.ReadSchema(ctx, pool)
+	require.NoError(t, err)
+	require.Zero(t, s.Applied)
+	require.ErrorContains(t, s.Check(), "no Baton schema yet")
+}

@@ -238,6 +238,11 @@ type BatonPipelineLineage struct {
 	Seconds    float64    `json:"seconds"`
 }
 
+type BatonSchemaMigration struct {
+	Version int64 `json:"version"`
+	Dirty   bool  `json:"dirty"`
+}
+
 type BatonSlowestJourney struct {
 	RootID      int64      `json:"root_id"`
 	JobID       int64      `json:"job_id"`

@@ -23,9 +23,10 @@ import (
 const usage = `Baton: a Postgres-centric job runner.
 
 Usage:
-  baton migrate up | down N | down --all | force N | version
+  baton migrate up | down N | down --all | force N | version | status
                                         apply, undo (N, or --all: the whole schema), mark a
-                                        version clean after a failed migration was fixed
+                                        version clean after a failed migration was fixed;
+                                        status: the applied and this binary's version
   baton serve [--addr HOST:PORT]        the REST API and maintenance (reaper, retention)
   baton worker --config FILE            run one worker replica of a pipeline
   baton dev --config FILE               migrate, serve and work in one process
@@ -62,6 +63,10 @@ Environment:
   BATON_READER_IDLE_LIMIT, BATON_READER_TRANSACTION_LIMIT
                      when serve, worker and dev end a baton_reader session idle in
                      a transaction, or in one at all (default 1m, 5m)
+  BATON_SHUTDOWN_DELAY  on SIGTERM, how long serve keeps answering with /readyz
+                     failing before it stops accepting (default 5s)
+  BATON_WAIT_FOR_MIGRATIONS  true: serve and worker wait for baton migrate up on a
+                     schema behind them (--wait-for-migrations) instead of exiting 2
   BATON_CONFIG, BATON_WORKER_ID, BATON_POLL_ONLY, BATON_METRICS_ADDR
                      worker's --config, --id, --poll-only, --metrics-addr
   BATON_LOG_LEVEL    debug, info, warn or error (default info)
@@ -71,7 +76,7 @@ Environment:
 // exitCode: 1 for failures, 2 for bad input (usage, flags, data, pipeline files).
 func exitCode(err error) int {
 	var u usageError
-	if errors.As(err, &u) || errors.Is(err, db.ErrInvalid) || errors.Is(err, worker.ErrPipeline) {
+	if errors.As(err, &u) || errors.Is(err, db.ErrInvalid) || errors.Is(err, worker.ErrPipeline) || errors.Is(err, db.ErrSchema) {
 		return 2
 	}
 	return 1

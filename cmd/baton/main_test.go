@@ -392,6 +392,17 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 			require.Empty(t, r.stderr)
 		}
 	}
+	// baton help CMD is CMD --help; help of no command or two is refused.
+	for _, cmd := range []string{"submit", "queue", "migrate", "serve"} {
+		r := baton(t, "", "", "help", cmd)
+		require.Zero(t, r.code, r.stderr)
+		require.Equal(t, baton(t, "", "", cmd, "--help").stdout, r.stdout)
+	}
+	for _, args := range [][]string{{"help", "nosuch"}, {"help", "submit", "queue"}} {
+		r := baton(t, "", "", args...)
+		require.Equal(t, 2, r.code, "%v", args)
+		require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+	}
 	r := baton(t, "", "", "worker", "--help")
 	require.Contains(t, r.stdout, "-config string")
 	require.Contains(t, r.stdout, "env BATON_CONFIG")
@@ -402,6 +413,7 @@ func TestVersion(t *testing.T) {
 	r := baton(t, "", "", "version")
 	require.Zero(t, r.code, r.stderr)
 	require.Regexp(t, `^baton \S+ \(commit \S+.*\) go1\.\d+`, r.stdout)
+	require.Equal(t, r, baton(t, "", "", "--version"))
 }
 
 // A worker takes its settings from the environment too: BATON_CONFIG,

@@ -14,7 +14,7 @@ import (
 )
 
 func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newCommand("migrate", "baton migrate up | down N | down --all | force N | version")
+	fs := newCommand("migrate", "baton migrate up | down N | down --all | force N | version | status")
 	all := fs.Bool("all", false, "with down: remove every migration, and with it Baton's schema and every job")
 	pos, err := fs.parse(args)
 	if err != nil {
@@ -25,6 +25,8 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	n := 0 // down: steps; force: the version
 	switch {
+	case pos[0] == "status" && len(pos) == 1 && !*all:
+		return migrateStatus(ctx, stdout)
 	case (pos[0] == "up" || pos[0] == "version") && len(pos) == 1 && !*all:
 	case pos[0] == "down" && len(pos) == 1 && *all:
 	case pos[0] == "down" && len(pos) == 1:

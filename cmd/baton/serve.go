@@ -107,13 +107,23 @@ func apiTokens() ([]string, error) {
 
 // serveCmd runs the REST API and maintenance (reaper, promotion, key pruning).
 func serveCmd(ctx context.Context, args []string) error {
-	fs := newCommand("serve", "baton serve [--addr HOST:PORT] [--insecure-no-auth] [--metrics-queues N] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--reader-idle-limit D] [--reader-transaction-limit D]")
+	fs := newCommand("serve", "baton serve [--addr HOST:PORT] [--insecure-no-auth] [--wait-for-migrations] [--shutdown-delay D] [--metrics-queues N] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--reader-idle-limit D] [--reader-transaction-limit D]")
 	var f serveFlags
 	f.register(fs.FlagSet)
+	wait, err := registerWaitForMigrations(fs.FlagSet)
+	if err != nil {
+		return err
+	}
+	delay := fs.String("shutdown-delay", cmp.Or(os.Getenv("BATON_SHUTDOWN_DELAY"), "5s"),
+		"on SIGTERM, keep serving this long with /readyz failing before no longer accepting connections (env BATON_SHUTDOWN_DELAY)")
 	if pos, err := fs.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return fs.usage()
+	}
+	shutdownDelay, err := time.ParseDuration(*delay)
+	if err != nil || shutdownDelay < 0 || shutdownDelay > 10*time.Minute {
+		return usagef("--shutdown-delay %q: want a duration from 0s to 10m, such as 5s", *delay)
 	}
 	o, err := f.open()
 	if err != nil {
@@ -131,11 +141,31 @@ func serveCmd(ctx context.Context, args []string) error {
 	}
 	defer pool.Close()
 	log := logger()
+	if s, err := db.ReadSchema(ctx, pool); err != nil {
+		return err
+	} else if problem := s.Check(); problem != nil && (!*wait || !s.Waitable()) {
+		return problem
+	}
+	// With --wait-for-migrations, the API answers at once (/readyz says 503
+	// and why) and maintenance starts when the schema is ready; a schema that
+	// turns out newer than this binary and refuses it stops the server.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	log.Info("serving", "addr", o.ln.Addr().String(), "auth", len(o.tokens) > 0)
 	var wg sync.WaitGroup
-	wg.Go(func() { worker.RunMaintenance(ctx, pool, time.Second, o.retention, o.readerLimits, log) })
-	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing, MetricsQueues: o.metricsQueues, TrustedProxies: o.proxies}).Serve(ctx, o.ln)
+	wg.Go(func() {
+		if err := awaitSchema(ctx, pool, *wait, log); err != nil {
+			cancel(err)
+			return
+		}
+		worker.RunMaintenance(ctx, pool, time.Second, o.retention, o.readerLimits, log)
+	})
+	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing, MetricsQueues: o.metricsQueues, TrustedProxies: o.proxies,
+		ShutdownDelay: shutdownDelay}).Serve(ctx, o.ln)
 	wg.Wait()
+	if cause := context.Cause(ctx); errors.Is(cause, db.ErrSchema) {
+		return cause
+	}
 	return err
 }
 
@@ -178,6 +208,9 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	}
 	defer pool.Close()
 	log := logger()
+	if err := awaitSchema(ctx, pool, false, log); err != nil { // newer than this binary, and refusing it
+		return err
+	}
 	pollOnly, err := wakeups(fs.FlagSet, false)
 	if err != nil {
 		return err

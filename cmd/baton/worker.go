@@ -26,7 +26,7 @@ import (
 )
 
 func workerCmd(ctx context.Context, args []string) error {
-	fs := newCommand("worker", "baton worker --config FILE [--id NAME] [--poll-only] [--metrics-addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--reader-idle-limit D] [--reader-transaction-limit D]")
+	fs := newCommand("worker", "baton worker --config FILE [--id NAME] [--poll-only] [--wait-for-migrations] [--metrics-addr HOST:PORT] [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--reader-idle-limit D] [--reader-transaction-limit D]")
 	pollDefault, err := envBool("BATON_POLL_ONLY")
 	if err != nil {
 		return err
@@ -37,6 +37,10 @@ func workerCmd(ctx context.Context, args []string) error {
 	metricsAddr := fs.String("metrics-addr", os.Getenv("BATON_METRICS_ADDR"), "serve Prometheus /metrics, /healthz and /readyz on this address (env BATON_METRICS_ADDR; default off)")
 	var maintain maintenanceFlags
 	maintain.register(fs.FlagSet)
+	wait, err := registerWaitForMigrations(fs.FlagSet)
+	if err != nil {
+		return err
+	}
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -81,6 +85,9 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
+	if err := awaitSchema(ctx, pool, *wait, logger()); err != nil {
+		return err
+	}
 	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly, Retention: retention, ReaderLimits: readerLimits, Secrets: secrets(), Metrics: metrics, TracerProvider: tracing})
 	if err != nil {
 		return err

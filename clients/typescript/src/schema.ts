@@ -32,8 +32,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness (the database answers and the server is not draining)
-         * @description Answers 200 when the database answers; 503 while it does not or while the server drains on shutdown, so a load balancer stops sending requests.
+         * Readiness (the database answers with a usable schema, and the server is not draining)
+         * @description Answers 200 when the database answers and its schema is one this server runs against; 503 while it does not answer (code `unavailable`), while the schema is missing, behind this server's release or left dirty by a failed migration (code `schema_not_ready`, the detail says what to run), or while the server drains on shutdown (code `draining`), so a load balancer stops sending requests.
          */
         get: operations["readiness"];
         put?: never;
