@@ -12,11 +12,13 @@ import (
 
 // failureLimit bounds wrong credentials (bearer tokens and dashboard
 // sign-ins) per client address: a burst of failureBurst, then one more every
-// failureEvery. Past that, the address is answered 429 with Retry-After,
-// whatever it sends, until its allowance refills, so a token cannot be
-// guessed faster than about 10 a minute from one address. Each replica
-// counts on its own; behind a reverse proxy every client shares the proxy's
-// address.
+// failureEvery. Past that, each wrong credential from the address is
+// answered 429 with Retry-After until its allowance refills; a right one
+// still gets in (a token is at least MinTokenLength characters, so guessing
+// one is hopeless either way: the limit keeps guessers out of the log and
+// off the database, and tells a misconfigured client). Each replica counts
+// on its own; behind a trusted proxy (Config.TrustedProxies) the address is
+// the client's it forwarded for.
 type failureLimit struct {
 	mu      sync.Mutex
 	clients map[string]*rate.Limiter

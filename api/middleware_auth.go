@@ -8,33 +8,36 @@ import (
 )
 
 // authenticate requires a bearer token from Config.Tokens, when there are
-// any. An address that sent too many wrong tokens gets 429 until its
-// allowance refills (failureLimit); a request with no token is not a guess
-// and is not counted.
+// any. Wrong tokens are throttled, not addresses: a client whose address
+// sent too many wrong tokens gets 429 for each further wrong one until its
+// allowance refills (failureLimit), while a right token always gets in, so
+// one misconfigured client behind a shared address (a NAT, a proxy that is
+// not trusted) cannot lock the others out. A request with no token is not
+// a guess and is not counted.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	if len(s.cfg.Tokens) == 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		addr := s.clientAddr(r)
-		if wait := s.failures.wait(addr); wait > 0 {
-			p := problem(http.StatusTooManyRequests, "too_many_failures", "Authorization",
-				"too many requests with a wrong token from your address; retry in %s s", retryAfter(wait))
-			p.retryAfter = retryAfter(wait)
-			writeProblem(w, r, s.log, p)
-			return
-		}
 		given, ok := bearerToken(r)
-		if !ok || !s.validToken(given) {
-			if ok {
-				s.failures.fail(addr)
-			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
-			writeProblem(w, r, s.log, problem(http.StatusUnauthorized, "unauthenticated", "Authorization",
-				"a valid bearer token is required"))
+		if ok && s.validToken(given) {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		if ok {
+			addr := s.clientAddr(r)
+			if wait := s.failures.wait(addr); wait > 0 {
+				p := problem(http.StatusTooManyRequests, "too_many_failures", "Authorization",
+					"too many requests with a wrong token from your address; retry in %s s", retryAfter(wait))
+				p.retryAfter = retryAfter(wait)
+				writeProblem(w, r, s.log, p)
+				return
+			}
+			s.failures.fail(addr)
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
+		writeProblem(w, r, s.log, problem(http.StatusUnauthorized, "unauthenticated", "Authorization",
+			"a valid bearer token is required"))
 	})
 }
 

@@ -20,6 +20,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", ww.Status(),
 			"bytes", ww.BytesWritten(), "duration_ms", time.Since(start).Milliseconds(),
 			"request_id", middleware.GetReqID(r.Context()), "remote", r.RemoteAddr}
+		if client, _ := s.client(r); client.IsValid() && client != peerAddr(r.RemoteAddr) {
+			attrs = append(attrs, "client", client.String()) // forwarded for, by a trusted proxy
+		}
 		if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
 			attrs = append(attrs, "trace_id", sc.TraceID().String())
 		}

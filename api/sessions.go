@@ -136,15 +136,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := map[string]any{"Title": "Sign in", "Next": next}
-	addr := s.clientAddr(r)
-	if wait := s.failures.wait(addr); wait > 0 {
-		w.Header().Set("Retry-After", retryAfter(wait))
-		form["Error"] = fmt.Sprintf("Too many failed sign-ins from your address: try again in %s s.", retryAfter(wait))
-		s.render(w, r, http.StatusTooManyRequests, "login.html", form)
-		return
-	}
 	token := r.PostFormValue("token")
-	if !s.validToken(token) {
+	if !s.validToken(token) { // a right token always gets in (see authenticate)
+		addr := s.clientAddr(r)
+		if wait := s.failures.wait(addr); wait > 0 {
+			w.Header().Set("Retry-After", retryAfter(wait))
+			form["Error"] = fmt.Sprintf("Too many failed sign-ins from your address: try again in %s s.", retryAfter(wait))
+			s.render(w, r, http.StatusTooManyRequests, "login.html", form)
+			return
+		}
 		s.failures.fail(addr)
 		form["Error"] = "That token is not accepted."
 		s.render(w, r, http.StatusUnauthorized, "login.html", form)

@@ -152,8 +152,10 @@ func TestDashboardSessionsEnd(t *testing.T) {
 }
 
 // Wrong tokens are limited per client address: ten, then 429 with
-// Retry-After for everything that address sends (the right token too),
-// while other addresses go on. Requests without a token are not guesses.
+// Retry-After for each further wrong one from that address, while the right
+// token still gets in (from it too) and other addresses go on. Requests
+// without a token are not guesses. Before, the address was locked out: the
+// right token got 429 as well.
 func TestWrongTokensAreLimitedPerAddress(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
@@ -174,7 +176,7 @@ func TestWrongTokensAreLimitedPerAddress(t *testing.T) {
 	for i := range 10 {
 		require.Equal(t, 401, send("192.0.2.1:1000", fmt.Sprintf("Bearer guess-%d", i)).Code)
 	}
-	for _, auth := range []string{"Bearer guess-10", "Bearer " + dashToken, ""} {
+	for _, auth := range []string{"Bearer guess-10", "Bearer guess-11"} {
 		rec := send("192.0.2.1:2000", auth)
 		require.Equal(t, 429, rec.Code, "%q", auth)
 		require.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"))
@@ -183,17 +185,20 @@ func TestWrongTokensAreLimitedPerAddress(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, s >= 1 && s <= 6, "Retry-After %d", s)
 	}
+	require.Equal(t, 200, send("192.0.2.1:2000", "Bearer "+dashToken).Code, "the right token is never locked out")
+	require.Equal(t, 401, send("192.0.2.1:2000", "").Code)
 	require.Equal(t, 200, send("192.0.2.2:1000", "Bearer "+dashToken).Code, "another address")
 
 	// IPv6 clients are counted by /64.
 	for i := range 10 {
 		require.Equal(t, 401, send(fmt.Sprintf("[2001:db8::%x]:1000", i), "Bearer wrong").Code)
 	}
-	require.Equal(t, 429, send("[2001:db8::ffff]:1000", "Bearer "+dashToken).Code)
-	require.Equal(t, 200, send("[2001:db8:0:1::1]:1000", "Bearer "+dashToken).Code)
+	require.Equal(t, 429, send("[2001:db8::ffff]:1000", "Bearer wrong").Code)
+	require.Equal(t, 401, send("[2001:db8:0:1::1]:1000", "Bearer wrong").Code)
+	require.Equal(t, 200, send("[2001:db8::ffff]:1000", "Bearer "+dashToken).Code)
 
 	// The dashboard's sign-in shares the count.
-	form := url.Values{"token": {dashToken}}
+	form := url.Values{"token": {"guess-12"}}
 	req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.RemoteAddr = "192.0.2.1:3000"
@@ -213,11 +218,14 @@ func TestFailedSignInsAreLimited(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 		require.Contains(t, body, "not accepted")
 	}
-	resp, body := post(t, noRedirect, srv.URL+"/login", url.Values{"token": {dashToken}})
+	resp, body := post(t, noRedirect, srv.URL+"/login", url.Values{"token": {"guess-10"}})
 	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
 	require.NotEmpty(t, resp.Header.Get("Retry-After"))
 	require.Contains(t, body, "Too many failed sign-ins")
 	require.Empty(t, resp.Cookies())
+	resp, _ = post(t, noRedirect, srv.URL+"/login", url.Values{"token": {dashToken}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "the right token still signs in")
+	require.Len(t, resp.Cookies(), 1)
 }
 
 // Behind a trusted proxy (BATON_TRUSTED_PROXIES), wrong tokens count against
@@ -254,10 +262,12 @@ func TestATrustedProxyIsBelievedAndNoOneElse(t *testing.T) {
 		require.Equal(t, 401, send("GET", "/v1/queues", "10.1.2.3:5000",
 			"Authorization", fmt.Sprintf("Bearer guess-%d", i), "X-Forwarded-For", "203.0.113.9, 10.9.9.9").Code)
 	}
-	require.Equal(t, 429, send("GET", "/v1/queues", "10.1.2.3:5000", "Authorization", "Bearer "+dashToken,
+	require.Equal(t, 429, send("GET", "/v1/queues", "10.1.2.3:5000", "Authorization", "Bearer guess-10",
 		"X-Forwarded-For", "203.0.113.9").Code, "that client is limited")
-	require.Equal(t, 200, send("GET", "/v1/queues", "10.1.2.3:5000", "Authorization", "Bearer "+dashToken,
+	require.Equal(t, 401, send("GET", "/v1/queues", "10.1.2.3:5000", "Authorization", "Bearer guess-10",
 		"X-Forwarded-For", "198.51.100.7").Code, "another client behind the same proxy is not")
+	require.Equal(t, 200, send("GET", "/v1/queues", "10.1.2.3:5000", "Authorization", "Bearer "+dashToken,
+		"X-Forwarded-For", "198.51.100.7").Code)
 	require.Equal(t, 200, send("GET", "/v1/queues", "192.0.2.50:5000", "Authorization", "Bearer "+dashToken,
 		"Forwarded", `for="[2001:db8::1]:4711";proto=https, for=192.0.2.50`).Code, "RFC 7239's form")
 
@@ -267,7 +277,7 @@ func TestATrustedProxyIsBelievedAndNoOneElse(t *testing.T) {
 		require.Equal(t, 401, send("GET", "/v1/queues", "198.51.100.1:5000",
 			"Authorization", fmt.Sprintf("Bearer guess-%d", i), "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", 100+i)).Code)
 	}
-	require.Equal(t, 429, send("GET", "/v1/queues", "198.51.100.1:5000", "Authorization", "Bearer "+dashToken,
+	require.Equal(t, 429, send("GET", "/v1/queues", "198.51.100.1:5000", "Authorization", "Bearer guess-10",
 		"X-Forwarded-For", "203.0.113.200").Code)
 
 	secure := func(rec *httptest.ResponseRecorder) bool {

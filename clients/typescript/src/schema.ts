@@ -503,7 +503,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Too many wrong tokens from this address (code too_many_failures); retry after Retry-After seconds */
+        /** @description A wrong token after too many from this address (code too_many_failures; the right token still gets in); retry after Retry-After seconds */
         TooManyFailures: {
             headers: {
                 /** @description Seconds */
