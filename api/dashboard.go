@@ -237,7 +237,7 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 		older = jobs[pageSize-1].ID
 	}
 	s.render(w, r, http.StatusOK, "queue.html", map[string]any{
-		"Title": queue, "Queue": viewOf(found[0]), "Jobs": jobs, "State": string(state), "Older": older,
+		"Title": queue, "Queue": QueueViewOf(found[0]), "Jobs": jobs, "State": string(state), "Older": older,
 		"First": r.URL.Query().Get("before") == "", "Retried": retried, "Tag": tag,
 	})
 }

@@ -100,7 +100,7 @@ func (l *queueLabels) label(queue string) string {
 }
 
 // name makes the queues of views (but _other) the named ones.
-func (l *queueLabels) name(views []queueView) {
+func (l *queueLabels) name(views []QueueView) {
 	named := make(map[string]bool, len(views))
 	for _, v := range views {
 		if v.Queue != otherQueues && len(named) < l.max {
@@ -125,20 +125,20 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 // busiest keeps the max queues with the most jobs (ties by name) and sums
 // the rest into one named _other: its oldest age is theirs, and it counts
 // as paused if all of them are.
-func busiest(queues []queueView, max int) []queueView {
+func busiest(queues []QueueView, max int) []QueueView {
 	if len(queues) <= max {
 		return queues
 	}
-	total := func(v queueView) (n int64) {
+	total := func(v QueueView) (n int64) {
 		for _, c := range v.States {
 			n += c
 		}
 		return n
 	}
-	slices.SortFunc(queues, func(a, b queueView) int {
+	slices.SortFunc(queues, func(a, b QueueView) int {
 		return cmp.Or(cmp.Compare(total(b), total(a)), cmp.Compare(a.Queue, b.Queue))
 	})
-	other := queueView{Queue: otherQueues, Paused: true, States: map[db.JobState]int64{}}
+	other := QueueView{Queue: otherQueues, Paused: true, States: map[db.JobState]int64{}}
 	for _, v := range queues[max:] {
 		for s, c := range v.States {
 			other.States[s] += c
@@ -210,7 +210,7 @@ func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
 }
 
-func emit(ch chan<- prometheus.Metric, queues []queueView, tables []db.TableHealthRow, oldestTx float64) {
+func emit(ch chan<- prometheus.Metric, queues []QueueView, tables []db.TableHealthRow, oldestTx float64) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}

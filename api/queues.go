@@ -10,8 +10,9 @@ import (
 	"github.com/baton-run/baton/db"
 )
 
-// queueView is one queue as /v1/queues, the dashboard and /metrics show it.
-type queueView struct {
+// QueueView is one queue as /v1/queues, the dashboard, /metrics and baton
+// queue list --format json show it.
+type QueueView struct {
 	Queue string `json:"queue"`
 	// Depth counts jobs waiting to run: scheduled, available and retrying.
 	Depth    int64 `json:"depth"`
@@ -24,8 +25,9 @@ type queueView struct {
 	Retention retentionView         `json:"retention"`
 }
 
-func viewOf(q db.QueueSummaryRow) queueView {
-	v := queueView{
+// QueueViewOf is the view of a row of db.QueueSummary.
+func QueueViewOf(q db.QueueSummaryRow) QueueView {
+	v := QueueView{
 		Queue: q.Queue, Depth: q.Scheduled + q.Available + q.Retrying, InFlight: q.Running,
 		OldestAgeSeconds: q.OldestAvailableSeconds, Paused: q.Paused, States: map[db.JobState]int64{},
 		Retention: retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
@@ -37,12 +39,12 @@ func viewOf(q db.QueueSummaryRow) queueView {
 }
 
 // Count is how many of the queue's jobs are in state s (for templates).
-func (v queueView) Count(s db.JobState) int64 { return v.States[s] }
+func (v QueueView) Count(s db.JobState) int64 { return v.States[s] }
 
-func viewsOf(rows []db.QueueSummaryRow) []queueView {
-	views := make([]queueView, len(rows))
+func viewsOf(rows []db.QueueSummaryRow) []QueueView {
+	views := make([]QueueView, len(rows))
 	for i, q := range rows {
-		views[i] = viewOf(q)
+		views[i] = QueueViewOf(q)
 	}
 	return views
 }
@@ -78,7 +80,7 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := struct {
-		Queues     []queueView `json:"queues"`
+		Queues     []QueueView `json:"queues"`
 		NextCursor *string     `json:"next_cursor"`
 	}{}
 	if len(rows) > int(limit) {

@@ -47,6 +47,9 @@ type ConnectConfig struct {
 	MaxConns int32
 	// Pooler is what stands between Baton and the server. Defaults to none.
 	Pooler Pooler
+	// OnConnect, if set, hears of each new connection that is ready: after
+	// an outage, the first says the database is back.
+	OnConnect func()
 }
 
 // Connect opens a pool and checks that the database answers.
@@ -71,6 +74,15 @@ func Connect(ctx context.Context, c ConnectConfig) (*pgxpool.Pool, error) {
 		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	}
 	cfg.AfterConnect = AfterConnect
+	if c.OnConnect != nil {
+		cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			if err := AfterConnect(ctx, conn); err != nil {
+				return err
+			}
+			c.OnConnect()
+			return nil
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to database: %w", MapError(err))

@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -50,6 +52,9 @@ func MapError(err error) error {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	var pgErr *pgconn.PgError
+	if preparedStatementLost(err) {
+		return fmt.Errorf("%w: %w (%w)", ErrUnavailable, ErrTransactionPooler, err)
+	}
 	if errors.As(err, &pgErr) {
 		switch {
 		case pgErr.Code == "22P05", pgErr.Code == "22021": // NUL or bad encoding in text/jsonb
@@ -65,8 +70,12 @@ func MapError(err error) error {
 		}
 		return err
 	}
+	// Cannot connect, or the connection was lost: closed by the server or
+	// on the way (io.EOF, io.ErrUnexpectedEOF), or reset (a *net.OpError).
 	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) || pgconn.SafeToRetry(err) {
+	var netErr *net.OpError
+	if errors.As(err, &connErr) || pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &netErr) && !netErr.Timeout() {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err

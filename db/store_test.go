@@ -836,3 +836,15 @@ func TestSubmitResultsSaysWhichJobsWereDuplicates(t *testing.T) {
 	_, err = db.Submit(ctx, pool, db.NewJob{Queue: "a", UniqueKey: "k", UniqueStates: []db.JobState{"done"}})
 	require.ErrorIs(t, err, db.ErrInvalid)
 }
+
+// pgx's prepared statements through a transaction pooler fail before they
+// run: the database is unavailable as configured (an API answers 503, not
+// 500), and the error says what to set.
+func TestPreparedStatementsLostToAPoolerAreUnavailable(t *testing.T) {
+	for _, code := range []string{"26000", "42P05"} {
+		err := db.MapError(&pgconn.PgError{Code: code, Message: `prepared statement "stmtcache_1" does not exist`})
+		require.ErrorIs(t, err, db.ErrUnavailable)
+		require.ErrorIs(t, err, db.ErrTransactionPooler)
+		require.ErrorContains(t, err, "set BATON_POOLER=transaction")
+	}
+}

@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 . scripts/pgbouncer.sh
 ensure_chromium
 ensure_pgbouncer
+ensure_package zsh zsh "the shell completion test"
+ensure_package fish fish "the shell completion test"
 
 gotest=(go test -race -count=1 -timeout 15m ./...)
 

@@ -8,6 +8,11 @@ import (
 	"github.com/baton-run/baton/db"
 )
 
+// maxRetryWait caps the wait between claims while the database is
+// unavailable (they back off from the poll interval), so that work resumes
+// within seconds of its return.
+const maxRetryWait = 2 * time.Second
+
 // claimLoop claims as many jobs as there are free slots and starts them. When
 // a claim fills every free slot there may be more due, so it claims again as
 // soon as a slot frees; otherwise it waits for the poll interval or a wake-up.
@@ -17,6 +22,7 @@ func (s *stage) claimLoop(ctx context.Context) {
 	backlog := true
 	s.lookAhead.Store(true)
 	s.lookIsolated.Store(true)
+	var retry time.Duration // while the database is unavailable: the wait before trying again
 	for ctx.Err() == nil {
 		if free := s.free(); free > 0 {
 			n, err := s.claim(ctx, free)
@@ -24,8 +30,19 @@ func (s *stage) claimLoop(ctx context.Context) {
 			case err != nil && ctx.Err() == nil:
 				s.log.Warn("claiming jobs", "error", err)
 				backlog = false
+				if errors.Is(db.MapError(err), db.ErrUnavailable) {
+					poll := s.w.cfg.Pipeline.PollInterval.D()
+					retry = min(max(2*retry, poll), max(maxRetryWait, poll))
+				}
 			case err == nil:
-				backlog = n == free
+				backlog, retry = n == free, 0
+			}
+			if retry > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(retry):
+				}
+				continue
 			}
 			s.caughtUp.Store(!backlog)
 			if err == nil && !backlog && s.lookAhead.Swap(false) {

@@ -37,7 +37,7 @@ func (w *Worker) listen(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-time.After(delay):
-			delay = min(2*delay, 10*time.Second)
+			delay = min(2*delay, maxRetryWait)
 		}
 	}
 }

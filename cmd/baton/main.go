@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/outage"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -43,6 +44,7 @@ Usage:
   baton report [NAME] [--database-url URL]  the reporting views (all, or the one named)
   baton bench [--stages 1|2] [--jobs N] [--json]   the benchmark (in DATABASE_URL's name + "_bench")
   baton version | --version             the version and commit of this binary
+  baton completion bash|zsh|fish        shell completion (bash: source <(baton completion bash))
   baton help COMMAND                    a command's usage and flags (also baton COMMAND --help)
 
 Environment:
@@ -76,7 +78,8 @@ Environment:
 // exitCode: 1 for failures, 2 for bad input (usage, flags, data, pipeline files).
 func exitCode(err error) int {
 	var u usageError
-	if errors.As(err, &u) || errors.Is(err, db.ErrInvalid) || errors.Is(err, worker.ErrPipeline) || errors.Is(err, db.ErrSchema) {
+	if errors.As(err, &u) || errors.Is(err, db.ErrInvalid) || errors.Is(err, worker.ErrPipeline) || errors.Is(err, db.ErrSchema) ||
+		errors.Is(err, db.ErrTransactionPooler) && !errors.Is(err, db.ErrUnavailable) {
 		return 2
 	}
 	return 1
@@ -157,6 +160,10 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		return queueCmd(ctx, args, stdout)
 	case "bench":
 		return benchCmd(ctx, args, stdout)
+	case "completion":
+		return completionCmd(args, stdout)
+	case "__complete": // the completion scripts' question
+		return completeCmd(ctx, args, stdout)
 	}
 	return usagef("unknown command %q (run baton --help)", cmd)
 }
@@ -187,16 +194,30 @@ func databaseURL() string {
 
 // connectCLI opens the small pool a one-shot command needs.
 func connectCLI(ctx context.Context) (*pgxpool.Pool, error) {
-	return connect(ctx, databaseURL(), "baton-cli", 2)
+	return connect(ctx, databaseURL(), "baton-cli", 2, nil)
 }
 
-// connect opens a pool on url, through BATON_POOLER.
-func connect(ctx context.Context, url, appName string, maxConns int32) (*pgxpool.Pool, error) {
+// connect opens a pool on url, through BATON_POOLER; onConnect (if not
+// nil) hears of each new connection.
+func connect(ctx context.Context, url, appName string, maxConns int32, onConnect func()) (*pgxpool.Pool, error) {
 	p, err := pooler()
 	if err != nil {
 		return nil, err
 	}
-	return db.Connect(ctx, db.ConnectConfig{URL: url, AppName: appName, MaxConns: maxConns, Pooler: p})
+	pool, err := db.Connect(ctx, db.ConnectConfig{URL: url, AppName: appName, MaxConns: maxConns, Pooler: p, OnConnect: onConnect})
+	if err != nil || p == db.TransactionPooler || onConnect == nil {
+		return pool, err
+	}
+	// A long-running process checks that no transaction pooler stands in
+	// between unannounced: its prepared statements would fail at random.
+	if behind, err := db.BehindTransactionPooler(ctx, pool.Config().ConnConfig); err != nil || behind {
+		pool.Close()
+		if behind {
+			err = db.ErrTransactionPooler
+		}
+		return nil, err
+	}
+	return pool, nil
 }
 
 // envBool reads a boolean environment variable (1, true, 0, false, …);
@@ -244,11 +265,21 @@ func logSettings() (slog.Level, bool, error) {
 
 // logger is the commands' logger, as BATON_LOG_LEVEL and BATON_LOG_FORMAT
 // say (run has checked them).
-func logger() *slog.Logger {
+func logger() *slog.Logger { return slog.New(logHandler()) }
+
+func logHandler() slog.Handler {
 	level, asJSON, _ := logSettings()
 	opts := &slog.HandlerOptions{Level: level}
 	if asJSON {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)).With("service", "baton")
+		return slog.NewJSONHandler(os.Stderr, opts).WithAttrs([]slog.Attr{slog.String("service", "baton")})
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts)).With("service", "baton")
+	return slog.NewTextHandler(os.Stderr, opts).WithAttrs([]slog.Attr{slog.String("service", "baton")})
+}
+
+// processLog is the logger of a long-running process (serve, worker, dev)
+// and its outage tracker, which keeps a database outage to a few lines;
+// connect the process's pool with OnConnect: tracker.Up.
+func processLog() (*slog.Logger, *outage.Tracker) {
+	t := outage.New(logHandler())
+	return t.Logger(), t
 }

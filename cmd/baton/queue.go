@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,10 +10,11 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/db"
 )
 
-const queueUsage = "queue: usage: baton queue list | pause QUEUE | resume QUEUE | set QUEUE [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]"
+const queueUsage = "queue: usage: baton queue list [--format table|json] | pause QUEUE [--create] | resume QUEUE [--create] | set QUEUE [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]"
 
 // queueCmd lists queues, pauses and resumes them, and sets their retention:
 // what the API's /v1/queues routes do.
@@ -26,6 +28,14 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fs := newCommand("queue "+sub, strings.TrimPrefix(queueUsage, "queue: usage: "))
 	var retain struct{ succeeded, dead, canceled string }
+	var format string
+	var create bool
+	switch sub {
+	case "list":
+		fs.StringVar(&format, "format", "table", "table or json (the queues as GET /v1/queues shows them)")
+	case "pause", "resume":
+		fs.BoolVar(&create, "create", false, "make the queue if it does not exist (to pause it before its first job)")
+	}
 	if sub == "set" {
 		fs.StringVar(&retain.succeeded, "retain-succeeded", "", "keep succeeded jobs this long, forever, or default")
 		fs.StringVar(&retain.dead, "retain-dead", "", "keep dead jobs this long, forever, or default")
@@ -37,6 +47,9 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch {
 	case sub == "list" && len(pos) == 0:
+		if format != "table" && format != "json" {
+			return usagef("queue list: --format %q: want table or json", format)
+		}
 	case (sub == "pause" || sub == "resume" || sub == "set") && len(pos) == 1:
 		if err := db.ValidateQueueName(pos[0]); err != nil {
 			return usagef("queue %s: %v", sub, err)
@@ -83,9 +96,14 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	q := db.New(pool)
 	switch sub {
 	case "pause", "resume":
+		if create {
+			if err := q.QueueCreate(ctx, pos[0]); err != nil {
+				return db.MapError(err)
+			}
+		}
 		r, err := q.QueuePause(ctx, db.QueuePauseParams{Name: pos[0], Paused: sub == "pause"})
 		if err = db.MapError(err); errors.Is(err, db.ErrNotFound) {
-			return fmt.Errorf("queue %q %w (a queue exists once a job is submitted to it or a worker works it)", pos[0], db.ErrNotFound)
+			return fmt.Errorf("queue %q %w (a queue exists once a job is submitted to it or a worker works it; --create makes it)", pos[0], db.ErrNotFound)
 		} else if err != nil {
 			return err
 		}
@@ -101,6 +119,15 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		rows, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: math.MaxInt32})
 		if err != nil {
 			return db.MapError(err)
+		}
+		if format == "json" {
+			views := make([]api.QueueView, len(rows))
+			for i, r := range rows {
+				views[i] = api.QueueViewOf(r)
+			}
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(views)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "QUEUE\tSTATE\tWAITING\tRUNNING\tSUCCEEDED\tDEAD\tCANCELED\tKEEP SUCCEEDED\tKEEP DEAD\tKEEP CANCELED")

@@ -155,7 +155,7 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 
 	// The views only read, so a read-only hot standby serves them as well
 	// as the primary, and heavy reports then never load the primary.
-	pool, err := connect(ctx, cmp.Or(*dbURL, databaseURL()), "baton-report", 2)
+	pool, err := connect(ctx, cmp.Or(*dbURL, databaseURL()), "baton-report", 2, nil)
 	if err != nil {
 		return err
 	}

@@ -135,12 +135,12 @@ func serveCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopTracing()
-	pool, err := connect(ctx, databaseURL(), "baton-serve", 16)
+	log, tracker := processLog()
+	pool, err := connect(ctx, databaseURL(), "baton-serve", 16, tracker.Up)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	log := logger()
 	if s, err := db.ReadSchema(ctx, pool); err != nil {
 		return err
 	} else if problem := s.Check(); problem != nil && (!*wait || !s.Waitable()) {
@@ -202,12 +202,12 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 		return err
 	}
 	defer stopTracing()
-	pool, err := connect(ctx, databaseURL(), "baton-dev", worker.PoolSize(p)+8)
+	log, tracker := processLog()
+	pool, err := connect(ctx, databaseURL(), "baton-dev", worker.PoolSize(p)+8, tracker.Up)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	log := logger()
 	if err := awaitSchema(ctx, pool, false, log); err != nil { // newer than this binary, and refusing it
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -224,8 +225,31 @@ func TestQueueCommands(t *testing.T) {
 	require.Zero(t, r.code, r.stderr)
 	require.Regexp(t, `(?m)^QUEUE\s+STATE\s+WAITING\s+RUNNING\s+SUCCEEDED\s+DEAD\s+CANCELED\s+KEEP SUCCEEDED\s+KEEP DEAD\s+KEEP CANCELED\n`+
 		`mail\s+paused\s+1\s+0\s+0\s+0\s+0\s+48h0m0s\s+\(default\)\s+\(default\)\n$`, r.stdout)
+	r = baton(t, u, "", "queue", "list", "--format", "json")
+	require.Zero(t, r.code, r.stderr)
+	var queues []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &queues))
+	require.Len(t, queues, 1)
+	require.Equal(t, "mail", queues[0]["queue"])
+	require.Equal(t, true, queues[0]["paused"])
+	require.EqualValues(t, 1, queues[0]["depth"])
+	require.Equal(t, "48h0m0s", queues[0]["retention"].(map[string]any)["succeeded"])
+	r = baton(t, u, "", "queue", "list", "--format", "xml")
+	require.Equal(t, 2, r.code)
 	r = baton(t, u, "", "queue", "resume", "mail")
 	require.Equal(t, "queue mail is active\n", r.stdout)
+
+	// An unknown queue is refused, and not made, unless --create says so.
+	for _, verb := range []string{"pause", "resume"} {
+		r = baton(t, u, "", "queue", verb, "nosuch")
+		require.Equal(t, 1, r.code, r.stderr)
+		require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+		require.Contains(t, r.stderr, `queue "nosuch" not found`)
+	}
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.queues WHERE name = 'nosuch'"))
+	r = baton(t, u, "", "queue", "pause", "later", "--create")
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "queue later is paused\n", r.stdout)
 }
 
 // serve prunes finished jobs by its --retain-* settings (here from the

@@ -63,10 +63,11 @@ func workerCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	log, tracker := processLog()
 	metrics := prometheus.NewRegistry() // this replica's
 	var ready readiness                 // set once the worker exists
 	if *metricsAddr != "" {
-		stop, err := serveMetrics(*metricsAddr, metrics, &ready, logger())
+		stop, err := serveMetrics(*metricsAddr, metrics, &ready, log)
 		if err != nil {
 			return err
 		}
@@ -80,15 +81,15 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopTracing()
-	pool, err := connect(ctx, databaseURL(), "baton-worker "+*id, worker.PoolSize(p))
+	pool, err := connect(ctx, databaseURL(), "baton-worker "+*id, worker.PoolSize(p), tracker.Up)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := awaitSchema(ctx, pool, *wait, logger()); err != nil {
+	if err := awaitSchema(ctx, pool, *wait, log); err != nil {
 		return err
 	}
-	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: logger(), PollOnly: *pollOnly, Retention: retention, ReaderLimits: readerLimits, Secrets: secrets(), Metrics: metrics, TracerProvider: tracing})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: log, PollOnly: *pollOnly, Retention: retention, ReaderLimits: readerLimits, Secrets: secrets(), Metrics: metrics, TracerProvider: tracing})
 	if err != nil {
 		return err
 	}
