@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -70,6 +71,10 @@ type Config struct {
 	// configures it. A noop.TracerProvider also skips the request spans'
 	// instrumentation; a caller's traceparent still reaches the jobs.
 	TracerProvider trace.TracerProvider
+	// Propagator reads a caller's trace context from a request's headers
+	// (OTEL_PROPAGATORS, for the baton command). Defaults to W3C trace
+	// context.
+	Propagator propagation.TextMapPropagator
 }
 
 // Server is the REST API.
@@ -98,6 +103,9 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 	cfg.MetricsQueues = cmp.Or(cfg.MetricsQueues, 100)
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = otel.GetTracerProvider()
+	}
+	if cfg.Propagator == nil {
+		cfg.Propagator = propagation.TraceContext{}
 	}
 	s := &Server{pool: pool, cfg: cfg, log: cfg.Logger, tracer: cfg.TracerProvider.Tracer("github.com/baton-run/baton/api")}
 	for _, t := range cfg.Tokens {

@@ -10,14 +10,15 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/baton-run/baton/db"
 )
 
-// Every request is a server span (otelhttp) under the caller's W3C
-// traceparent, named "METHOD ROUTE" once the router knows the route. A
-// submit is a producer span "send QUEUE" under it, by OpenTelemetry's
-// messaging conventions, and the jobs it creates carry its context.
-
-var traceContext = propagation.TraceContext{}
+// Every request but the probes' and the scrapes' is a server span (otelhttp)
+// under the caller's trace context (Config.Propagator), named "METHOD ROUTE"
+// once the router knows the route. A submit is a producer span "send QUEUE"
+// under it, by OpenTelemetry's messaging conventions, and the jobs it
+// creates carry its context.
 
 // traceRequests starts each request's server span. With a no-op provider
 // (tracing off) it skips otelhttp, which costs about 9µs and 34
@@ -25,21 +26,25 @@ var traceContext = propagation.TraceContext{}
 // traceparent into the request's context.
 func (s *Server) traceRequests(next http.Handler) http.Handler {
 	if _, off := s.cfg.TracerProvider.(noop.TracerProvider); off {
-		return carryTrace(next)
+		return carryTrace(next, s.cfg.Propagator)
 	}
 	return otelhttp.NewHandler(nameSpan(next), "HTTP",
-		otelhttp.WithTracerProvider(s.cfg.TracerProvider), otelhttp.WithPropagators(traceContext),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }))
+		otelhttp.WithTracerProvider(s.cfg.TracerProvider), otelhttp.WithPropagators(s.cfg.Propagator),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
+		otelhttp.WithFilter(func(r *http.Request) bool { return !untraced[r.URL.Path] }))
 }
+
+// untraced are the paths that make no span: probes and scrapes, every few
+// seconds from every load balancer and Prometheus, would bury the traces
+// of work.
+var untraced = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 // carryTrace puts a request's W3C traceparent, if it has one, into its
 // context: the jobs it submits join the caller's trace, and the access log
 // names it.
-func carryTrace(next http.Handler) http.Handler {
+func carryTrace(next http.Handler, propagator propagation.TextMapPropagator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("traceparent") != "" {
-			r = r.WithContext(traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
-		}
+		r = r.WithContext(propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
 		next.ServeHTTP(w, r)
 	})
 }
@@ -72,11 +77,7 @@ func routePattern(ctx context.Context) string {
 func (s *Server) submitSpan(ctx context.Context, queue string, n int) (context.Context, trace.Span) {
 	ctx, span := s.tracer.Start(ctx, "send "+queue, trace.WithSpanKind(trace.SpanKindProducer))
 	if span.IsRecording() {
-		span.SetAttributes(semconv.MessagingSystemKey.String("baton"), semconv.MessagingOperationTypeSend,
-			semconv.MessagingOperationName("send"), semconv.MessagingDestinationName(queue))
-		if n > 1 {
-			span.SetAttributes(semconv.MessagingBatchMessageCount(n))
-		}
+		span.SetAttributes(db.SendSpanAttributes(queue, n)...)
 	}
 	return ctx, span
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/jsonb"
 )
@@ -118,13 +120,14 @@ func Cancel(err error) error { return &cancelError{err: err} }
 type Handlers map[string]Handler
 
 // handlerFor builds the handler a stage names, from goHandlers for a Go
-// handler; exec handlers list their processes with g.
-func handlerFor(st Stage, g *guard, goHandlers Handlers) (Handler, error) {
+// handler; exec handlers list their processes with g, http handlers send
+// the trace context with propagator.
+func handlerFor(st Stage, g *guard, goHandlers Handlers, propagator propagation.TextMapPropagator) (Handler, error) {
 	switch spec := st.Handler; {
 	case len(spec.Exec) > 0:
 		return &execHandler{argv: spec.Exec, guard: g, env: handlerEnv(os.Environ(), st.Env)}, nil
 	case spec.HTTP != nil:
-		return newHTTPHandler(*spec.HTTP), nil
+		return newHTTPHandler(*spec.HTTP, propagator), nil
 	case spec.Go != "":
 		h := goHandlers[spec.Go]
 		if h == nil {

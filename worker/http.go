@@ -20,13 +20,14 @@ import (
 // the result; any other status fails the attempt. The job id is sent as
 // Idempotency-Key so the receiver can drop repeated deliveries.
 type httpHandler struct {
-	spec   HTTPSpec
-	client *http.Client
+	spec       HTTPSpec
+	client     *http.Client
+	propagator propagation.TextMapPropagator
 }
 
-func newHTTPHandler(spec HTTPSpec) *httpHandler {
+func newHTTPHandler(spec HTTPSpec, propagator propagation.TextMapPropagator) *httpHandler {
 	// No client timeout: the stage timeout bounds each request through ctx.
-	return &httpHandler{spec: spec, client: &http.Client{}}
+	return &httpHandler{spec: spec, client: &http.Client{}, propagator: propagator}
 }
 
 func (h *httpHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, error) {
@@ -43,7 +44,7 @@ func (h *httpHandler) Handle(ctx context.Context, job *Job) (json.RawMessage, er
 	req.Header.Set("Baton-Job-Id", id)
 	req.Header.Set("Baton-Queue", job.Queue)
 	req.Header.Set("Baton-Attempt", strconv.Itoa(job.Attempt))
-	traceContext.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	h.propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 
 	resp, err := h.client.Do(req)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-run/baton/db"
@@ -54,6 +55,10 @@ type Config struct {
 	// TracerProvider makes the spans of handler runs. Defaults to OpenTelemetry's
 	// global provider, which does nothing unless the program configures it.
 	TracerProvider trace.TracerProvider
+	// Propagator carries a run's trace context to an http handler's
+	// endpoint (OTEL_PROPAGATORS, for the baton command). Defaults to W3C
+	// trace context.
+	Propagator propagation.TextMapPropagator
 	// Handlers are the Go handlers the pipeline may name. Defaults to none.
 	Handlers Handlers
 	// Metrics is where the worker registers its Prometheus metrics
@@ -123,6 +128,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
+	if cfg.Propagator == nil {
+		cfg.Propagator = traceContext
+	}
 	m, err := newMetrics(cfg.Metrics)
 	if err != nil {
 		return nil, err
@@ -137,7 +145,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	}
 	w.redact = redactor(secrets)
 	for _, st := range cfg.Pipeline.Stages {
-		h, err := handlerFor(st, &w.guard, cfg.Handlers)
+		h, err := handlerFor(st, &w.guard, cfg.Handlers, cfg.Propagator)
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", st.Queue, err)
 		}

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-run/baton/db"
 )
@@ -72,8 +74,16 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return bad
 	}
 	// A caller that runs in a trace passes it down as TRACEPARENT (the
-	// OpenTelemetry convention for processes); the job's runs then join it.
-	traced := propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": os.Getenv("TRACEPARENT")})
+	// OpenTelemetry convention for processes); the submit is a producer
+	// span under it, and the job's runs join it.
+	tracing, err := setupTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer tracing.stop()
+	traced, span := tracing.provider.Tracer("github.com/baton-run/baton/cmd/baton").Start(tracing.fromEnvironment(ctx), "send "+pos[0],
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(db.SendSpanAttributes(pos[0], 1)...))
+	defer span.End()
 	job := db.NewJob{
 		Queue: pos[0], Payload: payload, Priority: int16(*priority), Delay: *delay, MaxAttempts: int32(*maxAttempts),
 		TraceParent: db.TraceParentOf(traced), UniqueKey: *uniqueKey, UniqueFor: *uniqueFor,
@@ -92,10 +102,13 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return err
 	}
 	defer pool.Close()
-	results, _, err := db.SubmitResults(ctx, pool, *key, job)
+	results, _, err := db.SubmitResults(traced, pool, *key, job)
 	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "submit failed")
 		return err
 	}
+	span.SetAttributes(semconv.MessagingMessageID(strconv.FormatInt(results[0].ID, 10)))
 	fmt.Fprintln(stdout, results[0].ID)
 	if results[0].Duplicate {
 		fmt.Fprintf(os.Stderr, "baton: job %d holds unique key %q: nothing submitted\n", results[0].ID, *uniqueKey)

@@ -130,11 +130,11 @@ func serveCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer o.ln.Close()
-	tracing, stopTracing, err := setupTracing(ctx)
+	tracing, err := setupTracing(ctx)
 	if err != nil {
 		return err
 	}
-	defer stopTracing()
+	defer tracing.stop()
 	log, tracker := processLog()
 	pool, err := connect(ctx, databaseURL(), "baton-serve", 16, tracker.Up)
 	if err != nil {
@@ -160,7 +160,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		}
 		worker.RunMaintenance(ctx, pool, time.Second, o.retention, o.readerLimits, log)
 	})
-	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing, MetricsQueues: o.metricsQueues, TrustedProxies: o.proxies,
+	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing.provider, Propagator: tracing.propagator, MetricsQueues: o.metricsQueues, TrustedProxies: o.proxies,
 		ShutdownDelay: shutdownDelay}).Serve(ctx, o.ln)
 	wg.Wait()
 	if cause := context.Cause(ctx); errors.Is(cause, db.ErrSchema) {
@@ -197,11 +197,11 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	if err := db.MigrateUp(ctx, target); err != nil {
 		return err
 	}
-	tracing, stopTracing, err := setupTracing(ctx)
+	tracing, err := setupTracing(ctx)
 	if err != nil {
 		return err
 	}
-	defer stopTracing()
+	defer tracing.stop()
 	log, tracker := processLog()
 	pool, err := connect(ctx, databaseURL(), "baton-dev", worker.PoolSize(p)+8, tracker.Up)
 	if err != nil {
@@ -216,7 +216,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 		return err
 	}
 	metrics := prometheus.NewRegistry() // the worker's, served beside the API's
-	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: o.retention, ReaderLimits: o.readerLimits, Secrets: secrets(), Metrics: metrics, TracerProvider: tracing})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, Logger: log, PollOnly: pollOnly, Retention: o.retention, ReaderLimits: o.readerLimits, Secrets: secrets(), Metrics: metrics, TracerProvider: tracing.provider, Propagator: tracing.propagator})
 	if err != nil {
 		return err
 	}
@@ -224,8 +224,8 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	var wg sync.WaitGroup
 	var workErr error
 	wg.Go(func() { workErr = w.Run(ctx) })
-	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, Metrics: []prometheus.Gatherer{metrics}, TracerProvider: tracing, MetricsQueues: o.metricsQueues,
-		TrustedProxies: o.proxies}).Serve(ctx, o.ln)
+	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, Metrics: []prometheus.Gatherer{metrics}, TracerProvider: tracing.provider, Propagator: tracing.propagator,
+		MetricsQueues: o.metricsQueues, TrustedProxies: o.proxies}).Serve(ctx, o.ln)
 	wg.Wait()
 	return errors.Join(err, workErr)
 }

@@ -76,11 +76,11 @@ func workerCmd(ctx context.Context, args []string) error {
 	*id = cmp.Or(*id, worker.DefaultID())
 	// application_name names the replica, so operators (and fault injection)
 	// can find its connections in pg_stat_activity.
-	tracing, stopTracing, err := setupTracing(ctx)
+	tracing, err := setupTracing(ctx)
 	if err != nil {
 		return err
 	}
-	defer stopTracing()
+	defer tracing.stop()
 	pool, err := connect(ctx, databaseURL(), "baton-worker "+*id, worker.PoolSize(p), tracker.Up)
 	if err != nil {
 		return err
@@ -89,7 +89,7 @@ func workerCmd(ctx context.Context, args []string) error {
 	if err := awaitSchema(ctx, pool, *wait, log); err != nil {
 		return err
 	}
-	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: log, PollOnly: *pollOnly, Retention: retention, ReaderLimits: readerLimits, Secrets: secrets(), Metrics: metrics, TracerProvider: tracing})
+	w, err := worker.New(pool, worker.Config{Pipeline: p, ID: *id, Logger: log, PollOnly: *pollOnly, Retention: retention, ReaderLimits: readerLimits, Secrets: secrets(), Metrics: metrics, TracerProvider: tracing.provider, Propagator: tracing.propagator})
 	if err != nil {
 		return err
 	}
