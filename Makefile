@@ -46,7 +46,7 @@ generate: tools ## regenerate the sqlc code in db/ from queries/ and migrations/
 
 check: tools ## gofmt, go vet, staticcheck, the sqlc drift check, the OpenAPI lint (Redocly, Spectral), and no tracked file over 1 MB
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting" >&2; exit 1; }
-	go vet ./... && go vet -tags chaos ./chaos/
+	go vet ./... && go vet -tags chaos ./chaos/ && (cd deploy/kubernetes && go vet ./...)
 	$(GOBIN)/staticcheck ./... && $(GOBIN)/staticcheck -tags chaos ./chaos/
 	$(GOBIN)/sqlc diff || { echo "sqlc: generated code in db/ is out of date; run make generate" >&2; exit 1; }
 	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint --format=stylish

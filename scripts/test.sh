@@ -14,6 +14,10 @@ ensure_package fish fish "the shell completion test"
 
 gotest=(go test -race -count=1 -timeout 15m ./...)
 
+# The Kubernetes manifests, rendered by kustomize and decoded strictly: a
+# module of its own (Kubernetes' libraries stay out of Baton's), no database.
+(cd deploy/kubernetes && go test -count=1 ./...)
+
 if [ -n "${TEST_DATABASE_URL:-}" ] || ensure_postgres; then
 	exec "${gotest[@]}"
 fi
