@@ -40,13 +40,14 @@ install: ## put baton on the PATH (go install, into $(GOBIN))
 	go install -buildvcs=auto ./cmd/baton
 	@echo "installed $(GOBIN)/baton$$(case ":$$PATH:" in *":$(GOBIN):"*) ;; *) echo " (add $(GOBIN) to your PATH)";; esac)"
 
-generate: tools ## regenerate the sqlc code in db/ from queries/ and migrations/, and the TypeScript client's types from api/openapi.yaml
+generate: tools ## regenerate the sqlc code in db/ from queries/ and migrations/, and the TypeScript and Go clients from api/openapi.yaml
 	$(GOBIN)/sqlc generate
 	cd clients/typescript && npm ci --no-audit --no-fund && npm run generate
+	cd clients/go && go tool oapi-codegen -config oapi-codegen.yaml ../../api/openapi.yaml
 
 check: tools ## gofmt, go vet, staticcheck, the sqlc drift check, the OpenAPI lint (Redocly, Spectral), and no tracked file over 1 MB
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting" >&2; exit 1; }
-	go vet ./... && go vet -tags chaos ./chaos/ && (cd deploy/kubernetes && go vet ./...)
+	go vet ./... && go vet -tags chaos ./chaos/ && (cd deploy/kubernetes && go vet ./...) && (cd clients/go && go vet ./...)
 	$(GOBIN)/staticcheck ./... && $(GOBIN)/staticcheck -tags chaos ./chaos/
 	$(GOBIN)/sqlc diff || { echo "sqlc: generated code in db/ is out of date; run make generate" >&2; exit 1; }
 	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint --format=stylish

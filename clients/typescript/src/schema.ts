@@ -340,9 +340,15 @@ export interface components {
              * @description RFC 3339 with an offset; not with delay
              */
             run_at?: string;
-            /** @description 0 runs first (the default) */
+            /**
+             * Format: int32
+             * @description 0 runs first (the default)
+             */
             priority?: number;
-            /** @description Default: the stage's max_attempts */
+            /**
+             * Format: int32
+             * @description Default: the stage's max_attempts
+             */
             max_attempts?: number;
             /**
              * @description While a job of the queue with this key is in one of unique_states, a submit creates nothing and gets that job (200, Baton-Duplicate)
@@ -380,9 +386,14 @@ export interface components {
             queue: string;
             state: components["schemas"]["State"];
             payload: components["schemas"]["JSONValue"];
+            /** Format: int32 */
             priority: number;
+            /** Format: int32 */
             attempts: number;
-            /** @description null until the first claim fills in the stage's setting */
+            /**
+             * Format: int32
+             * @description null until the first claim fills in the stage's setting
+             */
             max_attempts: number | null;
             /** Format: date-time */
             run_at: string;
@@ -401,6 +412,7 @@ export interface components {
             /** @description Jobs this one handed off to (empty in lists) */
             children: number[];
             /**
+             * Format: int32
              * @description How many times a lease of this job expired while it ran: its worker died, froze or
              *     lost the database. A loss while the job ran beside other jobs does not count as an
              *     attempt (it may have been a bystander); the job then runs alone.
@@ -415,19 +427,28 @@ export interface components {
                 /** @description null on the first entry */
                 from: (string & components["schemas"]["State"]) | null;
                 to: components["schemas"]["State"];
+                /** Format: int32 */
                 attempt: number;
                 worker?: string;
                 error?: string;
-                /** @description How long the handler ran (the worker's clock), on the change that ends an attempt whose handler returned */
+                /**
+                 * Format: double
+                 * @description How long the handler ran (the worker's clock), on the change that ends an attempt whose handler returned
+                 */
                 run_seconds?: number;
                 /** @description On a claim: what the worker capped of the job's own timeout or lease */
                 note?: string;
             }[];
-            /** @description How many earlier state changes history leaves out (absent when none) */
+            /**
+             * Format: int64
+             * @description How many earlier state changes history leaves out (absent when none)
+             */
             history_omitted?: number;
             /** @description On a job whose fan-out waits for its join (only on GET /v1/jobs/{id}): how many jobs it fanned out to, and how many of them have not succeeded yet */
             join?: {
+                /** Format: int64 */
                 children: number;
+                /** Format: int64 */
                 pending: number;
             };
             /** @description The job's tags (a handed-off job keeps its journey's); absent when none */
@@ -445,11 +466,20 @@ export interface components {
         };
         Queue: {
             queue: string;
-            /** @description Jobs waiting: scheduled, available and retrying */
+            /**
+             * Format: int64
+             * @description Jobs waiting: scheduled, available and retrying
+             */
             depth: number;
-            /** @description Jobs running */
+            /**
+             * Format: int64
+             * @description Jobs running
+             */
             in_flight: number;
-            /** @description How long the oldest due job has waited */
+            /**
+             * Format: double
+             * @description How long the oldest due job has waited
+             */
             oldest_age_seconds: number;
             paused: boolean;
             states: {
@@ -466,6 +496,7 @@ export interface components {
         Problem: {
             type: string;
             title: string;
+            /** Format: int32 */
             status: number;
             /** @description Stable, for programs */
             code: string;
@@ -539,7 +570,8 @@ export interface components {
         };
     };
     parameters: {
-        Queue: string;
+        /** @description A queue's name: 1 to 63 of a-z, 0-9, _, . and -, starting with a letter or digit */
+        QueueName: string;
         /** @description A job id (a positive 64-bit integer in plain decimal; anything else gives 400) */
         ID: number;
         /**
@@ -653,7 +685,8 @@ export interface operations {
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
-                queue: components["parameters"]["Queue"];
+                /** @description A queue's name: 1 to 63 of a-z, 0-9, _, . and -, starting with a letter or digit */
+                queue: components["parameters"]["QueueName"];
             };
             cookie?: never;
         };
@@ -713,7 +746,8 @@ export interface operations {
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
-                queue: components["parameters"]["Queue"];
+                /** @description A queue's name: 1 to 63 of a-z, 0-9, _, . and -, starting with a letter or digit */
+                queue: components["parameters"]["QueueName"];
             };
             cookie?: never;
         };
@@ -734,6 +768,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** Format: int64 */
                         count: number;
                         /** @description A duplicate's id is the job that holds its unique_key */
                         ids: number[];
@@ -794,7 +829,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                queue: components["parameters"]["Queue"];
+                /** @description A queue's name: 1 to 63 of a-z, 0-9, _, . and -, starting with a letter or digit */
+                queue: components["parameters"]["QueueName"];
             };
             cookie?: never;
         };
@@ -839,7 +875,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                queue: components["parameters"]["Queue"];
+                /** @description A queue's name: 1 to 63 of a-z, 0-9, _, . and -, starting with a letter or digit */
+                queue: components["parameters"]["QueueName"];
             };
             cookie?: never;
         };
@@ -860,7 +897,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                queue: components["parameters"]["Queue"];
+                /** @description A queue's name: 1 to 63 of a-z, 0-9, _, . and -, starting with a letter or digit */
+                queue: components["parameters"]["QueueName"];
             };
             cookie?: never;
         };
@@ -881,7 +919,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                queue: components["parameters"]["Queue"];
+                /** @description A queue's name: 1 to 63 of a-z, 0-9, _, . and -, starting with a letter or digit */
+                queue: components["parameters"]["QueueName"];
             };
             cookie?: never;
         };
@@ -944,7 +983,9 @@ export interface operations {
     listJobs: {
         parameters: {
             query?: {
+                /** @description Only the jobs of this queue */
                 queue?: string;
+                /** @description Only the jobs in this state */
                 state?: components["schemas"]["State"];
                 /** @description Only the jobs with this tag */
                 tag?: string;
