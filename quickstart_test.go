@@ -20,11 +20,14 @@ import (
 
 // TestMakeRunWithoutPostgres runs the README's `make run` where nothing
 // answers on 127.0.0.1:5432 (a fresh network namespace: the machine's own
-// server listens outside it), from a private (0700) folder, as root, then
+// server listens outside it), from a clone in a private (0700) folder, as
+// root, as a newcomer who clones into their home directory would, then
 // follows what it prints: the curl, and the README's next steps with the
-// DATABASE_URL it says to export. Another local user cannot get into the
-// cluster it made: before, it trusted every connection on 127.0.0.1, and its
-// socket let anyone in as superuser (COPY … TO PROGRAM ran as its owner).
+// DATABASE_URL it says to export; then `make demo` on the same cluster.
+// Neither says it starts the machine's cluster (which runs, outside the
+// namespace). Another local user cannot get into the cluster it made:
+// before, it trusted every connection on 127.0.0.1, and its socket let
+// anyone in as superuser (COPY … TO PROGRAM ran as its owner).
 func TestMakeRunWithoutPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own")
@@ -35,8 +38,16 @@ func TestMakeRunWithoutPostgres(t *testing.T) {
 	for _, tool := range []string{"ip", "make", "curl", "useradd", "userdel", "runuser"} {
 		testenv.LookPath(t, "make run's test", tool)
 	}
-	// Built outside the namespace, where the module proxy is reachable.
-	out, err := exec.Command("make", "build").CombinedOutput()
+	// A clone in a private folder (the work tree's files, committed or
+	// not), built outside the namespace, where the module proxy is
+	// reachable.
+	tmp := t.TempDir()
+	require.NoError(t, os.Chmod(tmp, 0o700))
+	clone := filepath.Join(tmp, "baton")
+	copyWorkTree(t, clone)
+	build := exec.Command("make", "build")
+	build.Dir = clone
+	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
 	ns := fmt.Sprintf("baton-run-%d", os.Getpid())
@@ -46,14 +57,13 @@ func TestMakeRunWithoutPostgres(t *testing.T) {
 	out, err = exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
-	// A private folder: the cluster runs as postgres, which cannot enter it.
-	tmp := t.TempDir()
-	require.NoError(t, os.Chmod(tmp, 0o700))
-	dev := filepath.Join(tmp, "dev")
-	env := append(os.Environ(), "BATON_DEV_DIR="+dev, "DATABASE_URL=")
+	// The cluster runs as postgres, which cannot enter the clone's folder.
+	dev := filepath.Join(clone, ".baton")
+	env := append(os.Environ(), "DATABASE_URL=", "BATON_DEV_DIR=")
 	inNS := func(args ...string) *exec.Cmd {
 		c := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
 		c.Env = env
+		c.Dir = clone
 		return c
 	}
 
@@ -144,4 +154,33 @@ func TestMakeRunWithoutPostgres(t *testing.T) {
 		return strings.Contains(baton("status", id), `"state": "succeeded"`)
 	}, time.Minute, 100*time.Millisecond)
 	require.Contains(t, baton("report", "queue_summary"), "publish")
+
+	// make demo, on the same cluster.
+	out, err = inNS("make", "demo").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "Database: postgres://postgres@127.0.0.1:54329/baton")
+	require.Contains(t, string(out), "==> baton report")
+	for _, said := range []string{stderr.String(), string(out)} {
+		require.NotContains(t, said, "starting PostgreSQL cluster", "the machine's cluster runs outside the namespace")
+		require.NotContains(t, said, "already running")
+	}
+}
+
+// copyWorkTree copies the files git tracks (as they are now) to dir.
+func copyWorkTree(t *testing.T, dir string) {
+	t.Helper()
+	files, err := exec.Command("git", "ls-files", "-z").Output()
+	require.NoError(t, err)
+	for _, name := range strings.Split(strings.TrimRight(string(files), "\x00"), "\x00") {
+		info, err := os.Lstat(name)
+		if os.IsNotExist(err) {
+			continue // deleted, not yet committed
+		}
+		require.NoError(t, err)
+		b, err := os.ReadFile(name)
+		require.NoError(t, err)
+		to := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(to), 0o755))
+		require.NoError(t, os.WriteFile(to, b, info.Mode().Perm()))
+	}
 }

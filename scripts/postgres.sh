@@ -16,7 +16,10 @@ ensure_postgres() {
 	pg_answers && return 0
 	if command -v pg_lsclusters >/dev/null 2>&1; then
 		local ver name
-		read -r ver name _ < <(pg_lsclusters --no-header 2>/dev/null | awk '$3 == 5432 { print $1, $2; exit }')
+		# Only a cluster that is down: one that is online yet does not answer
+		# runs where we cannot reach it (another network namespace), and
+		# starting it would only say "Cluster is already running".
+		read -r ver name _ < <(pg_lsclusters --no-header 2>/dev/null | awk '$3 == 5432 && $4 == "down" { print $1, $2; exit }')
 		if [ -n "${ver:-}" ]; then
 			echo "starting PostgreSQL cluster $ver/$name" >&2
 			# A failed start (a cluster already running elsewhere, say in
@@ -29,6 +32,28 @@ ensure_postgres() {
 		fi
 	fi
 	return 1
+}
+
+# dev_database sets DATABASE_URL for make run and make demo, and says which
+# it is: DATABASE_URL if set; else the PostgreSQL on 127.0.0.1:5432, started
+# if it is down; else a project-local cluster in $BATON_DEV_DIR (.baton/, on
+# port $BATON_DEV_PORT, 54329; only its owner gets in, with the password in
+# .baton/pgpass), installing Debian's PostgreSQL first if needed.
+dev_database() {
+	if [ -n "${DATABASE_URL:-}" ]; then
+		echo "Database: the one DATABASE_URL names"
+	elif ensure_postgres; then
+		export DATABASE_URL="postgres://postgres@127.0.0.1:5432/baton?sslmode=disable"
+		echo "Database: $DATABASE_URL"
+	else
+		local dir=${BATON_DEV_DIR:-.baton} port=${BATON_DEV_PORT:-54329}
+		echo "nothing answers on 127.0.0.1:5432: using a project-local PostgreSQL" >&2
+		install_postgres && local_cluster "$dir" "$port" || return 1
+		export DATABASE_URL=$(cluster_url "$(cd "$dir" && pwd)" "$port")
+		echo "Database: $DATABASE_URL (in $dir; it keeps running, make stop stops it)"
+		echo "For baton commands in another shell:"
+		echo "  export DATABASE_URL='$DATABASE_URL'"
+	fi
 }
 
 # install_postgres installs Debian's PostgreSQL when its server (initdb, for

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# make run: migrate, start a worker on examples/pipeline.yaml, submit example
-# jobs, and show them moving through both stages.
+# make demo: migrate, start a worker on examples/pipeline.yaml, submit example
+# jobs, and show them moving through both stages. The database is make
+# run's (dev_database, in scripts/postgres.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
-ensure_postgres || { echo "PostgreSQL does not answer on 127.0.0.1:5432 (set DATABASE_URL to use another server)" >&2; [ -n "${DATABASE_URL:-}" ] || exit 1; }
+dev_database || exit 1
 
 baton=bin/baton
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/baton?sslmode=disable}"
 
 echo "==> baton migrate up"
 $baton migrate up
