@@ -50,6 +50,7 @@ func (s *Server) dashboard(r chi.Router) {
 		r.Use(s.deadline, s.requireSession)
 		r.Get("/", s.homePage)
 		r.Get("/queues/{queue}", s.queuePage)
+		r.Get("/charts", s.chartsFragment)
 		r.Get("/jobs/{id}", s.jobPage)
 		r.Post("/queues/{queue}/pause", s.dashboardPause(true))
 		r.Post("/queues/{queue}/resume", s.dashboardPause(false))

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -119,6 +120,13 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.Equal(t, "1", text(`tr[data-queue="dash-ingest"] td[data-state="dead"]`))
 	require.Equal(t, "3", text(`tr[data-queue="dash-ingest"] td[data-state="succeeded"]`))
 	require.Equal(t, "3", text(`tr[data-queue="dash-publish"] td[data-state="succeeded"]`))
+	// The last hour's charts, drawn by the server: every queue's here.
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("chart-throughput")), chromedp.WaitVisible(chromedp.ID("chart-latency"))))
+	require.Equal(t, "6", text("#charts-done"), "3 ingest and 3 publish attempts succeeded")
+	require.NotEqual(t, "0", text("#charts-failed"), "the broken image failed")
+	bars, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#chart-throughput rect.done").length`))
+	require.NoError(t, err)
+	require.Equal(t, 60, bars, "a column a minute")
 	if os.Getenv("UPDATE_SCREENSHOTS") != "" {
 		screenshot(t, ctx, "../docs/dashboard.png")
 	}
@@ -127,6 +135,13 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(`tr[data-queue="dash-ingest"] a`)),
 		chromedp.WaitVisible(chromedp.ID("job-table")),
+		chromedp.WaitVisible(chromedp.ID("chart-throughput")),
+	))
+	require.Equal(t, "3", text("#charts-done"), "this queue's own")
+	if os.Getenv("UPDATE_SCREENSHOTS") != "" {
+		screenshot(t, ctx, "../docs/dashboard-queue.png")
+	}
+	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(`.tabs a[href$="state=dead"]`)),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-job="%d"]`, dead))),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-job="%d"] a`, dead))),
@@ -143,7 +158,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.Click(chromedp.ID("retry")),
 		chromedp.WaitVisible(chromedp.CSS(".flash")),
 	))
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#job-state").innerText.trim() === "succeeded" &&
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#job-state").innerText.trim() === "succeeded" &&
 		document.querySelectorAll(".lineage .node").length === 2`, chromedp.WithPollingTimeout(30*time.Second)))
 	require.NoError(t, err)
 	waitJobState(t, pool, dead, "succeeded")
@@ -455,4 +470,47 @@ func TestDashboardShowsPeriodicEntries(t *testing.T) {
 	require.Contains(t, row, "Europe/Berlin")
 	require.Contains(t, row, `href="/queues/dash-beats"`)
 	require.Regexp(t, `href="/jobs/\d+"`, row)
+}
+
+// The charts count the last hour of attempts from the history, a minute a
+// column, for one queue or all, and draw well-formed SVG; an hour ago is
+// not in them, and a bad queue name is a clear page.
+func TestDashboardChartsCountTheLastHour(t *testing.T) {
+	t.Parallel()
+	srv, pool, _ := dashboardServer(t)
+	a := submitJSON(t, pool, "charted", `{}`)
+	other := submitJSON(t, pool, "elsewhere", `{}`)
+	_, err := pool.Exec(context.Background(), `INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_token, claimed_at, due_at, run_us)
+		VALUES ($1, now() - interval '5 minutes', 'running', 'retrying', 1, 1, now() - interval '6 minutes', now() - interval '6 minutes 2 seconds', 400000),
+		       ($1, now() - interval '2 minutes', 'running', 'succeeded', 2, 2, now() - interval '3 minutes', now() - interval '3 minutes', 1500000),
+		       ($1, now() - interval '2 hours', 'running', 'succeeded', 1, 3, now() - interval '2 hours', now() - interval '2 hours', 1000),
+		       ($2, now() - interval '1 minute', 'running', 'succeeded', 1, 4, now() - interval '1 minute', now() - interval '1 minute', 1000)`, a, other)
+	require.NoError(t, err)
+	client := loggedIn(t, srv)
+
+	status, body := page(t, client, srv.URL+"/charts?queue=charted")
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, `<span id="charts-done">1</span>`)
+	require.Contains(t, body, `<span id="charts-failed">1</span>`)
+	for _, id := range []string{"chart-throughput", "chart-latency"} {
+		svg := regexp.MustCompile(`(?s)<svg id="` + id + `".*?</svg>`).FindString(body)
+		require.NotEmpty(t, svg, body)
+		d := xml.NewDecoder(strings.NewReader(svg))
+		for {
+			_, err := d.Token()
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err, "well-formed: %s", svg)
+		}
+	}
+	require.Equal(t, 60, strings.Count(body, `<rect class="done"`), "a column a minute")
+	require.Contains(t, body, `>2s</text>`, "the longest p95 (a 2 s wait) sets the scale")
+
+	_, body = page(t, client, srv.URL+"/charts")
+	require.Contains(t, body, `<span id="charts-done">2</span>`, "every queue's")
+
+	status, body = page(t, client, srv.URL+"/charts?queue=Not%20A%20Queue")
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, body, "queue must be a queue name")
 }

@@ -88,6 +88,7 @@ type Server struct {
 	// tokenDigests are the SHA-256 digests of Config.Tokens.
 	tokenDigests [][32]byte
 	failures     failureLimit
+	charts       chartCache
 }
 
 // New returns the API server for pool.
