@@ -184,3 +184,92 @@ func copyWorkTree(t *testing.T, dir string) {
 		require.NoError(t, os.WriteFile(to, b, info.Mode().Perm()))
 	}
 }
+
+// TestMakeRunAsAUser is make run's quick start for a user who is not root,
+// from a clone in their own private (0700) folder, where nothing answers on
+// 5432: the cluster is theirs, in the clone's .baton/, and the curl it
+// prints works.
+func TestMakeRunAsAUser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster of its own")
+	}
+	if os.Getuid() != 0 {
+		testenv.Missing(t, "a network namespace and a user of its own need root")
+	}
+	for _, tool := range []string{"ip", "make", "curl", "useradd", "userdel", "runuser", "chown"} {
+		testenv.LookPath(t, "make run's test", tool)
+	}
+	user := fmt.Sprintf("baton-dev-%d", os.Getpid())
+	home, err := os.MkdirTemp("", "baton-user-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(home) })
+	out, err := exec.Command("useradd", "--home-dir", home, "--shell", "/bin/sh", user).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	t.Cleanup(func() { _ = exec.Command("userdel", user).Run() })
+
+	clone := filepath.Join(home, "baton")
+	copyWorkTree(t, clone)
+	build := exec.Command("make", "build") // as root, where the module cache is
+	build.Dir = clone
+	out, err = build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	out, err = exec.Command("chown", "-R", user+":", home).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.NoError(t, os.Chmod(home, 0o700))
+
+	ns := fmt.Sprintf("baton-user-%d", os.Getpid())
+	out, err = exec.Command("ip", "netns", "add", ns).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", ns).Run() })
+	out, err = exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	asUser := func(args ...string) *exec.Cmd {
+		c := exec.Command("ip", append([]string{"netns", "exec", ns, "runuser", "-u", user, "--"}, args...)...)
+		c.Env = append(os.Environ(), "HOME="+home, "DATABASE_URL=", "BATON_DEV_DIR=")
+		c.Dir = clone
+		return c
+	}
+
+	// make run is make build (done) and scripts/dev.sh: the user has no Go
+	// module cache of their own.
+	run := asUser("scripts/dev.sh")
+	run.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr strings.Builder
+	run.Stderr = &stderr
+	stdout, err := run.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, run.Start())
+	t.Cleanup(func() {
+		_ = syscall.Kill(-run.Process.Pid, syscall.SIGINT)
+		_ = run.Wait()
+		out, err := asUser("bash", "-c", ". scripts/postgres.sh && stop_local_cluster .baton").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	})
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- strings.TrimSpace(sc.Text())
+		}
+		close(lines)
+	}()
+	var curl string
+	timeout := time.After(3 * time.Minute)
+	for curl == "" {
+		select {
+		case l, ok := <-lines:
+			require.True(t, ok, "make run ended; stderr:\n%s", stderr.String())
+			if strings.HasPrefix(l, "curl -sS -X POST") {
+				curl = l
+			}
+		case <-timeout:
+			t.Fatalf("make run printed no quick start in 3 minutes; stderr:\n%s", stderr.String())
+		}
+	}
+	_, err = os.Stat(filepath.Join(clone, ".baton", "data", "PG_VERSION"))
+	require.NoError(t, err, "the user's cluster is in the clone")
+	out, err = asUser("sh", "-c", curl).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), `"queue":"resize"`)
+	require.NotContains(t, stderr.String(), "starting PostgreSQL cluster")
+}
