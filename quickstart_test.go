@@ -69,7 +69,7 @@ func TestMakeRunWithoutPostgres(t *testing.T) {
 
 	run := inNS("make", "run")
 	run.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stderr strings.Builder
+	var stderr testenv.Buffer // read while make run writes it
 	run.Stderr = &stderr
 	stdout, err := run.StdoutPipe()
 	require.NoError(t, err)
@@ -234,7 +234,7 @@ func TestMakeRunAsAUser(t *testing.T) {
 	// module cache of their own.
 	run := asUser("scripts/dev.sh")
 	run.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stderr strings.Builder
+	var stderr testenv.Buffer // read while make run writes it
 	run.Stderr = &stderr
 	stdout, err := run.StdoutPipe()
 	require.NoError(t, err)
