@@ -57,13 +57,19 @@ func (b *bundle) submit(payload string) int64 {
 // state lives there), and returns its status.
 func (b *bundle) waitState(id int64, state db.JobState) *db.JobStatus {
 	b.t.Helper()
+	return b.waitStateWithin(id, state, 20*time.Second)
+}
+
+// waitStateWithin is waitState for a slower path.
+func (b *bundle) waitStateWithin(id int64, state db.JobState, d time.Duration) *db.JobStatus {
+	b.t.Helper()
 	var s *db.JobStatus
 	reached := assert.Eventually(b.t, func() bool {
 		var err error
 		s, err = db.Status(context.Background(), b.pool, id)
 		require.NoError(b.t, err)
 		return s.State == state
-	}, 20*time.Second, 10*time.Millisecond)
+	}, d, 10*time.Millisecond)
 	if !reached {
 		// Show where it got stuck (the message arguments of Eventually are
 		// evaluated before it polls).

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
@@ -220,10 +221,13 @@ func TestARowThatCannotBeReadFailsItsJobAloneAndTheQueueWorks(t *testing.T) {
 		return j.Payload, nil
 	}))
 	w := b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    next: b\n", name))
+	// Each claim that meets the row makes PostgreSQL write out 1 GB, which
+	// takes seconds, and more under load (a first claim may time out, and
+	// its backend hold the row a little longer): give it a minute.
 	for _, id := range good {
-		b.waitState(id, "succeeded")
+		b.waitStateWithin(id, "succeeded", time.Minute)
 	}
-	s = b.waitState(poison, "dead")
+	s = b.waitStateWithin(poison, "dead", time.Minute)
 	require.Contains(t, *s.LastError, "poison row: its payload cannot be read")
 	require.Equal(t, int32(1), s.Attempts)
 	require.JSONEq(t, "null", string(s.Payload), "moved aside: reading the job costs nothing now")
