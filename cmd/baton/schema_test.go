@@ -79,6 +79,7 @@ func TestServeAndWorkerKnowTheSchema(t *testing.T) {
 		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'succeeded'") == 1
 	}, 20*time.Second, 10*time.Millisecond)
 	for _, p := range []*workerProc{s, w} {
+		require.Eventually(t, func() bool { return strings.Contains(p.stderr.String(), "the schema is ready") }, 10*time.Second, 10*time.Millisecond)
 		require.Equal(t, 1, strings.Count(p.stderr.String(), "waiting for migrations"), p.stderr.String())
 		require.Equal(t, 1, strings.Count(p.stderr.String(), "the schema is ready"), p.stderr.String())
 	}
@@ -90,7 +91,10 @@ func TestServeAndWorkerKnowTheSchema(t *testing.T) {
 	r = baton(t, u, "", "migrate", "status")
 	require.Contains(t, r.stdout, fmt.Sprintf("status:  newer than this binary, and accepts it (binaries from migration %d on)", latest))
 	ok := startServer(t, u, nil, "serve")
-	require.Contains(t, ok.stderr.String(), "the schema is newer than this binary and accepts it")
+	require.Eventually(t, func() bool {
+		return strings.Contains(ok.stderr.String(), "the schema is newer than this binary and accepts it")
+	},
+		10*time.Second, 10*time.Millisecond, ok.stderr.String()) // said as maintenance starts, beside the first requests
 	_, err = pool.Exec(context.Background(), fmt.Sprintf("CREATE OR REPLACE FUNCTION baton.compatible_since() RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT %d'", latest+1))
 	require.NoError(t, err)
 	r = baton(t, u, "", "serve", "--addr", "127.0.0.1:0", "--wait-for-migrations")
