@@ -1,3 +1,12 @@
+// Package bench is `baton bench`: it recreates a database of its own beside
+// the target (<name>_bench), runs worker replicas in this process on no-op
+// jobs, and measures the hot path (docs/benchmarks.md): jobs/s through one
+// stage or an A -> B hand-off, pickup and end-to-end latency at an offered
+// load, REST batch submits, the database's own commit rate, CPU per job and
+// peak RSS. Sweep and Soak are its long forms. cmd/baton parses the flags.
+//
+// The API it submits through is passed in (Config.API), so that nothing but
+// cmd imports the api package.
 package bench
 
 import (
@@ -16,16 +25,6 @@ import (
 
 	"github.com/baton-run/baton/db"
 )
-
-// Package bench is `baton bench`: it recreates a database of its own beside
-// the target (<name>_bench), runs worker replicas in this process on no-op
-// jobs, and measures the hot path (docs/benchmarks.md): jobs/s through one
-// stage or an A -> B hand-off, pickup and end-to-end latency at an offered
-// load, REST batch submits, the database's own commit rate, CPU per job and
-// peak RSS. Sweep and Soak are its long forms. cmd/baton parses the flags.
-//
-// The API it submits through is passed in (Config.API), so that nothing but
-// cmd imports the api package.
 
 // Config is one bench run, as `baton bench`'s flags set it.
 type Config struct {

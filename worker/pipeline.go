@@ -108,7 +108,7 @@ type Stage struct {
 }
 
 // HandlerSpec names a stage's handler: a command, a webhook, or a Go handler
-// registered with Register.
+// given to New in Config.Handlers.
 type HandlerSpec struct {
 	Exec []string  `yaml:"exec"`
 	HTTP *HTTPSpec `yaml:"http"`
@@ -203,10 +203,21 @@ func ParsePipeline(data []byte) (*Pipeline, error) {
 		}
 		p.Stages = append(p.Stages, st)
 	}
-	if err := p.validate(); err != nil {
-		return nil, refuse("%v", err)
+	if err := p.Validate(); err != nil {
+		return nil, err
 	}
 	return &p, nil
+}
+
+// Validate checks a pipeline as ParsePipeline checks a file, and fills in
+// the defaults of the fields left zero, so that a Pipeline built in Go runs
+// as the same file would. A refusal wraps ErrPipeline and names the stage
+// and the field. New calls it.
+func (p *Pipeline) Validate() error {
+	if err := p.validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrPipeline, err)
+	}
+	return nil
 }
 
 // decodeFields decodes a YAML mapping into the struct dst points to, one

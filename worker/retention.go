@@ -43,7 +43,7 @@ const (
 
 // Prune deletes finished jobs, with their history, that have been finished
 // longer than their queue keeps them (its overrides, else r), in batches for
-// up to pruneBudget, on one replica at a time: if another replica is
+// up to two seconds, on one replica at a time: if another replica is
 // pruning, it returns at once. It never touches a job that is running or
 // waiting. It returns how many jobs it deleted, and whether it stopped with
 // more to delete.

@@ -109,18 +109,16 @@ type Worker struct {
 	}
 }
 
-// New builds a worker. It fails if a stage names a Go handler that is not
-// in cfg.Handlers, or if cfg.Metrics holds another Worker's metrics.
+// New builds a worker. It fails (ErrPipeline) if the pipeline is not valid
+// (Pipeline.Validate, which also fills in its defaults) or a stage names a
+// Go handler that is not in cfg.Handlers, and if cfg.Metrics holds another
+// Worker's metrics.
 func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	if cfg.Pipeline == nil {
 		return nil, fmt.Errorf("%w: no pipeline", ErrPipeline)
 	}
-	for i := range cfg.Pipeline.Periodic {
-		if e := &cfg.Pipeline.Periodic[i]; e.sched == nil {
-			if err := e.compile(); err != nil {
-				return nil, fmt.Errorf("%w: %s: %w", ErrPipeline, periodicName(i, e.Name), err)
-			}
-		}
+	if err := cfg.Pipeline.Validate(); err != nil { // a Pipeline built in Go gets a file's defaults
+		return nil, err
 	}
 	cfg.ID = cmp.Or(cfg.ID, DefaultID())
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())

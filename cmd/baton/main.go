@@ -1,6 +1,9 @@
-// Command baton is Baton's single binary: migrations, worker replicas, and
-// the job commands. Configuration comes from flags, then environment
-// variables, then defaults.
+// Command baton is Baton's single binary: migrations (migrate), the REST API
+// and maintenance (serve), worker replicas (worker), both in one process
+// (dev), the job and queue commands (submit, status, cancel, retry, queue),
+// the SQL reports (report), the benchmark (bench), and shell completion.
+// Configuration comes from flags, then environment variables, then
+// defaults.
 package main
 
 import (
