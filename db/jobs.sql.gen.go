@@ -699,6 +699,31 @@ func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]i
 	return items, nil
 }
 
+const jobHeld = `-- name: JobHeld :one
+SELECT state, lease_token = $1::bigint AS ours FROM baton.jobs WHERE id = $2
+`
+
+type JobHeldParams struct {
+	LeaseToken int64 `json:"lease_token"`
+	ID         int64 `json:"id"`
+}
+
+type JobHeldRow struct {
+	State JobState `json:"state"`
+	Ours  bool     `json:"ours"`
+}
+
+// Where a job stands against a lease: after a handler that called
+// worker.CompleteTx, whether that completion committed (succeeded, the
+// lease's), was rolled back with the caller's transaction (running, the
+// lease's), or the lease moved on.
+func (q *Queries) JobHeld(ctx context.Context, arg JobHeldParams) (JobHeldRow, error) {
+	row := q.db.QueryRow(ctx, jobHeld, arg.LeaseToken, arg.ID)
+	var i JobHeldRow
+	err := row.Scan(&i.State, &i.Ours)
+	return i, err
+}
+
 const jobHistory = `-- name: JobHistory :many
 SELECT seq::integer AS seq, at::timestamptz AS at, from_state, to_state::baton.job_state AS to_state,
        attempt::integer AS attempt, lease_token::bigint AS lease_token, worker, error, run_seconds, note

@@ -848,3 +848,10 @@ WITH RECURSIVE up AS (
     WHERE down.depth < 100
 )
 SELECT id, parent_id, queue, state, depth::integer AS depth FROM down ORDER BY depth, id LIMIT 500;
+
+-- name: JobHeld :one
+-- Where a job stands against a lease: after a handler that called
+-- worker.CompleteTx, whether that completion committed (succeeded, the
+-- lease's), was rolled back with the caller's transaction (running, the
+-- lease's), or the lease moved on.
+SELECT state, lease_token = @lease_token::bigint AS ours FROM baton.jobs WHERE id = @id;

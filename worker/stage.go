@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/jsonb"
 )
@@ -152,6 +154,7 @@ func (s *stage) execute(ctx context.Context, c claimed) {
 	}
 	hctx, cancel := context.WithTimeoutCause(sctx, timeout, tooLong)
 	began := time.Now()
+	job.exec = execution{stage: s, token: c.token, began: began, span: trace.SpanContextFromContext(sctx)}
 	out, err := safeHandle(hctx, s.handler, job)
 	ran := time.Since(began) // monotonic: the handler's own time, whatever the batches did
 	s.metrics.handlerSeconds.Observe(ran.Seconds())
@@ -165,6 +168,13 @@ func (s *stage) execute(ctx context.Context, c claimed) {
 	s.slots.end()
 	s.mu.Unlock()
 	signal(s.freed)
+	if job.exec.wasCompleted() {
+		// The handler completed the job in its own transaction (CompleteTx):
+		// see whether that committed. (A committed completion also ends the
+		// lease, which may have stopped the handler's context.)
+		s.afterCompleteTx(c, err, ran)
+		return
+	}
 	if lost := context.Cause(ctx); lost != nil {
 		// The lease moved on (reaped, canceled, or released at shutdown): any
 		// write would be fenced, so make none.
