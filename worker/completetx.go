@@ -82,6 +82,44 @@ func CompleteTx(ctx context.Context, tx pgx.Tx, job *Job, result any) error {
 	return nil
 }
 
+// FailTx records the failure of job, the one a Go handler is running, inside
+// the caller's transaction tx, as the worker would record the handler's
+// error: retrying after the stage's backoff, or dead once its attempts are
+// used up (at once for a Permanent error; a Cancel error cancels it). The
+// handler's own writes in tx (a note of what went wrong, say) then commit
+// if and only if the failure does. Commit tx, then return from the handler.
+// If the lease has moved on, it returns ErrLeaseLost and writes nothing:
+// roll tx back. A Snooze is not a failure: return it from the handler.
+func FailTx(ctx context.Context, tx pgx.Tx, job *Job, herr error) error {
+	e := &job.exec
+	if e.stage == nil {
+		return errors.New("FailTx: the job is not one a worker is running (pass the *Job its handler was given)")
+	}
+	if herr == nil {
+		return errors.New("FailTx: no error to record")
+	}
+	var snooze *snoozeError
+	if errors.As(herr, &snooze) {
+		return errors.New("FailTx: a snooze is not a failure: return worker.Snooze(d) from the handler")
+	}
+	s := e.stage
+	var canceled *cancelError
+	_, err := db.New(tx).JobFail(ctx, db.JobFailParams{
+		ID: job.ID, LeaseToken: e.token, Error: errorText(herr, s.w.redact), Permanent: IsPermanent(herr),
+		Canceled: errors.As(herr, &canceled), MaxWorkerFaults: maxWorkerFaults, MaxDelayMs: s.cfg.MaxBackoff.D().Milliseconds(),
+		DelayMs: backoff(job.Attempt, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D()).Milliseconds(), WorkerID: s.w.cfg.ID,
+		RunUs: time.Since(e.began).Microseconds(),
+	})
+	switch err = db.MapError(err); {
+	case errors.Is(err, db.ErrNotFound):
+		return ErrLeaseLost
+	case err != nil:
+		return fmt.Errorf("FailTx: %w", err)
+	}
+	atomic.StoreInt32(&e.completed, 1)
+	return nil
+}
+
 // encodeResult is a result as a handler returns it: JSON as it is, anything
 // else marshaled, nil as null.
 func encodeResult(result any) (json.RawMessage, error) {
@@ -101,10 +139,11 @@ func encodeResult(result any) (json.RawMessage, error) {
 	return b, nil
 }
 
-// afterCompleteTx settles a run whose handler called CompleteTx: if the
-// caller's transaction committed, the job is done (counted; nothing more to
-// write); if it rolled back, the job still runs under this lease, and the
-// attempt failed; if the lease moved on meanwhile, there is nothing to do.
+// afterCompleteTx settles a run whose handler called CompleteTx or FailTx:
+// if the caller's transaction committed, the job is done or failed (counted;
+// nothing more to write); if it rolled back, the job still runs under this
+// lease, and the attempt failed; if the lease moved on meanwhile, there is
+// nothing to do.
 func (s *stage) afterCompleteTx(c claimed, herr error, ran time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
@@ -120,9 +159,15 @@ func (s *stage) afterCompleteTx(c claimed, herr error, ran time.Duration) {
 		if next := s.w.stages[s.cfg.Next]; next != nil {
 			signal(next.wake) // its job, handed off unclaimed
 		}
+	case r.Ours && r.State != db.BatonJobStateRunning: // FailTx's, committed
+		s.w.stats.failed.Add(1)
+		s.w.metrics.finished.WithLabelValues(s.cfg.Queue, string(r.State)).Inc()
+		if r.State == db.BatonJobStateRetrying {
+			signal(s.wake)
+		}
 	case r.Ours && r.State == db.BatonJobStateRunning:
 		if herr == nil {
-			herr = errors.New("CompleteTx was called, but its transaction did not commit")
+			herr = errors.New("CompleteTx or FailTx was called, but its transaction did not commit")
 		}
 		s.fail(c, herr, ran)
 	default:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -78,7 +79,7 @@ func TestCompleteTxRolledBackIsAFailedAttempt(t *testing.T) {
 	id := b.submit(`{}`)
 	s := b.waitState(id, "succeeded")
 	require.Equal(t, int32(2), s.Attempts)
-	require.Contains(t, failedAttempts(s)[0], "CompleteTx was called, but its transaction did not commit")
+	require.Contains(t, failedAttempts(s)[0], "CompleteTx or FailTx was called, but its transaction did not commit")
 	require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM ledger"))
 }
 
@@ -120,4 +121,37 @@ func TestCompleteTxIsFencedByTheLease(t *testing.T) {
 	err = pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return worker.CompleteTx(ctx, tx, &worker.Job{ID: id}, nil) })
 	require.ErrorContains(t, err, "not one a worker is running")
 	require.False(t, errors.Is(err, worker.ErrLeaseLost))
+}
+
+// FailTx records the attempt's failure in the handler's transaction: the
+// handler's note of it commits with it, the job retries with the stage's
+// backoff, and a Permanent error ends it dead; a snooze is refused.
+func TestFailTxRecordsTheFailureWithTheHandlersWrites(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	_, err := b.pool.Exec(ctx, "CREATE TABLE notes (job_id bigint NOT NULL, attempt int NOT NULL)")
+	require.NoError(t, err)
+	snoozeRefused := make(chan error, 1)
+	name := b.handle(worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (json.RawMessage, error) {
+		return nil, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "INSERT INTO notes VALUES ($1, $2)", j.ID, j.Attempt); err != nil {
+				return err
+			}
+			if j.Attempt == 1 {
+				snoozeRefused <- worker.FailTx(ctx, tx, j, worker.Snooze(time.Second))
+				return worker.FailTx(ctx, tx, j, errors.New("the bank said no"))
+			}
+			return worker.FailTx(ctx, tx, j, worker.Permanent(errors.New("the bank said never")))
+		})
+	}))
+	r := b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    max_attempts: 5\n    backoff: 10ms\n", name))
+	id := b.submit(`{}`)
+	s := b.waitState(id, "dead")
+	require.Equal(t, int32(2), s.Attempts, "a retry, then a permanent failure")
+	require.Equal(t, []string{"the bank said no", "the bank said never"}, failedAttempts(s))
+	require.Equal(t, 2, count(t, b.pool, "SELECT count(*) FROM notes"), "each attempt's note, with its failure")
+	require.ErrorContains(t, <-snoozeRefused, "a snooze is not a failure")
+	require.Equal(t, int64(2), r.Stats().Failed)
+	require.Zero(t, r.Stats().LeasesLost)
 }

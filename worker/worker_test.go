@@ -254,7 +254,9 @@ func TestHeartbeatsKeepTheLeaseOfLongHandlers(t *testing.T) {
 	pool := b.pool
 	ctx := context.Background()
 	name, g := newGate(b)
-	r := b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 300ms\n", name))
+	// A lease of 1 s, heartbeats every third of it: a shorter one was lost
+	// now and then under CI's load, when one heartbeat came late.
+	r := b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 1s\n", name))
 	id := b.submit(`{}`)
 	<-g.started
 	var first time.Time
