@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,53 +18,33 @@ var ErrTransactionPooler = errors.New("DATABASE_URL goes through a transaction p
 // BehindTransactionPooler tells whether cfg's connections go through a
 // pooler that hands a server connection to another client after each
 // transaction. It opens two connections (simple protocol, so that it works
-// through such a pooler) and watches their server processes: A's, then B's
-// inside a transaction that B holds open, then A's again. Directly, or
-// through a session pooler, each connection keeps its own process; through
-// a transaction pooler, B takes the process A just left (PgBouncer reuses
-// the last one freed), or A moves to another.
+// through such a pooler) and watches their server processes: A's, then B's,
+// then A's again, one statement each. Directly, or through a session pooler,
+// each connection keeps its own process; through a transaction pooler, B
+// takes the process A just left (PgBouncer reuses the last one freed), or A
+// moves to another. It never waits on anything but the statements: a slow
+// server cannot make it see a pooler.
 func BehindTransactionPooler(ctx context.Context, cfg *pgx.ConnConfig) (bool, error) {
 	cfg = cfg.Copy()
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	a, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return false, fmt.Errorf("checking for a transaction pooler: %w", MapError(err))
+	var pids [3]int32
+	conns := [2]*pgx.Conn{}
+	for i := range conns {
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return false, fmt.Errorf("checking for a transaction pooler: %w", MapError(err))
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		conns[i] = c
 	}
-	defer a.Close(context.WithoutCancel(ctx))
-	b, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return false, fmt.Errorf("checking for a transaction pooler: %w", MapError(err))
+	for i, c := range []*pgx.Conn{conns[0], conns[1], conns[0]} {
+		pid, err := New(c).BackendPid(ctx)
+		if err != nil {
+			return false, fmt.Errorf("checking for a transaction pooler: %w", MapError(err))
+		}
+		pids[i] = pid
 	}
-	defer b.Close(context.WithoutCancel(ctx))
-
-	first, err := New(a).BackendPid(ctx)
-	if err != nil {
-		return false, fmt.Errorf("checking for a transaction pooler: %w", MapError(err))
-	}
-	tx, err := b.Begin(ctx)
-	if err != nil {
-		return false, fmt.Errorf("checking for a transaction pooler: %w", MapError(err))
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	held, err := New(tx).BackendPid(ctx)
-	if err != nil {
-		return false, fmt.Errorf("checking for a transaction pooler: %w", MapError(err))
-	}
-	if held == first {
-		return true, nil
-	}
-	// A pooler with a single server connection makes A wait for B's
-	// transaction: that, too, says a pooler shares it.
-	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	again, err := New(a).BackendPid(actx)
-	switch {
-	case err != nil && actx.Err() != nil && ctx.Err() == nil:
-		return true, nil
-	case err != nil:
-		return false, fmt.Errorf("checking for a transaction pooler: %w", MapError(err))
-	}
-	return again != first, nil
+	return pids[1] == pids[0] || pids[2] != pids[0], nil
 }
 
 // preparedStatementLost reports the errors of pgx's prepared statements

@@ -98,7 +98,7 @@ func TestTagsStayWithTheJourney(t *testing.T) {
 		seen <- j.Tags
 		return j.Payload, nil
 	}))
-	b.start(fmt.Sprintf(`poll_interval: 20ms
+	r := b.start(fmt.Sprintf(`poll_interval: 20ms
 stages:
   - queue: split
     handler: {go: %q}
@@ -131,6 +131,9 @@ stages:
 	require.Len(t, page, 1)
 	require.Equal(t, "each", page[0].Queue)
 
+	// The worker's own maintenance prunes too: stop it, so that this Prune
+	// is not the one that finds another replica pruning and returns.
+	r.Stop(t)
 	_, err = b.pool.Exec(context.Background(), "UPDATE baton.jobs SET finished_at = now() - interval '2 days' WHERE finished_at IS NOT NULL")
 	require.NoError(t, err)
 	_, _, err = worker.Prune(context.Background(), b.pool, worker.Retention{Succeeded: time.Hour})
