@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/db"
@@ -164,7 +165,9 @@ stages:
 	for round := range 5 {
 		submitTo(t, pool, "a", 40)
 		w := startWorker(t, u, config, fmt.Sprintf("doomed-%d", round))
-		require.Eventually(t, func() bool { return len(handlerPIDs(t, pids)) > 40*round }, 20*time.Second, time.Millisecond)
+		if !assert.Eventually(t, func() bool { return len(handlerPIDs(t, pids)) > 40*round }, 20*time.Second, time.Millisecond) {
+			t.Fatalf("round %d: no handler started in 20 s; the worker said:\n%s", round, w.stderr)
+		}
 		require.NoError(t, w.cmd.Process.Signal(syscall.SIGKILL)) // as the first handler's child starts
 		w.wait(t)
 		requireGoneWithinASecond(t, pids, "round %d: every handler's child is gone within a second of its worker", round)
