@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/spans"
 )
 
 // Every request but the probes' and the scrapes' is a server span (otelhttp)
@@ -77,7 +77,7 @@ func routePattern(ctx context.Context) string {
 func (s *Server) submitSpan(ctx context.Context, queue string, n int) (context.Context, trace.Span) {
 	ctx, span := s.tracer.Start(ctx, "send "+queue, trace.WithSpanKind(trace.SpanKindProducer))
 	if span.IsRecording() {
-		span.SetAttributes(db.SendSpanAttributes(queue, n)...)
+		span.SetAttributes(spans.Send(queue, n)...)
 	}
 	return ctx, span
 }

@@ -13,9 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-run/baton/internal/jsonb"
@@ -75,17 +73,6 @@ func TraceParentOf(ctx context.Context) string {
 	c := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, c)
 	return c["traceparent"]
-}
-
-// SendSpanAttributes are the attributes of the producer span "send QUEUE"
-// of a submit of n jobs, by OpenTelemetry's messaging conventions.
-func SendSpanAttributes(queue string, n int) []attribute.KeyValue {
-	attrs := []attribute.KeyValue{semconv.MessagingSystemKey.String("baton"), semconv.MessagingOperationTypeSend,
-		semconv.MessagingOperationName("send"), semconv.MessagingDestinationName(queue)}
-	if n > 1 {
-		attrs = append(attrs, semconv.MessagingBatchMessageCount(n))
-	}
-	return attrs
 }
 
 // Validate checks a job against Baton's limits, filling in the default payload.

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/spans"
 )
 
 func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -82,7 +83,7 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	}
 	defer tracing.stop()
 	traced, span := tracing.provider.Tracer("github.com/baton-run/baton/cmd/baton").Start(tracing.fromEnvironment(ctx), "send "+pos[0],
-		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(db.SendSpanAttributes(pos[0], 1)...))
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(spans.Send(pos[0], 1)...))
 	defer span.End()
 	job := db.NewJob{
 		Queue: pos[0], Payload: payload, Priority: int16(*priority), Delay: *delay, MaxAttempts: int32(*maxAttempts),
