@@ -40,7 +40,7 @@ install: ## put baton on the PATH (go install, into $(GOBIN))
 	go install -buildvcs=auto ./cmd/baton
 	@echo "installed $(GOBIN)/baton$$(case ":$$PATH:" in *":$(GOBIN):"*) ;; *) echo " (add $(GOBIN) to your PATH)";; esac)"
 
-generate: tools ## regenerate the sqlc code in db/ from queries/ and migrations/, and the TypeScript and Go clients from api/openapi.yaml
+generate: tools ## regenerate the sqlc code in internal/store/ from queries/ and migrations/, and the TypeScript and Go clients from api/openapi.yaml
 	$(GOBIN)/sqlc generate
 	cd clients/typescript && npm ci --no-audit --no-fund && npm run generate
 	cd clients/go && go tool oapi-codegen -config oapi-codegen.yaml ../../api/openapi.yaml
@@ -49,7 +49,7 @@ check: tools ## gofmt, go vet, staticcheck, the sqlc drift check, the OpenAPI li
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting" >&2; exit 1; }
 	go vet ./... && go vet -tags chaos ./chaos/ && (cd deploy/kubernetes && go vet ./...) && (cd clients/go && go vet ./...)
 	$(GOBIN)/staticcheck ./... && $(GOBIN)/staticcheck -tags chaos ./chaos/
-	$(GOBIN)/sqlc diff || { echo "sqlc: generated code in db/ is out of date; run make generate" >&2; exit 1; }
+	$(GOBIN)/sqlc diff || { echo "sqlc: generated code in internal/store/ is out of date; run make generate" >&2; exit 1; }
 	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint --format=stylish
 	npx --yes @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint --fail-severity=warn api/openapi.yaml
 	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1000000 { print $$2 }'); \

@@ -26,8 +26,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/baton-run/baton/api"
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 )
 
 func TestMain(m *testing.M) {
@@ -408,8 +408,8 @@ func TestAJobShowsItsLastHundredStateChanges(t *testing.T) {
 	id := int64(r.json(t)["id"].(float64))
 	ctx := context.Background()
 	for range 60 {
-		require.NoError(t, db.Cancel(ctx, pool, id))
-		require.NoError(t, db.Retry(ctx, pool, id))
+		require.NoError(t, store.Cancel(ctx, pool, id))
+		require.NoError(t, store.Retry(ctx, pool, id))
 	}
 	job := c.do("GET", fmt.Sprintf("/v1/jobs/%d", id), "").json(t)
 	history := job["history"].([]any)

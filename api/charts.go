@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // The dashboard's charts: the last hour of a queue's attempts (every
@@ -54,7 +54,7 @@ type charts struct {
 // queue without it), as a fragment the page swaps in.
 func (s *Server) chartsFragment(w http.ResponseWriter, r *http.Request) {
 	queue := r.URL.Query().Get("queue")
-	if queue != "" && !db.ValidQueueName(queue) {
+	if queue != "" && !store.ValidQueueName(queue) {
 		s.renderError(w, r, http.StatusBadRequest, "queue must be a queue name.")
 		return
 	}
@@ -75,13 +75,13 @@ func (s *Server) chartsOf(ctx context.Context, queue string) charts {
 	if queue != "" {
 		only = &queue
 	}
-	rows, err := db.New(s.pool).ChartMinutes(qctx, only)
+	rows, err := store.New(s.pool).ChartMinutes(qctx, only)
 	var c charts
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || qctx.Err() != nil && ctx.Err() == nil:
 		c.Unavailable = fmt.Sprintf("The last hour holds more attempts than can be charted in %s: see baton report throughput_hourly.", chartTimeout)
 	case err != nil:
-		s.log.Warn("drawing the dashboard's charts", "queue", queue, "error", db.MapError(err))
+		s.log.Warn("drawing the dashboard's charts", "queue", queue, "error", store.MapError(err))
 		c.Unavailable = "The charts could not be read from the database."
 	default:
 		c = drawCharts(rows)
@@ -105,7 +105,7 @@ const (
 	chartBottom = 20 // the x axis' labels
 )
 
-func drawCharts(rows []db.ChartMinutesRow) charts {
+func drawCharts(rows []store.ChartMinutesRow) charts {
 	var c charts
 	maxCount, maxSeconds := int64(0), 0.0
 	for _, r := range rows {
@@ -134,10 +134,10 @@ func drawCharts(rows []db.ChartMinutesRow) charts {
 	startChart(&b, "chart-latency", "p95 wait before a claim and p95 run, per minute, the last hour", top, secondsLabel)
 	for _, line := range []struct {
 		class string
-		value func(db.ChartMinutesRow) float64
+		value func(store.ChartMinutesRow) float64
 	}{
-		{"wait", func(r db.ChartMinutesRow) float64 { return r.WaitP95Seconds }},
-		{"run", func(r db.ChartMinutesRow) float64 { return r.RunP95Seconds }},
+		{"wait", func(r store.ChartMinutesRow) float64 { return r.WaitP95Seconds }},
+		{"run", func(r store.ChartMinutesRow) float64 { return r.RunP95Seconds }},
 	} {
 		fmt.Fprintf(&b, `<polyline class="%s" points="`, line.class)
 		for i, r := range rows {
@@ -172,7 +172,7 @@ func startChart(b *strings.Builder, id, label string, top float64, format func(f
 
 // closeChart writes the x axis (the hour's first minute, its middle and the
 // current one, in UTC) and ends the SVG.
-func closeChart(b *strings.Builder, rows []db.ChartMinutesRow) {
+func closeChart(b *strings.Builder, rows []store.ChartMinutesRow) {
 	for _, i := range []int{0, 30, 59} {
 		if i < len(rows) {
 			anchor := map[int]string{0: "start", 30: "middle", 59: "end"}[i]

@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/api"
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // seen records the status of every POST a server answered.
@@ -73,11 +73,11 @@ func TestNoCrossOriginWritesInABrowser(t *testing.T) {
 	ctx := newBrowser(t)
 	for _, tokens := range [][]string{nil, {dashToken}} {
 		pool := dbtest.New(t)
-		ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "victim"}, db.NewJob{Queue: "held"})
+		ids, err := store.Submit(context.Background(), pool, store.NewJob{Queue: "victim"}, store.NewJob{Queue: "held"})
 		require.NoError(t, err)
 		open, closed := ids[0], ids[1]
-		require.NoError(t, db.Cancel(context.Background(), pool, closed))
-		_, err = db.New(pool).QueuePause(context.Background(), db.QueuePauseParams{Name: "held", Paused: true})
+		require.NoError(t, store.Cancel(context.Background(), pool, closed))
+		_, err = store.New(pool).QueuePause(context.Background(), store.QueuePauseParams{Name: "held", Paused: true})
 		require.NoError(t, err)
 
 		var posts seen
@@ -151,7 +151,7 @@ func TestCrossOriginWritesAreRefusedWithoutTokens(t *testing.T) {
 	pool := dbtest.New(t)
 	srv := httptest.NewServer(api.New(pool, api.Config{Logger: slog.New(slog.DiscardHandler)}).Handler())
 	t.Cleanup(srv.Close)
-	ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a"})
+	ids, err := store.Submit(context.Background(), pool, store.NewJob{Queue: "a"})
 	require.NoError(t, err)
 	cancel := fmt.Sprintf("%s/v1/jobs/%d/cancel", srv.URL, ids[0])
 	for _, h := range [][2]string{
@@ -170,9 +170,9 @@ func TestCrossOriginWritesAreRefusedWithoutTokens(t *testing.T) {
 		require.Equal(t, "cross_origin", p["code"])
 		require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
 	}
-	st, err := db.Status(context.Background(), pool, ids[0])
+	st, err := store.Status(context.Background(), pool, ids[0])
 	require.NoError(t, err)
-	require.Equal(t, db.JobState("available"), st.State)
+	require.Equal(t, store.JobState("available"), st.State)
 
 	for _, h := range [][2]string{{"Sec-Fetch-Site", "same-origin"}, {"", ""}} {
 		req, err := http.NewRequest("POST", srv.URL+"/v1/queues/a/pause", nil)

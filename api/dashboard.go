@@ -18,7 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // The dashboard: server-rendered pages, htmx for auto-refresh, no build step.
@@ -34,8 +34,8 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
 	},
 	"pretty":   prettyJSON,
-	"terminal": db.JobState.Terminal,
-	"states":   db.AllJobStateValues,
+	"terminal": store.JobState.Terminal,
+	"states":   store.AllJobStateValues,
 	"bytes":    bytesIEC,
 }).ParseFS(webFS, "web/*.html"))
 
@@ -56,8 +56,8 @@ func (s *Server) dashboard(r chi.Router) {
 		r.Post("/queues/{queue}/resume", s.dashboardPause(false))
 		r.Post("/queues/{queue}/retention", s.dashboardRetention)
 		r.Post("/queues/{queue}/retry", s.dashboardRetryDead)
-		r.Post("/jobs/{id}/cancel", s.dashboardChange(db.Cancel))
-		r.Post("/jobs/{id}/retry", s.dashboardChange(db.Retry))
+		r.Post("/jobs/{id}/cancel", s.dashboardChange(store.Cancel))
+		r.Post("/jobs/{id}/retry", s.dashboardChange(store.Retry))
 	})
 }
 
@@ -122,14 +122,14 @@ const queuesPerPage = 100
 
 func (s *Server) homePage(w http.ResponseWriter, r *http.Request) {
 	after := r.URL.Query().Get("after")
-	if after != "" && !db.ValidQueueName(after) {
+	if after != "" && !store.ValidQueueName(after) {
 		s.renderError(w, r, http.StatusBadRequest, "after must be a queue name.")
 		return
 	}
-	q := db.New(s.pool)
-	queues, err := q.QueueSummary(r.Context(), db.QueueSummaryParams{After: after, MaxQueues: queuesPerPage + 1})
+	q := store.New(s.pool)
+	queues, err := q.QueueSummary(r.Context(), store.QueueSummaryParams{After: after, MaxQueues: queuesPerPage + 1})
 	if err != nil {
-		s.renderProblem(w, r, db.MapError(err))
+		s.renderProblem(w, r, store.MapError(err))
 		return
 	}
 	var next string
@@ -139,17 +139,17 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) {
 	}
 	total, err := q.JobCountTotals(r.Context())
 	if err != nil {
-		s.renderProblem(w, r, db.MapError(err))
+		s.renderProblem(w, r, store.MapError(err))
 		return
 	}
 	tables, err := q.TableHealth(r.Context())
 	if err != nil {
-		s.renderProblem(w, r, db.MapError(err))
+		s.renderProblem(w, r, store.MapError(err))
 		return
 	}
 	periodic, err := q.ReportPeriodic(r.Context(), "")
 	if err != nil {
-		s.renderProblem(w, r, db.MapError(err))
+		s.renderProblem(w, r, store.MapError(err))
 		return
 	}
 	s.render(w, r, http.StatusOK, "home.html", map[string]any{"Title": "Queues", "Queues": viewsOf(queues), "Total": total,
@@ -181,18 +181,18 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 		s.renderProblem(w, r, err)
 		return
 	}
-	q := db.New(s.pool)
-	found, err := q.QueueSummary(r.Context(), db.QueueSummaryParams{Only: &queue, MaxQueues: 1})
+	q := store.New(s.pool)
+	found, err := q.QueueSummary(r.Context(), store.QueueSummaryParams{Only: &queue, MaxQueues: 1})
 	if err != nil {
-		s.renderProblem(w, r, db.MapError(err))
+		s.renderProblem(w, r, store.MapError(err))
 		return
 	}
 	if len(found) == 0 {
 		s.renderError(w, r, http.StatusNotFound, fmt.Sprintf("There is no queue named %q.", queue))
 		return
 	}
-	p := db.JobListParams{Queue: &queue, BeforeID: 1<<63 - 1, MaxJobs: pageSize + 1}
-	state := db.JobState(r.URL.Query().Get("state"))
+	p := store.JobListParams{Queue: &queue, BeforeID: 1<<63 - 1, MaxJobs: pageSize + 1}
+	state := store.JobState(r.URL.Query().Get("state"))
 	if state != "" {
 		if !state.Valid() {
 			s.renderError(w, r, http.StatusBadRequest, fmt.Sprintf("%q is not a job state.", state))
@@ -217,19 +217,19 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 	}
 	if v := r.URL.Query().Get("before"); v != "" {
 		var ok bool
-		if p.BeforeID, ok = db.ParseID(v); !ok {
+		if p.BeforeID, ok = store.ParseID(v); !ok {
 			s.renderError(w, r, http.StatusBadRequest, "before must be a job id.")
 			return
 		}
 	}
 	tag := r.URL.Query().Get("tag")
-	if tag != "" && !db.ValidTag(tag) {
-		s.renderError(w, r, http.StatusBadRequest, fmt.Sprintf("A tag is 1 to %d characters without control characters.", db.MaxTagLength))
+	if tag != "" && !store.ValidTag(tag) {
+		s.renderError(w, r, http.StatusBadRequest, fmt.Sprintf("A tag is 1 to %d characters without control characters.", store.MaxTagLength))
 		return
 	}
-	jobs, err := db.ListJobs(r.Context(), s.pool, p, tag)
+	jobs, err := store.ListJobs(r.Context(), s.pool, p, tag)
 	if err != nil {
-		s.renderProblem(w, r, db.MapError(err))
+		s.renderProblem(w, r, store.MapError(err))
 		return
 	}
 	var older int64
@@ -246,7 +246,7 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 // lineageColumn is one depth of a job's journey: the jobs at that hop.
 type lineageColumn struct {
 	Depth int32
-	Jobs  []db.JobLineageRow
+	Jobs  []store.JobLineageRow
 }
 
 func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
@@ -255,17 +255,17 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 		s.renderProblem(w, r, err)
 		return
 	}
-	st, err := db.Status(r.Context(), s.pool, id)
-	if errors.Is(err, db.ErrNotFound) {
+	st, err := store.Status(r.Context(), s.pool, id)
+	if errors.Is(err, store.ErrNotFound) {
 		s.renderError(w, r, http.StatusNotFound, fmt.Sprintf("There is no job %d.", id))
 		return
 	} else if err != nil {
 		s.renderProblem(w, r, err)
 		return
 	}
-	hops, err := db.New(s.pool).JobLineage(r.Context(), id)
+	hops, err := store.New(s.pool).JobLineage(r.Context(), id)
 	if err != nil {
-		s.renderProblem(w, r, db.MapError(err))
+		s.renderProblem(w, r, store.MapError(err))
 		return
 	}
 	var lineage []lineageColumn
@@ -288,7 +288,7 @@ func (s *Server) dashboardPause(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		queue, err := queueParam(r)
 		if err == nil {
-			_, err = db.New(s.pool).QueuePause(r.Context(), db.QueuePauseParams{Name: queue, Paused: paused})
+			_, err = store.New(s.pool).QueuePause(r.Context(), store.QueuePauseParams{Name: queue, Paused: paused})
 			err = queueNotFound(queue, err)
 		}
 		if err != nil {
@@ -307,7 +307,7 @@ func (s *Server) dashboardRetryDead(w http.ResponseWriter, r *http.Request) {
 		s.renderProblem(w, r, err)
 		return
 	}
-	counts, err := db.RetryMatching(r.Context(), s.pool, db.RetryFilter{Queue: queue}, 0, time.Now().Add(s.cfg.RequestTimeout/2))
+	counts, err := store.RetryMatching(r.Context(), s.pool, store.RetryFilter{Queue: queue}, 0, time.Now().Add(s.cfg.RequestTimeout/2))
 	if err != nil {
 		s.renderProblem(w, r, err)
 		return
@@ -328,23 +328,23 @@ func (s *Server) dashboardRetention(w http.ResponseWriter, r *http.Request) {
 		s.renderProblem(w, r, err)
 		return
 	}
-	p := db.QueueSetRetentionParams{Name: queue, SetSucceeded: true, SetDead: true, SetCanceled: true}
+	p := store.QueueSetRetentionParams{Name: queue, SetSucceeded: true, SetDead: true, SetCanceled: true}
 	for field, to := range map[string]**int64{"succeeded": &p.SucceededMs, "dead": &p.DeadMs, "canceled": &p.CanceledMs} {
 		v := strings.TrimSpace(r.PostFormValue(field))
 		if v == "" {
 			continue // the default
 		}
-		d, err := db.ParseRetention(v)
+		d, err := store.ParseRetention(v)
 		if err != nil {
 			s.renderError(w, r, http.StatusUnprocessableEntity,
 				fmt.Sprintf("%s: %q is not a retention: write a duration such as 48h, forever, or nothing for the default.", field, v))
 			return
 		}
-		ms := db.RetentionMs(d)
+		ms := store.RetentionMs(d)
 		*to = &ms
 	}
-	if _, err := db.New(s.pool).QueueSetRetention(r.Context(), p); err != nil {
-		s.renderProblem(w, r, db.MapError(err))
+	if _, err := store.New(s.pool).QueueSetRetention(r.Context(), p); err != nil {
+		s.renderProblem(w, r, store.MapError(err))
 		return
 	}
 	http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)

@@ -23,8 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/api"
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/internal/testenv"
 	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
@@ -62,15 +62,15 @@ stages:
 
 func submitJSON(t *testing.T, pool *pgxpool.Pool, queue, payload string) int64 {
 	t.Helper()
-	ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: queue, Payload: json.RawMessage(payload)})
+	ids, err := store.Submit(context.Background(), pool, store.NewJob{Queue: queue, Payload: json.RawMessage(payload)})
 	require.NoError(t, err)
 	return ids[0]
 }
 
-func waitJobState(t *testing.T, pool *pgxpool.Pool, id int64, state db.JobState) {
+func waitJobState(t *testing.T, pool *pgxpool.Pool, id int64, state store.JobState) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		st, err := db.Status(context.Background(), pool, id)
+		st, err := store.Status(context.Background(), pool, id)
 		require.NoError(t, err)
 		return st.State == state
 	}, 20*time.Second, 20*time.Millisecond)

@@ -15,8 +15,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/jsonb"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // maxDepth bounds JSON nesting; encoding/json alone allows 10,000.
@@ -179,10 +179,10 @@ func stringValue(v jsonb.Token, field string) (string, error) {
 var jobFields = []string{"payload", "delay", "run_at", "priority", "max_attempts", "unique_key", "unique_for", "unique_states",
 	"tags", "timeout", "lease"}
 
-// parseJob reads the job object that begins with t into a db.NewJob. The
+// parseJob reads the job object that begins with t into a store.NewJob. The
 // payload stays the bytes the client sent: a slice of the body.
-func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload int) (db.NewJob, error) {
-	job := db.NewJob{Queue: queue}
+func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload int) (store.NewJob, error) {
+	job := store.NewJob{Queue: queue}
 	if t.Kind != '{' {
 		return job, notAnObject(path)
 	}
@@ -212,11 +212,11 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 			runAt, err = stringValue(v, field)
 		case "priority":
 			var n int64
-			n, err = intValue(v, field, 0, db.MaxPriority)
+			n, err = intValue(v, field, 0, store.MaxPriority)
 			job.Priority = int16(n)
 		case "max_attempts":
 			var n int64
-			n, err = intValue(v, field, 1, db.MaxMaxAttempts)
+			n, err = intValue(v, field, 1, store.MaxMaxAttempts)
 			job.MaxAttempts = int32(n)
 		case "unique_key":
 			job.UniqueKey, err = stringValue(v, field)
@@ -230,9 +230,9 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 		case "tags":
 			job.Tags, err = tagsValue(s, v, field)
 		case "timeout":
-			job.Timeout, err = overrideValue(v, field, db.MinJobTimeout)
+			job.Timeout, err = overrideValue(v, field, store.MinJobTimeout)
 		case "lease":
-			job.Lease, err = overrideValue(v, field, db.MinJobLease)
+			job.Lease, err = overrideValue(v, field, store.MinJobLease)
 		}
 		if err != nil {
 			return job, err
@@ -240,9 +240,9 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 	}
 	if seen[6] {
 		d, err := time.ParseDuration(uniqueFor)
-		if err != nil || d < time.Second || d > db.MaxDelay {
+		if err != nil || d < time.Second || d > store.MaxDelay {
 			return job, problem(http.StatusUnprocessableEntity, "invalid_duration", joinPath(path, "unique_for"),
-				"unique_for %q must be a duration from 1s to %s, such as \"1h\"", uniqueFor, db.MaxDelay)
+				"unique_for %q must be a duration from 1s to %s, such as \"1h\"", uniqueFor, store.MaxDelay)
 		}
 		job.UniqueFor = d
 	}
@@ -261,9 +261,9 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 			return job, problem(http.StatusUnprocessableEntity, "invalid_duration", joinPath(path, "delay"),
 				"delay %q is not a duration such as \"90s\" or \"5m\"", delay)
 		}
-		if d < 0 || d > db.MaxDelay {
+		if d < 0 || d > store.MaxDelay {
 			return job, problem(http.StatusUnprocessableEntity, "out_of_range", joinPath(path, "delay"),
-				"delay must be between 0s and %s", db.MaxDelay)
+				"delay must be between 0s and %s", store.MaxDelay)
 		}
 		job.Delay = d
 	case hasRunAt:
@@ -277,19 +277,19 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 }
 
 // statesValue reads a non-empty list of distinct job states.
-func statesValue(s *jsonb.Scanner, v jsonb.Token, field string) ([]db.JobState, error) {
+func statesValue(s *jsonb.Scanner, v jsonb.Token, field string) ([]store.JobState, error) {
 	bad := problem(http.StatusUnprocessableEntity, "invalid_type", field, "%s must be a list of job states (%s)",
 		field[strings.LastIndex(field, ".")+1:], stateList)
 	if v.Kind != '[' {
 		return nil, bad
 	}
-	var states []db.JobState
+	var states []store.JobState
 	for e := s.Next(); e.Kind != ']'; e = s.Next() {
 		if e.Kind != '"' {
 			return nil, bad
 		}
-		st := db.JobState(jsonb.Unquote(e.Raw))
-		if !st.Valid() || slices.Contains(states, st) || len(states) == len(db.AllJobStateValues()) {
+		st := store.JobState(jsonb.Unquote(e.Raw))
+		if !st.Valid() || slices.Contains(states, st) || len(states) == len(store.AllJobStateValues()) {
 			return nil, bad
 		}
 		states = append(states, st)
@@ -300,7 +300,7 @@ func statesValue(s *jsonb.Scanner, v jsonb.Token, field string) ([]db.JobState, 
 	return states, nil
 }
 
-// tagsValue reads a list of at most db.MaxTags distinct tags.
+// tagsValue reads a list of at most store.MaxTags distinct tags.
 func tagsValue(s *jsonb.Scanner, v jsonb.Token, field string) ([]string, error) {
 	if v.Kind != '[' {
 		return nil, problem(http.StatusUnprocessableEntity, "invalid_type", field, "tags must be a list of strings")
@@ -310,13 +310,13 @@ func tagsValue(s *jsonb.Scanner, v jsonb.Token, field string) ([]string, error) 
 		switch {
 		case e.Kind != '"':
 			return nil, problem(http.StatusUnprocessableEntity, "invalid_type", field, "tags must be a list of strings")
-		case len(tags) == db.MaxTags:
-			return nil, problem(http.StatusUnprocessableEntity, "out_of_range", field, "at most %d tags", db.MaxTags)
+		case len(tags) == store.MaxTags:
+			return nil, problem(http.StatusUnprocessableEntity, "out_of_range", field, "at most %d tags", store.MaxTags)
 		}
 		tag := string(jsonb.Unquote(e.Raw))
-		if !db.ValidTag(tag) {
+		if !store.ValidTag(tag) {
 			return nil, problem(http.StatusUnprocessableEntity, "out_of_range", field,
-				"a tag must be 1 to %d characters without control characters", db.MaxTagLength)
+				"a tag must be 1 to %d characters without control characters", store.MaxTagLength)
 		}
 		if slices.Contains(tags, tag) {
 			return nil, problem(http.StatusUnprocessableEntity, "out_of_range", field, "tag %q appears twice", tag)
@@ -327,7 +327,7 @@ func tagsValue(s *jsonb.Scanner, v jsonb.Token, field string) ([]string, error) 
 }
 
 // overrideValue reads a job's own timeout or lease: a duration from least
-// to db.MaxJobOverride.
+// to store.MaxJobOverride.
 func overrideValue(v jsonb.Token, field string, least time.Duration) (time.Duration, error) {
 	text, err := stringValue(v, field)
 	if err != nil {
@@ -338,8 +338,8 @@ func overrideValue(v jsonb.Token, field string, least time.Duration) (time.Durat
 	if err != nil {
 		return 0, problem(http.StatusUnprocessableEntity, "invalid_duration", field, "%s %q is not a duration such as \"90s\" or \"5m\"", key, text)
 	}
-	if d < least || d > db.MaxJobOverride {
-		return 0, problem(http.StatusUnprocessableEntity, "out_of_range", field, "%s must be between %s and %s", key, least, db.MaxJobOverride)
+	if d < least || d > store.MaxJobOverride {
+		return 0, problem(http.StatusUnprocessableEntity, "out_of_range", field, "%s must be between %s and %s", key, least, store.MaxJobOverride)
 	}
 	return d, nil
 }
@@ -349,7 +349,7 @@ func overrideValue(v jsonb.Token, field string, least time.Duration) (time.Durat
 var rfc3339 = regexp.MustCompile(`^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$`)
 
 // parseTime reads an RFC 3339 time that every reader can write back: within
-// db.MinRunAt..db.MaxRunAt once in UTC.
+// store.MinRunAt..store.MaxRunAt once in UTC.
 func parseTime(s, field string) (time.Time, error) {
 	key := field[strings.LastIndex(field, ".")+1:]
 	if !rfc3339.MatchString(s) {
@@ -361,20 +361,20 @@ func parseTime(s, field string) (time.Time, error) {
 		return time.Time{}, problem(http.StatusUnprocessableEntity, "invalid_timestamp", field,
 			"%s %q is not a valid time: %v", key, s, err)
 	}
-	if !db.ValidRunAt(t) {
+	if !store.ValidRunAt(t) {
 		return time.Time{}, problem(http.StatusUnprocessableEntity, "out_of_range", field,
-			"%s must be between %s and %s (in UTC; %s is %s)", key, db.MinRunAt.Format(time.RFC3339),
-			db.MaxRunAt.Format(time.RFC3339), s, t.UTC().Format("2006-01-02T15:04:05Z07:00"))
+			"%s must be between %s and %s (in UTC; %s is %s)", key, store.MinRunAt.Format(time.RFC3339),
+			store.MaxRunAt.Format(time.RFC3339), s, t.UTC().Format("2006-01-02T15:04:05Z07:00"))
 	}
 	return t, nil
 }
 
 // parseBatch reads a batch submit's body: {"jobs": [job, …]}.
-func parseBatch(s *jsonb.Scanner, queue string, maxJobs, maxPayload int) ([]db.NewJob, error) {
+func parseBatch(s *jsonb.Scanner, queue string, maxJobs, maxPayload int) ([]store.NewJob, error) {
 	if t := s.Next(); t.Kind != '{' {
 		return nil, notAnObject("")
 	}
-	var jobs []db.NewJob
+	var jobs []store.NewJob
 	found := false
 	for k := s.Next(); k.Kind == '"'; k = s.Next() {
 		if _, err := fieldName(k, "", []string{"jobs"}); err != nil {

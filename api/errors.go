@@ -10,7 +10,7 @@ import (
 
 	"github.com/go-chi/chi/v5/middleware"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // Problem is an RFC 9457 problem detail. Code is stable and meant for
@@ -46,19 +46,19 @@ func toProblem(err error) *Problem {
 	switch {
 	case errors.As(err, &p):
 		return p
-	case errors.Is(err, db.ErrKeyInFlight):
+	case errors.Is(err, store.ErrKeyInFlight):
 		return problem(http.StatusConflict, "idempotency_in_progress", "Idempotency-Key",
 			"a request with this Idempotency-Key is still in progress; retry later")
-	case errors.Is(err, db.ErrKeyReused):
+	case errors.Is(err, store.ErrKeyReused):
 		return problem(http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key",
 			"this Idempotency-Key was already used with a different request body")
-	case errors.Is(err, db.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return problem(http.StatusNotFound, "not_found", "", "%s", err)
-	case errors.Is(err, db.ErrConflict):
+	case errors.Is(err, store.ErrConflict):
 		return problem(http.StatusConflict, "conflict", "", "%s", err)
-	case errors.Is(err, db.ErrInvalid):
+	case errors.Is(err, store.ErrInvalid):
 		return problem(http.StatusUnprocessableEntity, "invalid_input", "", "%s", err)
-	case errors.Is(err, db.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		p := problem(http.StatusServiceUnavailable, "unavailable", "", "the database is unavailable; retry later")
 		p.retryAfter = "2"
 		return p

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 //go:embed openapi.yaml
@@ -26,7 +26,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	schema, err := db.ReadSchema(ctx, s.pool)
+	schema, err := store.ReadSchema(ctx, s.pool)
 	if err != nil {
 		s.log.Debug("not ready", "error", err) // its detail may name the database's host and user
 		p := problem(http.StatusServiceUnavailable, "unavailable", "", "the database does not answer")

@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/api"
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 )
 
 func send(t *testing.T, method, u string, header ...string) (*http.Response, string) {
@@ -38,7 +38,7 @@ func TestHeadWorksWhereverGetDoes(t *testing.T) {
 	pool := dbtest.New(t)
 	srv := httptest.NewServer(api.New(pool, api.Config{Logger: slog.New(slog.DiscardHandler)}).Handler())
 	t.Cleanup(srv.Close)
-	ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a"})
+	ids, err := store.Submit(context.Background(), pool, store.NewJob{Queue: "a"})
 	require.NoError(t, err)
 	for _, path := range []string{
 		"/healthz", "/readyz", "/metrics", "/openapi.yaml", "/v1/queues", "/v1/jobs", fmt.Sprintf("/v1/jobs/%d", ids[0]),

@@ -17,14 +17,14 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // queueParam validates the {queue} path parameter.
 func queueParam(r *http.Request) (string, error) {
 	q := chi.URLParam(r, "queue")
-	if !db.ValidQueueName(q) {
-		return "", problem(http.StatusUnprocessableEntity, "invalid_queue_name", "queue", "%s", db.QueueNameRule)
+	if !store.ValidQueueName(q) {
+		return "", problem(http.StatusUnprocessableEntity, "invalid_queue_name", "queue", "%s", store.QueueNameRule)
 	}
 	return q, nil
 }
@@ -32,7 +32,7 @@ func queueParam(r *http.Request) (string, error) {
 // idParam validates the {id} path parameter.
 func idParam(r *http.Request) (int64, error) {
 	raw := chi.URLParam(r, "id")
-	id, ok := db.ParseID(raw)
+	id, ok := store.ParseID(raw)
 	if !ok {
 		return 0, problem(http.StatusBadRequest, "invalid_id", "id", "job id must be a positive 64-bit integer in plain decimal, got %q", raw)
 	}
@@ -42,14 +42,14 @@ func idParam(r *http.Request) (int64, error) {
 // submit runs do (which submits jobs, under key when it is not empty) in a
 // span under the request's: the span is the parent of every job's handler
 // runs.
-func (s *Server) submit(r *http.Request, jobs []db.NewJob, do func(ctx context.Context, key string) (replayed bool, err error)) error {
+func (s *Server) submit(r *http.Request, jobs []store.NewJob, do func(ctx context.Context, key string) (replayed bool, err error)) error {
 	key, err := idempotencyKey(r)
 	if err != nil {
 		return err
 	}
 	ctx, span := s.submitSpan(r.Context(), jobs[0].Queue, len(jobs))
 	defer span.End()
-	tp := db.TraceParentOf(ctx)
+	tp := store.TraceParentOf(ctx)
 	for i := range jobs {
 		jobs[i].TraceParent = tp
 	}
@@ -67,14 +67,14 @@ func (s *Server) submit(r *http.Request, jobs []db.NewJob, do func(ctx context.C
 
 // POST /v1/queues/{queue}/jobs
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
-	job, err := func() (db.NewJob, error) {
+	job, err := func() (store.NewJob, error) {
 		queue, err := queueParam(r)
 		if err != nil {
-			return db.NewJob{}, err
+			return store.NewJob{}, err
 		}
 		body, err := readJSON(w, r, s.cfg.MaxBodyBytes)
 		if err != nil {
-			return db.NewJob{}, err
+			return store.NewJob{}, err
 		}
 		return parseJob(body, body.Next(), "", queue, s.cfg.MaxPayloadBytes)
 	}()
@@ -84,11 +84,11 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	}
 	// The answer comes from the submit itself: nothing is read after the
 	// job commits, so a saved job is never answered with an error.
-	var st *db.JobStatus
+	var st *store.JobStatus
 	var replayed, duplicate bool
-	jobs := []db.NewJob{job}
+	jobs := []store.NewJob{job}
 	err = s.submit(r, jobs, func(ctx context.Context, key string) (bool, error) {
-		st, replayed, duplicate, err = db.SubmitJob(ctx, s.pool, key, jobs[0])
+		st, replayed, duplicate, err = store.SubmitJob(ctx, s.pool, key, jobs[0])
 		if span := trace.SpanFromContext(ctx); err == nil && span.IsRecording() {
 			span.SetAttributes(semconv.MessagingMessageID(strconv.FormatInt(st.ID, 10)))
 		}
@@ -122,7 +122,7 @@ type batchResponse struct {
 
 // POST /v1/queues/{queue}/jobs/batch: up to MaxBatchJobs jobs, all or none.
 func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
-	jobs, err := func() ([]db.NewJob, error) {
+	jobs, err := func() ([]store.NewJob, error) {
 		queue, err := queueParam(r)
 		if err != nil {
 			return nil, err
@@ -137,10 +137,10 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, err)
 		return
 	}
-	var results []db.Submitted
+	var results []store.Submitted
 	var replayed bool
 	err = s.submit(r, jobs, func(ctx context.Context, key string) (bool, error) {
-		results, replayed, err = db.SubmitResults(ctx, s.pool, key, jobs...)
+		results, replayed, err = store.SubmitResults(ctx, s.pool, key, jobs...)
 		return replayed, err
 	})
 	if err != nil {
@@ -167,7 +167,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, err)
 		return
 	}
-	st, err := db.Status(r.Context(), s.pool, id)
+	st, err := store.Status(r.Context(), s.pool, id)
 	if err != nil {
 		writeProblem(w, r, s.log, err)
 		return
@@ -177,12 +177,12 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 
 // POST /v1/jobs/{id}/cancel
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
-	s.changeState(w, r, db.Cancel)
+	s.changeState(w, r, store.Cancel)
 }
 
 // POST /v1/jobs/{id}/retry
 func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
-	s.changeState(w, r, db.Retry)
+	s.changeState(w, r, store.Retry)
 }
 
 func (s *Server) changeState(w http.ResponseWriter, r *http.Request, change func(ctx context.Context, pool *pgxpool.Pool, id int64) error) {
@@ -199,8 +199,8 @@ func (s *Server) changeState(w http.ResponseWriter, r *http.Request, change func
 
 // listResponse is one page of jobs, newest first.
 type listResponse struct {
-	Jobs       []*db.JobStatus `json:"jobs"`
-	NextCursor *string         `json:"next_cursor"`
+	Jobs       []*store.JobStatus `json:"jobs"`
+	NextCursor *string            `json:"next_cursor"`
 }
 
 var listParams = []string{"queue", "state", "tag", "limit", "cursor"}
@@ -215,43 +215,43 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := p.MaxJobs
 	p.MaxJobs++ // one more tells whether there is a next page
-	rows, err := db.ListJobs(r.Context(), s.pool, p, tag)
+	rows, err := store.ListJobs(r.Context(), s.pool, p, tag)
 	if err != nil {
-		writeProblem(w, r, s.log, db.MapError(err))
+		writeProblem(w, r, s.log, store.MapError(err))
 		return
 	}
-	resp := listResponse{Jobs: []*db.JobStatus{}}
+	resp := listResponse{Jobs: []*store.JobStatus{}}
 	for i, j := range rows {
 		if i == int(limit) {
 			c := encodeCursor(rows[i-1].ID)
 			resp.NextCursor = &c
 			break
 		}
-		resp.Jobs = append(resp.Jobs, db.StatusOf(j))
+		resp.Jobs = append(resp.Jobs, store.StatusOf(j))
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func parseListParams(q url.Values) (p db.JobListParams, tag string, err error) {
-	p = db.JobListParams{BeforeID: 1<<63 - 1}
+func parseListParams(q url.Values) (p store.JobListParams, tag string, err error) {
+	p = store.JobListParams{BeforeID: 1<<63 - 1}
 	if p.MaxJobs, err = pageParams(q, 50, listParams...); err != nil {
 		return p, "", err
 	}
 	if v := q.Get("queue"); q.Has("queue") {
-		if !db.ValidQueueName(v) {
-			return p, "", problem(http.StatusUnprocessableEntity, "invalid_queue_name", "queue", "%s", db.QueueNameRule)
+		if !store.ValidQueueName(v) {
+			return p, "", problem(http.StatusUnprocessableEntity, "invalid_queue_name", "queue", "%s", store.QueueNameRule)
 		}
 		p.Queue = &v
 	}
 	if v := q.Get("state"); q.Has("state") {
-		st := db.JobState(v)
+		st := store.JobState(v)
 		if !st.Valid() {
 			return p, "", problem(http.StatusUnprocessableEntity, "invalid_parameter", "state", "state must be one of %s", stateList)
 		}
 		p.State = &st
 	}
-	if tag = q.Get("tag"); q.Has("tag") && !db.ValidTag(tag) {
-		return p, "", problem(http.StatusUnprocessableEntity, "out_of_range", "tag", "a tag is 1 to %d characters without control characters", db.MaxTagLength)
+	if tag = q.Get("tag"); q.Has("tag") && !store.ValidTag(tag) {
+		return p, "", problem(http.StatusUnprocessableEntity, "out_of_range", "tag", "a tag is 1 to %d characters without control characters", store.MaxTagLength)
 	}
 	if v := q.Get("cursor"); q.Has("cursor") {
 		id, err := decodeCursor(v)
@@ -287,7 +287,7 @@ func pageParams(q url.Values, def int32, allowed ...string) (int32, error) {
 // stateList names the job states, for error messages.
 var stateList = func() string {
 	var names []string
-	for _, s := range db.AllJobStateValues() {
+	for _, s := range store.AllJobStateValues() {
 		names = append(names, string(s))
 	}
 	return strings.Join(names, ", ")

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // otherQueues labels the queues past Config.MetricsQueues. Queue names
@@ -138,7 +138,7 @@ func busiest(queues []QueueView, max int) []QueueView {
 	slices.SortFunc(queues, func(a, b QueueView) int {
 		return cmp.Or(cmp.Compare(total(b), total(a)), cmp.Compare(a.Queue, b.Queue))
 	})
-	other := QueueView{Queue: otherQueues, Paused: true, States: map[db.JobState]int64{}}
+	other := QueueView{Queue: otherQueues, Paused: true, States: map[store.JobState]int64{}}
 	for _, v := range queues[max:] {
 		for s, c := range v.States {
 			other.States[s] += c
@@ -189,10 +189,10 @@ func (c databaseCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	q := db.New(c.s.pool)
-	queues, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: math.MaxInt32})
+	q := store.New(c.s.pool)
+	queues, err := q.QueueSummary(ctx, store.QueueSummaryParams{MaxQueues: math.MaxInt32})
 	if err == nil {
-		var tables []db.TableHealthRow
+		var tables []store.TableHealthRow
 		if tables, err = q.TableHealth(ctx); err == nil {
 			var oldestTx float64
 			if oldestTx, err = q.MetricsOldestTransaction(ctx); err == nil {
@@ -205,17 +205,17 @@ func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
 	up := 1.0
 	if err != nil {
 		up = 0
-		c.s.log.Warn("reading metrics from the database", "error", db.MapError(err))
+		c.s.log.Warn("reading metrics from the database", "error", store.MapError(err))
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
 }
 
-func emit(ch chan<- prometheus.Metric, queues []QueueView, tables []db.TableHealthRow, oldestTx float64) {
+func emit(ch chan<- prometheus.Metric, queues []QueueView, tables []store.TableHealthRow, oldestTx float64) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	for _, v := range queues {
-		for _, state := range db.AllJobStateValues() {
+		for _, state := range store.AllJobStateValues() {
 			gauge(descJobs, float64(v.Count(state)), v.Queue, string(state))
 		}
 		gauge(descOldest, v.OldestAgeSeconds, v.Queue)

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // QueueView is one queue as /v1/queues, the dashboard, /metrics and baton
@@ -21,27 +21,27 @@ type QueueView struct {
 	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
 	Paused           bool    `json:"paused"`
 	// States counts the queue's jobs in every state, zeros included.
-	States    map[db.JobState]int64 `json:"states"`
-	Retention retentionView         `json:"retention"`
+	States    map[store.JobState]int64 `json:"states"`
+	Retention retentionView            `json:"retention"`
 }
 
 // QueueViewOf is the view of a row of db.QueueSummary.
-func QueueViewOf(q db.QueueSummaryRow) QueueView {
+func QueueViewOf(q store.QueueSummaryRow) QueueView {
 	v := QueueView{
 		Queue: q.Queue, Depth: q.Scheduled + q.Available + q.Retrying, InFlight: q.Running,
-		OldestAgeSeconds: q.OldestAvailableSeconds, Paused: q.Paused, States: map[db.JobState]int64{},
+		OldestAgeSeconds: q.OldestAvailableSeconds, Paused: q.Paused, States: map[store.JobState]int64{},
 		Retention: retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
 	}
-	for _, s := range db.AllJobStateValues() {
+	for _, s := range store.AllJobStateValues() {
 		v.States[s] = q.Count(s)
 	}
 	return v
 }
 
 // Count is how many of the queue's jobs are in state s (for templates).
-func (v QueueView) Count(s db.JobState) int64 { return v.States[s] }
+func (v QueueView) Count(s store.JobState) int64 { return v.States[s] }
 
-func viewsOf(rows []db.QueueSummaryRow) []QueueView {
+func viewsOf(rows []store.QueueSummaryRow) []QueueView {
 	views := make([]QueueView, len(rows))
 	for i, q := range rows {
 		views[i] = QueueViewOf(q)
@@ -58,7 +58,7 @@ type retentionView struct {
 }
 
 func retentionOf(succeeded, dead, canceled *int64) retentionView {
-	return retentionView{db.FormatRetention(succeeded), db.FormatRetention(dead), db.FormatRetention(canceled)}
+	return retentionView{store.FormatRetention(succeeded), store.FormatRetention(dead), store.FormatRetention(canceled)}
 }
 
 // GET /v1/queues?limit=&cursor=: queues in name order, a page at a time
@@ -66,7 +66,7 @@ func retentionOf(succeeded, dead, canceled *int64) retentionView {
 func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit, err := pageParams(q, 100, "limit", "cursor")
-	p := db.QueueSummaryParams{MaxQueues: limit + 1} // one more tells whether there is a next page
+	p := store.QueueSummaryParams{MaxQueues: limit + 1} // one more tells whether there is a next page
 	if err == nil && q.Has("cursor") {
 		p.After, err = decodeQueueCursor(q.Get("cursor"))
 	}
@@ -74,9 +74,9 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, err)
 		return
 	}
-	rows, err := db.New(s.pool).QueueSummary(r.Context(), p)
+	rows, err := store.New(s.pool).QueueSummary(r.Context(), p)
 	if err != nil {
-		writeProblem(w, r, s.log, db.MapError(err))
+		writeProblem(w, r, s.log, store.MapError(err))
 		return
 	}
 	resp := struct {
@@ -100,7 +100,7 @@ func encodeQueueCursor(queue string) string {
 func decodeQueueCursor(c string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	queue, ok := strings.CutPrefix(string(b), "queue:")
-	if err != nil || !ok || !db.ValidQueueName(queue) {
+	if err != nil || !ok || !store.ValidQueueName(queue) {
 		return "", problem(http.StatusBadRequest, "invalid_cursor", "cursor", "cursor is not one this API returned")
 	}
 	return queue, nil
@@ -115,7 +115,7 @@ func (s *Server) pauseQueue(paused bool) http.HandlerFunc {
 			writeProblem(w, r, s.log, err)
 			return
 		}
-		q, err := db.New(s.pool).QueuePause(r.Context(), db.QueuePauseParams{Name: queue, Paused: paused})
+		q, err := store.New(s.pool).QueuePause(r.Context(), store.QueuePauseParams{Name: queue, Paused: paused})
 		if err != nil {
 			writeProblem(w, r, s.log, queueNotFound(queue, err))
 			return
@@ -131,8 +131,8 @@ var retentionFields = []string{"retain_succeeded", "retain_dead", "retain_cancel
 // retain_* field is a duration ("48h"), "forever", or null (back to the
 // replicas' default); a field left out stays as it is.
 func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
-	p, err := func() (db.QueueSetRetentionParams, error) {
-		p := db.QueueSetRetentionParams{}
+	p, err := func() (store.QueueSetRetentionParams, error) {
+		p := store.QueueSetRetentionParams{}
 		queue, err := queueParam(r)
 		if err != nil {
 			return p, err
@@ -164,12 +164,12 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return p, err
 			}
-			d, err := db.ParseRetention(text)
+			d, err := store.ParseRetention(text)
 			if err != nil {
 				return p, problem(http.StatusUnprocessableEntity, "invalid_duration", key,
 					"%s %q: want a duration of at least 1s such as \"48h\", \"forever\", or null for the default", key, text)
 			}
-			n := db.RetentionMs(d)
+			n := store.RetentionMs(d)
 			*ms = &n
 		}
 		return p, nil
@@ -178,9 +178,9 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, err)
 		return
 	}
-	q, err := db.New(s.pool).QueueSetRetention(r.Context(), p)
+	q, err := store.New(s.pool).QueueSetRetention(r.Context(), p)
 	if err != nil {
-		writeProblem(w, r, s.log, db.MapError(err))
+		writeProblem(w, r, s.log, store.MapError(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -192,8 +192,8 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 // queue exists once a job is submitted to it, a worker works it, or its
 // settings are set.
 func queueNotFound(queue string, err error) error {
-	if err = db.MapError(err); errors.Is(err, db.ErrNotFound) {
-		return fmt.Errorf("queue %q %w (a queue exists once a job is submitted to it or a worker works it)", queue, db.ErrNotFound)
+	if err = store.MapError(err); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("queue %q %w (a queue exists once a job is submitted to it or a worker works it)", queue, store.ErrNotFound)
 	}
 	return err
 }

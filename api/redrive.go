@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // retryFields are the fields of POST /v1/queues/{queue}/retry.
@@ -15,8 +15,8 @@ var retryFields = []string{"state", "since", "error_like", "dry_run"}
 // jobs that the body chooses, in batches, for up to half the request's
 // deadline; complete is false when jobs were left (send it again).
 func (s *Server) retryQueue(w http.ResponseWriter, r *http.Request) {
-	f, err := func() (db.RetryFilter, error) {
-		var f db.RetryFilter
+	f, err := func() (store.RetryFilter, error) {
+		var f store.RetryFilter
 		queue, err := queueParam(r)
 		if err != nil {
 			return f, err
@@ -43,16 +43,16 @@ func (s *Server) retryQueue(w http.ResponseWriter, r *http.Request) {
 			switch key {
 			case "state":
 				var st string
-				if st, err = stringValue(v, key); err == nil && st != string(db.BatonJobStateDead) && st != string(db.BatonJobStateCanceled) {
+				if st, err = stringValue(v, key); err == nil && st != string(store.BatonJobStateDead) && st != string(store.BatonJobStateCanceled) {
 					err = problem(http.StatusUnprocessableEntity, "invalid_parameter", key, "state must be dead or canceled")
 				}
-				f.State = db.JobState(st)
+				f.State = store.JobState(st)
 			case "since":
 				var text string
 				if text, err = stringValue(v, key); err == nil {
-					if f.Since, err = time.ParseDuration(text); err != nil || f.Since <= 0 || f.Since > db.MaxDelay {
+					if f.Since, err = time.ParseDuration(text); err != nil || f.Since <= 0 || f.Since > store.MaxDelay {
 						err = problem(http.StatusUnprocessableEntity, "invalid_duration", key,
-							"since %q must be a duration from the jobs' finish, such as \"1h\", at most %s", text, db.MaxDelay)
+							"since %q must be a duration from the jobs' finish, such as \"1h\", at most %s", text, store.MaxDelay)
 					}
 				}
 			case "error_like":
@@ -75,7 +75,7 @@ func (s *Server) retryQueue(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, err)
 		return
 	}
-	counts, err := db.RetryMatching(r.Context(), s.pool, f, 0, time.Now().Add(s.cfg.RequestTimeout/2))
+	counts, err := store.RetryMatching(r.Context(), s.pool, f, 0, time.Now().Add(s.cfg.RequestTimeout/2))
 	if err != nil {
 		writeProblem(w, r, s.log, err)
 		return

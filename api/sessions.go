@@ -15,7 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // The dashboard's sign-in: a token gets a session the server checks on every
@@ -67,12 +67,12 @@ func (s *Server) validSession(r *http.Request) (bool, error) {
 		return false, nil
 	}
 	digest := sha256.Sum256(id)
-	mac, err := db.New(s.pool).SessionGet(r.Context(), digest[:])
+	mac, err := store.New(s.pool).SessionGet(r.Context(), digest[:])
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return false, nil
 	case err != nil:
-		return false, db.MapError(err)
+		return false, store.MapError(err)
 	}
 	for _, t := range s.cfg.Tokens {
 		if hmac.Equal(mac, tokenMAC(t, id)) {
@@ -153,11 +153,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	id := make([]byte, 32)
 	_, _ = rand.Read(id) // never fails (crypto/rand)
 	digest := sha256.Sum256(id)
-	err := db.New(s.pool).SessionCreate(r.Context(), db.SessionCreateParams{
+	err := store.New(s.pool).SessionCreate(r.Context(), store.SessionCreateParams{
 		IDDigest: digest[:], TokenMac: tokenMAC(token, id), TtlMs: sessionTTL.Milliseconds(),
 	})
 	if err != nil {
-		s.renderProblem(w, r, db.MapError(err))
+		s.renderProblem(w, r, store.MapError(err))
 		return
 	}
 	_, tls := s.client(r) // behind a trusted proxy that ends TLS, as it says
@@ -173,8 +173,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if id, ok := sessionID(r); ok {
 		digest := sha256.Sum256(id)
-		if err := db.New(s.pool).SessionDelete(r.Context(), digest[:]); err != nil {
-			s.renderProblem(w, r, db.MapError(err))
+		if err := store.New(s.pool).SessionDelete(r.Context(), digest[:]); err != nil {
+			s.renderProblem(w, r, store.MapError(err))
 			return
 		}
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/api"
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // A submit is answered from the insert itself, in the transaction that
@@ -44,7 +44,7 @@ func TestSubmitIsAnsweredWithoutReadingAfterTheCommit(t *testing.T) {
 		_, _ = pool.Exec(ctx, "DROP OWNED BY "+role)
 		_, _ = pool.Exec(ctx, "DROP ROLE "+role)
 	})
-	limited, err := db.Connect(ctx, db.ConnectConfig{URL: dbtest.LoginAs(t, pool, u, role), AppName: "baton-test", MaxConns: 4})
+	limited, err := store.Connect(ctx, store.ConnectConfig{URL: dbtest.LoginAs(t, pool, u, role), AppName: "baton-test", MaxConns: 4})
 	require.NoError(t, err)
 	t.Cleanup(limited.Close)
 	srv := httptest.NewServer(api.New(limited, api.Config{Logger: slog.New(slog.DiscardHandler)}).Handler())
@@ -71,7 +71,7 @@ func TestSubmitIsAnsweredWithoutReadingAfterTheCommit(t *testing.T) {
 	require.Equal(t, 201, r.status, "%s", r.body)
 
 	// The answers match what was stored.
-	st, err := db.Status(ctx, pool, id)
+	st, err := store.Status(ctx, pool, id)
 	require.NoError(t, err)
 	require.Equal(t, job["created_at"], st.CreatedAt.Format(time.RFC3339Nano))
 	require.Equal(t, job["run_at"], st.RunAt.Format(time.RFC3339Nano))

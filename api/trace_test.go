@@ -18,8 +18,8 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/baton-run/baton/api"
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/internal/testenv"
 	"github.com/baton-run/baton/worker"
 )
@@ -42,7 +42,7 @@ func TestOneTraceFollowsAJobThroughEveryStage(t *testing.T) {
 	req.Header.Set("traceparent", "00-"+traceID+"-"+callerSpan+"-01")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	var job db.JobStatus
+	var job store.JobStatus
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&job))
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
@@ -63,14 +63,14 @@ stages:
 	go func() { done <- w.Run(wctx) }()
 	defer func() { stop(); require.NoError(t, <-done) }()
 
-	var child *db.JobStatus
+	var child *store.JobStatus
 	require.Eventually(t, func() bool {
-		st, err := db.Status(ctx, pool, job.ID)
+		st, err := store.Status(ctx, pool, job.ID)
 		require.NoError(t, err)
 		if len(st.Children) != 1 {
 			return false
 		}
-		child, err = db.Status(ctx, pool, st.Children[0])
+		child, err = store.Status(ctx, pool, st.Children[0])
 		require.NoError(t, err)
 		return child.State == "succeeded" && len(spans.Ended()) == 4
 	}, 20*time.Second, 20*time.Millisecond)

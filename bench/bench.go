@@ -23,7 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // Config is one bench run, as `baton bench`'s flags set it.
@@ -32,7 +32,7 @@ type Config struct {
 	// DirectURL reaches the same server without a pooler, for creating and
 	// migrating the bench database. Pooler is the connection mode through URL.
 	URL, DirectURL string
-	Pooler         db.Pooler
+	Pooler         store.Pooler
 	// Stages is 1 (no-op jobs through one stage) or 2 (A -> B hand-offs).
 	Stages int
 	// Jobs is the backlog burned down (or, with Soak, the jobs pushed through).
@@ -67,7 +67,7 @@ type Config struct {
 type run struct {
 	cfg    Config
 	pool   *pgxpool.Pool
-	target db.ConnectConfig // how replicas connect to the bench database
+	target store.ConnectConfig // how replicas connect to the bench database
 }
 
 func (r *run) progress(format string, args ...any) {
@@ -133,12 +133,12 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pool, err := db.Connect(ctx, db.ConnectConfig{URL: benchURL, AppName: "baton-bench", MaxConns: 16, Pooler: cfg.Pooler})
+	pool, err := store.Connect(ctx, store.ConnectConfig{URL: benchURL, AppName: "baton-bench", MaxConns: 16, Pooler: cfg.Pooler})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	rn := &run{cfg: cfg, pool: pool, target: db.ConnectConfig{URL: benchURL, Pooler: cfg.Pooler}}
+	rn := &run{cfg: cfg, pool: pool, target: store.ConnectConfig{URL: benchURL, Pooler: cfg.Pooler}}
 	if cfg.Soak {
 		return rn.soak(ctx, stdout)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -62,7 +62,7 @@ func preload(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	batch := noopJobs(5000)
 	for done := 0; done < n; {
 		k := min(len(batch), n-done)
-		if _, err := db.Submit(ctx, pool, batch[:k]...); err != nil {
+		if _, err := store.Submit(ctx, pool, batch[:k]...); err != nil {
 			return err
 		}
 		done += k
@@ -76,10 +76,10 @@ func preload(ctx context.Context, pool *pgxpool.Pool, n int) error {
 }
 
 // noopJobs is n jobs for queue a, the bench's first stage.
-func noopJobs(n int) []db.NewJob {
-	jobs := make([]db.NewJob, n)
+func noopJobs(n int) []store.NewJob {
+	jobs := make([]store.NewJob, n)
 	for i := range jobs {
-		jobs[i] = db.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
+		jobs[i] = store.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
 	}
 	return jobs
 }
@@ -113,7 +113,7 @@ type replicas struct {
 
 // startReplicas runs n worker replicas in this process on the bench
 // pipeline, pruning by retain.
-func startReplicas(ctx context.Context, target db.ConnectConfig, stages, concurrency, n int, retain worker.Retention) (*replicas, error) {
+func startReplicas(ctx context.Context, target store.ConnectConfig, stages, concurrency, n int, retain worker.Retention) (*replicas, error) {
 	p := benchPipeline(stages, concurrency)
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -128,7 +128,7 @@ func startReplicas(ctx context.Context, target db.ConnectConfig, stages, concurr
 	for i := range n {
 		c := target
 		c.AppName, c.MaxConns = fmt.Sprintf("baton-bench-worker %d", i), worker.PoolSize(p)
-		pool, err := db.Connect(ctx, c)
+		pool, err := store.Connect(ctx, c)
 		if err != nil {
 			rs.stop()
 			return nil, err
@@ -137,7 +137,7 @@ func startReplicas(ctx context.Context, target db.ConnectConfig, stages, concurr
 		metrics := prometheus.NewRegistry()
 		w, err := worker.New(pool, worker.Config{
 			Pipeline: p, ID: fmt.Sprintf("bench-%d", i), Logger: slog.New(slog.DiscardHandler), Retention: retain,
-			PollOnly: target.Pooler == db.TransactionPooler, Handlers: worker.Handlers{"bench-noop": noop}, Metrics: metrics,
+			PollOnly: target.Pooler == store.TransactionPooler, Handlers: worker.Handlers{"bench-noop": noop}, Metrics: metrics,
 		})
 		if err != nil {
 			rs.stop()

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // benchDatabase recreates the bench database next to the one in
@@ -27,13 +27,13 @@ func benchDatabase(ctx context.Context, databaseURL string) (string, error) {
 	admin.Path = "/postgres"
 	conn, err := pgx.Connect(ctx, admin.String())
 	if err != nil {
-		return "", fmt.Errorf("bench: connecting: %w", db.MapError(err))
+		return "", fmt.Errorf("bench: connecting: %w", store.MapError(err))
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name + "_bench"}.Sanitize()+" WITH (FORCE)"); err != nil {
 		return "", fmt.Errorf("bench: dropping the previous bench database: %w", err)
 	}
-	if err := db.MigrateUp(ctx, u.String()); err != nil {
+	if err := store.MigrateUp(ctx, u.String()); err != nil {
 		return "", err
 	}
 	return name + "_bench", nil

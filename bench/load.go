@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // commitRate measures durable one-row UPDATE commits per second with
@@ -57,7 +57,7 @@ func commitRate(ctx context.Context, pool *pgxpool.Pool, clients int, d time.Dur
 // is caught up rather than slowing the offered load.
 func offer(ctx context.Context, pool *pgxpool.Pool, rate float64, n int) error {
 	start := time.Now()
-	job := db.NewJob{Queue: "offered", Payload: []byte(`{"n":1}`)}
+	job := store.NewJob{Queue: "offered", Payload: []byte(`{"n":1}`)}
 	for sent := 0; sent < n; {
 		due := min(n, int(rate*time.Since(start).Seconds())+1)
 		if due <= sent {
@@ -65,11 +65,11 @@ func offer(ctx context.Context, pool *pgxpool.Pool, rate float64, n int) error {
 			time.Sleep(time.Until(next))
 			continue
 		}
-		batch := make([]db.NewJob, due-sent)
+		batch := make([]store.NewJob, due-sent)
 		for i := range batch {
 			batch[i] = job
 		}
-		if _, err := db.Submit(ctx, pool, batch...); err != nil {
+		if _, err := store.Submit(ctx, pool, batch...); err != nil {
 			return err
 		}
 		sent = due

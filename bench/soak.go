@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -41,11 +41,11 @@ type soakWindow struct {
 	EndToEndP99Ms float64 `json:"end_to_end_p99_ms"`
 	// TableBytes, IndexBytes and DeadRows add up every Baton table; Tables
 	// has each (the table_health view).
-	TableBytes               int64               `json:"table_bytes"`
-	IndexBytes               int64               `json:"index_bytes"`
-	DeadRows                 int64               `json:"dead_rows"`
-	OldestTransactionSeconds float64             `json:"oldest_transaction_seconds"`
-	Tables                   []db.TableHealthRow `json:"tables"`
+	TableBytes               int64                  `json:"table_bytes"`
+	IndexBytes               int64                  `json:"index_bytes"`
+	DeadRows                 int64                  `json:"dead_rows"`
+	OldestTransactionSeconds float64                `json:"oldest_transaction_seconds"`
+	Tables                   []store.TableHealthRow `json:"tables"`
 }
 
 // soakResult is the soak's report, with its targets (issue 13): the last
@@ -154,7 +154,7 @@ func produce(ctx context.Context, pool *pgxpool.Pool, jobs int, executions func(
 			continue
 		}
 		n := min(len(batch), jobs-submitted)
-		if _, err := db.Submit(ctx, pool, batch[:n]...); err != nil {
+		if _, err := store.Submit(ctx, pool, batch[:n]...); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -168,7 +168,7 @@ func produce(ctx context.Context, pool *pgxpool.Pool, jobs int, executions func(
 // measureTables reads the sizes, dead rows, oldest transaction and the
 // end-to-end p99 of the jobs that ended within recent into w.
 func measureTables(ctx context.Context, pool *pgxpool.Pool, recent time.Duration, w *soakWindow) error {
-	q := db.New(pool)
+	q := store.New(pool)
 	tables, err := q.TableHealth(ctx)
 	if err != nil {
 		return fmt.Errorf("bench: soak: reading table_health: %w", err)

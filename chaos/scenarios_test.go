@@ -450,7 +450,7 @@ func TestCheckerCatchesBrokenBuilds(t *testing.T) {
 // patch replaces old with new in a file of the repository.
 type patch struct{ file, old, new string }
 
-const gen = "db/jobs.sql.gen.go"
+const gen = "internal/store/jobs.sql.gen.go"
 
 // noHeartbeat is a build whose workers never extend their leases.
 var noHeartbeat = patch{"worker/lease.go",

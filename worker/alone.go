@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // Crash isolation. A job that lost its lease while it ran beside other jobs
@@ -31,12 +31,12 @@ func (s *stage) claimIsolated(ctx context.Context) {
 	}
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
 	defer cancel()
-	row, err := db.New(w.pool).JobClaimIsolated(qctx, db.JobClaimIsolatedParams{
+	row, err := store.New(w.pool).JobClaimIsolated(qctx, store.JobClaimIsolatedParams{
 		QueueName: s.cfg.Queue, LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: w.cfg.ID,
 		MaxAttempts: int32(s.cfg.MaxAttempts), MaxJobLeaseMs: s.cfg.MaxJobLease.D().Milliseconds(),
 	})
 	if err != nil {
-		if err := db.MapError(err); !errors.Is(err, db.ErrNotFound) && ctx.Err() == nil {
+		if err := store.MapError(err); !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 			s.log.Warn("claiming an isolated job", "error", err)
 		}
 		w.leaveAlone()
@@ -75,7 +75,7 @@ func (s *stage) runAlone(ctx, held context.Context, c claimed) {
 	if ctx.Err() == nil && held.Err() == nil {
 		qctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 		n, err := retryDB(qctx, func() (int64, error) {
-			return db.New(w.pool).JobStartAlone(qctx, db.JobStartAloneParams{ID: job.ID, LeaseToken: token})
+			return store.New(w.pool).JobStartAlone(qctx, store.JobStartAloneParams{ID: job.ID, LeaseToken: token})
 		})
 		cancel()
 		if err == nil && n == 1 {
@@ -95,10 +95,10 @@ func (s *stage) runAlone(ctx, held context.Context, c claimed) {
 	}
 	if ctx.Err() != nil { // shutting down before the run started: give the job back
 		rctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
-		_, err := db.New(w.pool).JobReleaseMany(rctx, db.JobReleaseManyParams{Ids: []int64{job.ID}, LeaseTokens: []int64{token}, WorkerID: w.cfg.ID})
+		_, err := store.New(w.pool).JobReleaseMany(rctx, store.JobReleaseManyParams{Ids: []int64{job.ID}, LeaseTokens: []int64{token}, WorkerID: w.cfg.ID})
 		cancel()
 		if err != nil {
-			s.log.Error("releasing a held isolated job failed; it comes back when its lease expires", "error", db.MapError(err))
+			s.log.Error("releasing a held isolated job failed; it comes back when its lease expires", "error", store.MapError(err))
 		}
 	}
 	s.mu.Lock()

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
 )
@@ -48,25 +48,25 @@ func (b *bundle) start(pipeline string) *workertest.Running {
 // submit puts a job into queue "a".
 func (b *bundle) submit(payload string) int64 {
 	b.t.Helper()
-	ids, err := db.Submit(context.Background(), b.pool, db.NewJob{Queue: "a", Payload: json.RawMessage(payload)})
+	ids, err := store.Submit(context.Background(), b.pool, store.NewJob{Queue: "a", Payload: json.RawMessage(payload)})
 	require.NoError(b.t, err)
 	return ids[0]
 }
 
 // waitState waits until job id is in state (polling the database, since the
 // state lives there), and returns its status.
-func (b *bundle) waitState(id int64, state db.JobState) *db.JobStatus {
+func (b *bundle) waitState(id int64, state store.JobState) *store.JobStatus {
 	b.t.Helper()
 	return b.waitStateWithin(id, state, 20*time.Second)
 }
 
 // waitStateWithin is waitState for a slower path.
-func (b *bundle) waitStateWithin(id int64, state db.JobState, d time.Duration) *db.JobStatus {
+func (b *bundle) waitStateWithin(id int64, state store.JobState, d time.Duration) *store.JobStatus {
 	b.t.Helper()
-	var s *db.JobStatus
+	var s *store.JobStatus
 	reached := assert.Eventually(b.t, func() bool {
 		var err error
-		s, err = db.Status(context.Background(), b.pool, id)
+		s, err = store.Status(context.Background(), b.pool, id)
 		require.NoError(b.t, err)
 		return s.State == state
 	}, d, 10*time.Millisecond)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // maxRetryWait caps the wait between claims while the database is
@@ -30,7 +30,7 @@ func (s *stage) claimLoop(ctx context.Context) {
 			case err != nil && ctx.Err() == nil:
 				s.log.Warn("claiming jobs", "error", err)
 				backlog = false
-				if errors.Is(db.MapError(err), db.ErrUnavailable) {
+				if errors.Is(store.MapError(err), store.ErrUnavailable) {
 					poll := s.w.cfg.Pipeline.PollInterval.D()
 					retry = min(max(2*retry, poll), max(maxRetryWait, poll))
 				}
@@ -76,10 +76,10 @@ func (s *stage) claimLoop(ctx context.Context) {
 func (s *stage) setAlarm(ctx context.Context) {
 	qctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
-	ms, err := db.New(s.w.pool).JobNextDue(qctx, s.cfg.Queue)
+	ms, err := store.New(s.w.pool).JobNextDue(qctx, s.cfg.Queue)
 	switch {
 	case err != nil && ctx.Err() == nil:
-		s.log.Warn("looking for the next due job", "error", db.MapError(err))
+		s.log.Warn("looking for the next due job", "error", store.MapError(err))
 	case err == nil && ms >= 0:
 		s.wakeIn(time.Duration(ms) * time.Millisecond)
 	}
@@ -115,12 +115,12 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
 	defer cancel()
 	began := time.Now()
-	p := db.JobClaimParams{
+	p := store.JobClaimParams{
 		QueueName: s.cfg.Queue, MaxJobs: int32(n), LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: s.w.cfg.ID,
 		MaxAttempts: int32(s.cfg.MaxAttempts), MaxJobLeaseMs: s.cfg.MaxJobLease.D().Milliseconds(),
 	}
-	rows, err := db.New(s.w.pool).JobClaim(qctx, p)
-	if err = db.MapError(err); errors.Is(err, db.ErrUnreadable) || errors.Is(err, context.DeadlineExceeded) {
+	rows, err := store.New(s.w.pool).JobClaim(qctx, p)
+	if err = store.MapError(err); errors.Is(err, store.ErrUnreadable) || errors.Is(err, context.DeadlineExceeded) {
 		// A row that cannot be read fails the claim as a whole (or takes
 		// longer than dbTimeout to fail: writing out 1 GB takes seconds).
 		// Claim again with every payload checked, and fail that job alone.
@@ -128,8 +128,8 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 		p.CheckPayloads = true
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkedClaimTimeout)
 		defer cancel()
-		rows, err = db.New(s.w.pool).JobClaim(qctx, p)
-		err = db.MapError(err)
+		rows, err = store.New(s.w.pool).JobClaim(qctx, p)
+		err = store.MapError(err)
 	}
 	s.metrics.claimSeconds.Observe(time.Since(began).Seconds())
 	if err != nil {

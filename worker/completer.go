@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // maxCompleteBatch bounds the jobs one completion statement commits.
@@ -53,7 +53,7 @@ func (s *stage) completer(in <-chan *done) {
 func (s *stage) commit(batch []*done) {
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
-	p := db.JobCompleteManyParams{
+	p := store.JobCompleteManyParams{
 		Ids: make([]int64, len(batch)), LeaseTokens: make([]int64, len(batch)),
 		Results: make([]string, len(batch)), NextQueues: make([]string, len(batch)),
 		TraceParents: make([]string, len(batch)), Direct: make([]bool, len(batch)), RunUs: make([]int64, len(batch)),
@@ -75,15 +75,15 @@ func (s *stage) commit(batch []*done) {
 		}
 	}
 	began := time.Now()
-	rows, err := retryDB(ctx, func() ([]db.JobCompleteManyRow, error) {
+	rows, err := retryDB(ctx, func() ([]store.JobCompleteManyRow, error) {
 		if s.cfg.Join {
 			return s.completeJoining(ctx, p, batch)
 		}
-		return db.New(s.w.pool).JobCompleteMany(ctx, p)
+		return store.New(s.w.pool).JobCompleteMany(ctx, p)
 	})
 	picked := time.Since(began)
 	s.metrics.completionSeconds.Observe(picked.Seconds())
-	if err != nil && len(batch) > 1 && !errors.Is(err, db.ErrUnavailable) {
+	if err != nil && len(batch) > 1 && !errors.Is(err, store.ErrUnavailable) {
 		// Something in the group failed the statement: commit the rest one
 		// by one so one bad job cannot hold back the others.
 		if next != nil {
@@ -96,7 +96,7 @@ func (s *stage) commit(batch []*done) {
 	}
 	// A group can hold one job twice (a zombie's run and the current one):
 	// only the (job, token) pairs returned committed.
-	committed := make(map[run]db.JobCompleteManyRow, len(rows))
+	committed := make(map[run]store.JobCompleteManyRow, len(rows))
 	for _, r := range rows {
 		committed[run{r.ID, r.LeaseToken}] = r
 	}
@@ -104,7 +104,7 @@ func (s *stage) commit(batch []*done) {
 	for _, d := range batch {
 		r, ok := committed[d.run()]
 		switch {
-		case db.Refused(err):
+		case store.Refused(err):
 			// The database refused this job's outcome (a rule of the table
 			// refusing its next job, say): that is the attempt's failure,
 			// recorded under the same fence and retried with the stage's
@@ -148,12 +148,12 @@ func (s *stage) commit(batch []*done) {
 // completion statement, then the joined job of each fan-out it finished
 // (JobJoin). A second statement because it must see the siblings that other
 // transactions completed before this one took the fan-out's lock.
-func (s *stage) completeJoining(ctx context.Context, p db.JobCompleteManyParams, batch []*done) (rows []db.JobCompleteManyRow, err error) {
+func (s *stage) completeJoining(ctx context.Context, p store.JobCompleteManyParams, batch []*done) (rows []store.JobCompleteManyRow, err error) {
 	parentOf := make(map[int64]*int64, len(batch))
 	for _, d := range batch {
 		parentOf[d.job.ID] = d.job.ParentID
 	}
-	err = db.WithTx(ctx, s.w.pool, func(q *db.Queries) error {
+	err = store.WithTx(ctx, s.w.pool, func(q *store.Queries) error {
 		if rows, err = q.JobCompleteMany(ctx, p); err != nil {
 			return err
 		}
@@ -166,7 +166,7 @@ func (s *stage) completeJoining(ctx context.Context, p db.JobCompleteManyParams,
 		if len(parents) == 0 {
 			return nil
 		}
-		joined, err := q.JobJoin(ctx, db.JobJoinParams{ParentIds: parents, NextQueue: s.cfg.Next})
+		joined, err := q.JobJoin(ctx, store.JobJoinParams{ParentIds: parents, NextQueue: s.cfg.Next})
 		for _, j := range joined {
 			s.log.Info("joined a fan-out", "parent_id", j.ParentID, "job_id", j.ID, "queue", s.cfg.Next)
 		}

@@ -11,13 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // ErrLeaseLost is CompleteTx's error when the job's lease has moved on: it
 // was reaped and claimed again, canceled, or released. Nothing was written;
-// roll the transaction back. It is db.ErrLeaseLost, one value for both.
-var ErrLeaseLost = db.ErrLeaseLost
+// roll the transaction back. It is store.ErrLeaseLost, one value for both.
+var ErrLeaseLost = store.ErrLeaseLost
 
 // execution is what CompleteTx needs of the run a handler is in: its stage and
 // lease, and whether it completed the job itself.
@@ -67,13 +67,13 @@ func CompleteTx(ctx context.Context, tx pgx.Tx, job *Job, result any) error {
 			return fmt.Errorf("CompleteTx: %w", err)
 		}
 	}
-	rows, err := db.New(tx).JobCompleteMany(ctx, db.JobCompleteManyParams{
+	rows, err := store.New(tx).JobCompleteMany(ctx, store.JobCompleteManyParams{
 		Ids: []int64{job.ID}, LeaseTokens: []int64{e.token}, Results: []string{string(out)}, NextQueues: []string{s.cfg.Next},
-		TraceParents: []string{db.TraceParentOf(trace.ContextWithSpanContext(ctx, e.span))}, Direct: []bool{false}, RunUs: []int64{time.Since(e.began).Microseconds()},
+		TraceParents: []string{store.TraceParentOf(trace.ContextWithSpanContext(ctx, e.span))}, Direct: []bool{false}, RunUs: []int64{time.Since(e.began).Microseconds()},
 		WorkerID: s.w.cfg.ID, FanOut: s.cfg.FanOut,
 	})
 	if err != nil {
-		return fmt.Errorf("CompleteTx: %w", db.MapError(err))
+		return fmt.Errorf("CompleteTx: %w", store.MapError(err))
 	}
 	if len(rows) == 0 {
 		return ErrLeaseLost
@@ -104,14 +104,14 @@ func FailTx(ctx context.Context, tx pgx.Tx, job *Job, herr error) error {
 	}
 	s := e.stage
 	var canceled *cancelError
-	_, err := db.New(tx).JobFail(ctx, db.JobFailParams{
+	_, err := store.New(tx).JobFail(ctx, store.JobFailParams{
 		ID: job.ID, LeaseToken: e.token, Error: errorText(herr, s.w.redact), Permanent: IsPermanent(herr),
 		Canceled: errors.As(herr, &canceled), MaxWorkerFaults: maxWorkerFaults, MaxDelayMs: s.cfg.MaxBackoff.D().Milliseconds(),
 		DelayMs: backoff(job.Attempt, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D()).Milliseconds(), WorkerID: s.w.cfg.ID,
 		RunUs: time.Since(e.began).Microseconds(),
 	})
-	switch err = db.MapError(err); {
-	case errors.Is(err, db.ErrNotFound):
+	switch err = store.MapError(err); {
+	case errors.Is(err, store.ErrNotFound):
 		return ErrLeaseLost
 	case err != nil:
 		return fmt.Errorf("FailTx: %w", err)
@@ -147,25 +147,25 @@ func encodeResult(result any) (json.RawMessage, error) {
 func (s *stage) afterCompleteTx(c claimed, herr error, ran time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
-	r, err := retryDB(ctx, func() (db.JobHeldRow, error) {
-		return db.New(s.w.pool).JobHeld(ctx, db.JobHeldParams{ID: c.job.ID, LeaseToken: c.token})
+	r, err := retryDB(ctx, func() (store.JobHeldRow, error) {
+		return store.New(s.w.pool).JobHeld(ctx, store.JobHeldParams{ID: c.job.ID, LeaseToken: c.token})
 	})
 	switch {
 	case err != nil:
 		s.jobLog(c.job).Error("after CompleteTx, reading whether it committed failed; if it did not, the job runs again when its lease expires", "error", err)
-	case r.Ours && r.State == db.BatonJobStateSucceeded:
+	case r.Ours && r.State == store.BatonJobStateSucceeded:
 		s.w.stats.succeeded.Add(1)
 		s.metrics.succeeded.Inc()
 		if next := s.w.stages[s.cfg.Next]; next != nil {
 			signal(next.wake) // its job, handed off unclaimed
 		}
-	case r.Ours && r.State != db.BatonJobStateRunning: // FailTx's, committed
+	case r.Ours && r.State != store.BatonJobStateRunning: // FailTx's, committed
 		s.w.stats.failed.Add(1)
 		s.w.metrics.finished.WithLabelValues(s.cfg.Queue, string(r.State)).Inc()
-		if r.State == db.BatonJobStateRetrying {
+		if r.State == store.BatonJobStateRetrying {
 			signal(s.wake)
 		}
-	case r.Ours && r.State == db.BatonJobStateRunning:
+	case r.Ours && r.State == store.BatonJobStateRunning:
 		if herr == nil {
 			herr = errors.New("CompleteTx or FailTx was called, but its transaction did not commit")
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -85,7 +85,7 @@ func TestCompleteTxRolledBackIsAFailedAttempt(t *testing.T) {
 
 // A run whose lease moved on (here, as if the job were reaped and claimed
 // again) cannot complete it: CompleteTx writes nothing and says
-// ErrLeaseLost (one value with db.ErrLeaseLost), and the handler's writes
+// ErrLeaseLost (one value with store.ErrLeaseLost), and the handler's writes
 // roll back with it.
 func TestCompleteTxIsFencedByTheLease(t *testing.T) {
 	t.Parallel()
@@ -111,11 +111,11 @@ func TestCompleteTxIsFencedByTheLease(t *testing.T) {
 	id := b.submit(`{}`)
 	err = <-got
 	require.ErrorIs(t, err, worker.ErrLeaseLost)
-	require.ErrorIs(t, err, db.ErrLeaseLost)
+	require.ErrorIs(t, err, store.ErrLeaseLost)
 	require.Zero(t, count(t, b.pool, "SELECT count(*) FROM ledger"), "rolled back")
-	s, err := db.Status(ctx, b.pool, id)
+	s, err := store.Status(ctx, b.pool, id)
 	require.NoError(t, err)
-	require.Equal(t, db.BatonJobStateRunning, s.State, "the newer lease's, untouched")
+	require.Equal(t, store.BatonJobStateRunning, s.State, "the newer lease's, untouched")
 
 	// A job no worker is running.
 	err = pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return worker.CompleteTx(ctx, tx, &worker.Job{ID: id}, nil) })

@@ -16,12 +16,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 const (
-	maxOutput  = db.MaxPayload // result bytes kept (exec stdout, http response body, Go results)
-	stderrTail = 4 << 10       // stderr bytes kept as the error
+	maxOutput  = store.MaxPayload // result bytes kept (exec stdout, http response body, Go results)
+	stderrTail = 4 << 10          // stderr bytes kept as the error
 )
 
 // errTooLarge is a result past maxOutput.
@@ -84,7 +84,7 @@ func (h *execHandler) Handle(ctx context.Context, job *Job) (_ json.RawMessage, 
 		"BATON_QUEUE="+job.Queue,
 		"BATON_ATTEMPT="+strconv.Itoa(job.Attempt),
 	)
-	if tp := db.TraceParentOf(ctx); tp != "" {
+	if tp := store.TraceParentOf(ctx); tp != "" {
 		cmd.Env = append(cmd.Env, "TRACEPARENT="+tp) // the OpenTelemetry convention for processes
 	}
 	cmd.SysProcAttr = handlerProcAttr()

@@ -4,13 +4,13 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // pruneExpired deletes what has outlived its use: idempotency keys older
 // than 24 hours (a retry after that creates a new job) and dashboard
 // sessions that ended (expired, logged out, or their token removed).
-func pruneExpired(ctx context.Context, q *db.Queries, log *slog.Logger) {
+func pruneExpired(ctx context.Context, q *store.Queries, log *slog.Logger) {
 	_, err := q.IdempotencyPrune(ctx)
 	warn(ctx, log, "pruning idempotency keys", err)
 	_, err = q.SessionPrune(ctx)

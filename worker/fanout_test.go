@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
 )
@@ -76,7 +76,7 @@ func TestAFanOutIsJoinedOnceAcrossReplicas(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return b.pool.QueryRow(context.Background(), "SELECT id FROM baton.jobs WHERE queue = 'c' AND state = 'succeeded'").Scan(&joinID) == nil
 	}, 20*time.Second, 10*time.Millisecond)
-	s, err := db.Status(context.Background(), b.pool, joinID)
+	s, err := store.Status(context.Background(), b.pool, joinID)
 	require.NoError(t, err)
 	require.JSONEq(t, `[2, 4, 6]`, string(s.Payload))
 	require.Equal(t, root, *s.ParentID, "the joined job's parent is the job that fanned out")
@@ -85,7 +85,7 @@ func TestAFanOutIsJoinedOnceAcrossReplicas(t *testing.T) {
 		"one b job on each replica")
 	require.Zero(t, count(t, b.pool, "SELECT count(*) FROM baton.fan_outs"), "the fan-out is done")
 
-	parent, err := db.Status(context.Background(), b.pool, root)
+	parent, err := store.Status(context.Background(), b.pool, root)
 	require.NoError(t, err)
 	require.Len(t, parent.Children, 4, "three in b, then the join")
 	require.Equal(t, joinID, parent.Children[3])
@@ -123,19 +123,19 @@ func TestAJoinWaitsForEverySibling(t *testing.T) {
 		return b.pool.QueryRow(ctx, "SELECT id FROM baton.jobs WHERE queue = 'b' AND state = 'dead'").Scan(&flaky) == nil &&
 			count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b' AND state = 'succeeded'") == 2
 	}, 20*time.Second, 10*time.Millisecond)
-	s, err := db.Status(ctx, b.pool, root)
+	s, err := store.Status(ctx, b.pool, root)
 	require.NoError(t, err)
-	require.Equal(t, &db.JoinWait{Children: 3, Pending: 1}, s.Join, "the join waits for one of three")
+	require.Equal(t, &store.JoinWait{Children: 3, Pending: 1}, s.Join, "the join waits for one of three")
 	require.Zero(t, count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'c'"))
 
-	require.NoError(t, db.Retry(ctx, b.pool, flaky))
+	require.NoError(t, store.Retry(ctx, b.pool, flaky))
 	require.Eventually(t, func() bool {
 		return count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'c' AND state = 'succeeded'") == 1
 	}, 20*time.Second, 10*time.Millisecond)
 	var payload string
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT payload::text FROM baton.jobs WHERE queue = 'c'").Scan(&payload))
 	require.JSONEq(t, `["x", "flaky", "y"]`, payload)
-	s, err = db.Status(ctx, b.pool, root)
+	s, err = store.Status(ctx, b.pool, root)
 	require.NoError(t, err)
 	require.Nil(t, s.Join)
 

@@ -11,8 +11,8 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/jsonb"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // Job is what a handler sees of the job it runs.
@@ -96,7 +96,7 @@ func (e *snoozeError) Error() string { return "snoozed for " + e.d.String() }
 // attempt fails. (An exec handler snoozes by exiting with code 75 and
 // printing {"snooze": "30s"}; an http handler by answering 429 or 503 with
 // Retry-After.)
-func Snooze(d time.Duration) error { return &snoozeError{d: min(max(d, 0), db.MaxDelay)} }
+func Snooze(d time.Duration) error { return &snoozeError{d: min(max(d, 0), store.MaxDelay)} }
 
 type cancelError struct{ err error }
 

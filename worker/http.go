@@ -13,7 +13,7 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // httpHandler POSTs each job's payload to a webhook. A 2xx response's body is
@@ -84,7 +84,7 @@ func retryAfter(v string) (time.Duration, bool) {
 		return 0, false
 	}
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 {
-		return time.Duration(min(secs, int64(db.MaxDelay/time.Second))) * time.Second, true
+		return time.Duration(min(secs, int64(store.MaxDelay/time.Second))) * time.Second, true
 	}
 	if at, err := http.ParseTime(v); err == nil {
 		return max(time.Until(at), 0), true

@@ -7,13 +7,13 @@ import (
 	"slices"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // Reasons a running handler's context is cancelled by the worker itself.
 var (
 	// errLeaseLost: the heartbeat found the job no longer ours (reaped or canceled).
-	errLeaseLost = fmt.Errorf("job %w", db.ErrLeaseLost)
+	errLeaseLost = fmt.Errorf("job %w", store.ErrLeaseLost)
 	// errReleased: shutdown grace ran out and the lease was handed back.
 	errReleased = errors.New("worker shut down: lease released")
 )
@@ -56,12 +56,12 @@ func (s *stage) heartbeat(ctx context.Context) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
-	kept, err := db.New(s.w.pool).JobHeartbeat(hctx, db.JobHeartbeatParams{
+	kept, err := store.New(s.w.pool).JobHeartbeat(hctx, store.JobHeartbeatParams{
 		Ids: ids, LeaseTokens: tokens, LeaseMs: s.cfg.Lease.D().Milliseconds(), MaxJobLeaseMs: s.cfg.MaxJobLease.D().Milliseconds(),
 	})
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Warn("heartbeat failed", "error", db.MapError(err), "jobs", len(ids))
+			s.log.Warn("heartbeat failed", "error", store.MapError(err), "jobs", len(ids))
 		}
 		return
 	}
@@ -101,9 +101,9 @@ func (s *stage) releaseAll(ctx context.Context) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
-	released, err := db.New(s.w.pool).JobReleaseMany(rctx, db.JobReleaseManyParams{Ids: ids, LeaseTokens: tokens, WorkerID: s.w.cfg.ID})
+	released, err := store.New(s.w.pool).JobReleaseMany(rctx, store.JobReleaseManyParams{Ids: ids, LeaseTokens: tokens, WorkerID: s.w.cfg.ID})
 	if err != nil {
-		s.log.Error("releasing leases failed; they come back when they expire", "error", db.MapError(err))
+		s.log.Error("releasing leases failed; they come back when they expire", "error", store.MapError(err))
 	}
 	s.w.stats.released.Add(int64(len(released)))
 	s.log.Warn("shutdown grace over: released leases of unfinished jobs", "released", len(released), "running", len(ids))

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // listen wakes stages when a hint on the baton_jobs channel names their
@@ -20,7 +20,7 @@ func (w *Worker) listen(ctx context.Context) {
 	for ctx.Err() == nil {
 		conn, err := pgx.ConnectConfig(ctx, w.pool.Config().ConnConfig.Copy())
 		if err == nil {
-			err = db.New(conn).Listen(ctx)
+			err = store.New(conn).Listen(ctx)
 		}
 		if err == nil {
 			delay = 100 * time.Millisecond
@@ -33,7 +33,7 @@ func (w *Worker) listen(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		w.log.Warn("listening for wake-up hints failed; polling meanwhile", "error", db.MapError(err), "retry_in", delay)
+		w.log.Warn("listening for wake-up hints failed; polling meanwhile", "error", store.MapError(err), "retry_in", delay)
 		select {
 		case <-ctx.Done():
 		case <-time.After(delay):

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // maintenanceBatch bounds the rows one reaper or promotion statement touches.
@@ -51,7 +51,7 @@ func every(ctx context.Context, interval time.Duration, f func()) {
 // are deleted (expired.go), and the job count deltas are folded into the
 // counters (counts.go). It returns how many jobs it reaped.
 func Maintain(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
-	q := db.New(pool)
+	q := store.New(pool)
 	reaped := reap(ctx, q, log)
 	promote(ctx, q, log)
 	pruneExpired(ctx, q, log)
@@ -62,6 +62,6 @@ func Maintain(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
 // warn logs a maintenance step's error, unless shutdown caused it.
 func warn(ctx context.Context, log *slog.Logger, step string, err error) {
 	if err != nil && ctx.Err() == nil {
-		log.Warn(step, "error", db.MapError(err))
+		log.Warn(step, "error", store.MapError(err))
 	}
 }

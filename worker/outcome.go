@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // fail records a failed attempt, whose handler ran for ran: retrying after
@@ -35,8 +35,8 @@ func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 		herr = fmt.Errorf("%w (the worker ran out of a resource: up to %d such failures of a job are not counted as attempts)", herr, maxWorkerFaults)
 	}
 	delay := backoff(job.Attempt, s.cfg.Backoff.D(), s.cfg.MaxBackoff.D())
-	row, err := retryDB(ctx, func() (db.JobFailRow, error) {
-		return db.New(s.w.pool).JobFail(ctx, db.JobFailParams{
+	row, err := retryDB(ctx, func() (store.JobFailRow, error) {
+		return store.New(s.w.pool).JobFail(ctx, store.JobFailParams{
 			ID: job.ID, LeaseToken: c.token, Error: errorText(herr, s.w.redact), Permanent: IsPermanent(herr), Unreadable: errors.Is(herr, errUnreadable),
 			Canceled:    errors.As(herr, &canceled),
 			WorkerFault: fault, MaxWorkerFaults: maxWorkerFaults, MaxDelayMs: s.cfg.MaxBackoff.D().Milliseconds(),
@@ -44,7 +44,7 @@ func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 		})
 	})
 	switch {
-	case errors.Is(err, db.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		s.w.stats.leasesLost.Add(1)
 		s.metrics.fenced.Inc()
 		s.jobLog(job).Warn("failure fenced: lease lost, nothing committed", "error", herr)
@@ -54,7 +54,7 @@ func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 		s.w.stats.failed.Add(1)
 		s.w.metrics.finished.WithLabelValues(s.cfg.Queue, string(row.State)).Inc()
 		s.jobLog(job).Info("attempt failed", "state", row.State, "counted", !row.Uncounted, "error", herr)
-		if row.State == db.BatonJobStateRetrying {
+		if row.State == store.BatonJobStateRetrying {
 			s.wakeIn(delay) // the retry starts on time, not at the next poll
 		}
 	}
@@ -65,13 +65,13 @@ func (s *stage) fail(c claimed, herr error, ran time.Duration) {
 // lease lost.
 func (s *stage) snooze(ctx context.Context, c claimed, d time.Duration, ran time.Duration) bool {
 	n, err := retryDB(ctx, func() (int32, error) {
-		return db.New(s.w.pool).JobSnooze(ctx, db.JobSnoozeParams{
+		return store.New(s.w.pool).JobSnooze(ctx, store.JobSnoozeParams{
 			ID: c.job.ID, LeaseToken: c.token, DelayMs: d.Milliseconds(), MaxSnoozes: int32(s.cfg.MaxSnoozes),
 			WorkerID: s.w.cfg.ID, Note: "snoozed for " + d.String(), RunUs: ran.Microseconds(),
 		})
 	})
 	if err != nil {
-		if !errors.Is(err, db.ErrNotFound) {
+		if !errors.Is(err, store.ErrNotFound) {
 			s.jobLog(c.job).Error("recording the snooze failed; the job will run again when its lease expires", "error", err)
 			return true
 		}
@@ -118,8 +118,8 @@ func retryDB[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 	delay := 50 * time.Millisecond
 	for {
 		v, err := fn()
-		err = db.MapError(err)
-		if err == nil || !errors.Is(err, db.ErrUnavailable) || ctx.Err() != nil {
+		err = store.MapError(err)
+		if err == nil || !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
 			return v, err
 		}
 		select {

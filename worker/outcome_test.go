@@ -14,12 +14,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
 // failedAttempts lists the errors of a job's failed attempts, in order.
-func failedAttempts(s *db.JobStatus) []string {
+func failedAttempts(s *store.JobStatus) []string {
 	var errs []string
 	for _, e := range s.History {
 		if e.From != nil && *e.From == "running" && e.Error != nil {
@@ -127,7 +127,7 @@ stages:
 	for i := range messages {
 		ids = append(ids, b.submit(fmt.Sprint(i)))
 	}
-	exec, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "e"})
+	exec, err := store.Submit(context.Background(), pool, store.NewJob{Queue: "e"})
 	require.NoError(t, err)
 	ids = append(ids, exec[0])
 	for _, id := range ids {
@@ -136,7 +136,7 @@ stages:
 		require.NotContains(t, *s.LastError, "\x00")
 		require.NotContains(t, *s.LastError, "lease expired")
 	}
-	s, err := db.Status(context.Background(), pool, ids[0])
+	s, err := store.Status(context.Background(), pool, ids[0])
 	require.NoError(t, err)
 	require.Equal(t, "bad\ufffdbyte", *s.LastError)
 }
@@ -213,7 +213,7 @@ func TestARowThatCannotBeReadFailsItsJobAloneAndTheQueueWorks(t *testing.T) {
 	good := []int64{b.submit(`{"n": 1}`), b.submit(`{"n": 2}`)}
 	// Readers show it with a null payload instead of failing (it costs them
 	// writing it out, up to the limit, until a worker meets it).
-	s, err := db.Status(ctx, b.pool, poison)
+	s, err := store.Status(ctx, b.pool, poison)
 	require.NoError(t, err)
 	require.Nil(t, s.Payload)
 
@@ -234,13 +234,13 @@ func TestARowThatCannotBeReadFailsItsJobAloneAndTheQueueWorks(t *testing.T) {
 	require.Equal(t, 8300, count(t, b.pool, "SELECT jsonb_array_length(unreadable_payload) FROM baton.job_faults WHERE job_id = $1", poison))
 	require.Equal(t, 2, count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"), "the poison row handed nothing off")
 	queue := "a"
-	page, err := db.New(b.pool).JobList(ctx, db.JobListParams{Queue: &queue, BeforeID: 1 << 62, MaxJobs: 10})
+	page, err := store.New(b.pool).JobList(ctx, store.JobListParams{Queue: &queue, BeforeID: 1 << 62, MaxJobs: 10})
 	require.NoError(t, err)
 	require.Len(t, page, 3)
 
 	// A retry puts the payload back (fixed by SQL, or as it was).
 	w.Stop(t)
-	require.NoError(t, db.Retry(ctx, b.pool, poison))
+	require.NoError(t, store.Retry(ctx, b.pool, poison))
 	require.Equal(t, 8300, count(t, b.pool, "SELECT jsonb_array_length(payload) FROM baton.jobs WHERE id = $1 AND NOT EXISTS (SELECT FROM baton.job_faults WHERE job_id = id)", poison))
 }
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // noteOverrides applies the timeouts and leases that claimed jobs were
@@ -32,8 +32,8 @@ func (s *stage) noteOverrides(ctx context.Context, cs []*claimed, timeouts, leas
 	}
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
 	defer cancel()
-	if err := db.New(s.w.pool).JobNoteClaims(qctx, db.JobNoteClaimsParams{Ids: ids, LeaseTokens: tokens, Notes: notes}); err != nil {
-		s.log.Warn("noting capped timeouts or leases in the jobs' history", "error", db.MapError(err), "jobs", len(ids))
+	if err := store.New(s.w.pool).JobNoteClaims(qctx, store.JobNoteClaimsParams{Ids: ids, LeaseTokens: tokens, Notes: notes}); err != nil {
+		s.log.Warn("noting capped timeouts or leases in the jobs' history", "error", store.MapError(err), "jobs", len(ids))
 	}
 }
 

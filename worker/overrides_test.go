@@ -9,14 +9,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
 // submitJob submits one job as given and returns its id.
-func (b *bundle) submitJob(j db.NewJob) int64 {
+func (b *bundle) submitJob(j store.NewJob) int64 {
 	b.t.Helper()
-	ids, err := db.Submit(context.Background(), b.pool, j)
+	ids, err := store.Submit(context.Background(), b.pool, j)
 	require.NoError(b.t, err)
 	return ids[0]
 }
@@ -39,19 +39,19 @@ stages:
     max_attempts: 1
 `, name))
 
-	short := b.waitState(b.submitJob(db.NewJob{Queue: "a", Timeout: 200 * time.Millisecond}), "dead")
+	short := b.waitState(b.submitJob(store.NewJob{Queue: "a", Timeout: 200 * time.Millisecond}), "dead")
 	require.Equal(t, "timeout: handler ran longer than the job's own 200ms", *short.LastError)
 	require.Equal(t, "200ms", short.Timeout)
 	for _, e := range short.History {
 		require.Nil(t, e.Note, "no cap, no note")
 	}
 
-	capped := b.waitState(b.submitJob(db.NewJob{Queue: "a", Timeout: time.Hour}), "dead")
+	capped := b.waitState(b.submitJob(store.NewJob{Queue: "a", Timeout: time.Hour}), "dead")
 	require.Equal(t, "timeout: handler ran longer than the job's own 500ms", *capped.LastError)
 	var notes []string
 	for _, e := range capped.History {
 		if e.Note != nil {
-			require.Equal(t, db.BatonJobStateRunning, e.To, "the note is on the claim")
+			require.Equal(t, store.BatonJobStateRunning, e.To, "the note is on the claim")
 			notes = append(notes, *e.Note)
 		}
 	}
@@ -76,7 +76,7 @@ func TestAJobsOwnShortLeaseIsKeptByHeartbeats(t *testing.T) {
 	}))
 	b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 30s\n", name))
 
-	id := b.submitJob(db.NewJob{Queue: "a", Lease: 250 * time.Millisecond})
+	id := b.submitJob(store.NewJob{Queue: "a", Lease: 250 * time.Millisecond})
 	require.InDelta(t, 250*time.Millisecond, <-leased, float64(200*time.Millisecond), "the claim set the job's own lease")
 	s := b.waitState(id, "succeeded")
 	require.Equal(t, int32(0), s.LostLeases)
@@ -110,7 +110,7 @@ stages:
     next: done
 `, split, each))
 
-	root := b.submitJob(db.NewJob{Queue: "split", Tags: []string{"customer-42", "rush"}})
+	root := b.submitJob(store.NewJob{Queue: "split", Tags: []string{"customer-42", "rush"}})
 	require.Eventually(t, func() bool {
 		return count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'done'") == 1
 	}, 20*time.Second, 10*time.Millisecond)
@@ -121,12 +121,12 @@ stages:
 		"the root, three fanned out, the join")
 	require.Equal(t, 5, count(t, b.pool, "SELECT count(*) FROM baton.job_tags WHERE tag = 'customer-42'"))
 
-	page, err := db.ListJobs(context.Background(), b.pool, db.JobListParams{BeforeID: 1 << 62, MaxJobs: 10}, "rush")
+	page, err := store.ListJobs(context.Background(), b.pool, store.JobListParams{BeforeID: 1 << 62, MaxJobs: 10}, "rush")
 	require.NoError(t, err)
 	require.Len(t, page, 5)
 	require.Equal(t, root, page[4].ID, "newest first")
 	queue := "each"
-	page, err = db.ListJobs(context.Background(), b.pool, db.JobListParams{Queue: &queue, BeforeID: page[1].ID, MaxJobs: 1}, "rush")
+	page, err = store.ListJobs(context.Background(), b.pool, store.JobListParams{Queue: &queue, BeforeID: page[1].ID, MaxJobs: 1}, "rush")
 	require.NoError(t, err)
 	require.Len(t, page, 1)
 	require.Equal(t, "each", page[0].Queue)

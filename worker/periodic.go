@@ -12,8 +12,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/robfig/cron/v3"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/jsonb"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // Periodic is an entry of the pipeline file's periodic: section: a job
@@ -71,12 +71,12 @@ func (p *Periodic) compile() error {
 	switch {
 	case p.Name == "":
 		return errors.New("name: required (the entry's identity)")
-	case !db.ValidQueueName(p.Name):
-		return fmt.Errorf("name: %q: a name is like a queue name: %s", p.Name, strings.TrimPrefix(db.QueueNameRule, "a queue name must be "))
+	case !store.ValidQueueName(p.Name):
+		return fmt.Errorf("name: %q: a name is like a queue name: %s", p.Name, strings.TrimPrefix(store.QueueNameRule, "a queue name must be "))
 	case p.Queue == "":
 		return errors.New("queue: required (the queue its jobs go to)")
-	case !db.ValidQueueName(p.Queue):
-		return fmt.Errorf("queue: %q: %s", p.Queue, db.QueueNameRule)
+	case !store.ValidQueueName(p.Queue):
+		return fmt.Errorf("queue: %q: %s", p.Queue, store.QueueNameRule)
 	}
 	if p.Timezone == "" {
 		p.Timezone = "UTC"
@@ -109,7 +109,7 @@ func (p *Periodic) compile() error {
 	if len(p.Payload) == 0 {
 		p.Payload = json.RawMessage("{}")
 	}
-	if err := jsonb.Check(p.Payload, db.MaxPayload); err != nil {
+	if err := jsonb.Check(p.Payload, store.MaxPayload); err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
 	return nil
@@ -162,7 +162,7 @@ func (w *Worker) runPeriodic(ctx context.Context) {
 			}
 			registered = true
 		}
-		due, err := db.New(w.pool).PeriodicDue(qctx, names)
+		due, err := store.New(w.pool).PeriodicDue(qctx, names)
 		if err != nil {
 			cancel()
 			warn(ctx, log, "reading periodic entries", err)
@@ -173,9 +173,9 @@ func (w *Worker) runPeriodic(ctx context.Context) {
 			next := d.NextTick
 			if !d.NextTick.After(d.Now) {
 				next = p.nextFrom(d.NextTick, d.Now)
-				id, err := db.New(w.pool).PeriodicEnqueue(qctx, db.PeriodicEnqueueParams{Name: p.Name, Tick: d.NextTick, NextTick: next})
-				switch err = db.MapError(err); {
-				case errors.Is(err, db.ErrNotFound): // another replica took the tick
+				id, err := store.New(w.pool).PeriodicEnqueue(qctx, store.PeriodicEnqueueParams{Name: p.Name, Tick: d.NextTick, NextTick: next})
+				switch err = store.MapError(err); {
+				case errors.Is(err, store.ErrNotFound): // another replica took the tick
 				case err != nil:
 					warn(ctx, log, "enqueueing a periodic job", err)
 				default:
@@ -192,12 +192,12 @@ func (w *Worker) runPeriodic(ctx context.Context) {
 // tick after the database's now() (used when the entry is new, or its
 // schedule changed).
 func (w *Worker) registerPeriodic(ctx context.Context, entries []Periodic) error {
-	now, err := db.New(w.pool).DatabaseNow(ctx)
+	now, err := store.New(w.pool).DatabaseNow(ctx)
 	if err != nil {
 		return err
 	}
 	for _, p := range entries {
-		err := db.New(w.pool).PeriodicRegister(ctx, db.PeriodicRegisterParams{
+		err := store.New(w.pool).PeriodicRegister(ctx, store.PeriodicRegisterParams{
 			Name: p.Name, Queue: p.Queue, Schedule: p.Schedule, Timezone: p.Timezone, Payload: p.Payload, NextTick: p.after(now),
 		})
 		if err != nil {

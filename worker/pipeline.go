@@ -16,7 +16,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // Defaults of the pipeline file.
@@ -77,7 +77,7 @@ type Stage struct {
 	// Timeout stops a handler running longer; the attempt fails. Defaults to 1m.
 	Timeout Duration `yaml:"timeout"`
 	// MaxJobTimeout and MaxJobLease cap the timeout and lease a job was
-	// submitted with (db.NewJob.Timeout and Lease), which replace the
+	// submitted with (store.NewJob.Timeout and Lease), which replace the
 	// stage's for that job; a capped job's history says so. They default to
 	// Timeout and Lease: a job may then shorten them, not lengthen them. At
 	// most 24h.
@@ -333,12 +333,12 @@ func (s *Stage) validate() error {
 	if s.Queue == "" {
 		return errors.New("queue: required (the queue this stage works)")
 	}
-	if !db.ValidQueueName(s.Queue) {
-		return fmt.Errorf("queue: %q: %s", s.Queue, db.QueueNameRule)
+	if !store.ValidQueueName(s.Queue) {
+		return fmt.Errorf("queue: %q: %s", s.Queue, store.QueueNameRule)
 	}
 	if s.Next != "" {
-		if !db.ValidQueueName(s.Next) {
-			return fmt.Errorf("next: %q: %s", s.Next, db.QueueNameRule)
+		if !store.ValidQueueName(s.Next) {
+			return fmt.Errorf("next: %q: %s", s.Next, store.QueueNameRule)
 		}
 		if s.Next == s.Queue {
 			return errors.New("next: must name another queue")
@@ -382,18 +382,18 @@ func (s *Stage) validate() error {
 		name string
 		d    Duration
 	}{{"max_job_lease", s.MaxJobLease}, {"max_job_timeout", s.MaxJobTimeout}} {
-		if f.d.D() > db.MaxJobOverride {
-			return fmt.Errorf("%s %s is over %s", f.name, f.d.D(), db.MaxJobOverride)
+		if f.d.D() > store.MaxJobOverride {
+			return fmt.Errorf("%s %s is over %s", f.name, f.d.D(), store.MaxJobOverride)
 		}
 	}
 	if s.MaxBackoff < s.Backoff {
 		return fmt.Errorf("max_backoff %s is shorter than backoff %s", s.MaxBackoff.D(), s.Backoff.D())
 	}
 	if s.MaxAttempts == 0 {
-		s.MaxAttempts = db.DefaultAttempts
+		s.MaxAttempts = store.DefaultAttempts
 	}
-	if s.MaxAttempts < 1 || s.MaxAttempts > db.MaxMaxAttempts {
-		return fmt.Errorf("max_attempts %d must be between 1 and %d", s.MaxAttempts, db.MaxMaxAttempts)
+	if s.MaxAttempts < 1 || s.MaxAttempts > store.MaxMaxAttempts {
+		return fmt.Errorf("max_attempts %d must be between 1 and %d", s.MaxAttempts, store.MaxMaxAttempts)
 	}
 	if s.Concurrency == 0 {
 		s.Concurrency = DefaultConcurrency

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // ReaderLimits bound the transactions of the reporting role's sessions
@@ -43,7 +43,7 @@ func runReaderLimits(ctx context.Context, pool *pgxpool.Pool, interval time.Dura
 	every(ctx, interval, func() {
 		qctx, cancel := context.WithTimeout(ctx, dbTimeout)
 		defer cancel()
-		rows, err := db.New(pool).ReaderSessionsEnd(qctx, db.ReaderSessionsEndParams{
+		rows, err := store.New(pool).ReaderSessionsEnd(qctx, store.ReaderSessionsEndParams{
 			IdleMs: l.IdleInTransaction.Milliseconds(), TransactionMs: l.Transaction.Milliseconds(),
 		})
 		if err != nil {

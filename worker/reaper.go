@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // reap gives back the jobs whose lease expired (their worker died, froze or
@@ -13,7 +13,7 @@ import (
 // is one guarded statement, safe from every replica at once, and decides
 // crash isolation: a job that lost its lease beside others runs alone next
 // (alone.go).
-func reap(ctx context.Context, q *db.Queries, log *slog.Logger) int {
+func reap(ctx context.Context, q *store.Queries, log *slog.Logger) int {
 	reaped := 0
 	for {
 		rows, err := q.JobReap(ctx, maintenanceBatch)

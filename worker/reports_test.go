@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -36,7 +36,7 @@ func reportRun(b *bundle) {
 		return nil
 	}))
 	publish := b.handle(echo)
-	_, err := db.Submit(ctx, pool, numbered("ingest", 20)...)
+	_, err := store.Submit(ctx, pool, numbered("ingest", 20)...)
 	require.NoError(t, err)
 	b.start(fmt.Sprintf(`
 stages:
@@ -75,10 +75,10 @@ func byNumber(fail func(ctx context.Context, n, attempt int) error) worker.Handl
 }
 
 // numbered is n jobs for queue with payloads {"n": 1} to {"n": n}.
-func numbered(queue string, n int) []db.NewJob {
-	jobs := make([]db.NewJob, n)
+func numbered(queue string, n int) []store.NewJob {
+	jobs := make([]store.NewJob, n)
 	for i := range jobs {
-		jobs[i] = db.NewJob{Queue: queue, Payload: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i+1))}
+		jobs[i] = store.NewJob{Queue: queue, Payload: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i+1))}
 	}
 	return jobs
 }
@@ -96,16 +96,16 @@ func TestReportingViewsAfterAPipelineRun(t *testing.T) {
 	pool := b.pool
 	ctx := context.Background()
 	reportRun(b)
-	q := db.New(pool)
+	q := store.New(pool)
 
-	summary, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: 1000})
+	summary, err := q.QueueSummary(ctx, store.QueueSummaryParams{MaxQueues: 1000})
 	require.NoError(t, err)
-	byQueue := map[string]db.QueueSummaryRow{}
+	byQueue := map[string]store.QueueSummaryRow{}
 	for _, r := range summary {
 		byQueue[r.Queue] = r
 	}
-	require.Equal(t, db.QueueSummaryRow{Queue: "ingest", Succeeded: 16, Dead: 4}, byQueue["ingest"])
-	require.Equal(t, db.QueueSummaryRow{Queue: "publish", Succeeded: 16}, byQueue["publish"])
+	require.Equal(t, store.QueueSummaryRow{Queue: "ingest", Succeeded: 16, Dead: 4}, byQueue["ingest"])
+	require.Equal(t, store.QueueSummaryRow{Queue: "publish", Succeeded: 16}, byQueue["publish"])
 
 	latency, err := q.ReportStageLatency(ctx, "")
 	require.NoError(t, err)
@@ -122,18 +122,18 @@ func TestReportingViewsAfterAPipelineRun(t *testing.T) {
 
 	hourly, err := q.ReportThroughputHourly(ctx, "ingest")
 	require.NoError(t, err)
-	var total db.BatonThroughputHourly
+	var total store.BatonThroughputHourly
 	for _, r := range hourly {
 		require.Equal(t, "ingest", r.Queue)
 		require.Equal(t, r.Hour, r.Hour.Truncate(time.Hour))
 		total.Successes, total.Retries, total.Deaths = total.Successes+r.Successes, total.Retries+r.Retries, total.Deaths+r.Deaths
 	}
-	require.Equal(t, db.BatonThroughputHourly{Successes: 16, Retries: 2, Deaths: 4}, total)
+	require.Equal(t, store.BatonThroughputHourly{Successes: 16, Retries: 2, Deaths: 4}, total)
 
 	failures, err := q.ReportFailures(ctx, "")
 	require.NoError(t, err)
 	require.Len(t, failures, 2)
-	byError := map[string]db.BatonFailure{}
+	byError := map[string]store.BatonFailure{}
 	for _, f := range failures {
 		byError[*f.Error] = f
 	}
@@ -145,7 +145,7 @@ func TestReportingViewsAfterAPipelineRun(t *testing.T) {
 	lineage, err := q.ReportPipelineLineage(ctx, "")
 	require.NoError(t, err)
 	require.Len(t, lineage, 20+16)
-	hops := map[int64][]db.BatonPipelineLineage{}
+	hops := map[int64][]store.BatonPipelineLineage{}
 	for _, l := range lineage {
 		hops[l.RootID] = append(hops[l.RootID], l)
 	}
@@ -155,11 +155,11 @@ func TestReportingViewsAfterAPipelineRun(t *testing.T) {
 		require.Equal(t, "ingest", h[0].Queue)
 		if n := payloadN(t, pool, root); n%5 == 0 {
 			require.Len(t, h, 1, "a dead job hands nothing off")
-			require.Equal(t, db.BatonJobStateDead, h[0].State)
+			require.Equal(t, store.BatonJobStateDead, h[0].State)
 			continue
 		}
 		require.Len(t, h, 2)
-		require.Equal(t, []any{int32(1), "publish", root, db.BatonJobStateSucceeded},
+		require.Equal(t, []any{int32(1), "publish", root, store.BatonJobStateSucceeded},
 			[]any{h[1].Depth, h[1].Queue, *h[1].ParentID, h[1].State})
 	}
 	// --queue publish selects the journeys through publish, root hop included.
@@ -172,7 +172,7 @@ func TestReportingViewsAfterAPipelineRun(t *testing.T) {
 	require.Empty(t, stuck)
 
 	// A window that starts later shows nothing.
-	err = db.WithTx(ctx, pool, func(q *db.Queries) error {
+	err = store.WithTx(ctx, pool, func(q *store.Queries) error {
 		require.NoError(t, q.ReportSince(ctx, time.Now().Add(time.Hour).Format(time.RFC3339)))
 		later, err := q.ReportStageLatency(ctx, "")
 		require.Empty(t, later)
@@ -197,10 +197,10 @@ func TestStuckJobsShowsExpiredLeasesAndUnclaimedJobs(t *testing.T) {
 			('busy', 'running', '{}', 1, 1, now() - interval '10 seconds', 'gone-worker', now() - interval '40 seconds'),
 			('busy', 'running', '{}', 1, 1, now() + interval '30 seconds', 'live-worker', now())`)
 	require.NoError(t, err)
-	stuck, err := db.New(pool).ReportStuckJobs(ctx, "")
+	stuck, err := store.New(pool).ReportStuckJobs(ctx, "")
 	require.NoError(t, err)
 	require.Len(t, stuck, 2)
-	reasons := map[string]db.BatonStuckJob{}
+	reasons := map[string]store.BatonStuckJob{}
 	for _, s := range stuck {
 		reasons[s.Reason] = s
 	}
@@ -225,10 +225,10 @@ func TestQueueSummaryCountsWithoutScanningHistory(t *testing.T) {
 		DELETE FROM baton.jobs WHERE id IN (SELECT id FROM baton.jobs WHERE state = 'succeeded' LIMIT 3);
 		ANALYZE baton.jobs`)
 	require.NoError(t, err)
-	q := db.New(pool)
+	q := store.New(pool)
 	check := func() {
 		t.Helper()
-		sum, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: 1000})
+		sum, err := q.QueueSummary(ctx, store.QueueSummaryParams{MaxQueues: 1000})
 		require.NoError(t, err)
 		require.Len(t, sum, 1)
 		require.Equal(t, []int64{200000 - 7 - 3, 7, 50}, []int64{sum[0].Succeeded, sum[0].Dead, sum[0].Available})
@@ -265,8 +265,8 @@ func TestQueueSummaryCountsWithoutScanningHistory(t *testing.T) {
 type historyRow struct {
 	JobID      int64
 	Queue      string
-	From       *db.JobState
-	To         db.JobState
+	From       *store.JobState
+	To         store.JobState
 	Worker     *string
 	Error      *string
 	RunSeconds *float64
@@ -295,7 +295,7 @@ func TestReportsAgreeWithTheHistory(t *testing.T) {
 		return nil
 	}))
 	publish := b.handle(echo)
-	ids, err := db.Submit(ctx, pool, append(numbered("ingest", 12), db.NewJob{Queue: "idle", Payload: json.RawMessage(`{}`)})...)
+	ids, err := store.Submit(ctx, pool, append(numbered("ingest", 12), store.NewJob{Queue: "idle", Payload: json.RawMessage(`{}`)})...)
 	require.NoError(t, err)
 	b.start(fmt.Sprintf(`
 stages:
@@ -308,11 +308,11 @@ stages:
   - queue: publish
     handler: {go: %q}
 `, ingest, publish))
-	require.NoError(t, db.Cancel(ctx, pool, ids[12]))
-	b.waitState(ids[11], db.BatonJobStateRunning)
-	require.NoError(t, db.Cancel(ctx, pool, ids[11]))
-	b.waitState(ids[10], db.BatonJobStateDead)
-	require.NoError(t, db.Retry(ctx, pool, ids[10]))
+	require.NoError(t, store.Cancel(ctx, pool, ids[12]))
+	b.waitState(ids[11], store.BatonJobStateRunning)
+	require.NoError(t, store.Cancel(ctx, pool, ids[11]))
+	b.waitState(ids[10], store.BatonJobStateDead)
+	require.NoError(t, store.Retry(ctx, pool, ids[10]))
 	require.Eventually(t, func() bool {
 		return count(t, pool, `SELECT count(*) FROM baton.job_events WHERE to_state = 'dead'`) == 2 &&
 			count(t, pool, `SELECT count(*) FROM baton.jobs WHERE queue = 'publish' AND state = 'succeeded'`) == 10
@@ -323,7 +323,7 @@ stages:
 	require.NoError(t, err)
 	history, err := pgx.CollectRows(rows, pgx.RowToStructByPos[historyRow])
 	require.NoError(t, err)
-	from := func(h historyRow, states ...db.JobState) bool {
+	from := func(h historyRow, states ...store.JobState) bool {
 		return h.From != nil && slices.Contains(states, *h.From)
 	}
 	returned := func(h historyRow) bool { return from(h, "running") && h.RunSeconds != nil } // a handler outcome
@@ -338,36 +338,36 @@ stages:
 		return out
 	}
 	byQueue := func(h historyRow) string { return h.Queue }
-	to := func(s db.JobState) func(historyRow) bool { return func(h historyRow) bool { return h.To == s } }
-	q := db.New(pool)
+	to := func(s store.JobState) func(historyRow) bool { return func(h historyRow) bool { return h.To == s } }
+	q := store.New(pool)
 
 	// queue_summary: jobs by their current state.
 	var current []struct {
 		Queue string
-		State db.JobState
+		State store.JobState
 		N     int64
 	}
 	rows, err = pool.Query(ctx, `SELECT queue, state, count(*) FROM baton.jobs GROUP BY 1, 2`)
 	require.NoError(t, err)
 	current, err = pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
 		Queue string
-		State db.JobState
+		State store.JobState
 		N     int64
 	}])
 	require.NoError(t, err)
-	summary, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: 1000})
+	summary, err := q.QueueSummary(ctx, store.QueueSummaryParams{MaxQueues: 1000})
 	require.NoError(t, err)
 	require.Len(t, summary, 3)
 	for _, s := range summary {
-		want := map[db.JobState]int64{}
+		want := map[store.JobState]int64{}
 		for _, c := range current {
 			if c.Queue == s.Queue {
 				want[c.State] = c.N
 			}
 		}
-		require.Equal(t, want[db.BatonJobStateSucceeded], s.Succeeded, s.Queue)
-		require.Equal(t, want[db.BatonJobStateDead], s.Dead, s.Queue)
-		require.Equal(t, want[db.BatonJobStateCanceled], s.Canceled, s.Queue)
+		require.Equal(t, want[store.BatonJobStateSucceeded], s.Succeeded, s.Queue)
+		require.Equal(t, want[store.BatonJobStateDead], s.Dead, s.Queue)
+		require.Equal(t, want[store.BatonJobStateCanceled], s.Canceled, s.Queue)
 		require.Zero(t, s.Available+s.Running+s.Retrying+s.Scheduled, s.Queue)
 	}
 	require.Equal(t, []int64{10, 1, 1}, []int64{summary[1].Succeeded, summary[1].Dead, summary[1].Canceled}, "ingest, by state")
@@ -462,7 +462,7 @@ stages:
 	// starts counting again).
 	perJob, err := q.ReportAttemptsPerJob(ctx, "ingest")
 	require.NoError(t, err)
-	require.Equal(t, []db.BatonAttemptsPerJob{
+	require.Equal(t, []store.BatonAttemptsPerJob{
 		{Queue: "ingest", Attempts: 1, Jobs: 9, SucceededJobs: 8, DeadJobs: 1, Share: 9.0 / 11},
 		{Queue: "ingest", Attempts: 2, Jobs: 2, SucceededJobs: 2, Share: 2.0 / 11},
 	}, perJob)

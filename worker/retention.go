@@ -9,13 +9,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // Retention says how long finished jobs are kept, with their history, by
 // final state: maintenance deletes them once they have been finished that
 // long (Prune). A queue may override each (PATCH /v1/queues/{queue}, baton
-// queue set); db.Forever keeps them. Zero fields take DefaultRetention.
+// queue set); store.Forever keeps them. Zero fields take DefaultRetention.
 type Retention struct {
 	Succeeded, Dead, Canceled time.Duration
 }
@@ -52,19 +52,19 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, r Retention) (pruned int64, 
 	for until := time.Now().Add(pruneBudget); ; {
 		var n int64
 		locked := false
-		err := db.WithTx(ctx, pool, func(q *db.Queries) error {
+		err := store.WithTx(ctx, pool, func(q *store.Queries) error {
 			var err error
 			if locked, err = q.RetentionTryLock(ctx); err != nil || !locked {
 				return err
 			}
-			n, err = q.JobPrune(ctx, db.JobPruneParams{
-				SucceededMs: db.RetentionMs(r.Succeeded), DeadMs: db.RetentionMs(r.Dead), CanceledMs: db.RetentionMs(r.Canceled),
+			n, err = q.JobPrune(ctx, store.JobPruneParams{
+				SucceededMs: store.RetentionMs(r.Succeeded), DeadMs: store.RetentionMs(r.Dead), CanceledMs: store.RetentionMs(r.Canceled),
 				MaxJobs: pruneBatch,
 			})
 			return err
 		})
 		if err != nil {
-			return pruned, false, fmt.Errorf("pruning finished jobs: %w", db.MapError(err))
+			return pruned, false, fmt.Errorf("pruning finished jobs: %w", store.MapError(err))
 		}
 		pruned += n
 		switch {

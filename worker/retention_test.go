@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -24,9 +24,9 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
-	q := db.New(pool)
+	q := store.New(pool)
 	forever, halfHour := int64(-1), (30 * time.Minute).Milliseconds()
-	_, err := q.QueueSetRetention(ctx, db.QueueSetRetentionParams{Name: "b", SucceededMs: &forever, DeadMs: &halfHour, SetSucceeded: true, SetDead: true})
+	_, err := q.QueueSetRetention(ctx, store.QueueSetRetentionParams{Name: "b", SucceededMs: &forever, DeadMs: &halfHour, SetSucceeded: true, SetDead: true})
 	require.NoError(t, err)
 	require.NoError(t, q.QueueCreate(ctx, "a"))
 
@@ -62,7 +62,7 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 	}
 	child := kept[len(kept)-1]
 
-	n, more, err := worker.Prune(ctx, pool, worker.Retention{Succeeded: time.Hour, Dead: 3 * time.Hour, Canceled: db.Forever})
+	n, more, err := worker.Prune(ctx, pool, worker.Retention{Succeeded: time.Hour, Dead: 3 * time.Hour, Canceled: store.Forever})
 	require.NoError(t, err)
 	require.EqualValues(t, len(pruned), n)
 	require.False(t, more)
@@ -80,7 +80,7 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 		"the pruned jobs' history went with them")
 
 	// Where it came from stays readable.
-	st, err := db.Status(ctx, pool, child)
+	st, err := store.Status(ctx, pool, child)
 	require.NoError(t, err)
 	require.Equal(t, &parent, st.ParentID)
 	hops, err := q.JobLineage(ctx, child)
@@ -89,7 +89,7 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 
 	// The counts stay exact.
 	worker.Maintain(ctx, pool, slog.New(slog.DiscardHandler))
-	summary, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: 1000})
+	summary, err := q.QueueSummary(ctx, store.QueueSummaryParams{MaxQueues: 1000})
 	require.NoError(t, err)
 	for _, s := range summary {
 		var rows [7]int64
@@ -103,7 +103,7 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 	}
 
 	// Nothing is left to prune under the same policy.
-	n, _, err = worker.Prune(ctx, pool, worker.Retention{Succeeded: time.Hour, Dead: 3 * time.Hour, Canceled: db.Forever})
+	n, _, err = worker.Prune(ctx, pool, worker.Retention{Succeeded: time.Hour, Dead: 3 * time.Hour, Canceled: store.Forever})
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
@@ -121,7 +121,7 @@ func TestPruneRunsOnOneReplicaAtATime(t *testing.T) {
 
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	locked, err := db.New(tx).RetentionTryLock(ctx)
+	locked, err := store.New(tx).RetentionTryLock(ctx)
 	require.NoError(t, err)
 	require.True(t, locked)
 	n, _, err := worker.Prune(ctx, pool, worker.Retention{})

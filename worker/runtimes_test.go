@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -41,18 +41,18 @@ func TestStageLatencyMeasuresHandlersNotBatches(t *testing.T) {
 	// All thirty wait in a paused queue, so that one claim takes them.
 	_, err := pool.Exec(ctx, `INSERT INTO baton.queues (name, paused) VALUES ('a', true)`)
 	require.NoError(t, err)
-	var jobs []db.NewJob
+	var jobs []store.NewJob
 	for i := range 30 {
-		jobs = append(jobs, db.NewJob{Queue: "a", Payload: json.RawMessage(fmt.Sprintf(`{"ms":%d}`, []int{100, 300, 500}[i%3]))})
+		jobs = append(jobs, store.NewJob{Queue: "a", Payload: json.RawMessage(fmt.Sprintf(`{"ms":%d}`, []int{100, 300, 500}[i%3]))})
 	}
-	_, err = db.Submit(ctx, pool, jobs...)
+	_, err = store.Submit(ctx, pool, jobs...)
 	require.NoError(t, err)
 	r := b.start(fmt.Sprintf(`
 stages:
   - {queue: a, handler: {go: %q}, next: b, concurrency: 30}
   - {queue: b, handler: {go: %q}, concurrency: 30}
 `, sleep, sleep))
-	_, err = db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "a", Paused: false})
+	_, err = store.New(pool).QueuePause(ctx, store.QueuePauseParams{Name: "a", Paused: false})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return count(t, pool, `SELECT count(*) FROM baton.jobs WHERE state = 'running'`) == 30 },
 		10*time.Second, 5*time.Millisecond)
@@ -73,7 +73,7 @@ stages:
 	require.Less(t, st.ClaimBatches, st.Claimed, "claims were batched")
 	require.Less(t, st.CompleteBatches, st.Succeeded, "completions were grouped")
 
-	latency, err := db.New(pool).ReportStageLatency(ctx, "")
+	latency, err := store.New(pool).ReportStageLatency(ctx, "")
 	require.NoError(t, err)
 	require.Len(t, latency, 2)
 	for _, l := range latency {
@@ -95,10 +95,10 @@ stages:
 	require.Greater(t, oldP99, 0.5+0.1, "the blocker stretched statement times")
 
 	// Each attempt's run time is in its history too.
-	s, err := db.Status(ctx, pool, 3)
+	s, err := store.Status(ctx, pool, 3)
 	require.NoError(t, err)
 	last := s.History[len(s.History)-1]
-	require.Equal(t, db.BatonJobStateSucceeded, last.To)
+	require.Equal(t, store.BatonJobStateSucceeded, last.To)
 	require.NotNil(t, last.RunSeconds)
 	require.InDelta(t, 0.5, *last.RunSeconds, 0.020) // job 3 slept 500 ms
 }

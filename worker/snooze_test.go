@@ -16,12 +16,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
 // changes lists a job's history as "from>to: error" lines.
-func changes(s *db.JobStatus) []string {
+func changes(s *store.JobStatus) []string {
 	var out []string
 	for _, e := range s.History {
 		from := ""
@@ -62,7 +62,7 @@ func TestASnoozeUsesNoAttempt(t *testing.T) {
 	s = b.waitState(b.submit(`"forever"`), "dead")
 	require.Equal(t, 3, count(t, b.pool, "SELECT snoozes FROM baton.job_snoozes WHERE job_id = $1", s.ID))
 	require.Contains(t, *s.LastError, "snoozed for 50ms, and snoozed 3 times already (max_snoozes): the attempt fails")
-	require.NoError(t, db.Retry(context.Background(), b.pool, s.ID))
+	require.NoError(t, store.Retry(context.Background(), b.pool, s.ID))
 	s = b.waitState(s.ID, "dead")
 	require.Equal(t, 3, count(t, b.pool, "SELECT snoozes FROM baton.job_snoozes WHERE job_id = $1", s.ID), "a retry forgot the first three")
 }

@@ -12,8 +12,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/jsonb"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // stage runs one pipeline stage: its claim loop, handlers and heartbeats.
@@ -193,7 +193,7 @@ func (s *stage) execute(ctx context.Context, c claimed) {
 		return
 	}
 	flushed := make(chan struct{})
-	s.completions <- &done{claimed: c, result: out, ran: ran, nextTrace: db.TraceParentOf(sctx), flushed: flushed}
+	s.completions <- &done{claimed: c, result: out, ran: ran, nextTrace: store.TraceParentOf(sctx), flushed: flushed}
 	<-flushed
 }
 

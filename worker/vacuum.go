@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // A claim reads the claim index from its front, and every job claimed since
@@ -28,14 +28,14 @@ const (
 // a table another replica or autovacuum is vacuuming, so every replica may
 // call it. It returns the tables it vacuumed.
 func Vacuum(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
-	due, err := db.New(pool).TablesToVacuum(ctx, db.TablesToVacuumParams{MinDead: vacuumFloor, DeadShare: vacuumShare})
+	due, err := store.New(pool).TablesToVacuum(ctx, store.TablesToVacuumParams{MinDead: vacuumFloor, DeadShare: vacuumShare})
 	if err != nil {
-		return nil, fmt.Errorf("finding tables to vacuum: %w", db.MapError(err))
+		return nil, fmt.Errorf("finding tables to vacuum: %w", store.MapError(err))
 	}
 	for _, table := range due {
 		// VACUUM takes no parameters; the name comes from pg_class.
 		if _, err := pool.Exec(ctx, "VACUUM (SKIP_LOCKED) baton."+pgx.Identifier{table}.Sanitize()); err != nil {
-			return nil, fmt.Errorf("vacuuming baton.%s: %w", table, db.MapError(err))
+			return nil, fmt.Errorf("vacuuming baton.%s: %w", table, store.MapError(err))
 		}
 	}
 	return due, nil

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
 )
@@ -58,7 +58,7 @@ func TestDelayedJobsStartWhenDue(t *testing.T) {
 	b := setup(t)
 	pool := b.pool
 	b.start(slowPoll + "stages:\n  - queue: a\n    handler: {exec: [cat]}\n")
-	ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a", Delay: 300 * time.Millisecond})
+	ids, err := store.Submit(context.Background(), pool, store.NewJob{Queue: "a", Delay: 300 * time.Millisecond})
 	require.NoError(t, err)
 	s := b.waitState(ids[0], "succeeded")
 	require.Less(t, s.StartedAt.Sub(s.RunAt), time.Second)
@@ -88,15 +88,15 @@ func TestRedriveResumeAndPromotionWakeTheStage(t *testing.T) {
 
 	dead := b.submit(`"fail once"`)
 	b.waitState(dead, "dead")
-	require.NoError(t, db.Retry(ctx, pool, dead))
+	require.NoError(t, store.Retry(ctx, pool, dead))
 	redriven := time.Now()
 	b.waitState(dead, "succeeded")
 	require.Less(t, time.Since(redriven), time.Second, "a re-drive starts at once")
 
-	_, err := db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "a", Paused: true})
+	_, err := store.New(pool).QueuePause(ctx, store.QueuePauseParams{Name: "a", Paused: true})
 	require.NoError(t, err)
 	held := b.submit(`"held"`)
-	_, err = db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "a", Paused: false})
+	_, err = store.New(pool).QueuePause(ctx, store.QueuePauseParams{Name: "a", Paused: false})
 	require.NoError(t, err)
 	resumed := time.Now()
 	b.waitState(held, "succeeded")

@@ -20,7 +20,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // dbTimeout bounds each write the worker makes after a claim, independent of
@@ -187,7 +187,7 @@ func (w *Worker) Ready(ctx context.Context) error {
 		return ErrNotWorking
 	}
 	if err := w.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("the database does not answer: %w", db.MapError(err))
+		return fmt.Errorf("the database does not answer: %w", store.MapError(err))
 	}
 	return nil
 }
@@ -208,10 +208,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	bg := context.WithoutCancel(ctx)
 	for _, st := range w.cfg.Pipeline.Stages {
 		qctx, cancel := context.WithTimeout(bg, dbTimeout)
-		err := db.New(w.pool).QueueCreate(qctx, st.Queue)
+		err := store.New(w.pool).QueueCreate(qctx, st.Queue)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("registering queue %s: %w", st.Queue, db.MapError(err))
+			return fmt.Errorf("registering queue %s: %w", st.Queue, store.MapError(err))
 		}
 	}
 	if slices.ContainsFunc(w.cfg.Pipeline.Stages, func(s Stage) bool { return len(s.Handler.Exec) > 0 }) {

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
 )
@@ -224,9 +224,9 @@ func TestGracefulShutdownLetsHandlersFinish(t *testing.T) {
 	r.Stop(t)
 	s := b.waitState(id, "succeeded")
 	require.Equal(t, int32(1), s.Attempts)
-	s, err := db.Status(context.Background(), pool, later)
+	s, err := store.Status(context.Background(), pool, later)
 	require.NoError(t, err)
-	require.Equal(t, db.BatonJobStateAvailable, s.State)
+	require.Equal(t, store.BatonJobStateAvailable, s.State)
 }
 
 func TestShutdownGraceReleasesUnfinishedJobs(t *testing.T) {
@@ -239,9 +239,9 @@ func TestShutdownGraceReleasesUnfinishedJobs(t *testing.T) {
 	<-g.started
 	r.Stop(t)
 	require.Error(t, <-g.stopped, "the handler's context is cancelled")
-	s, err := db.Status(context.Background(), pool, id)
+	s, err := store.Status(context.Background(), pool, id)
 	require.NoError(t, err)
-	require.Equal(t, db.BatonJobStateAvailable, s.State)
+	require.Equal(t, store.BatonJobStateAvailable, s.State)
 	require.Zero(t, s.Attempts, "a released attempt is not counted")
 	require.Equal(t, "released on worker shutdown", *s.History[len(s.History)-1].Error)
 	require.Equal(t, int64(1), r.Stats().Released)
@@ -284,12 +284,12 @@ func TestCancelStopsARunningHandler(t *testing.T) {
 	r := b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    lease: 300ms\n", name))
 	id := b.submit(`{}`)
 	<-g.started
-	require.NoError(t, db.Cancel(context.Background(), pool, id))
-	require.ErrorIs(t, <-g.stopped, db.ErrLeaseLost, "the next heartbeat cancels the handler")
+	require.NoError(t, store.Cancel(context.Background(), pool, id))
+	require.ErrorIs(t, <-g.stopped, store.ErrLeaseLost, "the next heartbeat cancels the handler")
 	r.Stop(t)
-	s, err := db.Status(context.Background(), pool, id)
+	s, err := store.Status(context.Background(), pool, id)
 	require.NoError(t, err)
-	require.Equal(t, db.BatonJobStateCanceled, s.State)
+	require.Equal(t, store.BatonJobStateCanceled, s.State)
 	require.Equal(t, int64(1), r.Stats().LeasesLost)
 }
 
@@ -336,7 +336,7 @@ func TestAReclaimedJobStopsItsEarlierRunAndKeepsItsLease(t *testing.T) {
 	require.Equal(t, id, <-g.started, "the reaper returned the job and the worker claimed it again")
 	select {
 	case cause := <-g.stopped:
-		require.ErrorIs(t, cause, db.ErrLeaseLost, "the earlier run is stopped as lost")
+		require.ErrorIs(t, cause, store.ErrLeaseLost, "the earlier run is stopped as lost")
 	case <-time.After(10 * time.Second):
 		t.Fatal("the earlier run was not stopped when its job was claimed again")
 	}
@@ -409,15 +409,15 @@ stages:
 	require.Positive(t, direct, "at least one hand-off was claimed in its own commit")
 
 	// Paused, b takes nothing, directly or otherwise; resumed, it runs.
-	_, err := db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "b", Paused: true})
+	_, err := store.New(pool).QueuePause(ctx, store.QueuePauseParams{Name: "b", Paused: true})
 	require.NoError(t, err)
 	id := b.submit(`{"n": 99}`)
 	// The hand-off's commit decided: with b paused, its job was created unclaimed.
 	s := b.waitState(id, "succeeded")
-	child, err := db.Status(ctx, pool, s.Children[0])
+	child, err := store.Status(ctx, pool, s.Children[0])
 	require.NoError(t, err)
-	require.Equal(t, db.BatonJobStateAvailable, child.State)
-	_, err = db.New(pool).QueuePause(ctx, db.QueuePauseParams{Name: "b", Paused: false})
+	require.Equal(t, store.BatonJobStateAvailable, child.State)
+	_, err = store.New(pool).QueuePause(ctx, store.QueuePauseParams{Name: "b", Paused: false})
 	require.NoError(t, err)
 	b.waitState(s.Children[0], "succeeded")
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -56,7 +56,7 @@ func killOnCleanup(t *testing.T, path string) {
 func submitTo(t *testing.T, pool *pgxpool.Pool, queue string, n int) {
 	t.Helper()
 	for range n {
-		_, err := db.Submit(context.Background(), pool, db.NewJob{Queue: queue})
+		_, err := store.Submit(context.Background(), pool, store.NewJob{Queue: queue})
 		require.NoError(t, err)
 	}
 }

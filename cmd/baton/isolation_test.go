@@ -13,8 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // supervise runs `baton worker` and starts it again whenever it exits, as
@@ -82,7 +82,7 @@ stages:
 		if n%10 == 9 {
 			payload = fmt.Sprintf(`{"n": %d, "crash": true}`, n)
 		}
-		ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a", Payload: []byte(payload)})
+		ids, err := store.Submit(context.Background(), pool, store.NewJob{Queue: "a", Payload: []byte(payload)})
 		require.NoError(t, err)
 		if n%10 == 9 {
 			culprits = append(culprits, ids[0])
@@ -95,14 +95,14 @@ stages:
 	}, 3*time.Minute, 100*time.Millisecond)
 
 	for _, id := range innocents {
-		st, err := db.Status(context.Background(), pool, id)
+		st, err := store.Status(context.Background(), pool, id)
 		require.NoError(t, err)
-		require.Equal(t, db.JobState("succeeded"), st.State, "innocent job %d: %+v", id, st)
+		require.Equal(t, store.JobState("succeeded"), st.State, "innocent job %d: %+v", id, st)
 	}
 	for _, id := range culprits {
-		st, err := db.Status(context.Background(), pool, id)
+		st, err := store.Status(context.Background(), pool, id)
 		require.NoError(t, err)
-		require.Equal(t, db.JobState("dead"), st.State, "culprit %d", id)
+		require.Equal(t, store.JobState("dead"), st.State, "culprit %d", id)
 		require.Equal(t, int32(3), st.Attempts, "culprit %d: max_attempts runs alone", id)
 		require.Equal(t, int32(4), st.LostLeases, "one lost beside others, three alone")
 		require.Regexp(t, `^lease expired: worker w[12] died or froze while this job ran \(4 times\)$`, *st.LastError)

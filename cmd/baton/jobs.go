@@ -17,8 +17,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/spans"
+	"github.com/baton-run/baton/internal/store"
 )
 
 func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -56,19 +56,19 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if !json.Valid(payload) {
 		return usagef("submit: payload is not valid JSON")
 	}
-	if *priority < 0 || *priority > db.MaxPriority {
-		return usagef("submit: --priority %d must be between 0 and %d", *priority, db.MaxPriority)
+	if *priority < 0 || *priority > store.MaxPriority {
+		return usagef("submit: --priority %d must be between 0 and %d", *priority, store.MaxPriority)
 	}
-	if *maxAttempts < 0 || *maxAttempts > db.MaxMaxAttempts || *maxAttempts > math.MaxInt32 {
-		return usagef("submit: --max-attempts %d must be between 1 and %d", *maxAttempts, db.MaxMaxAttempts)
+	if *maxAttempts < 0 || *maxAttempts > store.MaxMaxAttempts || *maxAttempts > math.MaxInt32 {
+		return usagef("submit: --max-attempts %d must be between 1 and %d", *maxAttempts, store.MaxMaxAttempts)
 	}
-	if *delay < 0 || *delay > db.MaxDelay {
-		return usagef("submit: --delay %s must be between 0 and %s", *delay, db.MaxDelay)
+	if *delay < 0 || *delay > store.MaxDelay {
+		return usagef("submit: --delay %s must be between 0 and %s", *delay, store.MaxDelay)
 	}
 	var bad error
 	fs.Visit(func(f *flag.Flag) {
 		if (f.Name == "timeout" && *timeout <= 0) || (f.Name == "lease" && *lease <= 0) {
-			bad = usagef("submit: --%s must be a positive duration, at most %s", f.Name, db.MaxJobOverride)
+			bad = usagef("submit: --%s must be a positive duration, at most %s", f.Name, store.MaxJobOverride)
 		}
 	})
 	if bad != nil {
@@ -85,14 +85,14 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	traced, span := tracing.provider.Tracer("github.com/baton-run/baton/cmd/baton").Start(tracing.fromEnvironment(ctx), "send "+pos[0],
 		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(spans.Send(pos[0], 1)...))
 	defer span.End()
-	job := db.NewJob{
+	job := store.NewJob{
 		Queue: pos[0], Payload: payload, Priority: int16(*priority), Delay: *delay, MaxAttempts: int32(*maxAttempts),
-		TraceParent: db.TraceParentOf(traced), UniqueKey: *uniqueKey, UniqueFor: *uniqueFor,
+		TraceParent: store.TraceParentOf(traced), UniqueKey: *uniqueKey, UniqueFor: *uniqueFor,
 		Tags: tags, Timeout: *timeout, Lease: *lease,
 	}
 	for _, st := range strings.Split(*uniqueStates, ",") {
 		if st = strings.TrimSpace(st); st != "" {
-			job.UniqueStates = append(job.UniqueStates, db.JobState(st))
+			job.UniqueStates = append(job.UniqueStates, store.JobState(st))
 		}
 	}
 	if err := job.Validate(); err != nil {
@@ -103,7 +103,7 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return err
 	}
 	defer pool.Close()
-	results, _, err := db.SubmitResults(traced, pool, *key, job)
+	results, _, err := store.SubmitResults(traced, pool, *key, job)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "submit failed")
@@ -126,7 +126,7 @@ func jobID(cmd string, args []string) (int64, error) {
 	if len(pos) != 1 {
 		return 0, c.usage()
 	}
-	id, ok := db.ParseID(pos[0])
+	id, ok := store.ParseID(pos[0])
 	if !ok {
 		return 0, usagef("%s: job id must be a positive integer in plain decimal, got %q", cmd, pos[0])
 	}
@@ -149,7 +149,7 @@ func withJob(ctx context.Context, cmd string, args []string, do func(pool *pgxpo
 
 func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	return withJob(ctx, "status", args, func(pool *pgxpool.Pool, id int64) error {
-		s, err := db.Status(ctx, pool, id)
+		s, err := store.Status(ctx, pool, id)
 		if err != nil {
 			return err
 		}
@@ -160,21 +160,21 @@ func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func cancelCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	return changeState(ctx, "cancel", args, stdout, db.Cancel)
+	return changeState(ctx, "cancel", args, stdout, store.Cancel)
 }
 
 func retryCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" {
 		return retryManyCmd(ctx, args, stdout)
 	}
-	return changeState(ctx, "retry", args, stdout, db.Retry)
+	return changeState(ctx, "retry", args, stdout, store.Retry)
 }
 
 // retryManyCmd re-drives a queue's dead (or canceled) jobs that match its
 // flags, in batches, at most --rate a second.
 func retryManyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newCommand("retry", "baton retry ID | baton retry --queue Q [--state dead|canceled] [--since D] [--error-like TEXT] [--dry-run] [--rate N/s]")
-	var f db.RetryFilter
+	var f store.RetryFilter
 	fs.StringVar(&f.Queue, "queue", "", "the queue whose jobs to re-drive")
 	state := fs.String("state", "dead", "dead or canceled")
 	fs.DurationVar(&f.Since, "since", 0, "only jobs finished at most this long ago (e.g. 1h); default: any time")
@@ -188,7 +188,7 @@ func retryManyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) > 0 || f.Queue == "" {
 		return fs.usage()
 	}
-	f.State = db.JobState(*state)
+	f.State = store.JobState(*state)
 	if err := f.Validate(); err != nil {
 		return fmt.Errorf("retry: %w", err)
 	}
@@ -205,7 +205,7 @@ func retryManyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	counts, err := db.RetryMatching(ctx, pool, f, limit, time.Time{})
+	counts, err := store.RetryMatching(ctx, pool, f, limit, time.Time{})
 	if err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func changeState(ctx context.Context, cmd string, args []string, stdout io.Write
 		if err := change(ctx, pool, id); err != nil {
 			return err
 		}
-		s, err := db.Status(ctx, pool, id)
+		s, err := store.Status(ctx, pool, id)
 		if err != nil {
 			return err
 		}

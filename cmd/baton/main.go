@@ -19,8 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/outage"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -51,7 +51,7 @@ Usage:
   baton help COMMAND                    a command's usage and flags (also baton COMMAND --help)
 
 Environment:
-  DATABASE_URL       Postgres connection string (default ` + db.DefaultURL + `)
+  DATABASE_URL       Postgres connection string (default ` + store.DefaultURL + `)
   BATON_POOLER       transaction: DATABASE_URL goes through PgBouncer (or alike) in
                      transaction mode (no prepared statements, workers poll)
   BATON_MIGRATE_DATABASE_URL  a direct connection for migrations (required with
@@ -81,8 +81,8 @@ Environment:
 // exitCode: 1 for failures, 2 for bad input (usage, flags, data, pipeline files).
 func exitCode(err error) int {
 	var u usageError
-	if errors.As(err, &u) || errors.Is(err, db.ErrInvalid) || errors.Is(err, worker.ErrPipeline) || errors.Is(err, db.ErrSchema) ||
-		errors.Is(err, db.ErrTransactionPooler) && !errors.Is(err, db.ErrUnavailable) {
+	if errors.As(err, &u) || errors.Is(err, store.ErrInvalid) || errors.Is(err, worker.ErrPipeline) || errors.Is(err, store.ErrSchema) ||
+		errors.Is(err, store.ErrTransactionPooler) && !errors.Is(err, store.ErrUnavailable) {
 		return 2
 	}
 	return 1
@@ -181,7 +181,7 @@ func migrationURL() (string, error) {
 	}
 	if p, err := pooler(); err != nil {
 		return "", err
-	} else if p == db.TransactionPooler {
+	} else if p == store.TransactionPooler {
 		return "", usagef("BATON_POOLER=transaction: migrations hold a session lock that a transaction pooler cannot keep; " +
 			"set BATON_MIGRATE_DATABASE_URL to a direct connection (not through the pooler)")
 	}
@@ -192,7 +192,7 @@ func databaseURL() string {
 	if u := os.Getenv("DATABASE_URL"); u != "" {
 		return u
 	}
-	return db.DefaultURL
+	return store.DefaultURL
 }
 
 // connectCLI opens the small pool a one-shot command needs.
@@ -207,16 +207,16 @@ func connect(ctx context.Context, url, appName string, maxConns int32, onConnect
 	if err != nil {
 		return nil, err
 	}
-	pool, err := db.Connect(ctx, db.ConnectConfig{URL: url, AppName: appName, MaxConns: maxConns, Pooler: p, OnConnect: onConnect})
-	if err != nil || p == db.TransactionPooler || onConnect == nil {
+	pool, err := store.Connect(ctx, store.ConnectConfig{URL: url, AppName: appName, MaxConns: maxConns, Pooler: p, OnConnect: onConnect})
+	if err != nil || p == store.TransactionPooler || onConnect == nil {
 		return pool, err
 	}
 	// A long-running process checks that no transaction pooler stands in
 	// between unannounced: its prepared statements would fail at random.
-	if behind, err := db.BehindTransactionPooler(ctx, pool.Config().ConnConfig); err != nil || behind {
+	if behind, err := store.BehindTransactionPooler(ctx, pool.Config().ConnConfig); err != nil || behind {
 		pool.Close()
 		if behind {
-			err = db.ErrTransactionPooler
+			err = store.ErrTransactionPooler
 		}
 		return nil, err
 	}
@@ -238,8 +238,8 @@ func envBool(name string) (bool, error) {
 }
 
 // pooler reads BATON_POOLER: what stands between Baton and PostgreSQL.
-func pooler() (db.Pooler, error) {
-	p, err := db.ParsePooler(os.Getenv("BATON_POOLER"))
+func pooler() (store.Pooler, error) {
+	p, err := store.ParsePooler(os.Getenv("BATON_POOLER"))
 	if err != nil {
 		return p, usagef("BATON_POOLER: %v", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -40,7 +40,7 @@ func (f maintenanceFlags) retention() (worker.Retention, error) {
 		if x.value == "" {
 			continue
 		}
-		d, err := db.ParseRetention(x.value)
+		d, err := store.ParseRetention(x.value)
 		if err != nil {
 			return r, usagef("--%s: %v", x.name, err)
 		}

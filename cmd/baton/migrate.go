@@ -10,7 +10,7 @@ import (
 
 	"github.com/golang-migrate/migrate/v4"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
@@ -42,7 +42,7 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := db.Migrator(ctx, target)
+	m, err := store.Migrator(ctx, target)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch pos[0] {
 	case "up":
-		err = db.Up(ctx, m, logger())
+		err = store.Up(ctx, m, logger())
 	case "down":
 		if *all {
 			err = m.Down()
@@ -86,7 +86,7 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 // every job gone, as down --all, which must be asked for by name) and a force
 // to a version this binary does not have (which breaks up and down after).
 func checkMigrateTarget(m *migrate.Migrate, verb string, n int) error {
-	versions, err := db.MigrationVersions()
+	versions, err := store.MigrationVersions()
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/baton-run/baton/api"
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 const queueUsage = "queue: usage: baton queue list [--format table|json] | pause QUEUE [--create] | resume QUEUE [--create] | set QUEUE [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]"
@@ -51,13 +51,13 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			return usagef("queue list: --format %q: want table or json", format)
 		}
 	case (sub == "pause" || sub == "resume" || sub == "set") && len(pos) == 1:
-		if err := db.ValidateQueueName(pos[0]); err != nil {
+		if err := store.ValidateQueueName(pos[0]); err != nil {
 			return usagef("queue %s: %v", sub, err)
 		}
 	default:
 		return usagef("%s", queueUsage)
 	}
-	p := db.QueueSetRetentionParams{}
+	p := store.QueueSetRetentionParams{}
 	if sub == "set" {
 		p.Name = pos[0]
 		for _, f := range []struct {
@@ -76,11 +76,11 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			if f.value == "default" {
 				continue
 			}
-			d, err := db.ParseRetention(f.value)
+			d, err := store.ParseRetention(f.value)
 			if err != nil {
 				return usagef("queue set: --%s %q: want a duration such as 48h, forever, or default", f.name, f.value)
 			}
-			ms := db.RetentionMs(d)
+			ms := store.RetentionMs(d)
 			*f.ms = &ms
 		}
 		if !p.SetSucceeded && !p.SetDead && !p.SetCanceled {
@@ -93,17 +93,17 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	q := db.New(pool)
+	q := store.New(pool)
 	switch sub {
 	case "pause", "resume":
 		if create {
 			if err := q.QueueCreate(ctx, pos[0]); err != nil {
-				return db.MapError(err)
+				return store.MapError(err)
 			}
 		}
-		r, err := q.QueuePause(ctx, db.QueuePauseParams{Name: pos[0], Paused: sub == "pause"})
-		if err = db.MapError(err); errors.Is(err, db.ErrNotFound) {
-			return fmt.Errorf("queue %q %w (a queue exists once a job is submitted to it or a worker works it; --create makes it)", pos[0], db.ErrNotFound)
+		r, err := q.QueuePause(ctx, store.QueuePauseParams{Name: pos[0], Paused: sub == "pause"})
+		if err = store.MapError(err); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("queue %q %w (a queue exists once a job is submitted to it or a worker works it; --create makes it)", pos[0], store.ErrNotFound)
 		} else if err != nil {
 			return err
 		}
@@ -111,14 +111,14 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	case "set":
 		r, err := q.QueueSetRetention(ctx, p)
 		if err != nil {
-			return db.MapError(err)
+			return store.MapError(err)
 		}
 		fmt.Fprintf(stdout, "queue %s keeps succeeded jobs %s, dead jobs %s, canceled jobs %s\n", r.Name,
 			retentionText(r.RetainSucceededMs), retentionText(r.RetainDeadMs), retentionText(r.RetainCanceledMs))
 	case "list":
-		rows, err := q.QueueSummary(ctx, db.QueueSummaryParams{MaxQueues: math.MaxInt32})
+		rows, err := q.QueueSummary(ctx, store.QueueSummaryParams{MaxQueues: math.MaxInt32})
 		if err != nil {
-			return db.MapError(err)
+			return store.MapError(err)
 		}
 		if format == "json" {
 			views := make([]api.QueueView, len(rows))
@@ -144,7 +144,7 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 // retentionText is a stored retention in words: the default, forever, or a
 // duration.
 func retentionText(ms *int64) string {
-	if s := db.FormatRetention(ms); s != nil {
+	if s := store.FormatRetention(ms); s != nil {
 		return *s
 	}
 	return "(default)"

@@ -18,7 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // report is one of the reporting views of docs/reports.md.
@@ -26,7 +26,7 @@ type report struct {
 	name string
 	// rows reads the view, filtered to one queue unless queue is "", and
 	// returns a slice of structs whose json tags name the columns.
-	rows func(ctx context.Context, q *db.Queries, queue string) (any, error)
+	rows func(ctx context.Context, q *store.Queries, queue string) (any, error)
 }
 
 // queueSummary is a row of the queue_summary view, with the queue's paused
@@ -45,8 +45,8 @@ type queueSummary struct {
 }
 
 var reports = []report{
-	{"queue_summary", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
-		p := db.QueueSummaryParams{MaxQueues: math.MaxInt32}
+	{"queue_summary", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
+		p := store.QueueSummaryParams{MaxQueues: math.MaxInt32}
 		if queue != "" {
 			p.Only = &queue
 		}
@@ -60,40 +60,40 @@ var reports = []report{
 		}
 		return out, err
 	}},
-	{"backlog_by_priority", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+	{"backlog_by_priority", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportBacklogByPriority(ctx, queue)
 	}},
-	{"stage_latency", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+	{"stage_latency", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportStageLatency(ctx, queue)
 	}},
-	{"throughput_hourly", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+	{"throughput_hourly", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportThroughputHourly(ctx, queue)
 	}},
-	{"stage_errors", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+	{"stage_errors", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportStageErrors(ctx, queue)
 	}},
-	{"failures", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+	{"failures", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportFailures(ctx, queue)
 	}},
-	{"attempts_per_job", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+	{"attempts_per_job", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportAttemptsPerJob(ctx, queue)
 	}},
-	{"stuck_jobs", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+	{"stuck_jobs", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportStuckJobs(ctx, queue)
 	}},
-	{"pipeline_lineage", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+	{"pipeline_lineage", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportPipelineLineage(ctx, queue)
 	}},
-	{"slowest_journeys", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+	{"slowest_journeys", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportSlowestJourneys(ctx, queue)
 	}},
-	{"worker_activity", func(ctx context.Context, q *db.Queries, _ string) (any, error) {
+	{"worker_activity", func(ctx context.Context, q *store.Queries, _ string) (any, error) {
 		return q.ReportWorkerActivity(ctx)
 	}},
-	{"table_health", func(ctx context.Context, q *db.Queries, _ string) (any, error) {
+	{"table_health", func(ctx context.Context, q *store.Queries, _ string) (any, error) {
 		return q.TableHealth(ctx)
 	}},
-	{"periodic", func(ctx context.Context, q *db.Queries, queue string) (any, error) {
+	{"periodic", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportPeriodic(ctx, queue)
 	}},
 }
@@ -143,10 +143,10 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("report: --format must be table, json or csv")
 	case *format == "csv" && len(chosen) > 1:
 		return usagef("report: --format csv prints one report: name it (%s)", reportNames())
-	case *queue != "" && !db.ValidQueueName(*queue):
-		return usagef("report: --queue: %s", db.QueueNameRule)
-	case *tag != "" && !db.ValidTag(*tag):
-		return usagef("report: --tag: a tag is 1 to %d characters without control characters", db.MaxTagLength)
+	case *queue != "" && !store.ValidQueueName(*queue):
+		return usagef("report: --queue: %s", store.QueueNameRule)
+	case *tag != "" && !store.ValidTag(*tag):
+		return usagef("report: --tag: a tag is 1 to %d characters without control characters", store.MaxTagLength)
 	}
 	from, err := parseSince(*since)
 	if err != nil {
@@ -161,7 +161,7 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer pool.Close()
 	results := make([]any, len(chosen))
-	err = db.WithTx(ctx, pool, func(q *db.Queries) error {
+	err = store.WithTx(ctx, pool, func(q *store.Queries) error {
 		if !from.IsZero() {
 			if err := q.ReportSince(ctx, from.Format(time.RFC3339Nano)); err != nil {
 				return err
@@ -180,7 +180,7 @@ func reportCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	})
 	if err != nil {
-		return db.MapError(err)
+		return store.MapError(err)
 	}
 
 	switch *format {
@@ -251,7 +251,7 @@ func parseSince(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		// Checked in UTC, as every accepted time: 9999-12-31T23:59:59-01:00
 		// is the year 10000.
-		if u := t.UTC(); u.Before(db.MinRunAt) || u.After(db.MaxTime) {
+		if u := t.UTC(); u.Before(store.MinRunAt) || u.After(store.MaxTime) {
 			return time.Time{}, usagef("report: --since %s is %s in UTC; it must be between 2000 and 9999", s, u.Format(time.RFC3339))
 		}
 		return t, nil

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // registerWaitForMigrations adds serve's and worker's --wait-for-migrations
@@ -24,11 +24,11 @@ func registerWaitForMigrations(fs *flag.FlagSet) (*bool, error) {
 
 // awaitSchema checks, as serve and worker start, that the database's schema
 // is one this binary runs against: the same version, or a newer one that
-// accepts it (a rolling upgrade). Otherwise it returns why (db.ErrSchema:
+// accepts it (a rolling upgrade). Otherwise it returns why (store.ErrSchema:
 // exit 2), or with wait, and a schema a migration can still make usable,
 // says so once and checks again each second until it is.
-func awaitSchema(ctx context.Context, conn db.DBTX, wait bool, log *slog.Logger) error {
-	s, err := db.ReadSchema(ctx, conn)
+func awaitSchema(ctx context.Context, conn store.DBTX, wait bool, log *slog.Logger) error {
+	s, err := store.ReadSchema(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func awaitSchema(ctx context.Context, conn db.DBTX, wait bool, log *slog.Logger)
 		}
 		// Errors are not logged: the database may come and go while a
 		// migration runs, and this says why it waits once.
-		if s, err = db.ReadSchema(ctx, conn); err != nil {
+		if s, err = store.ReadSchema(ctx, conn); err != nil {
 			continue
 		}
 		switch problem := s.Check(); {
@@ -74,7 +74,7 @@ func migrateStatus(ctx context.Context, stdout io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	s, err := db.ReadSchema(ctx, pool)
+	s, err := store.ReadSchema(ctx, pool)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/baton-run/baton/api"
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -141,7 +141,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	if s, err := db.ReadSchema(ctx, pool); err != nil {
+	if s, err := store.ReadSchema(ctx, pool); err != nil {
 		return err
 	} else if problem := s.Check(); problem != nil && (!*wait || !s.Waitable()) {
 		return problem
@@ -163,7 +163,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing.provider, Propagator: tracing.propagator, MetricsQueues: o.metricsQueues, TrustedProxies: o.proxies,
 		ShutdownDelay: shutdownDelay}).Serve(ctx, o.ln)
 	wg.Wait()
-	if cause := context.Cause(ctx); errors.Is(cause, db.ErrSchema) {
+	if cause := context.Cause(ctx); errors.Is(cause, store.ErrSchema) {
 		return cause
 	}
 	return err
@@ -194,7 +194,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	if err != nil {
 		return err
 	}
-	if err := db.MigrateUp(ctx, target); err != nil {
+	if err := store.MigrateUp(ctx, target); err != nil {
 		return err
 	}
 	tracing, err := setupTracing(ctx)

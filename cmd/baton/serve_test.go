@@ -17,8 +17,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/internal/testenv"
 )
 
@@ -210,7 +210,7 @@ func TestDevRunsAPIAndWorker(t *testing.T) {
 func TestQueueCommands(t *testing.T) {
 	t.Parallel()
 	pool, u := dbtest.NewWithURL(t)
-	_, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "mail"})
+	_, err := store.Submit(context.Background(), pool, store.NewJob{Queue: "mail"})
 	require.NoError(t, err)
 	r := baton(t, u, "", "queue", "set", "mail", "--retain-succeeded", "48h", "--retain-dead", "forever")
 	require.Zero(t, r.code, r.stderr)
@@ -257,7 +257,7 @@ func TestQueueCommands(t *testing.T) {
 func TestServePrunesByItsRetention(t *testing.T) {
 	t.Parallel()
 	pool, u := dbtest.NewWithURL(t)
-	ids, err := db.Submit(context.Background(), pool, db.NewJob{Queue: "a"}, db.NewJob{Queue: "a"})
+	ids, err := store.Submit(context.Background(), pool, store.NewJob{Queue: "a"}, store.NewJob{Queue: "a"})
 	require.NoError(t, err)
 	_, err = pool.Exec(context.Background(), `UPDATE baton.jobs SET state = 'succeeded', finished_at = now() - interval '2 minutes' WHERE id = $1`, ids[0])
 	require.NoError(t, err)

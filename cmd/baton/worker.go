@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/baton-run/baton/api"
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -103,7 +103,7 @@ func workerCmd(ctx context.Context, args []string) error {
 // Asking for LISTEN there (--poll-only=false) is refused.
 func wakeups(fs *flag.FlagSet, pollOnly bool) (bool, error) {
 	p, err := pooler()
-	if err != nil || p != db.TransactionPooler {
+	if err != nil || p != store.TransactionPooler {
 		return pollOnly, err
 	}
 	explicit := false

@@ -22,7 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/internal/testenv"
 	"github.com/baton-run/baton/migrations"
 )
@@ -98,7 +98,7 @@ func Open(ctx context.Context) (*pgxpool.Pool, string, func(), error) {
 		return nil, "", nil, fmt.Errorf("creating test database: %w", err)
 	}
 	u := withDatabase(server.url, name)
-	pool, err := db.Connect(ctx, db.ConnectConfig{URL: u, AppName: "baton-test", MaxConns: 8})
+	pool, err := store.Connect(ctx, store.ConnectConfig{URL: u, AppName: "baton-test", MaxConns: 8})
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -146,7 +146,7 @@ func prepare(ctx context.Context) (string, string, error) {
 			return "", "", err
 		}
 	}
-	if err := db.MigrateUp(ctx, withDatabase(base, template)); err != nil {
+	if err := store.MigrateUp(ctx, withDatabase(base, template)); err != nil {
 		return "", "", fmt.Errorf("migrating template: %w", err)
 	}
 	if _, err := conn.Exec(ctx, "ALTER DATABASE "+template+" WITH IS_TEMPLATE true"); err != nil {

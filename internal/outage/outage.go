@@ -3,7 +3,7 @@
 // maintenance, the API's requests) logs its own failures, so an outage
 // logged as it happens is dozens of lines a second, each saying the same.
 // Through a Tracker's handler, the first failure that says the database is
-// unavailable (db.ErrUnavailable) becomes one line, the next ones a line a
+// unavailable (store.ErrUnavailable) becomes one line, the next ones a line a
 // minute with how many there were, and Tracker.Up, called when a connection
 // succeeds again, one line saying it is back. Everything else passes through.
 package outage
@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // Every is how often a continuing outage is logged.
@@ -128,7 +128,7 @@ func unavailable(r slog.Record) error {
 		if a.Key != "error" {
 			return true
 		}
-		if err, ok := a.Value.Any().(error); ok && errors.Is(db.MapError(err), db.ErrUnavailable) {
+		if err, ok := a.Value.Any().(error); ok && errors.Is(store.MapError(err), store.ErrUnavailable) {
 			found = err
 		}
 		return false

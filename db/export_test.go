@@ -1,8 +1,0 @@
-package db
-
-// The statements whose plans the external tests look at.
-const (
-	JobClaimSQL = jobClaim
-	JobPruneSQL = jobPrune
-	JobListSQL  = jobList
-)

@@ -1,0 +1,68 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
+)
+
+// Benchmarks of the hot statements, per job, at several batch sizes:
+// go test -run XXX -bench . ./db/ | tee new.txt; benchstat old.txt new.txt
+
+func BenchmarkSubmit(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			pool := dbtest.New(b)
+			jobs := make([]store.NewJob, n)
+			for i := range jobs {
+				jobs[i] = store.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i += n {
+				_, err := store.Submit(context.Background(), pool, jobs...)
+				require.NoError(b, err)
+			}
+		})
+	}
+}
+
+// BenchmarkClaimComplete claims n jobs and completes them with a hand-off,
+// the two statements a stage runs per batch.
+func BenchmarkClaimComplete(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			pool := dbtest.New(b)
+			ctx := context.Background()
+			jobs := make([]store.NewJob, b.N)
+			for i := range jobs {
+				jobs[i] = store.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
+			}
+			for i := 0; i < len(jobs); i += 5000 {
+				_, err := store.Submit(ctx, pool, jobs[i:min(i+5000, len(jobs))]...)
+				require.NoError(b, err)
+			}
+			_, err := pool.Exec(ctx, "VACUUM ANALYZE baton.jobs")
+			require.NoError(b, err)
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				rows, err := store.New(pool).JobClaim(ctx, store.JobClaimParams{QueueName: "a", MaxJobs: int32(n), LeaseMs: 30000, WorkerID: "bench", MaxAttempts: 5})
+				require.NoError(b, err)
+				p := store.JobCompleteManyParams{}
+				for _, r := range rows {
+					p.Ids = append(p.Ids, r.ID)
+					p.LeaseTokens = append(p.LeaseTokens, r.LeaseToken)
+					p.Results = append(p.Results, `{"n":1}`)
+					p.NextQueues = append(p.NextQueues, "b")
+				}
+				_, err = store.New(pool).JobCompleteMany(ctx, p)
+				require.NoError(b, err)
+				done += len(rows)
+			}
+		})
+	}
+}

@@ -1,0 +1,8 @@
+package store
+
+// The statements whose plans the external tests look at.
+const (
+	JobClaimSQL = jobClaim
+	JobPruneSQL = jobPrune
+	JobListSQL  = jobList
+)

@@ -1,0 +1,65 @@
+package store
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on submitted jobs.
+const (
+	MaxPriority     = 100
+	MaxMaxAttempts  = 1000
+	MaxDelay        = 365 * 24 * time.Hour
+	DefaultAttempts = 5
+	// MaxPayload caps a payload or a handler's result: its bytes, and its
+	// length once PostgreSQL writes its numbers out in full (jsonb keeps
+	// 1e131071 in a few bytes and writes 131,072 digits on every read). The
+	// API's own cap on a submitted payload is lower (256 KiB by default).
+	MaxPayload = 16 << 20
+	// MaxJobOverride caps a job's own timeout and lease; MinJobTimeout and
+	// MinJobLease are a pipeline file's floors for a stage's.
+	MaxJobOverride = 24 * time.Hour
+	MinJobTimeout  = 10 * time.Millisecond
+	MinJobLease    = 100 * time.Millisecond
+	// MaxTags and MaxTagLength bound a job's tags (the length in characters).
+	MaxTags      = 16
+	MaxTagLength = 64
+)
+
+var queueNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// QueueNameRule says what a queue name may be, for error messages.
+const QueueNameRule = "a queue name must be 1 to 63 characters of a-z, 0-9, '_', '.' or '-', starting with a letter or digit"
+
+// ValidQueueName reports whether name can name a queue (see QueueNameRule).
+func ValidQueueName(name string) bool { return queueNameRE.MatchString(name) }
+
+// ParseID reads a job id written in plain decimal: no sign, no leading
+// zeros, at most a positive int64.
+func ParseID(s string) (int64, bool) {
+	if s == "" || s[0] < '1' || s[0] > '9' || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil
+}
+
+// ValidateQueueName returns an ErrInvalid error unless name can name a queue.
+func ValidateQueueName(name string) error {
+	if !ValidQueueName(name) {
+		return fmt.Errorf("%w: queue %q: %s", ErrInvalid, name, QueueNameRule)
+	}
+	return nil
+}
+
+// ValidTag reports whether tag can tag a job: 1 to MaxTagLength characters
+// of UTF-8 text without control characters.
+func ValidTag(tag string) bool {
+	return tag != "" && utf8.ValidString(tag) && utf8.RuneCountInString(tag) <= MaxTagLength &&
+		!strings.ContainsFunc(tag, unicode.IsControl)
+}

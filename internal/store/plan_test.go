@@ -1,0 +1,189 @@
+package store_test
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
+)
+
+// A server may be set to plan_cache_mode = force_generic_plan (some do, to
+// save planning time): the claim's generic plan, made without knowing
+// max_jobs, must still find jobs through the claim index and the primary key,
+// never by scanning the table.
+func TestClaimGenericPlanUsesTheIndexes(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO baton.queues (name) VALUES ('a');
+		INSERT INTO baton.jobs (queue, state, payload) SELECT 'a', 'available', '{}' FROM generate_series(1, 5000);
+		ANALYZE baton.jobs`)
+	require.NoError(t, err)
+	text := genericPlan(t, pool, store.JobClaimSQL, "false, 'a', 100, 3, 30000, 30000, 'w'")
+	require.Contains(t, text, "jobs_claim_idx", text)
+	require.Contains(t, text, "jobs_pkey", text)
+	require.NotContains(t, text, "Seq Scan on jobs", text)
+}
+
+// Retention runs every 10 s on a table that holds every finished job: its
+// plan must read only the jobs past their cutoff, from jobs_finished_idx,
+// whatever the table holds (its first shape scanned the whole table).
+func TestPruneGenericPlanReadsOnlyWhatItDeletes(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO baton.queues (name) VALUES ('a'), ('b');
+		INSERT INTO baton.jobs (queue, state, payload, finished_at)
+		SELECT CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END, 'succeeded', '{}', now() FROM generate_series(1, 20000) g;
+		ANALYZE baton.jobs`)
+	require.NoError(t, err)
+	text := genericPlan(t, pool, store.JobPruneSQL, "86400000, 604800000, 604800000, 1000")
+	require.Contains(t, text, "jobs_finished_idx", text)
+	require.NotContains(t, text, "Seq Scan on jobs", text)
+	require.NotContains(t, text, "Bitmap Heap Scan on jobs", text)
+}
+
+// Listing jobs, by queue, state, both or neither, reads a page's worth of
+// index entries however many other jobs the table holds, under a generic
+// plan too: the first form walked the primary key through 100,000 jobs of
+// another queue to list a rare queue's.
+func TestJobListReadsAPageWhateverTheTableHolds(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO baton.queues (name) VALUES ('big'), ('rare');
+		INSERT INTO baton.jobs (queue, state, payload) SELECT 'rare', 'succeeded', '{}' FROM generate_series(1, 10);
+		INSERT INTO baton.jobs (queue, state, payload) SELECT 'rare', 'dead', '{}' FROM generate_series(1, 4);
+		INSERT INTO baton.jobs (queue, state, payload) SELECT 'rare', 'running', '{}' FROM generate_series(1, 3);
+		INSERT INTO baton.jobs (queue, state, payload) SELECT 'big', 'dead', '{}' FROM generate_series(1, 5);
+		INSERT INTO baton.jobs (queue, state, payload) SELECT 'big', 'succeeded', '{}' FROM generate_series(1, 100000);
+		INSERT INTO baton.jobs (queue, state, payload) SELECT 'big', 'available', '{}' FROM generate_series(1, 2)`)
+	require.NoError(t, err)
+	_, err = store.New(pool).JobCountsFold(ctx)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "VACUUM ANALYZE baton.jobs")
+	require.NoError(t, err)
+	for _, c := range []struct {
+		queue, state string // SQL literals
+		want         int
+	}{
+		{"'rare'", "'succeeded'", 10},
+		{"'rare'", "NULL", 10 + 4 + 3},
+		{"'rare'", "'running'", 3},
+		{"NULL", "'dead'", 4 + 5},
+		{"NULL", "'running'", 3},
+		{"NULL", "'succeeded'", 50},
+		{"NULL", "NULL", 50},
+		{"'big'", "NULL", 50},
+		{"'big'", "'succeeded'", 50},
+		{"'big'", "'dead'", 5},
+		{"'big'", "'available'", 2},
+	} {
+		args := c.queue + ", " + c.state + ", 9223372036854775807, 50"
+		plan := explainGeneric(t, pool, "EXPLAIN (ANALYZE, BUFFERS)", store.JobListSQL, args)
+		require.Regexp(t, fmt.Sprintf(`^[^\n]*rows=%d loops=1\)`, c.want), plan, "JobList(%s)", args)
+		m := regexp.MustCompile(`Buffers: shared hit=(\d+)(?: read=(\d+))?`).FindStringSubmatch(plan)
+		require.NotNil(t, m, plan)
+		hit, _ := strconv.Atoi(m[1])
+		read, _ := strconv.Atoi(cmp.Or(m[2], "0"))
+		require.Less(t, hit+read, 200, "JobList(%s) reads a page, not the table:\n%s", args, plan)
+	}
+}
+
+// JobList's branches, merged, list exactly what one filtered scan of the
+// table would, page after page, for every filter: a queue with few
+// succeeded jobs and one with many (each read its own way) included.
+func TestJobListPagesMatchTheRows(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO baton.queues (name) VALUES ('a'), ('b'), ('many');
+		INSERT INTO baton.jobs (queue, state, payload)
+		SELECT (ARRAY['a', 'b', 'many'])[1 + g % 3],
+		       (enum_range(NULL::baton.job_state))[1 + (g / 3) % 7], '{}'
+		FROM generate_series(1, 700) g;
+		INSERT INTO baton.jobs (queue, state, payload) SELECT 'many', 'succeeded', '{}' FROM generate_series(1, 10000);
+		INSERT INTO baton.jobs (queue, state, payload)
+		SELECT (ARRAY['a', 'many'])[1 + g % 2], 'succeeded', '{}' FROM generate_series(1, 300) g`)
+	require.NoError(t, err)
+	q := store.New(pool)
+	_, err = q.JobCountsFold(ctx)
+	require.NoError(t, err)
+	rows, err := pool.Query(ctx, "SELECT unnest(enum_range(NULL::baton.job_state))::text")
+	require.NoError(t, err)
+	all, err := pgx.CollectRows(rows, pgx.RowTo[store.JobState])
+	require.NoError(t, err)
+	states := []*store.JobState{nil}
+	for _, s := range all {
+		states = append(states, &s)
+	}
+	for _, queue := range []*string{nil, ptr("a"), ptr("b"), ptr("many"), ptr("none")} {
+		for _, state := range states {
+			var want []int64
+			rows, err := pool.Query(ctx, `SELECT id FROM baton.jobs
+				WHERE ($1::text IS NULL OR queue = $1) AND ($2::baton.job_state IS NULL OR state = $2)
+				ORDER BY id DESC LIMIT 60`, queue, state)
+			require.NoError(t, err)
+			want, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+			require.NoError(t, err)
+			got := []int64{}
+			before := int64(1<<63 - 1)
+			for len(got) < 60 {
+				page, err := q.JobList(ctx, store.JobListParams{Queue: queue, State: state, BeforeID: before, MaxJobs: 20})
+				require.NoError(t, err)
+				for _, j := range page {
+					got = append(got, j.ID)
+				}
+				if len(page) < 20 {
+					break
+				}
+				before = page[len(page)-1].ID
+			}
+			require.Equal(t, want, got, "queue %v, state %v", deref(queue), deref(state))
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// genericPlan is the EXPLAIN of sql's generic plan, made the way a server
+// with plan_cache_mode = force_generic_plan would, without the arguments.
+func genericPlan(t *testing.T, pool *pgxpool.Pool, sql, args string) string {
+	t.Helper()
+	return explainGeneric(t, pool, "EXPLAIN", sql, args)
+}
+
+// explainGeneric runs explain (EXPLAIN and its options) on sql's generic plan.
+func explainGeneric(t *testing.T, pool *pgxpool.Pool, explain, sql, args string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan")
+	require.NoError(t, err)
+	_, err = conn.Conn().Prepare(ctx, "stmt", sql)
+	require.NoError(t, err)
+	rows, err := conn.Query(ctx, explain+" EXECUTE stmt("+args+")")
+	require.NoError(t, err)
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return strings.Join(plan, "\n")
+}
