@@ -16,7 +16,7 @@ import (
 
 	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/internal/dbtest"
-	"github.com/baton-run/baton/worker"
+	"github.com/baton-run/baton/internal/maintenance"
 )
 
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -133,7 +133,7 @@ func TestDashboardSessionsEnd(t *testing.T) {
 	_, err := pool.Exec(ctx, "UPDATE baton.dashboard_sessions SET expires_at = now() - interval '1 second'")
 	require.NoError(t, err)
 	require.False(t, signedIn(b))
-	worker.Maintain(ctx, pool, slog.New(slog.DiscardHandler))
+	maintenance.Pass(ctx, pool, slog.New(slog.DiscardHandler))
 	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.dashboard_sessions"), "maintenance prunes ended sessions")
 
 	// A session dies with its token: the same database served with only

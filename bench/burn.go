@@ -127,7 +127,7 @@ func startReplicas(ctx context.Context, target store.ConnectConfig, stages, conc
 	}}
 	for i := range n {
 		c := target
-		c.AppName, c.MaxConns = fmt.Sprintf("baton-bench-worker %d", i), worker.PoolSize(p)
+		c.AppName, c.MaxConns = fmt.Sprintf("baton-bench-worker %d", i), p.PoolSize()
 		pool, err := store.Connect(ctx, c)
 		if err != nil {
 			rs.stop()

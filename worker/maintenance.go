@@ -1,67 +1,37 @@
 package worker
 
 import (
-	"context"
-	"log/slog"
-	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/baton-run/baton/internal/store"
+	"github.com/baton-run/baton/internal/maintenance"
 )
 
-// maintenanceBatch bounds the rows one reaper or promotion statement touches.
-const maintenanceBatch = 1000
-
-// RunMaintenance runs Maintain every interval until ctx is done. Each of its
-// steps is a single guarded statement (SKIP LOCKED, or a delete each row of
-// which one replica wins), so every replica runs them at once without a
-// leader. Beside it, finished jobs past retention r are pruned (Prune, in
-// retention.go: one replica at a time) every ten intervals, or at once again
-// while pruning is behind, tables with many dead rows are vacuumed (Vacuum,
-// in vacuum.go), and reporting sessions past limits l are ended every five
-// intervals (readers.go).
-func RunMaintenance(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, r Retention, l ReaderLimits, log *slog.Logger) {
-	var loops sync.WaitGroup
-	defer loops.Wait()
-	loops.Go(func() { runPrune(ctx, pool, 10*interval, r, log) })
-	loops.Go(func() { runVacuum(ctx, pool, interval, log) })
-	loops.Go(func() { runReaderLimits(ctx, pool, 5*interval, l, log) })
-	every(ctx, interval, func() { Maintain(ctx, pool, log) })
+// Retention says how long finished jobs are kept, with their history, by
+// final state: maintenance deletes them once they have been finished that
+// long. A queue may override each (PATCH /v1/queues/{queue}, baton queue
+// set); a negative duration keeps them forever. Zero fields take
+// DefaultRetention.
+type Retention struct {
+	Succeeded, Dead, Canceled time.Duration
 }
 
-// every calls f every interval until ctx is done.
-func every(ctx context.Context, interval time.Duration, f func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			f()
-		}
-	}
+// DefaultRetention keeps succeeded jobs a day, and dead or canceled ones (to
+// look into, or re-drive) a week.
+var DefaultRetention = Retention(maintenance.DefaultRetention)
+
+// ReaderLimits bound the transactions of the reporting role's sessions
+// (baton_reader, docs/reader-role.sql). A reader's open transaction holds
+// back vacuum, and its locks queue every writer behind the next migration;
+// PostgreSQL 15 lets the session lift its own timeouts, so maintenance ends
+// a session past these limits. Zero fields take DefaultReaderLimits.
+type ReaderLimits struct {
+	// IdleInTransaction ends a session idle in a transaction this long.
+	IdleInTransaction time.Duration
+	// Transaction ends a session whose transaction (a statement, or
+	// statements one after another) has been open this long.
+	Transaction time.Duration
 }
 
-// Maintain runs one round of maintenance, a step a file: the reaper gives
-// expired leases back (reaper.go), due delayed and retrying jobs become
-// available (promotion.go), old idempotency keys and ended dashboard sessions
-// are deleted (expired.go), and the job count deltas are folded into the
-// counters (counts.go). It returns how many jobs it reaped.
-func Maintain(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
-	q := store.New(pool)
-	reaped := reap(ctx, q, log)
-	promote(ctx, q, log)
-	pruneExpired(ctx, q, log)
-	foldCounts(ctx, q, log)
-	return reaped
-}
-
-// warn logs a maintenance step's error, unless shutdown caused it.
-func warn(ctx context.Context, log *slog.Logger, step string, err error) {
-	if err != nil && ctx.Err() == nil {
-		log.Warn(step, "error", store.MapError(err))
-	}
-}
+// DefaultReaderLimits end a reader's session idle in a transaction for a
+// minute, or in one transaction for five.
+var DefaultReaderLimits = ReaderLimits(maintenance.DefaultReaderLimits)

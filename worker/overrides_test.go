@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/baton-run/baton/internal/maintenance"
 	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
@@ -136,7 +137,7 @@ stages:
 	r.Stop(t)
 	_, err = b.pool.Exec(context.Background(), "UPDATE baton.jobs SET finished_at = now() - interval '2 days' WHERE finished_at IS NOT NULL")
 	require.NoError(t, err)
-	_, _, err = worker.Prune(context.Background(), b.pool, worker.Retention{Succeeded: time.Hour})
+	_, _, err = maintenance.Prune(context.Background(), b.pool, maintenance.Retention{Succeeded: time.Hour})
 	require.NoError(t, err)
 	require.Equal(t, 1, count(t, b.pool, "SELECT count(DISTINCT job_id) FROM baton.job_tags"), "the join's job, still waiting in done")
 	require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'done' AND tags = '{customer-42,rush}'"))

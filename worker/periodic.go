@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 	_ "time/tzdata" // IANA time zones wherever the binary runs, for Periodic.Timezone
@@ -205,4 +206,11 @@ func (w *Worker) registerPeriodic(ctx context.Context, entries []Periodic) error
 		}
 	}
 	return nil
+}
+
+// warn logs a periodic step's error, unless shutdown caused it.
+func warn(ctx context.Context, log *slog.Logger, step string, err error) {
+	if err != nil && ctx.Err() == nil {
+		log.Warn(step, "error", store.MapError(err))
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/baton-run/baton/internal/maintenance"
 	"github.com/baton-run/baton/internal/store"
 )
 
@@ -165,10 +166,11 @@ func DefaultID() string {
 	return fmt.Sprintf("%s-%d", cmp.Or(host, "worker"), os.Getpid())
 }
 
-// PoolSize is the connection pool size that fits a pipeline: enough for
-// claims, completions and heartbeats to overlap, but near the core count,
-// since more connections than cores make Postgres slower, not faster.
-func PoolSize(p *Pipeline) int32 {
+// PoolSize is the connection pool size that fits the pipeline (its
+// ConnectConfig.MaxConns): enough for claims, completions and heartbeats to
+// overlap, but near the core count, since more connections than cores make
+// Postgres slower, not faster.
+func (p *Pipeline) PoolSize() int32 {
 	total := 0
 	for _, s := range p.Stages {
 		total += s.Concurrency
@@ -235,7 +237,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		completers.Go(func() { s.completer(s.completions) })
 	}
 	loops.Go(func() {
-		RunMaintenance(ctx, w.pool, w.cfg.MaintenanceInterval, w.cfg.Retention, w.cfg.ReaderLimits, w.log)
+		maintenance.Run(ctx, w.pool, w.cfg.MaintenanceInterval, maintenance.Retention(w.cfg.Retention), maintenance.ReaderLimits(w.cfg.ReaderLimits), w.log)
 	})
 	if !w.cfg.PollOnly {
 		loops.Go(func() { w.listen(ctx) })

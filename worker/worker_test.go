@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/baton-run/baton/internal/maintenance"
 	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
@@ -268,7 +269,7 @@ func TestHeartbeatsKeepTheLeaseOfLongHandlers(t *testing.T) {
 		return passed
 	}, 10*time.Second, 10*time.Millisecond)
 	// ...so the reaper, run now, leaves the job alone.
-	require.Zero(t, worker.Maintain(ctx, pool, slog.Default()))
+	require.Zero(t, maintenance.Pass(ctx, pool, slog.Default()))
 	close(g.release)
 	s := b.waitState(id, "succeeded")
 	require.Equal(t, int32(1), s.Attempts)

@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/maintenance"
 	"github.com/baton-run/baton/internal/store"
-	"github.com/baton-run/baton/worker"
 )
 
 // handlerPIDs reads the pids handlers wrote to path, one per line.
@@ -130,7 +130,7 @@ stages:
 	// test's) takes the job back.
 	ctx := context.Background()
 	require.Eventually(t, func() bool {
-		worker.Maintain(ctx, pool, slog.New(slog.DiscardHandler))
+		maintenance.Pass(ctx, pool, slog.New(slog.DiscardHandler))
 		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'running'") == 0
 	}, 20*time.Second, 50*time.Millisecond)
 	require.False(t, gone(handler), "frozen, the worker has stopped nothing yet")

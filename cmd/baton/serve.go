@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/baton-run/baton/api"
+	"github.com/baton-run/baton/internal/maintenance"
 	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
 )
@@ -158,7 +159,7 @@ func serveCmd(ctx context.Context, args []string) error {
 			cancel(err)
 			return
 		}
-		worker.RunMaintenance(ctx, pool, time.Second, o.retention, o.readerLimits, log)
+		maintenance.Run(ctx, pool, time.Second, maintenance.Retention(o.retention), maintenance.ReaderLimits(o.readerLimits), log)
 	})
 	err = api.New(pool, api.Config{Tokens: o.tokens, Logger: log, TracerProvider: tracing.provider, Propagator: tracing.propagator, MetricsQueues: o.metricsQueues, TrustedProxies: o.proxies,
 		ShutdownDelay: shutdownDelay}).Serve(ctx, o.ln)
@@ -203,7 +204,7 @@ func devCmd(ctx context.Context, args []string, stdout *os.File) error {
 	}
 	defer tracing.stop()
 	log, tracker := processLog()
-	pool, err := connect(ctx, databaseURL(), "baton-dev", worker.PoolSize(p)+8, tracker.Up)
+	pool, err := connect(ctx, databaseURL(), "baton-dev", p.PoolSize()+8, tracker.Up)
 	if err != nil {
 		return err
 	}

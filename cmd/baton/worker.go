@@ -81,7 +81,7 @@ func workerCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer tracing.stop()
-	pool, err := connect(ctx, databaseURL(), "baton-worker "+*id, worker.PoolSize(p), tracker.Up)
+	pool, err := connect(ctx, databaseURL(), "baton-worker "+*id, p.PoolSize(), tracker.Up)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func TestReaderRoleReadsOnlyTheViews(t *testing.T) {
 	t.Parallel()
 	pool, u := dbtest.NewWithURL(t)
 	ctx := context.Background()
-	script, err := os.ReadFile("../docs/reader-role.sql")
+	script, err := os.ReadFile("../../docs/reader-role.sql")
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, string(script))
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-package worker_test
+package maintenance_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/internal/dbtest"
-	"github.com/baton-run/baton/worker"
+	"github.com/baton-run/baton/internal/maintenance"
 )
 
 // Claims step over the index entries of every job claimed since the last
@@ -40,12 +40,12 @@ func TestVacuumCleansTablesWithManyDeadRows(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, dead(), int64(30000), "the statistics count the claimed jobs' old row versions")
 
-	vacuumed, err := worker.Vacuum(ctx, pool)
+	vacuumed, err := maintenance.Vacuum(ctx, pool)
 	require.NoError(t, err)
 	require.Equal(t, []string{"jobs"}, vacuumed, "only the table past its share of dead rows")
 	require.Eventually(t, func() bool { return dead() == 0 }, 10*time.Second, 20*time.Millisecond)
 
-	vacuumed, err = worker.Vacuum(ctx, pool)
+	vacuumed, err = maintenance.Vacuum(ctx, pool)
 	require.NoError(t, err)
 	require.Empty(t, vacuumed, "nothing left to vacuum")
 }

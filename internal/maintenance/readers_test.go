@@ -1,4 +1,4 @@
-package worker_test
+package maintenance_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/maintenance"
 	"github.com/baton-run/baton/internal/testenv"
-	"github.com/baton-run/baton/worker"
 )
 
 // A session of the reporting role cannot hold a transaction past its limits,
@@ -25,7 +25,7 @@ func TestAReaderCannotHoldATransactionPastItsLimits(t *testing.T) {
 	t.Parallel()
 	pool, u := dbtest.NewWithURL(t)
 	ctx := context.Background()
-	script, err := os.ReadFile("../docs/reader-role.sql")
+	script, err := os.ReadFile("../../docs/reader-role.sql")
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, string(script)+"; INSERT INTO baton.queues (name) VALUES ('a')")
 	require.NoError(t, err)
@@ -65,8 +65,8 @@ func TestAReaderCannotHoldATransactionPastItsLimits(t *testing.T) {
 	mctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		worker.RunMaintenance(mctx, pool, 20*time.Millisecond, worker.Retention{},
-			worker.ReaderLimits{IdleInTransaction: 300 * time.Millisecond, Transaction: 2 * time.Second},
+		maintenance.Run(mctx, pool, 20*time.Millisecond, maintenance.Retention{},
+			maintenance.ReaderLimits{IdleInTransaction: 300 * time.Millisecond, Transaction: 2 * time.Second},
 			slog.New(slog.NewTextHandler(&logs, nil)))
 	})
 	defer wg.Wait()

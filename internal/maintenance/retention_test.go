@@ -1,4 +1,4 @@
-package worker_test
+package maintenance_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/maintenance"
 	"github.com/baton-run/baton/internal/store"
-	"github.com/baton-run/baton/worker"
 )
 
 // Maintenance deletes finished jobs, with their history, once they have been
@@ -62,7 +62,7 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 	}
 	child := kept[len(kept)-1]
 
-	n, more, err := worker.Prune(ctx, pool, worker.Retention{Succeeded: time.Hour, Dead: 3 * time.Hour, Canceled: store.Forever})
+	n, more, err := maintenance.Prune(ctx, pool, maintenance.Retention{Succeeded: time.Hour, Dead: 3 * time.Hour, Canceled: store.Forever})
 	require.NoError(t, err)
 	require.EqualValues(t, len(pruned), n)
 	require.False(t, more)
@@ -88,7 +88,7 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 	require.Len(t, hops, 1)
 
 	// The counts stay exact.
-	worker.Maintain(ctx, pool, slog.New(slog.DiscardHandler))
+	maintenance.Pass(ctx, pool, slog.New(slog.DiscardHandler))
 	summary, err := q.QueueSummary(ctx, store.QueueSummaryParams{MaxQueues: 1000})
 	require.NoError(t, err)
 	for _, s := range summary {
@@ -103,7 +103,7 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 	}
 
 	// Nothing is left to prune under the same policy.
-	n, _, err = worker.Prune(ctx, pool, worker.Retention{Succeeded: time.Hour, Dead: 3 * time.Hour, Canceled: store.Forever})
+	n, _, err = maintenance.Prune(ctx, pool, maintenance.Retention{Succeeded: time.Hour, Dead: 3 * time.Hour, Canceled: store.Forever})
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
@@ -112,11 +112,11 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 // returns at once without deleting anything.
 func TestPruneRunsOnOneReplicaAtATime(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	pool := b.pool
+	pool := dbtest.New(t)
 	ctx := context.Background()
-	b.submit(`{}`)
-	_, err := pool.Exec(ctx, "UPDATE baton.jobs SET state = 'succeeded', finished_at = now() - interval '2 days'")
+	_, err := store.Submit(ctx, pool, store.NewJob{Queue: "q"})
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "UPDATE baton.jobs SET state = 'succeeded', finished_at = now() - interval '2 days'")
 	require.NoError(t, err)
 
 	tx, err := pool.Begin(ctx)
@@ -124,12 +124,12 @@ func TestPruneRunsOnOneReplicaAtATime(t *testing.T) {
 	locked, err := store.New(tx).RetentionTryLock(ctx)
 	require.NoError(t, err)
 	require.True(t, locked)
-	n, _, err := worker.Prune(ctx, pool, worker.Retention{})
+	n, _, err := maintenance.Prune(ctx, pool, maintenance.Retention{})
 	require.NoError(t, err)
 	require.Zero(t, n, "another replica is pruning")
 	require.NoError(t, tx.Rollback(ctx))
 
-	n, _, err = worker.Prune(ctx, pool, worker.Retention{})
+	n, _, err = maintenance.Prune(ctx, pool, maintenance.Retention{})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n, "a day is the default for succeeded jobs")
 }
