@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baton-run/baton/internal/store"
 )
@@ -350,7 +349,7 @@ func (s *Server) dashboardRetention(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)
 }
 
-func (s *Server) dashboardChange(change func(ctx context.Context, pool *pgxpool.Pool, id int64) error) http.HandlerFunc {
+func (s *Server) dashboardChange(change func(ctx context.Context, c store.Conn, id int64) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := idParam(r)
 		if err == nil {

@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -185,7 +184,7 @@ func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
 	s.changeState(w, r, store.Retry)
 }
 
-func (s *Server) changeState(w http.ResponseWriter, r *http.Request, change func(ctx context.Context, pool *pgxpool.Pool, id int64) error) {
+func (s *Server) changeState(w http.ResponseWriter, r *http.Request, change func(ctx context.Context, c store.Conn, id int64) error) {
 	id, err := idParam(r)
 	if err == nil {
 		err = change(r.Context(), s.pool, id)

@@ -137,7 +137,7 @@ func startReplicas(ctx context.Context, target store.ConnectConfig, stages, conc
 		metrics := prometheus.NewRegistry()
 		w, err := worker.New(pool, worker.Config{
 			Pipeline: p, ID: fmt.Sprintf("bench-%d", i), Logger: slog.New(slog.DiscardHandler), Retention: retain,
-			PollOnly: target.Pooler == store.TransactionPooler, Handlers: worker.Handlers{"bench-noop": noop}, Metrics: metrics,
+			Handlers: worker.Handlers{"bench-noop": noop}, Metrics: metrics,
 		})
 		if err != nil {
 			rs.stop()

@@ -11,13 +11,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/store"
 )
 
 // ErrLeaseLost is CompleteTx's error when the job's lease has moved on: it
 // was reaped and claimed again, canceled, or released. Nothing was written;
-// roll the transaction back. It is store.ErrLeaseLost, one value for both.
-var ErrLeaseLost = store.ErrLeaseLost
+// roll the transaction back. It is db.ErrLeaseLost, one value for both.
+var ErrLeaseLost = db.ErrLeaseLost
 
 // execution is what CompleteTx needs of the run a handler is in: its stage and
 // lease, and whether it completed the job itself.

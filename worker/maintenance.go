@@ -1,10 +1,6 @@
 package worker
 
-import (
-	"time"
-
-	"github.com/baton-run/baton/internal/maintenance"
-)
+import "time"
 
 // Retention says how long finished jobs are kept, with their history, by
 // final state: maintenance deletes them once they have been finished that
@@ -17,7 +13,7 @@ type Retention struct {
 
 // DefaultRetention keeps succeeded jobs a day, and dead or canceled ones (to
 // look into, or re-drive) a week.
-var DefaultRetention = Retention(maintenance.DefaultRetention)
+var DefaultRetention = Retention{Succeeded: 24 * time.Hour, Dead: 7 * 24 * time.Hour, Canceled: 7 * 24 * time.Hour}
 
 // ReaderLimits bound the transactions of the reporting role's sessions
 // (baton_reader, docs/reader-role.sql). A reader's open transaction holds
@@ -34,4 +30,7 @@ type ReaderLimits struct {
 
 // DefaultReaderLimits end a reader's session idle in a transaction for a
 // minute, or in one transaction for five.
-var DefaultReaderLimits = ReaderLimits(maintenance.DefaultReaderLimits)
+//
+// (Both defaults are maintenance's, which applies them; a test holds them
+// equal.)
+var DefaultReaderLimits = ReaderLimits{IdleInTransaction: time.Minute, Transaction: 5 * time.Minute}

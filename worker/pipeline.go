@@ -77,7 +77,7 @@ type Stage struct {
 	// Timeout stops a handler running longer; the attempt fails. Defaults to 1m.
 	Timeout Duration `yaml:"timeout"`
 	// MaxJobTimeout and MaxJobLease cap the timeout and lease a job was
-	// submitted with (store.NewJob.Timeout and Lease), which replace the
+	// submitted with (db.NewJob.Timeout and Lease), which replace the
 	// stage's for that job; a capped job's history says so. They default to
 	// Timeout and Lease: a job may then shorten them, not lengthen them. At
 	// most 24h.

@@ -50,8 +50,9 @@ type Config struct {
 	// ReaderLimits bound the transactions of the reporting role's sessions;
 	// maintenance ends those past them. Defaults to DefaultReaderLimits.
 	ReaderLimits ReaderLimits
-	// PollOnly turns off LISTEN/NOTIFY wake-ups (for PgBouncer in transaction
-	// pooling mode, which cannot LISTEN): stages then find new jobs by polling.
+	// PollOnly turns off LISTEN/NOTIFY wake-ups: stages then find new jobs
+	// by polling. Always on for a pool connected with Pooler:
+	// TransactionPooler (PgBouncer in transaction mode cannot LISTEN).
 	PollOnly bool
 	// TracerProvider makes the spans of handler runs. Defaults to OpenTelemetry's
 	// global provider, which does nothing unless the program configures it.
@@ -129,6 +130,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	}
 	if cfg.Propagator == nil {
 		cfg.Propagator = traceContext
+	}
+	if pool != nil && store.TransactionPooled(pool) {
+		cfg.PollOnly = true
 	}
 	m, err := newMetrics(cfg.Metrics)
 	if err != nil {

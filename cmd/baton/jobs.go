@@ -218,7 +218,7 @@ func retryManyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func changeState(ctx context.Context, cmd string, args []string, stdout io.Writer,
-	change func(context.Context, *pgxpool.Pool, int64) error) error {
+	change func(context.Context, store.Conn, int64) error) error {
 	return withJob(ctx, cmd, args, func(pool *pgxpool.Pool, id int64) error {
 		if err := change(ctx, pool, id); err != nil {
 			return err

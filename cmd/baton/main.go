@@ -207,20 +207,7 @@ func connect(ctx context.Context, url, appName string, maxConns int32, onConnect
 	if err != nil {
 		return nil, err
 	}
-	pool, err := store.Connect(ctx, store.ConnectConfig{URL: url, AppName: appName, MaxConns: maxConns, Pooler: p, OnConnect: onConnect})
-	if err != nil || p == store.TransactionPooler || onConnect == nil {
-		return pool, err
-	}
-	// A long-running process checks that no transaction pooler stands in
-	// between unannounced: its prepared statements would fail at random.
-	if behind, err := store.BehindTransactionPooler(ctx, pool.Config().ConnConfig); err != nil || behind {
-		pool.Close()
-		if behind {
-			err = store.ErrTransactionPooler
-		}
-		return nil, err
-	}
-	return pool, nil
+	return store.Connect(ctx, store.ConnectConfig{URL: url, AppName: appName, MaxConns: maxConns, Pooler: p, OnConnect: onConnect})
 }
 
 // envBool reads a boolean environment variable (1, true, 0, false, …);

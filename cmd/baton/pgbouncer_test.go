@@ -190,7 +190,8 @@ stages:
 }
 
 // Through PgBouncer in transaction mode without BATON_POOLER=transaction,
-// serve and worker refuse to start, in one line saying what to set. Before,
+// serve and worker refuse to start, in one line saying what to set, and so
+// does a one-shot command (db.Connect checks, for every caller). Before,
 // they started, and 65 of 100 submits answered 500 (prepared statements met
 // other clients' on shared server connections). Directly, the same check
 // finds no pooler (every other test starts them so).
@@ -199,7 +200,7 @@ func TestAnUnannouncedTransactionPoolerIsRefused(t *testing.T) {
 	_, direct := dbtest.NewWithURL(t)
 	pooled := startPgBouncer(t, direct)
 	config := writeFile(t, "p.yaml", "stages:\n  - queue: a\n    handler: {exec: [cat]}\n")
-	for _, args := range [][]string{{"serve", "--addr", "127.0.0.1:0"}, {"worker", "--config", config}} {
+	for _, args := range [][]string{{"serve", "--addr", "127.0.0.1:0"}, {"worker", "--config", config}, {"status", "1"}} {
 		r := baton(t, pooled, "", args...)
 		require.Equal(t, 2, r.code, "%v: %s", args, r.stderr)
 		require.Equal(t, 1, strings.Count(r.stderr, "\n"), "%v: one line: %s", args, r.stderr)

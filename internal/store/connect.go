@@ -91,7 +91,25 @@ func Connect(ctx context.Context, c ConnectConfig) (*pgxpool.Pool, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connecting to database: %w", MapError(err))
 	}
+	if c.Pooler == NoPooler {
+		// An unannounced transaction pooler would fail prepared statements
+		// at random: refused here, once, for every caller.
+		if behind, err := behindTransactionPooler(ctx, pool.Config().ConnConfig); err != nil || behind {
+			pool.Close()
+			if behind {
+				err = ErrTransactionPooler
+			}
+			return nil, err
+		}
+	}
 	return pool, nil
+}
+
+// TransactionPooled reports whether pool was connected for a transaction
+// pooler (Pooler: TransactionPooler): its statements are not prepared, and
+// LISTEN cannot work through it, so a worker on it polls.
+func TransactionPooled(pool *pgxpool.Pool) bool {
+	return pool.Config().ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeExec
 }
 
 // checkURL refuses a postgres:// URL with more than one @ before its query:

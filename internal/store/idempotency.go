@@ -35,12 +35,8 @@ type Conn interface {
 // jobs fails with ErrKeyReused; and while the first request with a key is
 // still in progress, others fail with ErrKeyInFlight. Concurrent duplicates
 // therefore create the jobs exactly once.
-func SubmitWithKey(ctx context.Context, b Beginner, key string, jobs ...NewJob) (ids []int64, replayed bool, err error) {
-	x, ok := b.(DBTX)
-	if !ok {
-		return nil, false, fmt.Errorf("%w: SubmitWithKey needs a pool, a connection or a transaction", ErrInvalid)
-	}
-	results, replayed, err := SubmitResults(ctx, x, key, jobs...)
+func SubmitWithKey(ctx context.Context, c Conn, key string, jobs ...NewJob) (ids []int64, replayed bool, err error) {
+	results, replayed, err := SubmitResults(ctx, c, key, jobs...)
 	for _, r := range results {
 		ids = append(ids, r.ID)
 	}

@@ -15,7 +15,7 @@ import (
 var ErrTransactionPooler = errors.New("DATABASE_URL goes through a transaction pooler (PgBouncer with pool_mode = transaction, or alike): " +
 	"set BATON_POOLER=transaction (and BATON_MIGRATE_DATABASE_URL to a direct connection, for migrations)")
 
-// BehindTransactionPooler tells whether cfg's connections go through a
+// behindTransactionPooler tells whether cfg's connections go through a
 // pooler that hands a server connection to another client after each
 // transaction. It opens two connections (simple protocol, so that it works
 // through such a pooler) and watches their server processes: A's, then B's,
@@ -24,7 +24,7 @@ var ErrTransactionPooler = errors.New("DATABASE_URL goes through a transaction p
 // takes the process A just left (PgBouncer reuses the last one freed), or A
 // moves to another. It never waits on anything but the statements: a slow
 // server cannot make it see a pooler.
-func BehindTransactionPooler(ctx context.Context, cfg *pgx.ConnConfig) (bool, error) {
+func behindTransactionPooler(ctx context.Context, cfg *pgx.ConnConfig) (bool, error) {
 	cfg = cfg.Copy()
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	var pids [3]int32

@@ -14,7 +14,7 @@ SELECT pg_backend_pid()::integer AS pid
 `
 
 // The server process behind this connection: through a transaction pooler,
-// it changes between transactions (db.BehindTransactionPooler).
+// it changes between transactions (behindTransactionPooler).
 func (q *Queries) BackendPid(ctx context.Context) (int32, error) {
 	row := q.db.QueryRow(ctx, backendPid)
 	var pid int32

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Event is one entry of a job's history.
@@ -28,7 +27,8 @@ type Event struct {
 	Note *string `json:"note,omitempty"`
 }
 
-// JobStatus is a job as users see it (CLI and API): its row, history and children.
+// JobStatus is a job as users see it (CLI and API): db.JobStatus's twin,
+// field for field, where its fields are documented.
 type JobStatus struct {
 	ID             int64           `json:"id"`
 	Queue          string          `json:"queue"`
@@ -36,7 +36,7 @@ type JobStatus struct {
 	Payload        json.RawMessage `json:"payload"`
 	Priority       int16           `json:"priority"`
 	Attempts       int32           `json:"attempts"`
-	MaxAttempts    *int32          `json:"max_attempts"` // nil until the first claim fills in the stage's setting
+	MaxAttempts    *int32          `json:"max_attempts"`
 	RunAt          time.Time       `json:"run_at"`
 	CreatedAt      time.Time       `json:"created_at"`
 	StartedAt      *time.Time      `json:"started_at"`
@@ -46,25 +46,14 @@ type JobStatus struct {
 	Result         json.RawMessage `json:"result"`
 	ParentID       *int64          `json:"parent_id"`
 	Children       []int64         `json:"children"`
-	// LostLeases counts the leases of this job that expired while it ran
-	// (its worker died, froze or lost the database); RunsAlone says it
-	// waits to run alone on a replica (crash isolation, migration 11).
-	LostLeases int32   `json:"lost_leases"`
-	RunsAlone  bool    `json:"runs_alone"`
-	History    []Event `json:"history,omitempty"`
-	// Join is the join this job's fan-out waits for, while it waits (some of
-	// the jobs it fanned out have not succeeded yet; a dead or canceled one
-	// waits for a re-drive).
-	Join *JoinWait `json:"join,omitempty"`
-	// HistoryOmitted counts the earliest state changes left out of History,
-	// which holds the last MaxHistory (baton.job_history has them all).
-	HistoryOmitted int32 `json:"history_omitted,omitempty"`
-	// Tags, Timeout and Lease are what the job was submitted with (a job
-	// handed off keeps its journey's tags); Timeout and Lease are durations
-	// such as "30s", which the worker caps by its stage's limits.
-	Tags    []string `json:"tags,omitempty"`
-	Timeout string   `json:"timeout,omitempty"`
-	Lease   string   `json:"lease,omitempty"`
+	LostLeases     int32           `json:"lost_leases"`
+	RunsAlone      bool            `json:"runs_alone"`
+	History        []Event         `json:"history,omitempty"`
+	Join           *JoinWait       `json:"join,omitempty"`
+	HistoryOmitted int32           `json:"history_omitted,omitempty"`
+	Tags           []string        `json:"tags,omitempty"`
+	Timeout        string          `json:"timeout,omitempty"`
+	Lease          string          `json:"lease,omitempty"`
 }
 
 // JoinWait is a fan-out whose join is still to come.
@@ -105,15 +94,25 @@ func ListJobs(ctx context.Context, x DBTX, p JobListParams, tag string) ([]Reada
 	return New(x).JobListByTag(ctx, JobListByTagParams{Tag: tag, BeforeID: p.BeforeID, Queue: p.Queue, State: p.State, MaxJobs: p.MaxJobs})
 }
 
-// Status reads a job, its history and the ids of the jobs it handed off to,
-// from one snapshot.
-func Status(ctx context.Context, pool *pgxpool.Pool, id int64) (*JobStatus, error) {
+// Status reads a job, its history and the ids of the jobs it handed off to:
+// from one snapshot on a pool or a connection; in a transaction, within it
+// (under READ COMMITTED, each of its four statements sees what has
+// committed by its own start).
+func Status(ctx context.Context, c Conn, id int64) (*JobStatus, error) {
 	var s *JobStatus
-	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	read := func(tx pgx.Tx) error {
 		var err error
 		s, err = status(ctx, New(tx), id)
 		return err
-	})
+	}
+	var err error
+	if b, ok := c.(interface {
+		BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+	}); ok {
+		err = pgx.BeginTxFunc(ctx, b, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, read)
+	} else {
+		err = pgx.BeginFunc(ctx, c, read)
+	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, jobNotFound(id)
@@ -162,27 +161,36 @@ func status(ctx context.Context, q *Queries, id int64) (*JobStatus, error) {
 }
 
 // Cancel cancels a job that has not finished yet.
-func Cancel(ctx context.Context, pool *pgxpool.Pool, id int64) error {
-	_, err := New(pool).JobCancel(ctx, id)
-	return explainStateChange(ctx, pool, id, "canceled", "only unfinished jobs can be canceled", err)
+func Cancel(ctx context.Context, c Conn, id int64) error {
+	return changeState(ctx, c, id, "canceled", "only unfinished jobs can be canceled", (*Queries).JobCancel)
 }
 
 // Retry re-drives a dead or canceled job with a fresh set of attempts.
-func Retry(ctx context.Context, pool *pgxpool.Pool, id int64) error {
-	_, err := New(pool).JobRetry(ctx, id)
-	return explainStateChange(ctx, pool, id, "retried", "only dead or canceled jobs can be retried", err)
+func Retry(ctx context.Context, c Conn, id int64) error {
+	return changeState(ctx, c, id, "retried", "only dead or canceled jobs can be retried", (*Queries).JobRetry)
+}
+
+// changeState runs change in a transaction of its own, or a savepoint of the
+// caller's (a retry refused by a unique key then leaves the caller's
+// transaction usable), and explains a refusal.
+func changeState(ctx context.Context, c Conn, id int64, verb, rule string, change func(*Queries, context.Context, int64) (int64, error)) error {
+	err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+		_, err := change(New(tx), ctx, id)
+		return err
+	})
+	return explainStateChange(ctx, c, id, verb, rule, err)
 }
 
 // explainStateChange turns "no row changed" into ErrNotFound or ErrConflict
 // naming the job's current state.
-func explainStateChange(ctx context.Context, pool *pgxpool.Pool, id int64, verb, rule string, err error) error {
+func explainStateChange(ctx context.Context, x DBTX, id int64, verb, rule string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) && !uniqueKeyTaken(err) {
 		return fmt.Errorf("job %d could not be %s: %w", id, verb, MapError(err))
 	}
-	j, getErr := New(pool).JobGet(ctx, id)
+	j, getErr := New(x).JobGet(ctx, id)
 	switch {
 	case errors.Is(getErr, pgx.ErrNoRows):
 		return jobNotFound(id)

@@ -19,45 +19,23 @@ import (
 	"github.com/baton-run/baton/internal/jsonb"
 )
 
-// NewJob describes a job to submit.
+// NewJob is a job to submit: db.NewJob's twin, field for field, where its
+// fields are documented (db converts one into the other, so a field added
+// to one and not the other fails to compile).
 type NewJob struct {
-	// Queue names the queue. Required.
-	Queue string
-	// Payload is the job's JSON input, at most MaxPayload bytes (numbers
-	// counted written out in full). Defaults to {}.
-	Payload json.RawMessage
-	// Priority orders due jobs of a queue: 0 (first, the default) to 100.
-	Priority int16
-	// Delay postpones the job by this long from the database's now().
-	Delay time.Duration
-	// RunAt, when set, is the absolute time the job becomes due (overrides Delay).
-	RunAt time.Time
-	// MaxAttempts caps attempts. Defaults to the max_attempts of the stage
-	// that first claims the job.
-	MaxAttempts int32
-	// TraceParent is the W3C traceparent of the span submitting the job, so
-	// its handler runs join that trace. Optional.
-	TraceParent string
-	// UniqueKey, when set, makes the job unique in its queue: while a job of
-	// the queue with the same key is in one of UniqueStates, a submit of this
-	// one creates nothing and gets that job's id (a duplicate). At most 255
-	// bytes, no control characters. Optional.
-	UniqueKey string
-	// UniqueFor, with UniqueKey, holds the key for periods of this length
-	// only (as River's ByPeriod): jobs submitted in another period are not
-	// duplicates. At least 1s. Optional.
-	UniqueFor time.Duration
-	// UniqueStates are the states in which a job keeps its key from others.
-	// Defaults to DefaultUniqueStates.
+	Queue        string
+	Payload      json.RawMessage
+	Priority     int16
+	Delay        time.Duration
+	RunAt        time.Time
+	MaxAttempts  int32
+	TraceParent  string
+	UniqueKey    string
+	UniqueFor    time.Duration
 	UniqueStates []JobState
-	// Tags label the job and the jobs it hands off, for GET /v1/jobs?tag=
-	// and the reports: at most MaxTags, each ValidTag, none twice. Optional.
-	Tags []string
-	// Timeout and Lease, when set, replace the handler timeout and the lease
-	// of the stage that runs the job, capped by its max_job_timeout and
-	// max_job_lease (by default its own timeout and lease). At most
-	// MaxJobOverride; at least MinJobTimeout and MinJobLease.
-	Timeout, Lease time.Duration
+	Tags         []string
+	Timeout      time.Duration
+	Lease        time.Duration
 }
 
 // DefaultUniqueStates are the states of a job not yet done: a unique job
