@@ -36,11 +36,17 @@
 //
 // # Maintenance
 //
-// Every replica also runs maintenance (maintenance.go), each step a single
-// statement safe to run from every replica at once: the reaper (reaper.go),
-// promotion of due jobs (promotion.go), pruning of old idempotency keys and
-// ended sessions (expired.go), folding the count deltas (counts.go),
-// retention (retention.go) and vacuum of tables with many dead rows
-// (vacuum.go). A job that lost its lease while it ran beside others runs
+// Every replica also runs maintenance (internal/maintenance), each step a
+// single statement safe to run from every replica at once: the reaper,
+// promotion of due jobs, pruning of old idempotency keys and ended
+// sessions, folding the count deltas, retention and vacuum of tables with
+// many dead rows. A job that lost its lease while it ran beside others runs
 // alone next (crash isolation, alone.go).
+//
+// # From Go
+//
+// A Go handler's writes commit with its job's completion through CompleteTx
+// (completetx.go); a Queue ties a queue's name to its payload's type for
+// submits and handlers (queue.go); a Pipeline built in Go gets a file's
+// defaults and checks from New.
 package worker

@@ -135,6 +135,11 @@ func handlerFor(st Stage, g *guard, goHandlers Handlers, propagator propagation.
 		if h == nil {
 			return nil, fmt.Errorf("%w: no Go handler named %q in the worker's Handlers", ErrPipeline, spec.Go)
 		}
+		if q, ok := h.(*queueHandler); ok {
+			if err := q.check(st); err != nil {
+				return nil, err
+			}
+		}
 		return h, nil
 	}
 	return nil, fmt.Errorf("%w: stage has no handler", ErrPipeline)

@@ -161,7 +161,21 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 			completions: make(chan *done, st.Concurrency),
 		}
 	}
+	if err := unnamed(cfg.Handlers, cfg.Pipeline); err != nil {
+		return nil, err
+	}
 	return w, nil
+}
+
+// unnamed refuses Go handlers that no stage names: a typo in a stage's
+// handler, or a stage left out, would leave its jobs waiting for good.
+func unnamed(handlers Handlers, p *Pipeline) error {
+	for name := range handlers {
+		if !slices.ContainsFunc(p.Stages, func(st Stage) bool { return st.Handler.Go == name }) {
+			return fmt.Errorf("%w: no stage names the Go handler %q", ErrPipeline, name)
+		}
+	}
+	return nil
 }
 
 // DefaultID names a replica by host and process id.
