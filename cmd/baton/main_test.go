@@ -490,14 +490,18 @@ func TestDelayedJobDoesNotStartEarly(t *testing.T) {
 func TestSIGTERMDrainsTheWorker(t *testing.T) {
 	t.Parallel()
 	pool, u := dbtest.NewWithURL(t)
-	config := writeFile(t, "p.yaml", `
+	// The handlers run until the test lets them go (after the SIGTERM): a
+	// fixed sleep let the first finish before the last started, on a
+	// loaded machine.
+	release := filepath.Join(t.TempDir(), "release")
+	config := writeFile(t, "p.yaml", fmt.Sprintf(`
 poll_interval: 50ms
 shutdown_grace: 1m
 stages:
   - queue: a
-    handler: {exec: ["sh", "-c", "sleep 1; cat"]}
+    handler: {exec: ["sh", "-c", "while [ ! -e %s ]; do sleep 0.02; done; cat"]}
     concurrency: 4
-`)
+`, release))
 	w := startWorker(t, u, config, "w")
 	for range 4 {
 		require.Zero(t, baton(t, u, "", "submit", "a", "{}").code)
@@ -506,6 +510,7 @@ stages:
 		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'running'") == 4
 	}, 30*time.Second, 10*time.Millisecond)
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, os.WriteFile(release, nil, 0o644))
 	require.Equal(t, 0, w.wait(t), w.stderr.String())
 	require.Equal(t, 4, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'succeeded'"))
 	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'running'"))
