@@ -21,6 +21,7 @@ import (
 
 	"github.com/baton-run/baton/db"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/worker"
 )
 
 // New returns a pool on a fresh database with Baton's schema, for t alone,
@@ -87,7 +88,70 @@ func submitted(t testing.TB, c db.Conn, queue string, limit int) []db.JobStatus 
 	return jobs
 }
 
-// WaitTimeout bounds WaitForState and WaitForSubmitted.
+// Work runs job id's handler through a worker of cfg on pool (as Run would:
+// claimed under a lease, its outcome committed, a success handed on), and
+// returns the job once that attempt has ended: succeeded, failed (retrying,
+// or dead), snoozed or canceled. The worker stops before Work returns, so
+// the test sees everything it wrote. It works the other due jobs of its
+// queues too: in a test's own database, those the test submitted. It fails
+// t for a job that is running or finished, and if the attempt does not end
+// within WaitTimeout (a job due later than that).
+func Work(t testing.TB, pool *pgxpool.Pool, cfg worker.Config, id int64) db.JobStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
+	defer cancel()
+	before, err := db.Status(ctx, pool, id)
+	if err != nil {
+		t.Fatalf("batontest: %v", err)
+	}
+	if final(before.State) || before.State == db.StateRunning {
+		t.Fatalf("batontest: job %d is %s: it will not run again", id, before.State)
+	}
+	w, err := worker.New(pool, cfg)
+	if err != nil {
+		t.Fatalf("batontest: %v", err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	var s *db.JobStatus
+	err = poll(ctx, func() (bool, error) {
+		var err error
+		s, err = db.Status(ctx, pool, id)
+		return err == nil && ended(before, s), err
+	})
+	stop()
+	if runErr := <-done; runErr != nil {
+		t.Fatalf("batontest: worker: %v", runErr)
+	}
+	if err != nil {
+		t.Fatalf("batontest: job %d: waiting for its attempt to end: %v", id, err)
+	}
+	// Read again: the worker's own writes after the handler (a hand-off's
+	// children) are in by now.
+	if s, err = db.Status(context.Background(), pool, id); err != nil {
+		t.Fatalf("batontest: %v", err)
+	}
+	return *s
+}
+
+// ended reports whether job now has had an attempt since before, and it has
+// ended: it is not running, and it is final, has used an attempt more, or
+// has two state changes more (a snooze: claimed, then scheduled again,
+// without using an attempt).
+func ended(before, now *db.JobStatus) bool {
+	switch {
+	case now.State == db.StateRunning:
+		return false
+	case final(now.State), now.Attempts > before.Attempts:
+		return true
+	}
+	return changes(now) >= changes(before)+2
+}
+
+func changes(s *db.JobStatus) int { return len(s.History) + int(s.HistoryOmitted) }
+
+// WaitTimeout bounds Work, WaitForState and WaitForSubmitted.
 const WaitTimeout = 30 * time.Second
 
 // WaitForState waits until job id is in state, and returns it. It fails t

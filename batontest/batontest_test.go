@@ -2,15 +2,20 @@ package batontest_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/batontest"
 	"github.com/baton-run/baton/db"
+	"github.com/baton-run/baton/worker"
 )
 
 // The assertions see what the test's own transaction submitted, before a
@@ -82,4 +87,46 @@ func (r *recorder) Helper() {}
 func (r *recorder) Fatalf(format string, args ...any) {
 	fmt.Fprintf(&r.msg, format, args...)
 	runtime.Goexit()
+}
+
+// Work runs a job's handler through a real worker and returns once its
+// attempt has ended: a success handed on, a failure to retry, a snooze.
+func TestWorkRunsAJobsAttemptAndReturnsWhenItEnds(t *testing.T) {
+	t.Parallel()
+	pool := batontest.New(t)
+	ctx := context.Background()
+	cfg := worker.Config{
+		Pipeline: &worker.Pipeline{Stages: []worker.Stage{
+			{Queue: "a", Handler: worker.HandlerSpec{Go: "a"}, Next: "b", Backoff: worker.Duration(time.Minute)},
+			{Queue: "b", Handler: worker.HandlerSpec{Go: "b"}},
+		}},
+		Handlers: worker.Handlers{
+			"a": worker.HandlerFunc(func(_ context.Context, j *worker.Job) (json.RawMessage, error) {
+				switch string(j.Payload) {
+				case `"fail"`:
+					return nil, errors.New("not yet")
+				case `"snooze"`:
+					return nil, worker.Snooze(time.Hour)
+				}
+				return j.Payload, nil
+			}),
+			"b": worker.HandlerFunc(func(context.Context, *worker.Job) (json.RawMessage, error) { return nil, nil }),
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	submit := func(payload string) int64 {
+		ids, err := db.Submit(ctx, pool, db.NewJob{Queue: "a", Payload: []byte(payload)})
+		require.NoError(t, err)
+		return ids[0]
+	}
+
+	ok := batontest.Work(t, pool, cfg, submit(`"ok"`))
+	require.Equal(t, db.StateSucceeded, ok.State)
+	require.Len(t, ok.Children, 1, "handed on")
+	failed := batontest.Work(t, pool, cfg, submit(`"fail"`))
+	require.Equal(t, db.StateRetrying, failed.State)
+	require.Equal(t, "not yet", *failed.LastError)
+	require.Contains(t, failure(func(t testing.TB) { batontest.Work(t, pool, cfg, ok.ID) }), "is succeeded: it will not run again")
+	snoozed := batontest.Work(t, pool, cfg, submit(`"snooze"`))
+	require.Equal(t, db.StateScheduled, snoozed.State)
 }
