@@ -97,10 +97,10 @@ func workerCmd(ctx context.Context, args []string) error {
 	return w.Run(ctx)
 }
 
-// wakeups decides whether a worker polls only: as --poll-only says, and
-// always through a transaction pooler, where LISTEN cannot work (a
-// notification reaches whichever client holds the server connection then).
-// Asking for LISTEN there (--poll-only=false) is refused.
+// wakeups checks --poll-only against BATON_POOLER: through a transaction
+// pooler, where LISTEN cannot work (a notification reaches whichever client
+// holds the server connection then), asking for it (--poll-only=false) is
+// refused. (The worker polls there by itself: worker.New sees the pool.)
 func wakeups(fs *flag.FlagSet, pollOnly bool) (bool, error) {
 	p, err := pooler()
 	if err != nil || p != store.TransactionPooler {
@@ -111,7 +111,7 @@ func wakeups(fs *flag.FlagSet, pollOnly bool) (bool, error) {
 	if explicit && !pollOnly {
 		return false, usagef("--poll-only=false: LISTEN cannot work through a transaction pooler (BATON_POOLER=transaction); workers poll there")
 	}
-	return true, nil
+	return pollOnly, nil
 }
 
 // readiness holds the worker a replica's /readyz asks, once there is one.
