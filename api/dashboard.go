@@ -327,7 +327,7 @@ func (s *Server) dashboardRetention(w http.ResponseWriter, r *http.Request) {
 		s.renderProblem(w, r, err)
 		return
 	}
-	p := store.QueueSetRetentionParams{Name: queue, SetSucceeded: true, SetDead: true, SetCanceled: true}
+	p := store.QueueSetParams{Name: queue, SetSucceeded: true, SetDead: true, SetCanceled: true}
 	for field, to := range map[string]**int64{"succeeded": &p.SucceededMs, "dead": &p.DeadMs, "canceled": &p.CanceledMs} {
 		v := strings.TrimSpace(r.PostFormValue(field))
 		if v == "" {
@@ -342,7 +342,7 @@ func (s *Server) dashboardRetention(w http.ResponseWriter, r *http.Request) {
 		ms := store.RetentionMs(d)
 		*to = &ms
 	}
-	if _, err := store.New(s.pool).QueueSetRetention(r.Context(), p); err != nil {
+	if _, err := store.New(s.pool).QueueSet(r.Context(), p); err != nil {
 		s.renderProblem(w, r, store.MapError(err))
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/baton-run/baton/internal/jsonb"
 	"github.com/baton-run/baton/internal/store"
 )
 
@@ -23,6 +24,10 @@ type QueueView struct {
 	// States counts the queue's jobs in every state, zeros included.
 	States    map[store.JobState]int64 `json:"states"`
 	Retention retentionView            `json:"retention"`
+	// GlobalConcurrency is the queue's own limit on its running jobs over
+	// every replica (PATCH), null when it has none (its stages' own, if any,
+	// apply).
+	GlobalConcurrency *int32 `json:"global_concurrency"`
 }
 
 // QueueViewOf is the view of a row of db.QueueSummary.
@@ -30,7 +35,8 @@ func QueueViewOf(q store.QueueSummaryRow) QueueView {
 	v := QueueView{
 		Queue: q.Queue, Depth: q.Scheduled + q.Available + q.Retrying, InFlight: q.Running,
 		OldestAgeSeconds: q.OldestAvailableSeconds, Paused: q.Paused, States: map[store.JobState]int64{},
-		Retention: retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
+		Retention:         retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
+		GlobalConcurrency: q.GlobalConcurrency,
 	}
 	for _, s := range store.AllJobStateValues() {
 		v.States[s] = q.Count(s)
@@ -124,15 +130,17 @@ func (s *Server) pauseQueue(paused bool) http.HandlerFunc {
 	}
 }
 
-// retentionFields are the fields of PATCH /v1/queues/{queue}.
-var retentionFields = []string{"retain_succeeded", "retain_dead", "retain_canceled"}
+// queueFields are the fields of PATCH /v1/queues/{queue}.
+var queueFields = []string{"retain_succeeded", "retain_dead", "retain_canceled", "global_concurrency"}
 
-// PATCH /v1/queues/{queue}: a JSON merge patch of the queue's settings. Each
-// retain_* field is a duration ("48h"), "forever", or null (back to the
-// replicas' default); a field left out stays as it is.
+// PATCH /v1/queues/{queue}: a JSON merge patch of the queue's settings,
+// creating the queue if it is new. Each retain_* field is a duration
+// ("48h"), "forever", or null (back to the replicas' default);
+// global_concurrency is an integer of at least 1, or null (back to the
+// stages' own); a field left out stays as it is.
 func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
-	p, err := func() (store.QueueSetRetentionParams, error) {
-		p := store.QueueSetRetentionParams{}
+	p, err := func() (store.QueueSetParams, error) {
+		p := store.QueueSetParams{}
 		queue, err := queueParam(r)
 		if err != nil {
 			return p, err
@@ -146,9 +154,15 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 			return p, notAnObject("")
 		}
 		for k := body.Next(); k.Kind == '"'; k = body.Next() {
-			key, err := fieldName(k, "", retentionFields)
+			key, err := fieldName(k, "", queueFields)
 			if err != nil {
 				return p, err
+			}
+			if key == "global_concurrency" {
+				if err := limitField(&p, body.Next(), key); err != nil {
+					return p, err
+				}
+				continue
 			}
 			set, ms := map[string]*bool{"retain_succeeded": &p.SetSucceeded, "retain_dead": &p.SetDead, "retain_canceled": &p.SetCanceled}[key],
 				map[string]**int64{"retain_succeeded": &p.SucceededMs, "retain_dead": &p.DeadMs, "retain_canceled": &p.CanceledMs}[key]
@@ -178,14 +192,33 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, err)
 		return
 	}
-	q, err := store.New(s.pool).QueueSetRetention(r.Context(), p)
+	q, err := store.New(s.pool).QueueSet(r.Context(), p)
 	if err != nil {
 		writeProblem(w, r, s.log, store.MapError(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"queue": q.Name, "paused": q.Paused, "retention": retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
+		"global_concurrency": q.GlobalConcurrency,
 	})
+}
+
+// limitField reads global_concurrency: an integer of at least 1, or null.
+func limitField(p *store.QueueSetParams, v jsonb.Token, key string) error {
+	if p.SetGlobalConcurrency {
+		return problem(http.StatusBadRequest, "duplicate_key", key, "key %q appears twice", key)
+	}
+	p.SetGlobalConcurrency = true
+	if v.Kind == 'n' {
+		return nil // back to the stages' own
+	}
+	n, err := intValue(v, key, 1, store.MaxGlobalConcurrency)
+	if err != nil {
+		return err
+	}
+	limit := int32(n)
+	p.GlobalConcurrency = &limit
+	return nil
 }
 
 // queueNotFound says which queue does not exist, when err says none does: a

@@ -33,6 +33,24 @@ func TestPatchQueueRetention(t *testing.T) {
 	queues := r.json(t)["queues"].([]any)
 	require.Len(t, queues, 1)
 	require.Equal(t, map[string]any{"succeeded": "48h0m0s", "dead": nil, "canceled": "30m0s"}, queues[0].(map[string]any)["retention"])
+	require.Nil(t, queues[0].(map[string]any)["global_concurrency"])
+}
+
+// PATCH sets a queue's global concurrency (creating the queue), null takes
+// it back, and the queue list shows it.
+func TestPatchQueueGlobalConcurrency(t *testing.T) {
+	t.Parallel()
+	c, _ := setup(t)
+	limit := func(r response) any {
+		t.Helper()
+		require.Equal(t, 200, r.status, "%s", r.body)
+		return r.json(t)["global_concurrency"]
+	}
+	require.EqualValues(t, 5, limit(c.do("PATCH", "/v1/queues/limited", `{"global_concurrency": 5}`)), "the queue is created")
+	require.EqualValues(t, 5, limit(c.do("PATCH", "/v1/queues/limited", `{"retain_dead": "1h"}`)), "left out, it stays")
+	r := c.do("GET", "/v1/queues", "")
+	require.EqualValues(t, 5, r.json(t)["queues"].([]any)[0].(map[string]any)["global_concurrency"])
+	require.Nil(t, limit(c.do("PATCH", "/v1/queues/limited", `{"global_concurrency": null}`)))
 }
 
 // GET /v1/queues pages through the queues in name order, and a pause or a

@@ -127,6 +127,12 @@ WHERE queue = @queue::text AND unique_key = baton.unique_key(@unique_key::text, 
 -- limit written out, a damaged row) fails as a whole; the worker claims again
 -- with check_payloads, which returns such a payload as NULL, and fails that
 -- job alone (migration 15).
+--
+-- A queue with a global concurrency (the queue's, else the stage's
+-- global_concurrency; 0 for none) claims no more than the limit less its
+-- running jobs. That count is right only if no other claim of the queue
+-- commits meanwhile: the worker runs this statement after QueueHoldForClaim
+-- in one transaction. Without a limit the count is never read.
 WITH locked AS MATERIALIZED (
     SELECT j.id
     FROM baton.jobs j
@@ -136,7 +142,11 @@ WITH locked AS MATERIALIZED (
       AND NOT j.isolated -- these run alone: JobClaimIsolated
       AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = @queue_name::text AND q.paused)
     ORDER BY j.priority, j.run_at, j.id
-    LIMIT @max_jobs::integer
+    LIMIT least(@max_jobs::integer, (
+        SELECT greatest(0, l.n - (SELECT count(*) FROM baton.jobs r WHERE r.queue = @queue_name::text AND r.state = 'running'))
+        FROM (SELECT coalesce((SELECT q.global_concurrency FROM baton.queues q WHERE q.name = @queue_name::text),
+                              nullif(@global_concurrency::integer, 0)) AS n) l
+        WHERE l.n IS NOT NULL))
     FOR UPDATE OF j SKIP LOCKED
 ), claimed AS (
     UPDATE baton.jobs j
@@ -174,7 +184,12 @@ WITH locked AS MATERIALIZED (
       AND j.run_at <= now()
       AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = @queue_name::text AND q.paused)
     ORDER BY j.priority, j.run_at, j.id
-    LIMIT 1
+    -- Within a global concurrency, as JobClaim.
+    LIMIT least(1, (
+        SELECT greatest(0, l.n - (SELECT count(*) FROM baton.jobs r WHERE r.queue = @queue_name::text AND r.state = 'running'))
+        FROM (SELECT coalesce((SELECT q.global_concurrency FROM baton.queues q WHERE q.name = @queue_name::text),
+                              nullif(@global_concurrency::integer, 0)) AS n) l
+        WHERE l.n IS NOT NULL))
     FOR UPDATE OF j SKIP LOCKED
 )
 UPDATE baton.jobs j

@@ -1,6 +1,22 @@
 -- name: QueueCreate :exec
 INSERT INTO baton.queues (name) VALUES (@name::text) ON CONFLICT DO NOTHING;
 
+-- name: QueueHoldForClaim :one
+-- Holds a queue's row for the claim that follows in the same transaction,
+-- so that claims of a queue with a global concurrency take turns: each
+-- counts the running jobs after the one before it committed. NO KEY UPDATE
+-- leaves submits and hand-offs into the queue alone. Returns the queue's own
+-- limit (0 for none).
+SELECT coalesce(global_concurrency, 0)::integer AS global_concurrency
+FROM baton.queues WHERE name = @name::text
+FOR NO KEY UPDATE;
+
+-- name: QueueLimit :one
+-- The queue's own global concurrency (0 for none), which wins over a stage's:
+-- a worker reads it every poll interval, to learn of one set at run time.
+SELECT coalesce(global_concurrency, 0)::integer AS global_concurrency
+FROM baton.queues WHERE name = @name::text;
+
 -- name: QueuePause :one
 -- Pauses or resumes a queue that exists (no row for another: a pause of any
 -- name made a queue, and 5,000 of them a 4.6 MB dashboard page); workers on
@@ -22,7 +38,7 @@ SELECT queue::text AS queue,
        running::bigint AS running, retrying::bigint AS retrying,
        succeeded::bigint AS succeeded, dead::bigint AS dead, canceled::bigint AS canceled,
        extract(epoch FROM oldest_available_age)::float8 AS oldest_available_seconds,
-       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms
+       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms, q.global_concurrency
 FROM baton.queue_summary s
 JOIN baton.queues q ON q.name = s.queue
 WHERE s.queue > @after::text
@@ -41,14 +57,17 @@ FROM (SELECT state, n FROM baton.job_counts
       UNION ALL
       SELECT state, n FROM baton.job_count_deltas) c;
 
--- name: QueueSetRetention :one
--- Sets a queue's retention overrides (creating the queue if new), as a JSON
--- merge patch would: a field not set (set_* false) is left alone, NULL goes
--- back to the replicas' default, -1 keeps forever, else milliseconds.
-INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms)
-VALUES (@name::text, sqlc.narg('succeeded_ms')::bigint, sqlc.narg('dead_ms')::bigint, sqlc.narg('canceled_ms')::bigint)
+-- name: QueueSet :one
+-- Sets a queue's settings (creating the queue if new), as a JSON merge patch
+-- would: a field not set (set_* false) is left alone, NULL goes back to the
+-- default. Retention: NULL the replicas' default, -1 forever, else
+-- milliseconds. Global concurrency: NULL the stages' own, else the limit.
+INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency)
+VALUES (@name::text, sqlc.narg('succeeded_ms')::bigint, sqlc.narg('dead_ms')::bigint, sqlc.narg('canceled_ms')::bigint,
+        sqlc.narg('global_concurrency')::integer)
 ON CONFLICT (name) DO UPDATE
 SET retain_succeeded_ms = CASE WHEN @set_succeeded::boolean THEN excluded.retain_succeeded_ms ELSE baton.queues.retain_succeeded_ms END,
     retain_dead_ms = CASE WHEN @set_dead::boolean THEN excluded.retain_dead_ms ELSE baton.queues.retain_dead_ms END,
-    retain_canceled_ms = CASE WHEN @set_canceled::boolean THEN excluded.retain_canceled_ms ELSE baton.queues.retain_canceled_ms END
-RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms;
+    retain_canceled_ms = CASE WHEN @set_canceled::boolean THEN excluded.retain_canceled_ms ELSE baton.queues.retain_canceled_ms END,
+    global_concurrency = CASE WHEN @set_global_concurrency::boolean THEN excluded.global_concurrency ELSE baton.queues.global_concurrency END
+RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency;

@@ -31,10 +31,21 @@ func (s *stage) claimIsolated(ctx context.Context) {
 	}
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
 	defer cancel()
-	row, err := store.New(w.pool).JobClaimIsolated(qctx, store.JobClaimIsolatedParams{
+	p := store.JobClaimIsolatedParams{
 		QueueName: s.cfg.Queue, LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: w.cfg.ID,
 		MaxAttempts: int32(s.cfg.MaxAttempts), MaxJobLeaseMs: s.cfg.MaxJobLease.D().Milliseconds(),
-	})
+		GlobalConcurrency: int32(s.cfg.GlobalConcurrency),
+	}
+	var row store.JobClaimIsolatedRow
+	var err error
+	if s.limited() {
+		err = s.holdingQueue(qctx, func(q *store.Queries) error {
+			row, err = q.JobClaimIsolated(qctx, p)
+			return err
+		})
+	} else {
+		row, err = store.New(w.pool).JobClaimIsolated(qctx, p)
+	}
 	if err != nil {
 		if err := store.MapError(err); !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 			s.log.Warn("claiming an isolated job", "error", err)

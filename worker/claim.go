@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/baton-run/baton/internal/store"
 )
 
@@ -22,6 +24,7 @@ func (s *stage) claimLoop(ctx context.Context) {
 	backlog := true
 	s.lookAhead.Store(true)
 	s.lookIsolated.Store(true)
+	s.readLimit(ctx)
 	var retry time.Duration // while the database is unavailable: the wait before trying again
 	for ctx.Err() == nil {
 		if free := s.free(); free > 0 {
@@ -58,6 +61,7 @@ func (s *stage) claimLoop(ctx context.Context) {
 			case <-poll.C:
 				s.lookAhead.Store(true)
 				s.lookIsolated.Store(true)
+				s.readLimit(ctx)
 			case <-s.wake:
 			case <-s.freed:
 				if !backlog {
@@ -118,8 +122,9 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 	p := store.JobClaimParams{
 		QueueName: s.cfg.Queue, MaxJobs: int32(n), LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: s.w.cfg.ID,
 		MaxAttempts: int32(s.cfg.MaxAttempts), MaxJobLeaseMs: s.cfg.MaxJobLease.D().Milliseconds(),
+		GlobalConcurrency: int32(s.cfg.GlobalConcurrency),
 	}
-	rows, err := store.New(s.w.pool).JobClaim(qctx, p)
+	rows, err := s.claimRows(qctx, p)
 	if err = store.MapError(err); errors.Is(err, store.ErrUnreadable) || errors.Is(err, context.DeadlineExceeded) {
 		// A row that cannot be read fails the claim as a whole (or takes
 		// longer than dbTimeout to fail: writing out 1 GB takes seconds).
@@ -128,7 +133,7 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 		p.CheckPayloads = true
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkedClaimTimeout)
 		defer cancel()
-		rows, err = store.New(s.w.pool).JobClaim(qctx, p)
+		rows, err = s.claimRows(qctx, p)
 		err = store.MapError(err)
 	}
 	s.metrics.claimSeconds.Observe(time.Since(began).Seconds())
@@ -166,6 +171,50 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 		s.start(c, false)
 	}
 	return len(rows), nil
+}
+
+// claimRows runs the claim statement: alone, or for a queue with a global
+// concurrency after holding the queue's row in the same transaction, so
+// that its count of running jobs is not overtaken by another replica's claim.
+func (s *stage) claimRows(ctx context.Context, p store.JobClaimParams) (rows []store.JobClaimRow, err error) {
+	if !s.limited() {
+		return store.New(s.w.pool).JobClaim(ctx, p)
+	}
+	err = s.holdingQueue(ctx, func(q *store.Queries) error {
+		rows, err = q.JobClaim(ctx, p)
+		return err
+	})
+	return rows, err
+}
+
+// limited reports whether the queue has a global concurrency, its own or
+// the stage's.
+func (s *stage) limited() bool { return s.cfg.GlobalConcurrency > 0 || s.queueLimit.Load() > 0 }
+
+// holdingQueue runs claim in a transaction that holds the queue's row first
+// (QueueHoldForClaim): claims of a limited queue take turns.
+func (s *stage) holdingQueue(ctx context.Context, claim func(q *store.Queries) error) error {
+	return pgx.BeginFunc(ctx, s.w.pool, func(tx pgx.Tx) error {
+		q := store.New(tx)
+		limit, err := q.QueueHoldForClaim(ctx, s.cfg.Queue)
+		if err != nil {
+			return err
+		}
+		s.queueLimit.Store(limit)
+		return claim(q)
+	})
+}
+
+// readLimit learns the queue's own global concurrency, which may be set at
+// run time: until then, claims of a stage without one of its own do not
+// take turns.
+func (s *stage) readLimit(ctx context.Context) {
+	qctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	limit, err := store.New(s.w.pool).QueueLimit(qctx, s.cfg.Queue)
+	if err == nil {
+		s.queueLimit.Store(limit)
+	}
 }
 
 // checkedClaimTimeout bounds a claim with payloads checked, which writes out

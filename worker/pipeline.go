@@ -74,6 +74,12 @@ type Stage struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// Concurrency is how many jobs of this stage one replica runs at once. Defaults to 8.
 	Concurrency int `yaml:"concurrency"`
+	// GlobalConcurrency, when set, is how many jobs of the queue run at
+	// once over every replica, enforced by the claim statement. The queue's
+	// own setting (PATCH /v1/queues/{queue}, baton queue set) wins over it.
+	// A limited stage's claims take turns, and it gets no direct hand-offs.
+	// 0 (the default) is no limit.
+	GlobalConcurrency int `yaml:"global_concurrency"`
 	// Timeout stops a handler running longer; the attempt fails. Defaults to 1m.
 	Timeout Duration `yaml:"timeout"`
 	// MaxJobTimeout and MaxJobLease cap the timeout and lease a job was
@@ -406,6 +412,9 @@ func (s *Stage) validate() error {
 	}
 	if s.Concurrency < 1 || s.Concurrency > 10000 {
 		return fmt.Errorf("concurrency %d must be between 1 and 10000", s.Concurrency)
+	}
+	if s.GlobalConcurrency < 0 || s.GlobalConcurrency > store.MaxGlobalConcurrency {
+		return fmt.Errorf("global_concurrency %d must be between 0 (no limit) and %d", s.GlobalConcurrency, store.MaxGlobalConcurrency)
 	}
 	return nil
 }

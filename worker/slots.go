@@ -58,8 +58,8 @@ func (s *stage) freeLocked() int {
 func (s *stage) reserve(n int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || !s.caughtUp.Load() {
-		return 0
+	if s.closing || !s.caughtUp.Load() || s.limited() {
+		return 0 // a limited stage's jobs are claimed, taking turns: never handed straight in
 	}
 	k := max(0, min(n, s.freeLocked()))
 	s.slots.reserve(k)

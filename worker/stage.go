@@ -43,6 +43,10 @@ type stage struct {
 	// lookIsolated says an isolated job may wait in the queue (a hint from
 	// the reaper, or a poll): the claim loop tries to claim one (alone.go).
 	lookIsolated atomic.Bool
+	// queueLimit is the queue's own global concurrency (0: none), which
+	// wins over the stage's: learned from each limited claim and every poll
+	// interval (a limit set at run time).
+	queueLimit atomic.Int32
 
 	completions chan *done // successes for the completer to commit
 

@@ -240,6 +240,9 @@ type Queue struct {
 	// Depth Jobs waiting: scheduled, available and retrying
 	Depth int64 `json:"depth"`
 
+	// GlobalConcurrency The queue's own limit on its running jobs over every replica (PATCH); null when it has none (its stages' own apply)
+	GlobalConcurrency *int32 `json:"global_concurrency"`
+
 	// InFlight Jobs running
 	InFlight int64 `json:"in_flight"`
 
@@ -319,7 +322,9 @@ type ListQueuesParams struct {
 
 // UpdateQueueJSONBody defines parameters for UpdateQueue.
 type UpdateQueueJSONBody struct {
-	RetainCanceled *string `json:"retain_canceled,omitempty"`
+	// GlobalConcurrency Example: 5
+	GlobalConcurrency *int32  `json:"global_concurrency,omitempty"`
+	RetainCanceled    *string `json:"retain_canceled,omitempty"`
 
 	// RetainDead Example: forever
 	RetainDead *string `json:"retain_dead,omitempty"`
@@ -664,8 +669,11 @@ type ClientInterface interface {
 	//
 	// Each retain_* field says how long the queue keeps its finished jobs (with their
 	// history) in that final state: a duration ("48h"), "forever", or null to go back to
-	// the default the replicas were started with (--retain-succeeded and so on). A field
-	// left out stays as it is. Maintenance deletes what has been finished longer.
+	// the default the replicas were started with (--retain-succeeded and so on).
+	// global_concurrency caps the queue's running jobs over every replica (enforced by the
+	// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
+	// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+	// finished longer.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -676,8 +684,11 @@ type ClientInterface interface {
 	//
 	// Each retain_* field says how long the queue keeps its finished jobs (with their
 	// history) in that final state: a duration ("48h"), "forever", or null to go back to
-	// the default the replicas were started with (--retain-succeeded and so on). A field
-	// left out stays as it is. Maintenance deletes what has been finished longer.
+	// the default the replicas were started with (--retain-succeeded and so on).
+	// global_concurrency caps the queue's running jobs over every replica (enforced by the
+	// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
+	// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+	// finished longer.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -920,8 +931,11 @@ func (c *Client) ListQueues(ctx context.Context, params *ListQueuesParams, reqEd
 //
 // Each retain_* field says how long the queue keeps its finished jobs (with their
 // history) in that final state: a duration ("48h"), "forever", or null to go back to
-// the default the replicas were started with (--retain-succeeded and so on). A field
-// left out stays as it is. Maintenance deletes what has been finished longer.
+// the default the replicas were started with (--retain-succeeded and so on).
+// global_concurrency caps the queue's running jobs over every replica (enforced by the
+// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
+// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+// finished longer.
 //
 // Takes any type of body and a specified content type.
 //
@@ -942,8 +956,11 @@ func (c *Client) UpdateQueueWithBody(ctx context.Context, queue QueueName, conte
 //
 // Each retain_* field says how long the queue keeps its finished jobs (with their
 // history) in that final state: a duration ("48h"), "forever", or null to go back to
-// the default the replicas were started with (--retain-succeeded and so on). A field
-// left out stays as it is. Maintenance deletes what has been finished longer.
+// the default the replicas were started with (--retain-succeeded and so on).
+// global_concurrency caps the queue's running jobs over every replica (enforced by the
+// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
+// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+// finished longer.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1911,8 +1928,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Each retain_* field says how long the queue keeps its finished jobs (with their
 	// history) in that final state: a duration ("48h"), "forever", or null to go back to
-	// the default the replicas were started with (--retain-succeeded and so on). A field
-	// left out stays as it is. Maintenance deletes what has been finished longer.
+	// the default the replicas were started with (--retain-succeeded and so on).
+	// global_concurrency caps the queue's running jobs over every replica (enforced by the
+	// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
+	// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+	// finished longer.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1923,8 +1943,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Each retain_* field says how long the queue keeps its finished jobs (with their
 	// history) in that final state: a duration ("48h"), "forever", or null to go back to
-	// the default the replicas were started with (--retain-succeeded and so on). A field
-	// left out stays as it is. Maintenance deletes what has been finished longer.
+	// the default the replicas were started with (--retain-succeeded and so on).
+	// global_concurrency caps the queue's running jobs over every replica (enforced by the
+	// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
+	// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+	// finished longer.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2752,8 +2775,10 @@ type UpdateQueueResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *struct {
-		Paused bool   `json:"paused"`
-		Queue  string `json:"queue"`
+		// GlobalConcurrency The queue's own limit on its running jobs over every replica; null when it has none
+		GlobalConcurrency *int32 `json:"global_concurrency"`
+		Paused            bool   `json:"paused"`
+		Queue             string `json:"queue"`
 
 		// Retention How long the queue keeps finished jobs, by final state; null is the replicas' default
 		Retention Retention `json:"retention"`
@@ -2784,8 +2809,10 @@ type UpdateQueueResponse struct {
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r UpdateQueueResponse) GetJSON200() *struct {
-	Paused bool   `json:"paused"`
-	Queue  string `json:"queue"`
+	// GlobalConcurrency The queue's own limit on its running jobs over every replica; null when it has none
+	GlobalConcurrency *int32 `json:"global_concurrency"`
+	Paused            bool   `json:"paused"`
+	Queue             string `json:"queue"`
 
 	// Retention How long the queue keeps finished jobs, by final state; null is the replicas' default
 	Retention Retention `json:"retention"`
@@ -3644,8 +3671,11 @@ func (c *ClientWithResponses) ListQueuesWithResponse(ctx context.Context, params
 //
 // Each retain_* field says how long the queue keeps its finished jobs (with their
 // history) in that final state: a duration ("48h"), "forever", or null to go back to
-// the default the replicas were started with (--retain-succeeded and so on). A field
-// left out stays as it is. Maintenance deletes what has been finished longer.
+// the default the replicas were started with (--retain-succeeded and so on).
+// global_concurrency caps the queue's running jobs over every replica (enforced by the
+// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
+// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+// finished longer.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3662,8 +3692,11 @@ func (c *ClientWithResponses) UpdateQueueWithBodyWithResponse(ctx context.Contex
 //
 // Each retain_* field says how long the queue keeps its finished jobs (with their
 // history) in that final state: a duration ("48h"), "forever", or null to go back to
-// the default the replicas were started with (--retain-succeeded and so on). A field
-// left out stays as it is. Maintenance deletes what has been finished longer.
+// the default the replicas were started with (--retain-succeeded and so on).
+// global_concurrency caps the queue's running jobs over every replica (enforced by the
+// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
+// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+// finished longer.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4452,8 +4485,10 @@ func ParseUpdateQueueResponse(rsp *http.Response) (*UpdateQueueResponse, error) 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest struct {
-			Paused bool   `json:"paused"`
-			Queue  string `json:"queue"`
+			// GlobalConcurrency The queue's own limit on its running jobs over every replica; null when it has none
+			GlobalConcurrency *int32 `json:"global_concurrency"`
+			Paused            bool   `json:"paused"`
+			Queue             string `json:"queue"`
 
 			// Retention How long the queue keeps finished jobs, by final state; null is the replicas' default
 			Retention Retention `json:"retention"`

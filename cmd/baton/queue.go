@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -14,7 +15,7 @@ import (
 	"github.com/baton-run/baton/internal/store"
 )
 
-const queueUsage = "queue: usage: baton queue list [--format table|json] | pause QUEUE [--create] | resume QUEUE [--create] | set QUEUE [--retain-succeeded D] [--retain-dead D] [--retain-canceled D]"
+const queueUsage = "queue: usage: baton queue list [--format table|json] | pause QUEUE [--create] | resume QUEUE [--create] | set QUEUE [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--global-concurrency N]"
 
 // queueCmd lists queues, pauses and resumes them, and sets their retention:
 // what the API's /v1/queues routes do.
@@ -27,7 +28,7 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return helpShown{strings.TrimPrefix(queueUsage, "queue: ") + "\n"}
 	}
 	fs := newCommand("queue "+sub, strings.TrimPrefix(queueUsage, "queue: usage: "))
-	var retain struct{ succeeded, dead, canceled string }
+	var retain struct{ succeeded, dead, canceled, limit string }
 	var format string
 	var create bool
 	switch sub {
@@ -40,6 +41,7 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&retain.succeeded, "retain-succeeded", "", "keep succeeded jobs this long, forever, or default")
 		fs.StringVar(&retain.dead, "retain-dead", "", "keep dead jobs this long, forever, or default")
 		fs.StringVar(&retain.canceled, "retain-canceled", "", "keep canceled jobs this long, forever, or default")
+		fs.StringVar(&retain.limit, "global-concurrency", "", "run at most N of the queue's jobs at once over every replica, or default (the stages' own)")
 	}
 	pos, err := fs.parse(args[1:])
 	if err != nil {
@@ -57,7 +59,7 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	default:
 		return usagef("%s", queueUsage)
 	}
-	p := store.QueueSetRetentionParams{}
+	p := store.QueueSetParams{}
 	if sub == "set" {
 		p.Name = pos[0]
 		for _, f := range []struct {
@@ -83,8 +85,19 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			ms := store.RetentionMs(d)
 			*f.ms = &ms
 		}
-		if !p.SetSucceeded && !p.SetDead && !p.SetCanceled {
-			return usagef("queue set: nothing to set (give --retain-succeeded, --retain-dead or --retain-canceled)")
+		if retain.limit != "" {
+			p.SetGlobalConcurrency = true
+			if retain.limit != "default" {
+				n, err := strconv.ParseInt(retain.limit, 10, 32)
+				if err != nil || n < 1 || n > store.MaxGlobalConcurrency {
+					return usagef("queue set: --global-concurrency %q: want 1 to %d, or default", retain.limit, store.MaxGlobalConcurrency)
+				}
+				limit := int32(n)
+				p.GlobalConcurrency = &limit
+			}
+		}
+		if !p.SetSucceeded && !p.SetDead && !p.SetCanceled && !p.SetGlobalConcurrency {
+			return usagef("queue set: nothing to set (give --retain-succeeded, --retain-dead, --retain-canceled or --global-concurrency)")
 		}
 	}
 
@@ -109,12 +122,16 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "queue %s is %s\n", r.Name, map[bool]string{true: "paused", false: "active"}[r.Paused])
 	case "set":
-		r, err := q.QueueSetRetention(ctx, p)
+		r, err := q.QueueSet(ctx, p)
 		if err != nil {
 			return store.MapError(err)
 		}
-		fmt.Fprintf(stdout, "queue %s keeps succeeded jobs %s, dead jobs %s, canceled jobs %s\n", r.Name,
-			retentionText(r.RetainSucceededMs), retentionText(r.RetainDeadMs), retentionText(r.RetainCanceledMs))
+		limit := "(its stages' own)"
+		if r.GlobalConcurrency != nil {
+			limit = strconv.Itoa(int(*r.GlobalConcurrency))
+		}
+		fmt.Fprintf(stdout, "queue %s keeps succeeded jobs %s, dead jobs %s, canceled jobs %s; global concurrency %s\n", r.Name,
+			retentionText(r.RetainSucceededMs), retentionText(r.RetainDeadMs), retentionText(r.RetainCanceledMs), limit)
 	case "list":
 		rows, err := q.QueueSummary(ctx, store.QueueSummaryParams{MaxQueues: math.MaxInt32})
 		if err != nil {

@@ -26,7 +26,7 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 	ctx := context.Background()
 	q := store.New(pool)
 	forever, halfHour := int64(-1), (30 * time.Minute).Milliseconds()
-	_, err := q.QueueSetRetention(ctx, store.QueueSetRetentionParams{Name: "b", SucceededMs: &forever, DeadMs: &halfHour, SetSucceeded: true, SetDead: true})
+	_, err := q.QueueSet(ctx, store.QueueSetParams{Name: "b", SucceededMs: &forever, DeadMs: &halfHour, SetSucceeded: true, SetDead: true})
 	require.NoError(t, err)
 	require.NoError(t, q.QueueCreate(ctx, "a"))
 

@@ -95,16 +95,20 @@ WITH locked AS MATERIALIZED (
       AND NOT j.isolated -- these run alone: JobClaimIsolated
       AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = $2::text AND q.paused)
     ORDER BY j.priority, j.run_at, j.id
-    LIMIT $3::integer
+    LIMIT least($3::integer, (
+        SELECT greatest(0, l.n - (SELECT count(*) FROM baton.jobs r WHERE r.queue = $2::text AND r.state = 'running'))
+        FROM (SELECT coalesce((SELECT q.global_concurrency FROM baton.queues q WHERE q.name = $2::text),
+                              nullif($4::integer, 0)) AS n) l
+        WHERE l.n IS NOT NULL))
     FOR UPDATE OF j SKIP LOCKED
 ), claimed AS (
     UPDATE baton.jobs j
     SET state = 'running',
         attempts = j.attempts + 1,
-        max_attempts = coalesce(j.max_attempts, $4::integer),
+        max_attempts = coalesce(j.max_attempts, $5::integer),
         lease_token = j.lease_token + 1,
-        lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, $5::bigint), $6::bigint),
-        leased_by = $7::text,
+        lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, $6::bigint), $7::bigint),
+        leased_by = $8::text,
         started_at = now()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
@@ -119,13 +123,14 @@ ORDER BY priority, run_at, id
 `
 
 type JobClaimParams struct {
-	CheckPayloads bool   `json:"check_payloads"`
-	QueueName     string `json:"queue_name"`
-	MaxJobs       int32  `json:"max_jobs"`
-	MaxAttempts   int32  `json:"max_attempts"`
-	MaxJobLeaseMs int64  `json:"max_job_lease_ms"`
-	LeaseMs       int64  `json:"lease_ms"`
-	WorkerID      string `json:"worker_id"`
+	CheckPayloads     bool   `json:"check_payloads"`
+	QueueName         string `json:"queue_name"`
+	MaxJobs           int32  `json:"max_jobs"`
+	GlobalConcurrency int32  `json:"global_concurrency"`
+	MaxAttempts       int32  `json:"max_attempts"`
+	MaxJobLeaseMs     int64  `json:"max_job_lease_ms"`
+	LeaseMs           int64  `json:"lease_ms"`
+	WorkerID          string `json:"worker_id"`
 }
 
 type JobClaimRow struct {
@@ -161,11 +166,18 @@ type JobClaimRow struct {
 // limit written out, a damaged row) fails as a whole; the worker claims again
 // with check_payloads, which returns such a payload as NULL, and fails that
 // job alone (migration 15).
+//
+// A queue with a global concurrency (the queue's, else the stage's
+// global_concurrency; 0 for none) claims no more than the limit less its
+// running jobs. That count is right only if no other claim of the queue
+// commits meanwhile: the worker runs this statement after QueueHoldForClaim
+// in one transaction. Without a limit the count is never read.
 func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimRow, error) {
 	rows, err := q.db.Query(ctx, jobClaim,
 		arg.CheckPayloads,
 		arg.QueueName,
 		arg.MaxJobs,
+		arg.GlobalConcurrency,
 		arg.MaxAttempts,
 		arg.MaxJobLeaseMs,
 		arg.LeaseMs,
@@ -215,7 +227,12 @@ WITH locked AS MATERIALIZED (
       AND j.run_at <= now()
       AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = $5::text AND q.paused)
     ORDER BY j.priority, j.run_at, j.id
-    LIMIT 1
+    -- Within a global concurrency, as JobClaim.
+    LIMIT least(1, (
+        SELECT greatest(0, l.n - (SELECT count(*) FROM baton.jobs r WHERE r.queue = $5::text AND r.state = 'running'))
+        FROM (SELECT coalesce((SELECT q.global_concurrency FROM baton.queues q WHERE q.name = $5::text),
+                              nullif($6::integer, 0)) AS n) l
+        WHERE l.n IS NOT NULL))
     FOR UPDATE OF j SKIP LOCKED
 )
 UPDATE baton.jobs j
@@ -235,11 +252,12 @@ RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts::inte
 `
 
 type JobClaimIsolatedParams struct {
-	MaxAttempts   int32  `json:"max_attempts"`
-	MaxJobLeaseMs int64  `json:"max_job_lease_ms"`
-	LeaseMs       int64  `json:"lease_ms"`
-	WorkerID      string `json:"worker_id"`
-	QueueName     string `json:"queue_name"`
+	MaxAttempts       int32  `json:"max_attempts"`
+	MaxJobLeaseMs     int64  `json:"max_job_lease_ms"`
+	LeaseMs           int64  `json:"lease_ms"`
+	WorkerID          string `json:"worker_id"`
+	QueueName         string `json:"queue_name"`
+	GlobalConcurrency int32  `json:"global_concurrency"`
 }
 
 type JobClaimIsolatedRow struct {
@@ -274,6 +292,7 @@ func (q *Queries) JobClaimIsolated(ctx context.Context, arg JobClaimIsolatedPara
 		arg.LeaseMs,
 		arg.WorkerID,
 		arg.QueueName,
+		arg.GlobalConcurrency,
 	)
 	var i JobClaimIsolatedRow
 	err := row.Scan(

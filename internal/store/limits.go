@@ -26,6 +26,8 @@ const (
 	MaxJobOverride = 24 * time.Hour
 	MinJobTimeout  = 10 * time.Millisecond
 	MinJobLease    = 100 * time.Millisecond
+	// MaxGlobalConcurrency bounds a queue's global concurrency.
+	MaxGlobalConcurrency = 1000000
 	// MaxTags and MaxTagLength bound a job's tags (the length in characters).
 	MaxTags      = 16
 	MaxTagLength = 64

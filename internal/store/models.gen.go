@@ -390,6 +390,7 @@ type Queue struct {
 	RetainSucceededMs *int64    `json:"retain_succeeded_ms"`
 	RetainDeadMs      *int64    `json:"retain_dead_ms"`
 	RetainCanceledMs  *int64    `json:"retain_canceled_ms"`
+	GlobalConcurrency *int32    `json:"global_concurrency"`
 }
 
 type QueueSummaryView struct {

@@ -29,10 +29,13 @@ func TestClaimGenericPlanUsesTheIndexes(t *testing.T) {
 		INSERT INTO baton.jobs (queue, state, payload) SELECT 'a', 'available', '{}' FROM generate_series(1, 5000);
 		ANALYZE baton.jobs`)
 	require.NoError(t, err)
-	text := genericPlan(t, pool, store.JobClaimSQL, "false, 'a', 100, 3, 30000, 30000, 'w'")
-	require.Contains(t, text, "jobs_claim_idx", text)
-	require.Contains(t, text, "jobs_pkey", text)
-	require.NotContains(t, text, "Seq Scan on jobs", text)
+	for _, limit := range []string{"0", "5"} { // no global concurrency, and one: its count of running jobs
+		text := genericPlan(t, pool, store.JobClaimSQL, "false, 'a', 100, "+limit+", 3, 30000, 30000, 'w'")
+		require.Contains(t, text, "jobs_claim_idx", text)
+		require.Contains(t, text, "jobs_pkey", text)
+		require.Regexp(t, "jobs_queue_state_idx|jobs_running_idx", text, "the running jobs are counted from an index (running jobs are few: at most every replica's slots)")
+		require.NotContains(t, text, "Seq Scan on jobs", text)
+	}
 }
 
 // Retention runs every 10 s on a table that holds every finished job: its

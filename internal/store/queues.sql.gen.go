@@ -49,6 +49,38 @@ func (q *Queries) QueueCreate(ctx context.Context, name string) error {
 	return err
 }
 
+const queueHoldForClaim = `-- name: QueueHoldForClaim :one
+SELECT coalesce(global_concurrency, 0)::integer AS global_concurrency
+FROM baton.queues WHERE name = $1::text
+FOR NO KEY UPDATE
+`
+
+// Holds a queue's row for the claim that follows in the same transaction,
+// so that claims of a queue with a global concurrency take turns: each
+// counts the running jobs after the one before it committed. NO KEY UPDATE
+// leaves submits and hand-offs into the queue alone. Returns the queue's own
+// limit (0 for none).
+func (q *Queries) QueueHoldForClaim(ctx context.Context, name string) (int32, error) {
+	row := q.db.QueryRow(ctx, queueHoldForClaim, name)
+	var global_concurrency int32
+	err := row.Scan(&global_concurrency)
+	return global_concurrency, err
+}
+
+const queueLimit = `-- name: QueueLimit :one
+SELECT coalesce(global_concurrency, 0)::integer AS global_concurrency
+FROM baton.queues WHERE name = $1::text
+`
+
+// The queue's own global concurrency (0 for none), which wins over a stage's:
+// a worker reads it every poll interval, to learn of one set at run time.
+func (q *Queries) QueueLimit(ctx context.Context, name string) (int32, error) {
+	row := q.db.QueryRow(ctx, queueLimit, name)
+	var global_concurrency int32
+	err := row.Scan(&global_concurrency)
+	return global_concurrency, err
+}
+
 const queuePause = `-- name: QueuePause :one
 WITH changed AS (
     UPDATE baton.queues SET paused = $1::boolean WHERE name = $2::text
@@ -80,54 +112,63 @@ func (q *Queries) QueuePause(ctx context.Context, arg QueuePauseParams) (QueuePa
 	return i, err
 }
 
-const queueSetRetention = `-- name: QueueSetRetention :one
-INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms)
-VALUES ($1::text, $2::bigint, $3::bigint, $4::bigint)
+const queueSet = `-- name: QueueSet :one
+INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency)
+VALUES ($1::text, $2::bigint, $3::bigint, $4::bigint,
+        $5::integer)
 ON CONFLICT (name) DO UPDATE
-SET retain_succeeded_ms = CASE WHEN $5::boolean THEN excluded.retain_succeeded_ms ELSE baton.queues.retain_succeeded_ms END,
-    retain_dead_ms = CASE WHEN $6::boolean THEN excluded.retain_dead_ms ELSE baton.queues.retain_dead_ms END,
-    retain_canceled_ms = CASE WHEN $7::boolean THEN excluded.retain_canceled_ms ELSE baton.queues.retain_canceled_ms END
-RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms
+SET retain_succeeded_ms = CASE WHEN $6::boolean THEN excluded.retain_succeeded_ms ELSE baton.queues.retain_succeeded_ms END,
+    retain_dead_ms = CASE WHEN $7::boolean THEN excluded.retain_dead_ms ELSE baton.queues.retain_dead_ms END,
+    retain_canceled_ms = CASE WHEN $8::boolean THEN excluded.retain_canceled_ms ELSE baton.queues.retain_canceled_ms END,
+    global_concurrency = CASE WHEN $9::boolean THEN excluded.global_concurrency ELSE baton.queues.global_concurrency END
+RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency
 `
 
-type QueueSetRetentionParams struct {
-	Name         string `json:"name"`
-	SucceededMs  *int64 `json:"succeeded_ms"`
-	DeadMs       *int64 `json:"dead_ms"`
-	CanceledMs   *int64 `json:"canceled_ms"`
-	SetSucceeded bool   `json:"set_succeeded"`
-	SetDead      bool   `json:"set_dead"`
-	SetCanceled  bool   `json:"set_canceled"`
+type QueueSetParams struct {
+	Name                 string `json:"name"`
+	SucceededMs          *int64 `json:"succeeded_ms"`
+	DeadMs               *int64 `json:"dead_ms"`
+	CanceledMs           *int64 `json:"canceled_ms"`
+	GlobalConcurrency    *int32 `json:"global_concurrency"`
+	SetSucceeded         bool   `json:"set_succeeded"`
+	SetDead              bool   `json:"set_dead"`
+	SetCanceled          bool   `json:"set_canceled"`
+	SetGlobalConcurrency bool   `json:"set_global_concurrency"`
 }
 
-type QueueSetRetentionRow struct {
+type QueueSetRow struct {
 	Name              string `json:"name"`
 	Paused            bool   `json:"paused"`
 	RetainSucceededMs *int64 `json:"retain_succeeded_ms"`
 	RetainDeadMs      *int64 `json:"retain_dead_ms"`
 	RetainCanceledMs  *int64 `json:"retain_canceled_ms"`
+	GlobalConcurrency *int32 `json:"global_concurrency"`
 }
 
-// Sets a queue's retention overrides (creating the queue if new), as a JSON
-// merge patch would: a field not set (set_* false) is left alone, NULL goes
-// back to the replicas' default, -1 keeps forever, else milliseconds.
-func (q *Queries) QueueSetRetention(ctx context.Context, arg QueueSetRetentionParams) (QueueSetRetentionRow, error) {
-	row := q.db.QueryRow(ctx, queueSetRetention,
+// Sets a queue's settings (creating the queue if new), as a JSON merge patch
+// would: a field not set (set_* false) is left alone, NULL goes back to the
+// default. Retention: NULL the replicas' default, -1 forever, else
+// milliseconds. Global concurrency: NULL the stages' own, else the limit.
+func (q *Queries) QueueSet(ctx context.Context, arg QueueSetParams) (QueueSetRow, error) {
+	row := q.db.QueryRow(ctx, queueSet,
 		arg.Name,
 		arg.SucceededMs,
 		arg.DeadMs,
 		arg.CanceledMs,
+		arg.GlobalConcurrency,
 		arg.SetSucceeded,
 		arg.SetDead,
 		arg.SetCanceled,
+		arg.SetGlobalConcurrency,
 	)
-	var i QueueSetRetentionRow
+	var i QueueSetRow
 	err := row.Scan(
 		&i.Name,
 		&i.Paused,
 		&i.RetainSucceededMs,
 		&i.RetainDeadMs,
 		&i.RetainCanceledMs,
+		&i.GlobalConcurrency,
 	)
 	return i, err
 }
@@ -138,7 +179,7 @@ SELECT queue::text AS queue,
        running::bigint AS running, retrying::bigint AS retrying,
        succeeded::bigint AS succeeded, dead::bigint AS dead, canceled::bigint AS canceled,
        extract(epoch FROM oldest_available_age)::float8 AS oldest_available_seconds,
-       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms
+       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms, q.global_concurrency
 FROM baton.queue_summary s
 JOIN baton.queues q ON q.name = s.queue
 WHERE s.queue > $1::text
@@ -167,6 +208,7 @@ type QueueSummaryRow struct {
 	RetainSucceededMs      *int64  `json:"retain_succeeded_ms"`
 	RetainDeadMs           *int64  `json:"retain_dead_ms"`
 	RetainCanceledMs       *int64  `json:"retain_canceled_ms"`
+	GlobalConcurrency      *int32  `json:"global_concurrency"`
 }
 
 // A page of queues in name order: those after the cursor (after, ” for the
@@ -194,6 +236,7 @@ func (q *Queries) QueueSummary(ctx context.Context, arg QueueSummaryParams) ([]Q
 			&i.RetainSucceededMs,
 			&i.RetainDeadMs,
 			&i.RetainCanceledMs,
+			&i.GlobalConcurrency,
 		); err != nil {
 			return nil, err
 		}

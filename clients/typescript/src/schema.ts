@@ -161,8 +161,11 @@ export interface paths {
          * Change a queue's settings (a JSON merge patch); creates the queue if it is new
          * @description Each retain_* field says how long the queue keeps its finished jobs (with their
          *     history) in that final state: a duration ("48h"), "forever", or null to go back to
-         *     the default the replicas were started with (--retain-succeeded and so on). A field
-         *     left out stays as it is. Maintenance deletes what has been finished longer.
+         *     the default the replicas were started with (--retain-succeeded and so on).
+         *     global_concurrency caps the queue's running jobs over every replica (enforced by the
+         *     claim statement; it wins over a pipeline file's global_concurrency), or null goes back
+         *     to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+         *     finished longer.
          */
         patch: operations["updateQueue"];
         trace?: never;
@@ -486,6 +489,11 @@ export interface components {
                 [key: string]: number;
             };
             retention: components["schemas"]["Retention"];
+            /**
+             * Format: int32
+             * @description The queue's own limit on its running jobs over every replica (PATCH); null when it has none (its stages' own apply)
+             */
+            global_concurrency: number | null;
         };
         /** @description How long the queue keeps finished jobs, by final state; null is the replicas' default */
         Retention: {
@@ -842,6 +850,11 @@ export interface operations {
                     /** @example forever */
                     retain_dead?: string | null;
                     retain_canceled?: string | null;
+                    /**
+                     * Format: int32
+                     * @example 5
+                     */
+                    global_concurrency?: number | null;
                 };
             };
         };
@@ -856,6 +869,11 @@ export interface operations {
                         queue: string;
                         paused: boolean;
                         retention: components["schemas"]["Retention"];
+                        /**
+                         * Format: int32
+                         * @description The queue's own limit on its running jobs over every replica; null when it has none
+                         */
+                        global_concurrency: number | null;
                     };
                 };
             };

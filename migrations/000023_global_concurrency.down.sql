@@ -1,0 +1,1 @@
+ALTER TABLE baton.queues DROP COLUMN global_concurrency;
