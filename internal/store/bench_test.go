@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/internal/dbtest"
@@ -32,37 +33,54 @@ func BenchmarkSubmit(b *testing.B) {
 }
 
 // BenchmarkClaimComplete claims n jobs and completes them with a hand-off,
-// the two statements a stage runs per batch.
+// the two statements a stage runs per batch; limited, as a queue with a
+// global concurrency claims: holding the queue's row first, in a
+// transaction, and counting its running jobs.
 func BenchmarkClaimComplete(b *testing.B) {
-	for _, n := range []int{1, 10, 100} {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			pool := dbtest.New(b)
-			ctx := context.Background()
-			jobs := make([]store.NewJob, b.N)
-			for i := range jobs {
-				jobs[i] = store.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
-			}
-			for i := 0; i < len(jobs); i += 5000 {
-				_, err := store.Submit(ctx, pool, jobs[i:min(i+5000, len(jobs))]...)
-				require.NoError(b, err)
-			}
-			_, err := pool.Exec(ctx, "VACUUM ANALYZE baton.jobs")
-			require.NoError(b, err)
-			b.ResetTimer()
-			for done := 0; done < b.N; {
-				rows, err := store.New(pool).JobClaim(ctx, store.JobClaimParams{QueueName: "a", MaxJobs: int32(n), LeaseMs: 30000, WorkerID: "bench", MaxAttempts: 5})
-				require.NoError(b, err)
-				p := store.JobCompleteManyParams{}
-				for _, r := range rows {
-					p.Ids = append(p.Ids, r.ID)
-					p.LeaseTokens = append(p.LeaseTokens, r.LeaseToken)
-					p.Results = append(p.Results, `{"n":1}`)
-					p.NextQueues = append(p.NextQueues, "b")
+	for _, limited := range []bool{false, true} {
+		for _, n := range []int{1, 10, 100} {
+			b.Run(fmt.Sprintf("limited=%v/batch=%d", limited, n), func(b *testing.B) {
+				pool := dbtest.New(b)
+				ctx := context.Background()
+				jobs := make([]store.NewJob, b.N)
+				for i := range jobs {
+					jobs[i] = store.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
 				}
-				_, err = store.New(pool).JobCompleteMany(ctx, p)
+				for i := 0; i < len(jobs); i += 5000 {
+					_, err := store.Submit(ctx, pool, jobs[i:min(i+5000, len(jobs))]...)
+					require.NoError(b, err)
+				}
+				_, err := pool.Exec(ctx, "VACUUM ANALYZE baton.jobs")
 				require.NoError(b, err)
-				done += len(rows)
-			}
-		})
+				claim := store.JobClaimParams{QueueName: "a", MaxJobs: int32(n), LeaseMs: 30000, WorkerID: "bench", MaxAttempts: 5}
+				b.ResetTimer()
+				for done := 0; done < b.N; {
+					var rows []store.JobClaimRow
+					if limited {
+						claim.GlobalConcurrency = int32(n)
+						err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+							if _, err := store.New(tx).QueueHoldForClaim(ctx, "a"); err != nil {
+								return err
+							}
+							rows, err = store.New(tx).JobClaim(ctx, claim)
+							return err
+						})
+					} else {
+						rows, err = store.New(pool).JobClaim(ctx, claim)
+					}
+					require.NoError(b, err)
+					p := store.JobCompleteManyParams{}
+					for _, r := range rows {
+						p.Ids = append(p.Ids, r.ID)
+						p.LeaseTokens = append(p.LeaseTokens, r.LeaseToken)
+						p.Results = append(p.Results, `{"n":1}`)
+						p.NextQueues = append(p.NextQueues, "b")
+					}
+					_, err = store.New(pool).JobCompleteMany(ctx, p)
+					require.NoError(b, err)
+					done += len(rows)
+				}
+			})
+		}
 	}
 }
