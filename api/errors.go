@@ -25,7 +25,7 @@ type Problem struct {
 	Field     string `json:"field,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
 
-	retryAfter string // Retry-After header, for 503
+	retryAfter string // Retry-After header, for 503 and 429 queue_full
 }
 
 func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
@@ -52,6 +52,10 @@ func toProblem(err error) *Problem {
 	case errors.Is(err, store.ErrKeyReused):
 		return problem(http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key",
 			"this Idempotency-Key was already used with a different request body")
+	case errors.Is(err, store.ErrQueueFull):
+		p := problem(http.StatusTooManyRequests, "queue_full", "", "%s; nothing was submitted: retry later", err)
+		p.retryAfter = "1"
+		return p
 	case errors.Is(err, store.ErrNotFound):
 		return problem(http.StatusNotFound, "not_found", "", "%s", err)
 	case errors.Is(err, store.ErrConflict):

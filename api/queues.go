@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 
@@ -28,6 +29,9 @@ type QueueView struct {
 	// every replica (PATCH), null when it has none (its stages' own, if any,
 	// apply).
 	GlobalConcurrency *int32 `json:"global_concurrency"`
+	// MaxBacklog is the most jobs the queue may have waiting (scheduled,
+	// available and retrying) for a submit to be accepted; null for no limit.
+	MaxBacklog *int32 `json:"max_backlog"`
 }
 
 // QueueViewOf is the view of a row of db.QueueSummary.
@@ -37,6 +41,7 @@ func QueueViewOf(q store.QueueSummaryRow) QueueView {
 		OldestAgeSeconds: q.OldestAvailableSeconds, Paused: q.Paused, States: map[store.JobState]int64{},
 		Retention:         retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
 		GlobalConcurrency: q.GlobalConcurrency,
+		MaxBacklog:        q.MaxBacklog,
 	}
 	for _, s := range store.AllJobStateValues() {
 		v.States[s] = q.Count(s)
@@ -131,13 +136,14 @@ func (s *Server) pauseQueue(paused bool) http.HandlerFunc {
 }
 
 // queueFields are the fields of PATCH /v1/queues/{queue}.
-var queueFields = []string{"retain_succeeded", "retain_dead", "retain_canceled", "global_concurrency"}
+var queueFields = []string{"retain_succeeded", "retain_dead", "retain_canceled", "global_concurrency", "max_backlog"}
 
 // PATCH /v1/queues/{queue}: a JSON merge patch of the queue's settings,
 // creating the queue if it is new. Each retain_* field is a duration
 // ("48h"), "forever", or null (back to the replicas' default);
 // global_concurrency is an integer of at least 1, or null (back to the
-// stages' own); a field left out stays as it is.
+// stages' own); max_backlog is an integer of at least 1, or null (no limit);
+// a field left out stays as it is.
 func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 	p, err := func() (store.QueueSetParams, error) {
 		p := store.QueueSetParams{}
@@ -158,8 +164,12 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return p, err
 			}
-			if key == "global_concurrency" {
-				if err := limitField(&p, body.Next(), key); err != nil {
+			if key == "global_concurrency" || key == "max_backlog" {
+				set, limit, most := &p.SetGlobalConcurrency, &p.GlobalConcurrency, int64(store.MaxGlobalConcurrency)
+				if key == "max_backlog" {
+					set, limit, most = &p.SetMaxBacklog, &p.MaxBacklog, math.MaxInt32
+				}
+				if err := limitField(set, limit, body.Next(), key, most); err != nil {
 					return p, err
 				}
 				continue
@@ -199,25 +209,25 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"queue": q.Name, "paused": q.Paused, "retention": retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
-		"global_concurrency": q.GlobalConcurrency,
+		"global_concurrency": q.GlobalConcurrency, "max_backlog": q.MaxBacklog,
 	})
 }
 
-// limitField reads global_concurrency: an integer of at least 1, or null.
-func limitField(p *store.QueueSetParams, v jsonb.Token, key string) error {
-	if p.SetGlobalConcurrency {
+// limitField reads a limit: an integer from 1 to most, or null (none).
+func limitField(set *bool, limit **int32, v jsonb.Token, key string, most int64) error {
+	if *set {
 		return problem(http.StatusBadRequest, "duplicate_key", key, "key %q appears twice", key)
 	}
-	p.SetGlobalConcurrency = true
+	*set = true
 	if v.Kind == 'n' {
-		return nil // back to the stages' own
+		return nil
 	}
-	n, err := intValue(v, key, 1, store.MaxGlobalConcurrency)
+	n, err := intValue(v, key, 1, most)
 	if err != nil {
 		return err
 	}
-	limit := int32(n)
-	p.GlobalConcurrency = &limit
+	l := int32(n)
+	*limit = &l
 	return nil
 }
 

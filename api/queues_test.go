@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
@@ -100,4 +101,35 @@ func TestQueuesArePagedAndAPauseMakesNoQueue(t *testing.T) {
 	require.Equal(t, 200, c.do("POST", "/v1/queues/qa/pause", "").status)
 	require.Equal(t, 400, c.do("GET", "/v1/queues?cursor=nonsense", "").status)
 	require.Equal(t, 422, c.do("GET", "/v1/queues?after=qa", "").status)
+}
+
+// A submit that would take a queue past its max_backlog is 429 queue_full,
+// with Retry-After, and inserts nothing: a batch is all or nothing.
+func TestAFullQueueRefusesSubmitsWith429(t *testing.T) {
+	t.Parallel()
+	c, pool := setup(t)
+	r := c.do("PATCH", "/v1/queues/mail", `{"max_backlog": 2}`)
+	require.Equal(t, 200, r.status, "%s", r.body)
+	require.EqualValues(t, 2, r.json(t)["max_backlog"])
+	for range 2 {
+		require.Equal(t, 201, c.do("POST", "/v1/queues/mail/jobs", `{"payload": 1}`).status)
+	}
+	for _, req := range [][2]string{{"/v1/queues/mail/jobs", `{"payload": 3}`}, {"/v1/queues/mail/jobs/batch", `{"jobs": [{"payload": 3}]}`}} {
+		r = c.do("POST", req[0], req[1])
+		require.Equal(t, 429, r.status, "%s", r.body)
+		require.Equal(t, "1", r.header.Get("Retry-After"))
+		require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+		p := r.json(t)
+		require.Equal(t, "queue_full", p["code"])
+		require.Contains(t, p["detail"], "queue mail is full: 2 jobs waiting, at most 2")
+	}
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM baton.jobs").Scan(&n))
+	require.Equal(t, 2, n, "nothing was inserted")
+
+	r = c.do("GET", "/v1/queues", "")
+	require.EqualValues(t, 2, r.json(t)["queues"].([]any)[0].(map[string]any)["max_backlog"])
+	r = c.do("PATCH", "/v1/queues/mail", `{"max_backlog": null}`)
+	require.Nil(t, r.json(t)["max_backlog"])
+	require.Equal(t, 201, c.do("POST", "/v1/queues/mail/jobs", `{"payload": 3}`).status, "no limit: accepted again")
 }

@@ -56,6 +56,10 @@ var (
 	// job was reaped and claimed again, or canceled). worker.ErrLeaseLost
 	// is the same value.
 	ErrLeaseLost = store.ErrLeaseLost
+	// ErrQueueFull: a submit that would take a queue past its max_backlog
+	// (a queue setting) was refused whole; nothing was submitted. Worth
+	// trying again once the queue has drained.
+	ErrQueueFull = store.ErrQueueFull
 	// ErrUnavailable: the database cannot be reached, or went away during
 	// the operation. Worth trying again later.
 	ErrUnavailable = store.ErrUnavailable

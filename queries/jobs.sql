@@ -22,6 +22,13 @@ WITH input AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT queue FROM input
     ON CONFLICT DO NOTHING
+), admitted AS (
+    -- Queues with a max_backlog admit the batch or refuse it whole
+    -- (baton.admit raises queue_full); others cost one lookup.
+    SELECT baton.admit(c.queue, c.n) AS n
+    FROM (SELECT queue, count(*) AS n FROM input GROUP BY queue) c
+    JOIN baton.queues q ON q.name = c.queue
+    WHERE q.max_backlog IS NOT NULL
 ), inserted AS (
     INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms)
     SELECT i.queue,
@@ -33,6 +40,7 @@ WITH input AS (
            nullif(i.max_attempts, 0),
            i.trace_parent, i.tags, i.timeout_ms, i.lease_ms
     FROM input i
+    WHERE (SELECT count(*) FROM admitted) >= 0 -- admitted first
     ORDER BY i.ord
     RETURNING id, state, run_at, created_at, tags
 ), tagged AS (
@@ -74,6 +82,13 @@ WITH input AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT queue FROM input
     ON CONFLICT DO NOTHING
+), admitted AS (
+    -- Queues with a max_backlog admit the batch or refuse it whole
+    -- (baton.admit raises queue_full); others cost one lookup.
+    SELECT baton.admit(c.queue, c.n) AS n
+    FROM (SELECT queue, count(*) AS n FROM input GROUP BY queue) c
+    JOIN baton.queues q ON q.name = c.queue
+    WHERE q.max_backlog IS NOT NULL
 ), inserted AS (
     INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms,
                             unique_key, unique_states)
@@ -88,6 +103,7 @@ WITH input AS (
            baton.unique_key(i.unique_key, i.unique_for_ms),
            i.unique_states
     FROM input i
+    WHERE (SELECT count(*) FROM admitted) >= 0 -- admitted first
     ORDER BY i.ord
     ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state = ANY (unique_states) DO NOTHING
     RETURNING id, state, run_at, created_at, unique_key, tags

@@ -38,7 +38,7 @@ SELECT queue::text AS queue,
        running::bigint AS running, retrying::bigint AS retrying,
        succeeded::bigint AS succeeded, dead::bigint AS dead, canceled::bigint AS canceled,
        extract(epoch FROM oldest_available_age)::float8 AS oldest_available_seconds,
-       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms, q.global_concurrency
+       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms, q.global_concurrency, q.max_backlog
 FROM baton.queue_summary s
 JOIN baton.queues q ON q.name = s.queue
 WHERE s.queue > @after::text
@@ -62,12 +62,14 @@ FROM (SELECT state, n FROM baton.job_counts
 -- would: a field not set (set_* false) is left alone, NULL goes back to the
 -- default. Retention: NULL the replicas' default, -1 forever, else
 -- milliseconds. Global concurrency: NULL the stages' own, else the limit.
-INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency)
+-- Max backlog: NULL none, else the most waiting jobs submits may make.
+INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency, max_backlog)
 VALUES (@name::text, sqlc.narg('succeeded_ms')::bigint, sqlc.narg('dead_ms')::bigint, sqlc.narg('canceled_ms')::bigint,
-        sqlc.narg('global_concurrency')::integer)
+        sqlc.narg('global_concurrency')::integer, sqlc.narg('max_backlog')::integer)
 ON CONFLICT (name) DO UPDATE
 SET retain_succeeded_ms = CASE WHEN @set_succeeded::boolean THEN excluded.retain_succeeded_ms ELSE baton.queues.retain_succeeded_ms END,
     retain_dead_ms = CASE WHEN @set_dead::boolean THEN excluded.retain_dead_ms ELSE baton.queues.retain_dead_ms END,
     retain_canceled_ms = CASE WHEN @set_canceled::boolean THEN excluded.retain_canceled_ms ELSE baton.queues.retain_canceled_ms END,
-    global_concurrency = CASE WHEN @set_global_concurrency::boolean THEN excluded.global_concurrency ELSE baton.queues.global_concurrency END
-RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency;
+    global_concurrency = CASE WHEN @set_global_concurrency::boolean THEN excluded.global_concurrency ELSE baton.queues.global_concurrency END,
+    max_backlog = CASE WHEN @set_max_backlog::boolean THEN excluded.max_backlog ELSE baton.queues.max_backlog END
+RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency, max_backlog;

@@ -246,6 +246,9 @@ type Queue struct {
 	// InFlight Jobs running
 	InFlight int64 `json:"in_flight"`
 
+	// MaxBacklog The most jobs the queue may have waiting for a submit to be accepted (PATCH); null for no limit
+	MaxBacklog *int32 `json:"max_backlog"`
+
 	// OldestAgeSeconds How long the oldest due job has waited
 	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
 	Paused           bool    `json:"paused"`
@@ -290,6 +293,9 @@ type Paused struct {
 // TooManyFailures defines model for TooManyFailures.
 type TooManyFailures = Problem
 
+// TooManyOrQueueFull defines model for TooManyOrQueueFull.
+type TooManyOrQueueFull = Problem
+
 // Unavailable defines model for Unavailable.
 type Unavailable = Problem
 
@@ -323,8 +329,13 @@ type ListQueuesParams struct {
 // UpdateQueueJSONBody defines parameters for UpdateQueue.
 type UpdateQueueJSONBody struct {
 	// GlobalConcurrency Example: 5
-	GlobalConcurrency *int32  `json:"global_concurrency,omitempty"`
-	RetainCanceled    *string `json:"retain_canceled,omitempty"`
+	GlobalConcurrency *int32 `json:"global_concurrency,omitempty"`
+
+	// MaxBacklog The most jobs the queue may have waiting (scheduled, available, retrying) for a submit to be accepted; null for no limit. Hand-offs are never refused
+	//
+	// Example: 10000
+	MaxBacklog     *int32  `json:"max_backlog,omitempty"`
+	RetainCanceled *string `json:"retain_canceled,omitempty"`
 
 	// RetainDead Example: forever
 	RetainDead *string `json:"retain_dead,omitempty"`
@@ -2777,8 +2788,11 @@ type UpdateQueueResponse struct {
 	JSON200 *struct {
 		// GlobalConcurrency The queue's own limit on its running jobs over every replica; null when it has none
 		GlobalConcurrency *int32 `json:"global_concurrency"`
-		Paused            bool   `json:"paused"`
-		Queue             string `json:"queue"`
+
+		// MaxBacklog The most jobs the queue may have waiting for a submit to be accepted; null for no limit
+		MaxBacklog *int32 `json:"max_backlog"`
+		Paused     bool   `json:"paused"`
+		Queue      string `json:"queue"`
 
 		// Retention How long the queue keeps finished jobs, by final state; null is the replicas' default
 		Retention Retention `json:"retention"`
@@ -2811,8 +2825,11 @@ type UpdateQueueResponse struct {
 func (r UpdateQueueResponse) GetJSON200() *struct {
 	// GlobalConcurrency The queue's own limit on its running jobs over every replica; null when it has none
 	GlobalConcurrency *int32 `json:"global_concurrency"`
-	Paused            bool   `json:"paused"`
-	Queue             string `json:"queue"`
+
+	// MaxBacklog The most jobs the queue may have waiting for a submit to be accepted; null for no limit
+	MaxBacklog *int32 `json:"max_backlog"`
+	Paused     bool   `json:"paused"`
+	Queue      string `json:"queue"`
 
 	// Retention How long the queue keeps finished jobs, by final state; null is the replicas' default
 	Retention Retention `json:"retention"`
@@ -2938,7 +2955,7 @@ type SubmitJobResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *TooManyFailures
+	ApplicationproblemJSON429 *TooManyOrQueueFull
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2999,7 +3016,7 @@ func (r SubmitJobResponse) GetApplicationproblemJSON422() *Problem {
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r SubmitJobResponse) GetApplicationproblemJSON429() *TooManyFailures {
+func (r SubmitJobResponse) GetApplicationproblemJSON429() *TooManyOrQueueFull {
 	return r.ApplicationproblemJSON429
 }
 
@@ -3085,7 +3102,7 @@ type SubmitJobsResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *TooManyFailures
+	ApplicationproblemJSON429 *TooManyOrQueueFull
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3147,7 +3164,7 @@ func (r SubmitJobsResponse) GetApplicationproblemJSON422() *Problem {
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r SubmitJobsResponse) GetApplicationproblemJSON429() *TooManyFailures {
+func (r SubmitJobsResponse) GetApplicationproblemJSON429() *TooManyOrQueueFull {
 	return r.ApplicationproblemJSON429
 }
 
@@ -4487,8 +4504,11 @@ func ParseUpdateQueueResponse(rsp *http.Response) (*UpdateQueueResponse, error) 
 		var dest struct {
 			// GlobalConcurrency The queue's own limit on its running jobs over every replica; null when it has none
 			GlobalConcurrency *int32 `json:"global_concurrency"`
-			Paused            bool   `json:"paused"`
-			Queue             string `json:"queue"`
+
+			// MaxBacklog The most jobs the queue may have waiting for a submit to be accepted; null for no limit
+			MaxBacklog *int32 `json:"max_backlog"`
+			Paused     bool   `json:"paused"`
+			Queue      string `json:"queue"`
 
 			// Retention How long the queue keeps finished jobs, by final state; null is the replicas' default
 			Retention Retention `json:"retention"`
@@ -4667,7 +4687,7 @@ func ParseSubmitJobResponse(rsp *http.Response) (*SubmitJobResponse, error) {
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest TooManyFailures
+		var dest TooManyOrQueueFull
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4828,7 +4848,7 @@ func ParseSubmitJobsResponse(rsp *http.Response) (*SubmitJobsResponse, error) {
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest TooManyFailures
+		var dest TooManyOrQueueFull
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/baton-run/baton/internal/store"
 )
 
-const queueUsage = "queue: usage: baton queue list [--format table|json] | pause QUEUE [--create] | resume QUEUE [--create] | set QUEUE [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--global-concurrency N]"
+const queueUsage = "queue: usage: baton queue list [--format table|json] | pause QUEUE [--create] | resume QUEUE [--create] | set QUEUE [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--global-concurrency N] [--max-backlog N]"
 
 // queueCmd lists queues, pauses and resumes them, and sets their retention:
 // what the API's /v1/queues routes do.
@@ -28,7 +28,7 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return helpShown{strings.TrimPrefix(queueUsage, "queue: ") + "\n"}
 	}
 	fs := newCommand("queue "+sub, strings.TrimPrefix(queueUsage, "queue: usage: "))
-	var retain struct{ succeeded, dead, canceled, limit string }
+	var retain struct{ succeeded, dead, canceled, limit, backlog string }
 	var format string
 	var create bool
 	switch sub {
@@ -42,6 +42,7 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&retain.dead, "retain-dead", "", "keep dead jobs this long, forever, or default")
 		fs.StringVar(&retain.canceled, "retain-canceled", "", "keep canceled jobs this long, forever, or default")
 		fs.StringVar(&retain.limit, "global-concurrency", "", "run at most N of the queue's jobs at once over every replica, or default (the stages' own)")
+		fs.StringVar(&retain.backlog, "max-backlog", "", "refuse submits that would leave more than N jobs waiting, or none")
 	}
 	pos, err := fs.parse(args[1:])
 	if err != nil {
@@ -85,19 +86,31 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			ms := store.RetentionMs(d)
 			*f.ms = &ms
 		}
-		if retain.limit != "" {
-			p.SetGlobalConcurrency = true
-			if retain.limit != "default" {
-				n, err := strconv.ParseInt(retain.limit, 10, 32)
-				if err != nil || n < 1 || n > store.MaxGlobalConcurrency {
-					return usagef("queue set: --global-concurrency %q: want 1 to %d, or default", retain.limit, store.MaxGlobalConcurrency)
-				}
-				limit := int32(n)
-				p.GlobalConcurrency = &limit
+		for _, f := range []struct {
+			name, value, unset string
+			most               int64
+			set                *bool
+			limit              **int32
+		}{
+			{"global-concurrency", retain.limit, "default", store.MaxGlobalConcurrency, &p.SetGlobalConcurrency, &p.GlobalConcurrency},
+			{"max-backlog", retain.backlog, "none", math.MaxInt32, &p.SetMaxBacklog, &p.MaxBacklog},
+		} {
+			if f.value == "" {
+				continue
 			}
+			*f.set = true
+			if f.value == f.unset {
+				continue
+			}
+			n, err := strconv.ParseInt(f.value, 10, 32)
+			if err != nil || n < 1 || n > f.most {
+				return usagef("queue set: --%s %q: want 1 to %d, or %s", f.name, f.value, f.most, f.unset)
+			}
+			limit := int32(n)
+			*f.limit = &limit
 		}
-		if !p.SetSucceeded && !p.SetDead && !p.SetCanceled && !p.SetGlobalConcurrency {
-			return usagef("queue set: nothing to set (give --retain-succeeded, --retain-dead, --retain-canceled or --global-concurrency)")
+		if !p.SetSucceeded && !p.SetDead && !p.SetCanceled && !p.SetGlobalConcurrency && !p.SetMaxBacklog {
+			return usagef("queue set: nothing to set (give --retain-succeeded, --retain-dead, --retain-canceled, --global-concurrency or --max-backlog)")
 		}
 	}
 
@@ -130,8 +143,12 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if r.GlobalConcurrency != nil {
 			limit = strconv.Itoa(int(*r.GlobalConcurrency))
 		}
-		fmt.Fprintf(stdout, "queue %s keeps succeeded jobs %s, dead jobs %s, canceled jobs %s; global concurrency %s\n", r.Name,
-			retentionText(r.RetainSucceededMs), retentionText(r.RetainDeadMs), retentionText(r.RetainCanceledMs), limit)
+		backlog := "none"
+		if r.MaxBacklog != nil {
+			backlog = strconv.Itoa(int(*r.MaxBacklog))
+		}
+		fmt.Fprintf(stdout, "queue %s keeps succeeded jobs %s, dead jobs %s, canceled jobs %s; global concurrency %s; max backlog %s\n", r.Name,
+			retentionText(r.RetainSucceededMs), retentionText(r.RetainDeadMs), retentionText(r.RetainCanceledMs), limit, backlog)
 	case "list":
 		rows, err := q.QueueSummary(ctx, store.QueueSummaryParams{MaxQueues: math.MaxInt32})
 		if err != nil {

@@ -214,10 +214,10 @@ func TestQueueCommands(t *testing.T) {
 	require.NoError(t, err)
 	r := baton(t, u, "", "queue", "set", "mail", "--retain-succeeded", "48h", "--retain-dead", "forever")
 	require.Zero(t, r.code, r.stderr)
-	require.Equal(t, "queue mail keeps succeeded jobs 48h0m0s, dead jobs forever, canceled jobs (default); global concurrency (its stages' own)\n", r.stdout)
+	require.Equal(t, "queue mail keeps succeeded jobs 48h0m0s, dead jobs forever, canceled jobs (default); global concurrency (its stages' own); max backlog none\n", r.stdout)
 	r = baton(t, u, "", "queue", "set", "mail", "--retain-dead", "default", "--global-concurrency", "5")
 	require.Zero(t, r.code, r.stderr)
-	require.Equal(t, "queue mail keeps succeeded jobs 48h0m0s, dead jobs (default), canceled jobs (default); global concurrency 5\n", r.stdout)
+	require.Equal(t, "queue mail keeps succeeded jobs 48h0m0s, dead jobs (default), canceled jobs (default); global concurrency 5; max backlog none\n", r.stdout)
 	for _, bad := range []string{"0", "-1", "many", "1000001"} {
 		r = baton(t, u, "", "queue", "set", "mail", "--global-concurrency", bad)
 		require.Equal(t, 2, r.code, bad)

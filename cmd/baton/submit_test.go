@@ -69,3 +69,22 @@ func TestSubmitWithTagsAndReportByTag(t *testing.T) {
 	}
 	require.Equal(t, 2, count(t, pool, "SELECT count(*) FROM baton.jobs"))
 }
+
+// baton submit into a full queue (its max_backlog reached) exits 1 with one
+// line, and submits nothing.
+func TestSubmitIntoAFullQueueSaysSoInOneLine(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	r := baton(t, u, "", "queue", "set", "mail", "--max-backlog", "1")
+	require.Zero(t, r.code, r.stderr)
+	require.Contains(t, r.stdout, "max backlog 1")
+	require.Zero(t, baton(t, u, "", "submit", "mail", "{}").code)
+	r = baton(t, u, "", "submit", "mail", "{}")
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+	require.Contains(t, r.stderr, "queue mail is full: 1 jobs waiting, at most 1")
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs"))
+	r = baton(t, u, "", "queue", "set", "mail", "--max-backlog", "lots")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "--max-backlog")
+}

@@ -391,6 +391,7 @@ type Queue struct {
 	RetainDeadMs      *int64    `json:"retain_dead_ms"`
 	RetainCanceledMs  *int64    `json:"retain_canceled_ms"`
 	GlobalConcurrency *int32    `json:"global_concurrency"`
+	MaxBacklog        *int32    `json:"max_backlog"`
 }
 
 type QueueSummaryView struct {

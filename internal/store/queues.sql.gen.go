@@ -113,15 +113,16 @@ func (q *Queries) QueuePause(ctx context.Context, arg QueuePauseParams) (QueuePa
 }
 
 const queueSet = `-- name: QueueSet :one
-INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency)
+INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency, max_backlog)
 VALUES ($1::text, $2::bigint, $3::bigint, $4::bigint,
-        $5::integer)
+        $5::integer, $6::integer)
 ON CONFLICT (name) DO UPDATE
-SET retain_succeeded_ms = CASE WHEN $6::boolean THEN excluded.retain_succeeded_ms ELSE baton.queues.retain_succeeded_ms END,
-    retain_dead_ms = CASE WHEN $7::boolean THEN excluded.retain_dead_ms ELSE baton.queues.retain_dead_ms END,
-    retain_canceled_ms = CASE WHEN $8::boolean THEN excluded.retain_canceled_ms ELSE baton.queues.retain_canceled_ms END,
-    global_concurrency = CASE WHEN $9::boolean THEN excluded.global_concurrency ELSE baton.queues.global_concurrency END
-RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency
+SET retain_succeeded_ms = CASE WHEN $7::boolean THEN excluded.retain_succeeded_ms ELSE baton.queues.retain_succeeded_ms END,
+    retain_dead_ms = CASE WHEN $8::boolean THEN excluded.retain_dead_ms ELSE baton.queues.retain_dead_ms END,
+    retain_canceled_ms = CASE WHEN $9::boolean THEN excluded.retain_canceled_ms ELSE baton.queues.retain_canceled_ms END,
+    global_concurrency = CASE WHEN $10::boolean THEN excluded.global_concurrency ELSE baton.queues.global_concurrency END,
+    max_backlog = CASE WHEN $11::boolean THEN excluded.max_backlog ELSE baton.queues.max_backlog END
+RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency, max_backlog
 `
 
 type QueueSetParams struct {
@@ -130,10 +131,12 @@ type QueueSetParams struct {
 	DeadMs               *int64 `json:"dead_ms"`
 	CanceledMs           *int64 `json:"canceled_ms"`
 	GlobalConcurrency    *int32 `json:"global_concurrency"`
+	MaxBacklog           *int32 `json:"max_backlog"`
 	SetSucceeded         bool   `json:"set_succeeded"`
 	SetDead              bool   `json:"set_dead"`
 	SetCanceled          bool   `json:"set_canceled"`
 	SetGlobalConcurrency bool   `json:"set_global_concurrency"`
+	SetMaxBacklog        bool   `json:"set_max_backlog"`
 }
 
 type QueueSetRow struct {
@@ -143,12 +146,14 @@ type QueueSetRow struct {
 	RetainDeadMs      *int64 `json:"retain_dead_ms"`
 	RetainCanceledMs  *int64 `json:"retain_canceled_ms"`
 	GlobalConcurrency *int32 `json:"global_concurrency"`
+	MaxBacklog        *int32 `json:"max_backlog"`
 }
 
 // Sets a queue's settings (creating the queue if new), as a JSON merge patch
 // would: a field not set (set_* false) is left alone, NULL goes back to the
 // default. Retention: NULL the replicas' default, -1 forever, else
 // milliseconds. Global concurrency: NULL the stages' own, else the limit.
+// Max backlog: NULL none, else the most waiting jobs submits may make.
 func (q *Queries) QueueSet(ctx context.Context, arg QueueSetParams) (QueueSetRow, error) {
 	row := q.db.QueryRow(ctx, queueSet,
 		arg.Name,
@@ -156,10 +161,12 @@ func (q *Queries) QueueSet(ctx context.Context, arg QueueSetParams) (QueueSetRow
 		arg.DeadMs,
 		arg.CanceledMs,
 		arg.GlobalConcurrency,
+		arg.MaxBacklog,
 		arg.SetSucceeded,
 		arg.SetDead,
 		arg.SetCanceled,
 		arg.SetGlobalConcurrency,
+		arg.SetMaxBacklog,
 	)
 	var i QueueSetRow
 	err := row.Scan(
@@ -169,6 +176,7 @@ func (q *Queries) QueueSet(ctx context.Context, arg QueueSetParams) (QueueSetRow
 		&i.RetainDeadMs,
 		&i.RetainCanceledMs,
 		&i.GlobalConcurrency,
+		&i.MaxBacklog,
 	)
 	return i, err
 }
@@ -179,7 +187,7 @@ SELECT queue::text AS queue,
        running::bigint AS running, retrying::bigint AS retrying,
        succeeded::bigint AS succeeded, dead::bigint AS dead, canceled::bigint AS canceled,
        extract(epoch FROM oldest_available_age)::float8 AS oldest_available_seconds,
-       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms, q.global_concurrency
+       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms, q.global_concurrency, q.max_backlog
 FROM baton.queue_summary s
 JOIN baton.queues q ON q.name = s.queue
 WHERE s.queue > $1::text
@@ -209,6 +217,7 @@ type QueueSummaryRow struct {
 	RetainDeadMs           *int64  `json:"retain_dead_ms"`
 	RetainCanceledMs       *int64  `json:"retain_canceled_ms"`
 	GlobalConcurrency      *int32  `json:"global_concurrency"`
+	MaxBacklog             *int32  `json:"max_backlog"`
 }
 
 // A page of queues in name order: those after the cursor (after, ” for the
@@ -237,6 +246,7 @@ func (q *Queries) QueueSummary(ctx context.Context, arg QueueSummaryParams) ([]Q
 			&i.RetainDeadMs,
 			&i.RetainCanceledMs,
 			&i.GlobalConcurrency,
+			&i.MaxBacklog,
 		); err != nil {
 			return nil, err
 		}

@@ -34,6 +34,10 @@ var (
 	ErrConflict    = errors.New("conflict")
 	ErrLeaseLost   = errors.New("lease lost")
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrQueueFull is a submit refused whole: it would take a queue past
+	// its max_backlog (baton.admit, migration 24). Worth trying again once
+	// the queue has drained.
+	ErrQueueFull = errors.New("queue full")
 	// ErrUnreadable is a statement that failed for a value it could not
 	// write out (over PostgreSQL's 1 GB limit as text, or out of memory
 	// doing so) or a damaged row.
@@ -57,6 +61,8 @@ func MapError(err error) error {
 	}
 	if errors.As(err, &pgErr) {
 		switch {
+		case pgErr.Code == "BQ001": // baton.admit: a queue's max_backlog
+			return fmt.Errorf("%w: %s", ErrQueueFull, pgErr.Message)
 		case pgErr.Code == "22P05", pgErr.Code == "22021": // NUL or bad encoding in text/jsonb
 			return fmt.Errorf("%w: %s", ErrInvalid, pgErr.Message)
 		case strings.HasPrefix(pgErr.Code, "22"), pgErr.Code == "23514": // data exception, check violation

@@ -494,6 +494,11 @@ export interface components {
              * @description The queue's own limit on its running jobs over every replica (PATCH); null when it has none (its stages' own apply)
              */
             global_concurrency: number | null;
+            /**
+             * Format: int32
+             * @description The most jobs the queue may have waiting for a submit to be accepted (PATCH); null for no limit
+             */
+            max_backlog: number | null;
         };
         /** @description How long the queue keeps finished jobs, by final state; null is the replicas' default */
         Retention: {
@@ -550,6 +555,26 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The queue is full: the submit would take it past its max_backlog, and nothing was submitted (code queue_full); or a wrong token after too many from this address (code too_many_failures). Retry after Retry-After seconds */
+        TooManyOrQueueFull: {
+            headers: {
+                /** @description Seconds */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:baton:problem:queue_full",
+                 *       "title": "Too Many Requests",
+                 *       "status": 429,
+                 *       "code": "queue_full",
+                 *       "detail": "queue full: queue emails is full: 100 jobs waiting, at most 100; nothing was submitted: retry later"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -737,7 +762,7 @@ export interface operations {
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
-            429: components["responses"]["TooManyFailures"];
+            429: components["responses"]["TooManyOrQueueFull"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
@@ -792,7 +817,7 @@ export interface operations {
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
-            429: components["responses"]["TooManyFailures"];
+            429: components["responses"]["TooManyOrQueueFull"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
@@ -855,6 +880,12 @@ export interface operations {
                      * @example 5
                      */
                     global_concurrency?: number | null;
+                    /**
+                     * Format: int32
+                     * @description The most jobs the queue may have waiting (scheduled, available, retrying) for a submit to be accepted; null for no limit. Hand-offs are never refused
+                     * @example 10000
+                     */
+                    max_backlog?: number | null;
                 };
             };
         };
@@ -874,6 +905,11 @@ export interface operations {
                          * @description The queue's own limit on its running jobs over every replica; null when it has none
                          */
                         global_concurrency: number | null;
+                        /**
+                         * Format: int32
+                         * @description The most jobs the queue may have waiting for a submit to be accepted; null for no limit
+                         */
+                        max_backlog: number | null;
                     };
                 };
             };

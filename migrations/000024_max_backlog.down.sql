@@ -1,0 +1,2 @@
+DROP FUNCTION baton.admit(text, bigint);
+ALTER TABLE baton.queues DROP COLUMN max_backlog;
