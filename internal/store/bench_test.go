@@ -16,19 +16,26 @@ import (
 // go test -run XXX -bench . ./db/ | tee new.txt; benchstat old.txt new.txt
 
 func BenchmarkSubmit(b *testing.B) {
-	for _, n := range []int{1, 100, 1000} {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			pool := dbtest.New(b)
-			jobs := make([]store.NewJob, n)
-			for i := range jobs {
-				jobs[i] = store.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
-			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i += n {
-				_, err := store.Submit(context.Background(), pool, jobs...)
-				require.NoError(b, err)
-			}
-		})
+	for _, limited := range []bool{false, true} {
+		for _, n := range []int{1, 100, 1000} {
+			b.Run(fmt.Sprintf("max_backlog=%v/batch=%d", limited, n), func(b *testing.B) {
+				pool := dbtest.New(b)
+				if limited { // a limit never reached: the cost of the turn and the count
+					most := int32(1 << 30)
+					_, err := store.New(pool).QueueSet(context.Background(), store.QueueSetParams{Name: "a", MaxBacklog: &most, SetMaxBacklog: true})
+					require.NoError(b, err)
+				}
+				jobs := make([]store.NewJob, n)
+				for i := range jobs {
+					jobs[i] = store.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i += n {
+					_, err := store.Submit(context.Background(), pool, jobs...)
+					require.NoError(b, err)
+				}
+			})
+		}
 	}
 }
 
