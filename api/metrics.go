@@ -162,6 +162,10 @@ var (
 		"How long the oldest due job of a queue has waited to be claimed.", []string{"queue"}, nil)
 	descPaused = prometheus.NewDesc("baton_queue_paused",
 		"1 if the queue is paused.", []string{"queue"}, nil)
+	descLimit = prometheus.NewDesc("baton_queue_global_concurrency",
+		"A queue's own limit on its running jobs over every replica (absent when it has none; compare baton_jobs{state=\"running\"}).", []string{"queue"}, nil)
+	descMaxBacklog = prometheus.NewDesc("baton_queue_max_backlog",
+		"A queue's max_backlog: submits that would leave more jobs waiting are refused (absent when it has none).", []string{"queue"}, nil)
 	descDead = prometheus.NewDesc("baton_table_dead_tuples",
 		"Dead row versions in a Baton table, waiting for vacuum.", []string{"table"}, nil)
 	descLive = prometheus.NewDesc("baton_table_live_tuples",
@@ -181,7 +185,7 @@ var (
 type databaseCollector struct{ s *Server }
 
 func (c databaseCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descJobs, descOldest, descPaused, descDead, descLive, descVacuum, descTableBytes, descIndexBytes, descOldestTx} {
+	for _, d := range []*prometheus.Desc{descUp, descJobs, descOldest, descPaused, descLimit, descMaxBacklog, descDead, descLive, descVacuum, descTableBytes, descIndexBytes, descOldestTx} {
 		ch <- d
 	}
 }
@@ -224,6 +228,12 @@ func emit(ch chan<- prometheus.Metric, queues []QueueView, tables []store.TableH
 			paused = 1
 		}
 		gauge(descPaused, paused, v.Queue)
+		if v.GlobalConcurrency != nil {
+			gauge(descLimit, float64(*v.GlobalConcurrency), v.Queue)
+		}
+		if v.MaxBacklog != nil {
+			gauge(descMaxBacklog, float64(*v.MaxBacklog), v.Queue)
+		}
 	}
 	for _, t := range tables {
 		gauge(descDead, float64(t.DeadRows), t.TableName)
