@@ -177,7 +177,7 @@ func stringValue(v jsonb.Token, field string) (string, error) {
 
 // jobFields are the fields of one job in a submit request.
 var jobFields = []string{"payload", "delay", "run_at", "priority", "max_attempts", "unique_key", "unique_for", "unique_states",
-	"tags", "timeout", "lease"}
+	"tags", "timeout", "lease", "group"}
 
 // parseJob reads the job object that begins with t into a store.NewJob. The
 // payload stays the bytes the client sent: a slice of the body.
@@ -186,7 +186,7 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 	if t.Kind != '{' {
 		return job, notAnObject(path)
 	}
-	var seen [11]bool // by jobFields index
+	var seen [12]bool // by jobFields index
 	var delay, runAt, uniqueFor string
 	for k := s.Next(); k.Kind == '"'; k = s.Next() {
 		key, err := fieldName(k, path, jobFields)
@@ -233,6 +233,11 @@ func parseJob(s *jsonb.Scanner, t jsonb.Token, path, queue string, maxPayload in
 			job.Timeout, err = overrideValue(v, field, store.MinJobTimeout)
 		case "lease":
 			job.Lease, err = overrideValue(v, field, store.MinJobLease)
+		case "group":
+			job.Group, err = stringValue(v, field)
+			if err == nil && (job.Group == "" || store.ValidateGroup(job.Group) != nil) {
+				err = problem(http.StatusUnprocessableEntity, "out_of_range", field, "group must be 1 to %d characters without control characters", store.MaxGroupLength)
+			}
 		}
 		if err != nil {
 			return job, err

@@ -50,6 +50,10 @@ type NewJob struct {
 	// lease of the stage that runs the job, capped by its max_job_timeout
 	// and max_job_lease. At most 24h; at least 10ms and 100ms.
 	Timeout, Lease time.Duration
+	// Group names the job's group (a customer, an account, a tenant): 1 to
+	// 128 characters without control characters, kept by the jobs it hands
+	// off. Optional.
+	Group string
 }
 
 // Submit inserts jobs in one statement and returns their ids in order. On
@@ -134,6 +138,8 @@ type JobStatus struct {
 	Tags    []string `json:"tags,omitempty"`
 	Timeout string   `json:"timeout,omitempty"`
 	Lease   string   `json:"lease,omitempty"`
+	// Group is the job's group ("" for none), which its journey keeps.
+	Group string `json:"group,omitempty"`
 }
 
 // Event is one state change of a job: At, From (nil at its creation), To,

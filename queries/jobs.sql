@@ -17,6 +17,7 @@ WITH input AS (
            nullif(unnest(@tags::text[]), '')::text[] AS tags,
            nullif(unnest(@timeouts_ms::integer[]), 0) AS timeout_ms,
            nullif(unnest(@leases_ms::integer[]), 0) AS lease_ms,
+           nullif(unnest(@groups::text[]), '') AS group_key,
            generate_subscripts(@queues::text[], 1) AS ord
 ), new_queues AS (
     INSERT INTO baton.queues (name)
@@ -30,7 +31,7 @@ WITH input AS (
     JOIN baton.queues q ON q.name = c.queue
     WHERE q.max_backlog IS NOT NULL
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms)
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms, group_key)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
@@ -38,7 +39,7 @@ WITH input AS (
            i.priority,
            coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
            nullif(i.max_attempts, 0),
-           i.trace_parent, i.tags, i.timeout_ms, i.lease_ms
+           i.trace_parent, i.tags, i.timeout_ms, i.lease_ms, i.group_key
     FROM input i
     WHERE (SELECT count(*) FROM admitted) >= 0 -- admitted first
     ORDER BY i.ord
@@ -77,6 +78,7 @@ WITH input AS (
            unnest(@unique_keys::text[]) AS unique_key,
            unnest(@unique_for_ms::bigint[]) AS unique_for_ms,
            unnest(@unique_states::text[])::baton.job_state[] AS unique_states,
+           nullif(unnest(@groups::text[]), '') AS group_key,
            generate_subscripts(@queues::text[], 1) AS ord
 ), new_queues AS (
     INSERT INTO baton.queues (name)
@@ -91,7 +93,7 @@ WITH input AS (
     WHERE q.max_backlog IS NOT NULL
 ), inserted AS (
     INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms,
-                            unique_key, unique_states)
+                            unique_key, unique_states, group_key)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
@@ -101,7 +103,7 @@ WITH input AS (
            nullif(i.max_attempts, 0),
            i.trace_parent, i.tags, i.timeout_ms, i.lease_ms,
            baton.unique_key(i.unique_key, i.unique_for_ms),
-           i.unique_states
+           i.unique_states, i.group_key
     FROM input i
     WHERE (SELECT count(*) FROM admitted) >= 0 -- admitted first
     ORDER BY i.ord
@@ -283,7 +285,7 @@ WITH input AS (
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
-              i.next_queue, i.trace_parent, i.direct, j.parent_id, j.tags,
+              i.next_queue, i.trace_parent, i.direct, j.parent_id, j.tags, j.group_key,
               -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
               CASE WHEN j.parent_id IS NULL THEN j.id ELSE j.root_id END AS root_id,
               CASE WHEN j.parent_id IS NULL THEN j.created_at ELSE j.root_created_at END AS root_created_at
@@ -308,23 +310,23 @@ WITH input AS (
     RETURNING f.parent_id, f.pending
 ), handoff AS (
     SELECT d.id, d.priority, coalesce(d.result, 'null'::jsonb) AS payload, 0 AS seq, d.next_queue, d.trace_parent,
-           d.root_id, d.root_created_at, d.tags,
+           d.root_id, d.root_created_at, d.tags, d.group_key,
            d.direct AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = d.next_queue AND q.paused) AS run
     FROM done d
     WHERE d.next_queue <> '' AND NOT @fan_out::boolean AND NOT @join_stage::boolean
     UNION ALL
-    SELECT d.id, d.priority, e.elem, (e.ord - 1)::integer, d.next_queue, d.trace_parent, d.root_id, d.root_created_at, d.tags, false
+    SELECT d.id, d.priority, e.elem, (e.ord - 1)::integer, d.next_queue, d.trace_parent, d.root_id, d.root_created_at, d.tags, d.group_key, false
     FROM done d
     CROSS JOIN LATERAL jsonb_array_elements(d.result) WITH ORDINALITY AS e(elem, ord)
     WHERE @fan_out::boolean AND d.next_queue <> ''
     UNION ALL
     SELECT d.id, d.priority, jsonb_build_array(coalesce(d.result, 'null'::jsonb)), 0, d.next_queue, d.trace_parent,
-           d.root_id, d.root_created_at, d.tags, false
+           d.root_id, d.root_created_at, d.tags, d.group_key, false
     FROM done d
     WHERE @join_stage::boolean AND d.next_queue <> '' AND NOT EXISTS (SELECT 1 FROM joined j WHERE j.parent_id = d.parent_id)
 ), handed AS (
     INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent,
-                            attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at, tags)
+                            attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at, tags, group_key)
     SELECT h.next_queue,
            CASE WHEN h.run THEN 'running' ELSE 'available' END::baton.job_state,
            h.payload, h.priority, h.id, h.seq, h.root_id, h.root_created_at, h.trace_parent,
@@ -334,7 +336,7 @@ WITH input AS (
            CASE WHEN h.run THEN now() + interval '1 millisecond' * @next_lease_ms::bigint END,
            CASE WHEN h.run THEN @worker_id::text END,
            CASE WHEN h.run THEN now() END,
-           h.tags -- a journey keeps its tags
+           h.tags, h.group_key -- a journey keeps its tags and group
     FROM handoff h
     ORDER BY h.id, h.seq
     RETURNING id, parent_id, parent_seq, state, created_at, payload, tags
@@ -370,11 +372,11 @@ WITH ready AS (
 ), new_queue AS (
     INSERT INTO baton.queues (name) SELECT @next_queue::text WHERE EXISTS (SELECT 1 FROM joined) ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent, tags)
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent, tags, group_key)
     SELECT @next_queue::text, 'available', j.payload, p.priority, p.id, -1,
            CASE WHEN p.parent_id IS NULL THEN p.id ELSE p.root_id END,
            CASE WHEN p.parent_id IS NULL THEN p.created_at ELSE p.root_created_at END,
-           p.trace_parent, p.tags
+           p.trace_parent, p.tags, p.group_key
     FROM joined j
     JOIN baton.jobs p ON p.id = j.parent_id
     ORDER BY p.id

@@ -71,7 +71,9 @@ func TestAFanOutIsJoinedOnceAcrossReplicas(t *testing.T) {
 	for i := range 3 {
 		workertest.Start(t, b.pool, fanOutPipeline, worker.Config{ID: fmt.Sprintf("r%d", i), Handlers: handlers})
 	}
-	root := b.submit(`[1, 2, 3]`)
+	ids, err := store.Submit(context.Background(), b.pool, store.NewJob{Queue: "a", Payload: json.RawMessage(`[1, 2, 3]`), Group: "tenant-7"})
+	require.NoError(t, err)
+	root := ids[0]
 	var joinID int64
 	require.Eventually(t, func() bool {
 		return b.pool.QueryRow(context.Background(), "SELECT id FROM baton.jobs WHERE queue = 'c' AND state = 'succeeded'").Scan(&joinID) == nil
@@ -84,6 +86,7 @@ func TestAFanOutIsJoinedOnceAcrossReplicas(t *testing.T) {
 	require.Equal(t, 3, count(t, b.pool, "SELECT count(DISTINCT worker) FROM baton.job_events e JOIN baton.jobs j ON j.id = e.job_id WHERE j.queue = 'b' AND e.to_state = 'succeeded'"),
 		"one b job on each replica")
 	require.Zero(t, count(t, b.pool, "SELECT count(*) FROM baton.fan_outs"), "the fan-out is done")
+	require.Equal(t, 5, count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE group_key = 'tenant-7'"), "the fan-out and the join keep the group")
 
 	parent, err := store.Status(context.Background(), b.pool, root)
 	require.NoError(t, err)

@@ -103,6 +103,11 @@ type Job struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	FinishedAt *time.Time `json:"finished_at"`
 
+	// Group The job's group, which its journey keeps (absent: none)
+	//
+	// Example: customer-42
+	Group *string `json:"group,omitempty"`
+
 	// History One entry per state change, the last 100 (only on GET /v1/jobs/{id}; baton.job_history has them all)
 	History *[]struct {
 		At      time.Time `json:"at"`
@@ -178,6 +183,11 @@ type NewJob struct {
 	//
 	// Example: 90s
 	Delay *string `json:"delay,omitempty"`
+
+	// Group The job's group (a customer, an account, a tenant), kept by the jobs it hands off
+	//
+	// Example: customer-42
+	Group *string `json:"group,omitempty"`
 
 	// Lease The job's own lease (100ms to 24h), capped by its stage's max_job_lease (by default the stage's lease)
 	//

@@ -22,7 +22,7 @@ import (
 )
 
 func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	fs := newCommand("submit", "baton submit QUEUE [JSON | -] [--delay D] [--priority N] [--max-attempts N] [--key K] [--unique-key K [--unique-for D] [--unique-states S,S]] [--tag T]... [--timeout D] [--lease D]")
+	fs := newCommand("submit", "baton submit QUEUE [JSON | -] [--delay D] [--priority N] [--max-attempts N] [--key K] [--unique-key K [--unique-for D] [--unique-states S,S]] [--tag T]... [--timeout D] [--lease D] [--group G]")
 	delay := fs.Duration("delay", 0, "run no earlier than this long from now (e.g. 3s, 5m)")
 	priority := fs.Int("priority", 0, "0 (first) to 100")
 	maxAttempts := fs.Int("max-attempts", 0, "attempts before the job is dead (default: the stage's, else 5)")
@@ -37,6 +37,7 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	})
 	timeout := fs.Duration("timeout", 0, "the job's own handler timeout, capped by its stage's max_job_timeout (default: the stage's timeout)")
 	lease := fs.Duration("lease", 0, "the job's own lease, capped by its stage's max_job_lease (default: the stage's lease)")
+	group := fs.String("group", "", "the job's group (a customer, an account, a tenant), kept by the jobs it hands off")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -88,7 +89,7 @@ func submitCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	job := store.NewJob{
 		Queue: pos[0], Payload: payload, Priority: int16(*priority), Delay: *delay, MaxAttempts: int32(*maxAttempts),
 		TraceParent: store.TraceParentOf(traced), UniqueKey: *uniqueKey, UniqueFor: *uniqueFor,
-		Tags: tags, Timeout: *timeout, Lease: *lease,
+		Tags: tags, Timeout: *timeout, Lease: *lease, Group: *group,
 	}
 	for _, st := range strings.Split(*uniqueStates, ",") {
 		if st = strings.TrimSpace(st); st != "" {

@@ -88,3 +88,19 @@ func TestSubmitIntoAFullQueueSaysSoInOneLine(t *testing.T) {
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "--max-backlog")
 }
+
+// baton submit --group names the job's group; baton status shows it; a
+// group past 128 characters is refused in one line.
+func TestSubmitWithAGroup(t *testing.T) {
+	t.Parallel()
+	_, u := dbtest.NewWithURL(t)
+	r := baton(t, u, "", "submit", "mail", "{}", "--group", "customer-42")
+	require.Zero(t, r.code, r.stderr)
+	s := baton(t, u, "", "status", strings.TrimSpace(r.stdout))
+	require.Zero(t, s.code, s.stderr)
+	require.Contains(t, s.stdout, `"group": "customer-42"`)
+	r = baton(t, u, "", "submit", "mail", "{}", "--group", strings.Repeat("g", 129))
+	require.Equal(t, 2, r.code)
+	require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+	require.Contains(t, r.stderr, "group")
+}

@@ -338,7 +338,7 @@ WITH input AS (
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
-              i.next_queue, i.trace_parent, i.direct, j.parent_id, j.tags,
+              i.next_queue, i.trace_parent, i.direct, j.parent_id, j.tags, j.group_key,
               -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
               CASE WHEN j.parent_id IS NULL THEN j.id ELSE j.root_id END AS root_id,
               CASE WHEN j.parent_id IS NULL THEN j.created_at ELSE j.root_created_at END AS root_created_at
@@ -363,23 +363,23 @@ WITH input AS (
     RETURNING f.parent_id, f.pending
 ), handoff AS (
     SELECT d.id, d.priority, coalesce(d.result, 'null'::jsonb) AS payload, 0 AS seq, d.next_queue, d.trace_parent,
-           d.root_id, d.root_created_at, d.tags,
+           d.root_id, d.root_created_at, d.tags, d.group_key,
            d.direct AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = d.next_queue AND q.paused) AS run
     FROM done d
     WHERE d.next_queue <> '' AND NOT $9::boolean AND NOT $10::boolean
     UNION ALL
-    SELECT d.id, d.priority, e.elem, (e.ord - 1)::integer, d.next_queue, d.trace_parent, d.root_id, d.root_created_at, d.tags, false
+    SELECT d.id, d.priority, e.elem, (e.ord - 1)::integer, d.next_queue, d.trace_parent, d.root_id, d.root_created_at, d.tags, d.group_key, false
     FROM done d
     CROSS JOIN LATERAL jsonb_array_elements(d.result) WITH ORDINALITY AS e(elem, ord)
     WHERE $9::boolean AND d.next_queue <> ''
     UNION ALL
     SELECT d.id, d.priority, jsonb_build_array(coalesce(d.result, 'null'::jsonb)), 0, d.next_queue, d.trace_parent,
-           d.root_id, d.root_created_at, d.tags, false
+           d.root_id, d.root_created_at, d.tags, d.group_key, false
     FROM done d
     WHERE $10::boolean AND d.next_queue <> '' AND NOT EXISTS (SELECT 1 FROM joined j WHERE j.parent_id = d.parent_id)
 ), handed AS (
     INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent,
-                            attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at, tags)
+                            attempts, max_attempts, lease_token, lease_expires_at, leased_by, started_at, tags, group_key)
     SELECT h.next_queue,
            CASE WHEN h.run THEN 'running' ELSE 'available' END::baton.job_state,
            h.payload, h.priority, h.id, h.seq, h.root_id, h.root_created_at, h.trace_parent,
@@ -389,7 +389,7 @@ WITH input AS (
            CASE WHEN h.run THEN now() + interval '1 millisecond' * $12::bigint END,
            CASE WHEN h.run THEN $8::text END,
            CASE WHEN h.run THEN now() END,
-           h.tags -- a journey keeps its tags
+           h.tags, h.group_key -- a journey keeps its tags and group
     FROM handoff h
     ORDER BY h.id, h.seq
     RETURNING id, parent_id, parent_seq, state, created_at, payload, tags
@@ -633,7 +633,7 @@ func (q *Queries) JobFindUnique(ctx context.Context, arg JobFindUniqueParams) (i
 }
 
 const jobGet = `-- name: JobGet :one
-SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since, root_id, root_created_at, tags, timeout_ms, lease_ms FROM baton.jobs_readable WHERE id = $1::bigint
+SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since, root_id, root_created_at, tags, timeout_ms, lease_ms, group_key FROM baton.jobs_readable WHERE id = $1::bigint
 `
 
 // A job as users see it: payload and result NULL where they cannot be read
@@ -669,6 +669,7 @@ func (q *Queries) JobGet(ctx context.Context, id int64) (ReadableJob, error) {
 		&i.Tags,
 		&i.TimeoutMs,
 		&i.LeaseMs,
+		&i.GroupKey,
 	)
 	return i, err
 }
@@ -817,6 +818,7 @@ WITH input AS (
            nullif(unnest($8::text[]), '')::text[] AS tags,
            nullif(unnest($9::integer[]), 0) AS timeout_ms,
            nullif(unnest($10::integer[]), 0) AS lease_ms,
+           nullif(unnest($11::text[]), '') AS group_key,
            generate_subscripts($1::text[], 1) AS ord
 ), new_queues AS (
     INSERT INTO baton.queues (name)
@@ -830,7 +832,7 @@ WITH input AS (
     JOIN baton.queues q ON q.name = c.queue
     WHERE q.max_backlog IS NOT NULL
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms)
+    INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms, group_key)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
@@ -838,7 +840,7 @@ WITH input AS (
            i.priority,
            coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond'),
            nullif(i.max_attempts, 0),
-           i.trace_parent, i.tags, i.timeout_ms, i.lease_ms
+           i.trace_parent, i.tags, i.timeout_ms, i.lease_ms, i.group_key
     FROM input i
     WHERE (SELECT count(*) FROM admitted) >= 0 -- admitted first
     ORDER BY i.ord
@@ -868,6 +870,7 @@ type JobInsertManyParams struct {
 	Tags         []string    `json:"tags"`
 	TimeoutsMs   []int32     `json:"timeouts_ms"`
 	LeasesMs     []int32     `json:"leases_ms"`
+	Groups       []string    `json:"groups"`
 }
 
 type JobInsertManyRow struct {
@@ -896,6 +899,7 @@ func (q *Queries) JobInsertMany(ctx context.Context, arg JobInsertManyParams) ([
 		arg.Tags,
 		arg.TimeoutsMs,
 		arg.LeasesMs,
+		arg.Groups,
 	)
 	if err != nil {
 		return nil, err
@@ -935,6 +939,7 @@ WITH input AS (
            unnest($11::text[]) AS unique_key,
            unnest($12::bigint[]) AS unique_for_ms,
            unnest($13::text[])::baton.job_state[] AS unique_states,
+           nullif(unnest($14::text[]), '') AS group_key,
            generate_subscripts($1::text[], 1) AS ord
 ), new_queues AS (
     INSERT INTO baton.queues (name)
@@ -949,7 +954,7 @@ WITH input AS (
     WHERE q.max_backlog IS NOT NULL
 ), inserted AS (
     INSERT INTO baton.jobs (queue, state, payload, priority, run_at, max_attempts, trace_parent, tags, timeout_ms, lease_ms,
-                            unique_key, unique_states)
+                            unique_key, unique_states, group_key)
     SELECT i.queue,
            CASE WHEN coalesce(i.run_at, now() + i.delay_ms * interval '1 millisecond') > now()
                 THEN 'scheduled' ELSE 'available' END::baton.job_state,
@@ -959,7 +964,7 @@ WITH input AS (
            nullif(i.max_attempts, 0),
            i.trace_parent, i.tags, i.timeout_ms, i.lease_ms,
            baton.unique_key(i.unique_key, i.unique_for_ms),
-           i.unique_states
+           i.unique_states, i.group_key
     FROM input i
     WHERE (SELECT count(*) FROM admitted) >= 0 -- admitted first
     ORDER BY i.ord
@@ -993,6 +998,7 @@ type JobInsertUniqueParams struct {
 	UniqueKeys   []string    `json:"unique_keys"`
 	UniqueForMs  []int64     `json:"unique_for_ms"`
 	UniqueStates []string    `json:"unique_states"`
+	Groups       []string    `json:"groups"`
 }
 
 type JobInsertUniqueRow struct {
@@ -1024,6 +1030,7 @@ func (q *Queries) JobInsertUnique(ctx context.Context, arg JobInsertUniqueParams
 		arg.UniqueKeys,
 		arg.UniqueForMs,
 		arg.UniqueStates,
+		arg.Groups,
 	)
 	if err != nil {
 		return nil, err
@@ -1060,11 +1067,11 @@ WITH ready AS (
 ), new_queue AS (
     INSERT INTO baton.queues (name) SELECT $2::text WHERE EXISTS (SELECT 1 FROM joined) ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent, tags)
+    INSERT INTO baton.jobs (queue, state, payload, priority, parent_id, parent_seq, root_id, root_created_at, trace_parent, tags, group_key)
     SELECT $2::text, 'available', j.payload, p.priority, p.id, -1,
            CASE WHEN p.parent_id IS NULL THEN p.id ELSE p.root_id END,
            CASE WHEN p.parent_id IS NULL THEN p.created_at ELSE p.root_created_at END,
-           p.trace_parent, p.tags
+           p.trace_parent, p.tags, p.group_key
     FROM joined j
     JOIN baton.jobs p ON p.id = j.parent_id
     ORDER BY p.id
@@ -1179,7 +1186,7 @@ WITH succeeded AS (
           SELECT n FROM baton.job_count_deltas WHERE queue = $1::text AND state = 'succeeded') c
     WHERE $1::text IS NOT NULL
 )
-SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since, j.root_id, j.root_created_at, j.tags, j.timeout_ms, j.lease_ms FROM baton.jobs_readable j
+SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since, j.root_id, j.root_created_at, j.tags, j.timeout_ms, j.lease_ms, j.group_key FROM baton.jobs_readable j
 WHERE j.id = ANY(ARRAY(
     SELECT page.id FROM (
         -- No queue, and any state or succeeded: the primary key, newest
@@ -1306,6 +1313,7 @@ func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]ReadableJob
 			&i.Tags,
 			&i.TimeoutMs,
 			&i.LeaseMs,
+			&i.GroupKey,
 		); err != nil {
 			return nil, err
 		}
@@ -1318,7 +1326,7 @@ func (q *Queries) JobList(ctx context.Context, arg JobListParams) ([]ReadableJob
 }
 
 const jobListByTag = `-- name: JobListByTag :many
-SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since, j.root_id, j.root_created_at, j.tags, j.timeout_ms, j.lease_ms FROM baton.jobs_readable j
+SELECT j.id, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, j.lease_token, j.lease_expires_at, j.leased_by, j.last_error, j.result, j.parent_id, j.parent_seq, j.created_at, j.started_at, j.finished_at, j.trace_parent, j.lost_leases, j.isolated, j.alone_since, j.root_id, j.root_created_at, j.tags, j.timeout_ms, j.lease_ms, j.group_key FROM baton.jobs_readable j
 WHERE j.id = ANY(ARRAY(
     SELECT t.job_id FROM baton.job_tags t
     JOIN LATERAL (SELECT queue, state FROM baton.jobs WHERE id = t.job_id OFFSET 0) b ON true
@@ -1385,6 +1393,7 @@ func (q *Queries) JobListByTag(ctx context.Context, arg JobListByTagParams) ([]R
 			&i.Tags,
 			&i.TimeoutMs,
 			&i.LeaseMs,
+			&i.GroupKey,
 		); err != nil {
 			return nil, err
 		}

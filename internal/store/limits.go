@@ -28,6 +28,8 @@ const (
 	MinJobLease    = 100 * time.Millisecond
 	// MaxGlobalConcurrency bounds a queue's global concurrency.
 	MaxGlobalConcurrency = 1000000
+	// MaxGroupLength bounds a job's group, in characters.
+	MaxGroupLength = 128
 	// MaxTags and MaxTagLength bound a job's tags (the length in characters).
 	MaxTags      = 16
 	MaxTagLength = 64

@@ -361,7 +361,8 @@ type Job struct {
 	// The handler timeout the job was submitted with (the worker caps it by its stage's max_job_timeout); NULL: the stage's.
 	TimeoutMs *int32 `json:"timeout_ms"`
 	// The lease the job was submitted with (the worker caps it by its stage's max_job_lease); NULL: the stage's.
-	LeaseMs *int32 `json:"lease_ms"`
+	LeaseMs  *int32  `json:"lease_ms"`
+	GroupKey *string `json:"group_key"`
 }
 
 type JobEvent struct {
@@ -434,4 +435,5 @@ type ReadableJob struct {
 	Tags           []string   `json:"tags"`
 	TimeoutMs      *int32     `json:"timeout_ms"`
 	LeaseMs        *int32     `json:"lease_ms"`
+	GroupKey       *string    `json:"group_key"`
 }

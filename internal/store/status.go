@@ -54,6 +54,7 @@ type JobStatus struct {
 	Tags           []string        `json:"tags,omitempty"`
 	Timeout        string          `json:"timeout,omitempty"`
 	Lease          string          `json:"lease,omitempty"`
+	Group          string          `json:"group,omitempty"`
 }
 
 // JoinWait is a fan-out whose join is still to come.
@@ -73,8 +74,16 @@ func StatusOf(j ReadableJob) *JobStatus {
 		StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, LeaseExpiresAt: j.LeaseExpiresAt,
 		LastError: j.LastError, Result: j.Result, ParentID: j.ParentID, Children: []int64{},
 		LostLeases: j.LostLeases, RunsAlone: j.Isolated && !j.State.Terminal(),
-		Tags: j.Tags, Timeout: msString(j.TimeoutMs), Lease: msString(j.LeaseMs),
+		Tags: j.Tags, Timeout: msString(j.TimeoutMs), Lease: msString(j.LeaseMs), Group: deref(j.GroupKey),
 	}
+}
+
+// deref is s, or "" for none.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // msString writes a duration stored in milliseconds as Go does ("" for none).

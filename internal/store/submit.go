@@ -36,6 +36,7 @@ type NewJob struct {
 	Tags         []string
 	Timeout      time.Duration
 	Lease        time.Duration
+	Group        string
 }
 
 // DefaultUniqueStates are the states of a job not yet done: a unique job
@@ -89,6 +90,9 @@ func (j *NewJob) Validate() error {
 	if err := ValidateTags(j.Tags); err != nil {
 		return err
 	}
+	if err := ValidateGroup(j.Group); err != nil {
+		return err
+	}
 	return j.validateUnique()
 }
 
@@ -104,6 +108,15 @@ func ValidateTags(tags []string) error {
 		if slices.Contains(tags[:i], t) {
 			return fmt.Errorf("%w: tags: %q appears twice", ErrInvalid, t)
 		}
+	}
+	return nil
+}
+
+// ValidateGroup checks a job's group: none (""), or 1 to MaxGroupLength
+// characters of UTF-8 text without control characters.
+func ValidateGroup(group string) error {
+	if group != "" && (!utf8.ValidString(group) || utf8.RuneCountInString(group) > MaxGroupLength || strings.ContainsFunc(group, unicode.IsControl)) {
+		return fmt.Errorf("%w: group: a group must be 1 to %d characters without control characters", ErrInvalid, MaxGroupLength)
 	}
 	return nil
 }
@@ -345,8 +358,10 @@ func insertParams(jobs []NewJob) JobInsertManyParams {
 		Tags:         make([]string, len(jobs)),
 		TimeoutsMs:   make([]int32, len(jobs)),
 		LeasesMs:     make([]int32, len(jobs)),
+		Groups:       make([]string, len(jobs)),
 	}
 	for i, j := range jobs {
+		p.Groups[i] = j.Group
 		p.Queues[i], p.Payloads[i], p.Priorities[i] = j.Queue, string(j.Payload), j.Priority
 		p.DelaysMs[i], p.RunAts[i], p.MaxAttempts[i] = j.Delay.Milliseconds(), j.RunAt.UTC(), j.MaxAttempts
 		p.TraceParents[i], p.Tags[i] = j.TraceParent, arrayLiteral(j.Tags)
@@ -362,6 +377,7 @@ func insertUnique(ctx context.Context, x DBTX, jobs []NewJob) ([]JobInsertUnique
 	p := JobInsertUniqueParams{
 		Queues: c.Queues, Payloads: c.Payloads, Priorities: c.Priorities, DelaysMs: c.DelaysMs, RunAts: c.RunAts,
 		MaxAttempts: c.MaxAttempts, TraceParents: c.TraceParents, Tags: c.Tags, TimeoutsMs: c.TimeoutsMs, LeasesMs: c.LeasesMs,
+		Groups:       c.Groups,
 		UniqueKeys:   make([]string, len(jobs)),
 		UniqueForMs:  make([]int64, len(jobs)),
 		UniqueStates: make([]string, len(jobs)),
@@ -466,7 +482,7 @@ func created(j NewJob, r JobInsertManyRow) *JobStatus {
 	if j.MaxAttempts > 0 {
 		st.MaxAttempts = &j.MaxAttempts
 	}
-	st.Tags = j.Tags
+	st.Tags, st.Group = j.Tags, j.Group
 	if j.Timeout > 0 {
 		st.Timeout = j.Timeout.String()
 	}

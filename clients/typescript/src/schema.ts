@@ -382,6 +382,11 @@ export interface components {
              * @example 2m
              */
             lease?: string;
+            /**
+             * @description The job's group (a customer, an account, a tenant), kept by the jobs it hands off
+             * @example customer-42
+             */
+            group?: string;
         };
         Job: {
             /** Format: int64 */
@@ -466,6 +471,11 @@ export interface components {
              * @example 2m0s
              */
             lease?: string;
+            /**
+             * @description The job's group, which its journey keeps (absent: none)
+             * @example customer-42
+             */
+            group?: string;
         };
         Queue: {
             queue: string;
