@@ -884,7 +884,15 @@ SELECT id, parent_id, queue, state, depth::integer AS depth FROM down ORDER BY d
 
 -- name: JobHeld :one
 -- Where a job stands against a lease: after a handler that called
--- worker.CompleteTx, whether that completion committed (succeeded, the
--- lease's), was rolled back with the caller's transaction (running, the
--- lease's), or the lease moved on.
-SELECT state, lease_token = @lease_token::bigint AS ours FROM baton.jobs WHERE id = @id;
+-- worker.CompleteTx or FailTx, whether that commit ended the lease's run
+-- (ended_as: the state its history row moved it to, written by this worker
+-- and not the reaper), was rolled back with the caller's transaction (still
+-- running under the lease), or the lease moved on. The history, not the
+-- job's row, says what this run did: a failure retried at once may be
+-- claimed again (a new lease) before the worker reads.
+SELECT j.state, j.lease_token = @lease_token::bigint AS ours,
+       coalesce((SELECT e.to_state::text FROM baton.job_events e
+                 WHERE e.job_id = j.id AND e.lease_token = @lease_token::bigint AND e.from_state = 'running'
+                   AND e.worker = @worker_id::text AND coalesce(e.error, '') NOT LIKE 'lease expired%'
+                 ORDER BY e.id DESC LIMIT 1), '')::text AS ended_as
+FROM baton.jobs j WHERE j.id = @id;

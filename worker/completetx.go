@@ -149,21 +149,21 @@ func (s *stage) afterCompleteTx(c claimed, herr error, ran time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
 	r, err := retryDB(ctx, func() (store.JobHeldRow, error) {
-		return store.New(s.w.pool).JobHeld(ctx, store.JobHeldParams{ID: c.job.ID, LeaseToken: c.token})
+		return store.New(s.w.pool).JobHeld(ctx, store.JobHeldParams{ID: c.job.ID, LeaseToken: c.token, WorkerID: s.w.cfg.ID})
 	})
 	switch {
 	case err != nil:
 		s.jobLog(c.job).Error("after CompleteTx, reading whether it committed failed; if it did not, the job runs again when its lease expires", "error", err)
-	case r.Ours && r.State == store.BatonJobStateSucceeded:
+	case r.EndedAs == string(store.BatonJobStateSucceeded):
 		s.w.stats.succeeded.Add(1)
 		s.metrics.succeeded.Inc()
 		if next := s.w.stages[s.cfg.Next]; next != nil {
 			signal(next.wake) // its job, handed off unclaimed
 		}
-	case r.Ours && r.State != store.BatonJobStateRunning: // FailTx's, committed
+	case r.EndedAs != "": // FailTx's, committed
 		s.w.stats.failed.Add(1)
-		s.w.metrics.finished.WithLabelValues(s.cfg.Queue, string(r.State)).Inc()
-		if r.State == store.BatonJobStateRetrying {
+		s.w.metrics.finished.WithLabelValues(s.cfg.Queue, r.EndedAs).Inc()
+		if r.EndedAs == string(store.BatonJobStateRetrying) {
 			signal(s.wake)
 		}
 	case r.Ours && r.State == store.BatonJobStateRunning:

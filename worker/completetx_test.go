@@ -157,3 +157,33 @@ func TestFailTxRecordsTheFailureWithTheHandlersWrites(t *testing.T) {
 	require.Equal(t, int64(2), r.Stats().Failed)
 	require.Zero(t, r.Stats().LeasesLost)
 }
+
+// A failure recorded by FailTx whose job is claimed again at once (its
+// retry due, another replica quick) is still this run's failure: the worker
+// reads what the run did from the history, not from the job's row, which
+// holds the new lease by then. (It read the row, and called it a lost lease;
+// CI saw the count one short.)
+func TestFailTxCountsTheFailureEvenWhenTheRetryIsAlreadyClaimed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	name := b.handle(worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (json.RawMessage, error) {
+		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return worker.FailTx(ctx, tx, j, errors.New("the bank said no")) })
+		require.NoError(t, err)
+		// Another replica claims the retry before this worker settles the run.
+		require.Eventually(t, func() bool {
+			rows, err := store.New(b.pool).JobClaim(ctx, store.JobClaimParams{QueueName: "a", MaxJobs: 1, LeaseMs: 60000, WorkerID: "other",
+				MaxAttempts: 5, MaxJobLeaseMs: 60000})
+			require.NoError(t, err)
+			return len(rows) == 1
+		}, 10*time.Second, 5*time.Millisecond)
+		return nil, nil
+	}))
+	r := b.start(fmt.Sprintf("poll_interval: 1h\nstages:\n  - queue: a\n    handler: {go: %q}\n    backoff: 10ms\n", name))
+	id := b.submit(`{}`)
+	require.Eventually(t, func() bool {
+		return count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND leased_by = 'other'", id) == 1
+	}, 10*time.Second, 5*time.Millisecond)
+	r.Stop(t)
+	require.Equal(t, int64(1), r.Stats().Failed, "the run's failure, counted")
+	require.Zero(t, r.Stats().LeasesLost)
+}

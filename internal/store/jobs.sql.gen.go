@@ -720,27 +720,37 @@ func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]i
 }
 
 const jobHeld = `-- name: JobHeld :one
-SELECT state, lease_token = $1::bigint AS ours FROM baton.jobs WHERE id = $2
+SELECT j.state, j.lease_token = $1::bigint AS ours,
+       coalesce((SELECT e.to_state::text FROM baton.job_events e
+                 WHERE e.job_id = j.id AND e.lease_token = $1::bigint AND e.from_state = 'running'
+                   AND e.worker = $2::text AND coalesce(e.error, '') NOT LIKE 'lease expired%'
+                 ORDER BY e.id DESC LIMIT 1), '')::text AS ended_as
+FROM baton.jobs j WHERE j.id = $3
 `
 
 type JobHeldParams struct {
-	LeaseToken int64 `json:"lease_token"`
-	ID         int64 `json:"id"`
+	LeaseToken int64  `json:"lease_token"`
+	WorkerID   string `json:"worker_id"`
+	ID         int64  `json:"id"`
 }
 
 type JobHeldRow struct {
-	State JobState `json:"state"`
-	Ours  bool     `json:"ours"`
+	State   JobState `json:"state"`
+	Ours    bool     `json:"ours"`
+	EndedAs string   `json:"ended_as"`
 }
 
 // Where a job stands against a lease: after a handler that called
-// worker.CompleteTx, whether that completion committed (succeeded, the
-// lease's), was rolled back with the caller's transaction (running, the
-// lease's), or the lease moved on.
+// worker.CompleteTx or FailTx, whether that commit ended the lease's run
+// (ended_as: the state its history row moved it to, written by this worker
+// and not the reaper), was rolled back with the caller's transaction (still
+// running under the lease), or the lease moved on. The history, not the
+// job's row, says what this run did: a failure retried at once may be
+// claimed again (a new lease) before the worker reads.
 func (q *Queries) JobHeld(ctx context.Context, arg JobHeldParams) (JobHeldRow, error) {
-	row := q.db.QueryRow(ctx, jobHeld, arg.LeaseToken, arg.ID)
+	row := q.db.QueryRow(ctx, jobHeld, arg.LeaseToken, arg.WorkerID, arg.ID)
 	var i JobHeldRow
-	err := row.Scan(&i.State, &i.Ours)
+	err := row.Scan(&i.State, &i.Ours, &i.EndedAs)
 	return i, err
 }
 
