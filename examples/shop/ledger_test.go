@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -127,8 +129,26 @@ func count(t *testing.T, pool *pgxpool.Pool, sql string) int {
 // process is a shop worker the test started.
 type process struct {
 	cmd    *exec.Cmd
-	stderr bytes.Buffer
+	stderr syncBuffer
 	done   chan error
+}
+
+// syncBuffer is a bytes.Buffer the process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func startWorker(t *testing.T, url, id string, args []string) *process {
@@ -153,8 +173,10 @@ func (p *process) kill(t *testing.T) {
 }
 
 // stop stops the worker as an orchestrator would (SIGTERM), and waits for
-// its graceful exit.
+// its graceful exit. It waits first for the worker to have started: a
+// SIGTERM before the program listens for it ends the process at once.
 func (p *process) stop(t *testing.T) {
+	require.Eventually(t, func() bool { return strings.Contains(p.stderr.String(), "worker started") }, 30*time.Second, 5*time.Millisecond, p.stderr.String())
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case err := <-p.done:
