@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/baton-run/baton/internal/jsonb"
 	"github.com/baton-run/baton/internal/store"
@@ -32,6 +35,9 @@ type QueueView struct {
 	// MaxBacklog is the most jobs the queue may have waiting (scheduled,
 	// available and retrying) for a submit to be accepted; null for no limit.
 	MaxBacklog *int32 `json:"max_backlog"`
+	// RateLimit is the queue's own rate ("20/s", "600/m") over every
+	// replica, null when it has none (its stages' own, if any, apply).
+	RateLimit *string `json:"rate_limit"`
 }
 
 // QueueViewOf is the view of a row of db.QueueSummary.
@@ -42,6 +48,7 @@ func QueueViewOf(q store.QueueSummaryRow) QueueView {
 		Retention:         retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
 		GlobalConcurrency: q.GlobalConcurrency,
 		MaxBacklog:        q.MaxBacklog,
+		RateLimit:         rateView(q.RateCount, q.RatePeriodMs),
 	}
 	for _, s := range store.AllJobStateValues() {
 		v.States[s] = q.Count(s)
@@ -136,13 +143,14 @@ func (s *Server) pauseQueue(paused bool) http.HandlerFunc {
 }
 
 // queueFields are the fields of PATCH /v1/queues/{queue}.
-var queueFields = []string{"retain_succeeded", "retain_dead", "retain_canceled", "global_concurrency", "max_backlog"}
+var queueFields = []string{"retain_succeeded", "retain_dead", "retain_canceled", "global_concurrency", "max_backlog", "rate_limit"}
 
 // PATCH /v1/queues/{queue}: a JSON merge patch of the queue's settings,
 // creating the queue if it is new. Each retain_* field is a duration
 // ("48h"), "forever", or null (back to the replicas' default);
 // global_concurrency is an integer of at least 1, or null (back to the
 // stages' own); max_backlog is an integer of at least 1, or null (no limit);
+// rate_limit is a rate ("20/s", "600/m") or null (back to the stages' own);
 // a field left out stays as it is.
 func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 	p, err := func() (store.QueueSetParams, error) {
@@ -170,6 +178,12 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 					set, limit, most = &p.SetMaxBacklog, &p.MaxBacklog, math.MaxInt32
 				}
 				if err := limitField(set, limit, body.Next(), key, most); err != nil {
+					return p, err
+				}
+				continue
+			}
+			if key == "rate_limit" {
+				if err := rateField(&p, body.Next()); err != nil {
 					return p, err
 				}
 				continue
@@ -209,8 +223,91 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"queue": q.Name, "paused": q.Paused, "retention": retentionOf(q.RetainSucceededMs, q.RetainDeadMs, q.RetainCanceledMs),
-		"global_concurrency": q.GlobalConcurrency, "max_backlog": q.MaxBacklog,
+		"global_concurrency": q.GlobalConcurrency, "max_backlog": q.MaxBacklog, "rate_limit": rateView(q.RateCount, q.RatePeriodMs),
 	})
+}
+
+// rateField reads rate_limit: a rate, or null (none of the queue's own).
+func rateField(p *store.QueueSetParams, v jsonb.Token) error {
+	if p.SetRate {
+		return problem(http.StatusBadRequest, "duplicate_key", "rate_limit", "key %q appears twice", "rate_limit")
+	}
+	p.SetRate = true
+	if v.Kind == 'n' {
+		return nil
+	}
+	text, err := stringValue(v, "rate_limit")
+	if err != nil {
+		return err
+	}
+	rate, err := store.ParseRate(text)
+	if err != nil {
+		return problem(http.StatusUnprocessableEntity, "invalid_rate", "rate_limit", "rate_limit %q: %s", text, store.RateRule)
+	}
+	count, period := rate.Count, rate.PeriodMs()
+	p.RateCount, p.RatePeriodMs = &count, &period
+	return nil
+}
+
+// rateView shows a queue's own rate as it is written ("20/s"), or null.
+func rateView(count, periodMs *int32) *string {
+	if count == nil || periodMs == nil {
+		return nil
+	}
+	r := store.RateOf(*count, *periodMs).String()
+	return &r
+}
+
+// PATCH /v1/queues/{queue}/groups/{group}: a group's weight in the queue's
+// fair shares, {"weight": 3} (1 to 1000), or {"weight": null} for the
+// default, 1. Creates the queue if it is new.
+func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
+	p, err := func() (store.QueueGroupWeightParams, error) {
+		p := store.QueueGroupWeightParams{}
+		queue, err := queueParam(r)
+		if err != nil {
+			return p, err
+		}
+		group, err := url.PathUnescape(chi.URLParam(r, "group"))
+		if err == nil {
+			err = store.ValidateGroup(group)
+		}
+		if err != nil || group == "" {
+			return p, problem(http.StatusUnprocessableEntity, "invalid_group", "group",
+				"a group must be 1 to %d characters without control characters", store.MaxGroupLength)
+		}
+		p.Queue, p.GroupKey = queue, group
+		body, err := readJSON(w, r, 1<<10)
+		if err != nil {
+			return p, err
+		}
+		if t := body.Next(); t.Kind != '{' {
+			return p, notAnObject("")
+		}
+		var set bool
+		for k := body.Next(); k.Kind == '"'; k = body.Next() {
+			if _, err := fieldName(k, "", []string{"weight"}); err != nil {
+				return p, err
+			}
+			if err := limitField(&set, &p.Weight, body.Next(), "weight", store.MaxGroupWeight); err != nil {
+				return p, err
+			}
+		}
+		if !set {
+			return p, problem(http.StatusUnprocessableEntity, "missing_field", "weight", "weight is required: 1 to %d, or null for the default (1)", store.MaxGroupWeight)
+		}
+		return p, nil
+	}()
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	weight, err := store.New(s.pool).QueueGroupWeight(r.Context(), p)
+	if err != nil {
+		writeProblem(w, r, s.log, store.MapError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queue": p.Queue, "group": p.GroupKey, "weight": weight})
 }
 
 // limitField reads a limit: an integer from 1 to most, or null (none).

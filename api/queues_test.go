@@ -54,6 +54,43 @@ func TestPatchQueueGlobalConcurrency(t *testing.T) {
 	require.Nil(t, limit(c.do("PATCH", "/v1/queues/limited", `{"global_concurrency": null}`)))
 }
 
+// PATCH sets a queue's rate (creating the queue), shown as it is written;
+// null takes it back.
+func TestPatchQueueRateLimit(t *testing.T) {
+	t.Parallel()
+	c, _ := setup(t)
+	rate := func(r response) any {
+		t.Helper()
+		require.Equal(t, 200, r.status, "%s", r.body)
+		return r.json(t)["rate_limit"]
+	}
+	require.Equal(t, "20/s", rate(c.do("PATCH", "/v1/queues/paced", `{"rate_limit": "20/second"}`)), "the queue is created")
+	require.Equal(t, "20/s", rate(c.do("PATCH", "/v1/queues/paced", `{"max_backlog": 10}`)), "left out, it stays")
+	require.Equal(t, "600/m", rate(c.do("PATCH", "/v1/queues/paced", `{"rate_limit": "600/m"}`)))
+	r := c.do("GET", "/v1/queues", "")
+	require.Equal(t, "600/m", r.json(t)["queues"].([]any)[0].(map[string]any)["rate_limit"])
+	require.Nil(t, rate(c.do("PATCH", "/v1/queues/paced", `{"rate_limit": null}`)))
+}
+
+// PATCH /v1/queues/{queue}/groups/{group} sets a group's weight (creating
+// the queue); null puts back the default, 1. A group may hold any
+// character but control characters, escaped in the path.
+func TestPatchGroupWeight(t *testing.T) {
+	t.Parallel()
+	c, pool := setup(t)
+	weight := func(r response) map[string]any {
+		t.Helper()
+		require.Equal(t, 200, r.status, "%s", r.body)
+		return r.json(t)
+	}
+	require.Equal(t, map[string]any{"queue": "shared", "group": "acme/eu", "weight": 3.0},
+		weight(c.do("PATCH", "/v1/queues/shared/groups/acme%2Feu", `{"weight": 3}`)))
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.queues WHERE name = 'shared'"), "the queue is created")
+	require.Equal(t, 3, count(t, pool, "SELECT weight FROM baton.queue_groups WHERE queue = 'shared' AND group_key = 'acme/eu'"))
+	require.Equal(t, 1.0, weight(c.do("PATCH", "/v1/queues/shared/groups/acme%2Feu", `{"weight": null}`))["weight"])
+	require.Equal(t, 0, count(t, pool, "SELECT count(*) FROM baton.queue_groups WHERE weight IS NOT NULL"))
+}
+
 // GET /v1/queues pages through the queues in name order, and a pause or a
 // resume of a queue that does not exist is a 404 that creates nothing.
 // Before, a pause of any name made a queue: 5,000 of them made a 1.3 MB

@@ -150,6 +150,7 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/queues/{queue}/jobs/batch", s.submitBatch)
 		r.Get("/queues", s.listQueues)
 		r.Patch("/queues/{queue}", s.patchQueue)
+		r.Patch("/queues/{queue}/groups/{group}", s.patchGroup)
 		r.Post("/queues/{queue}/pause", s.pauseQueue(true))
 		r.Post("/queues/{queue}/resume", s.pauseQueue(false))
 		r.Post("/queues/{queue}/retry", s.retryQueue)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/baton-run/baton/internal/store"
 )
 
@@ -34,15 +36,18 @@ func (s *stage) claimIsolated(ctx context.Context) {
 	p := store.JobClaimIsolatedParams{
 		QueueName: s.cfg.Queue, LeaseMs: s.cfg.Lease.D().Milliseconds(), WorkerID: w.cfg.ID,
 		MaxAttempts: int32(s.cfg.MaxAttempts), MaxJobLeaseMs: s.cfg.MaxJobLease.D().Milliseconds(),
-		GlobalConcurrency: int32(s.cfg.GlobalConcurrency),
+		GlobalConcurrency: int32(s.cfg.GlobalConcurrency), GroupConcurrency: int32(s.cfg.GroupConcurrency),
 	}
 	var row store.JobClaimIsolatedRow
 	var err error
 	if s.limited() {
-		err = s.holdingQueue(qctx, func(q *store.Queries) error {
+		err = s.holdingQueue(qctx, 1, func(q *store.Queries, _ int) (int, error) {
 			row, err = q.JobClaimIsolated(qctx, p)
-			return err
+			return 1, err
 		})
+		if err == nil && row.ID == 0 {
+			err = pgx.ErrNoRows // the rate let no claim through
+		}
 	} else {
 		row, err = store.New(w.pool).JobClaimIsolated(qctx, p)
 	}
@@ -56,7 +61,7 @@ func (s *stage) claimIsolated(ctx context.Context) {
 	c := claimed{
 		job: &Job{
 			ID: row.ID, Queue: row.Queue, Payload: row.Payload, Attempt: int(row.Attempts), MaxAttempts: int(row.MaxAttempts),
-			Priority: int(row.Priority), ParentID: row.ParentID, CreatedAt: row.CreatedAt, Tags: row.Tags,
+			Priority: int(row.Priority), ParentID: row.ParentID, CreatedAt: row.CreatedAt, Tags: row.Tags, Group: deref(row.GroupKey),
 		},
 		token: row.LeaseToken, traceParent: deref(row.TraceParent), pickup: row.StartedAt.Sub(row.RunAt),
 	}

@@ -64,7 +64,7 @@ func (s *stage) claimLoop(ctx context.Context) {
 				s.readLimit(ctx)
 			case <-s.wake:
 			case <-s.freed:
-				if !backlog {
+				if !backlog && !s.limited() {
 					continue // an idle queue is polled, not re-claimed per completion
 				}
 			}
@@ -150,7 +150,7 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 		cs[i] = claimed{
 			job: &Job{
 				ID: r.ID, Queue: r.Queue, Payload: r.Payload, Attempt: int(r.Attempts), MaxAttempts: int(r.MaxAttempts),
-				Priority: int(r.Priority), ParentID: r.ParentID, CreatedAt: r.CreatedAt, Tags: r.Tags,
+				Priority: int(r.Priority), ParentID: r.ParentID, CreatedAt: r.CreatedAt, Tags: r.Tags, Group: deref(r.GroupKey),
 			},
 			token: r.LeaseToken, traceParent: deref(r.TraceParent), pickup: r.StartedAt.Sub(r.RunAt),
 		}
@@ -173,47 +173,113 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 	return len(rows), nil
 }
 
-// claimRows runs the claim statement: alone, or for a queue with a global
-// concurrency after holding the queue's row in the same transaction, so
-// that its count of running jobs is not overtaken by another replica's claim.
+// claimRows runs the claim statement: alone, or for a limited stage (a
+// global or group concurrency, fair shares or a rate) after holding the
+// queue's row in the same transaction, so that its counts of running jobs
+// and its rate's bucket are not overtaken by another replica's claim.
 func (s *stage) claimRows(ctx context.Context, p store.JobClaimParams) (rows []store.JobClaimRow, err error) {
 	if !s.limited() {
 		return store.New(s.w.pool).JobClaim(ctx, p)
 	}
-	err = s.holdingQueue(ctx, func(q *store.Queries) error {
-		rows, err = q.JobClaim(ctx, p)
-		return err
+	err = s.holdingQueue(ctx, int(p.MaxJobs), func(q *store.Queries, n int) (int, error) {
+		p.MaxJobs = int32(n)
+		if s.grouped() {
+			var grouped []store.JobClaimGroupedRow
+			grouped, err = q.JobClaimGrouped(ctx, store.JobClaimGroupedParams{
+				CheckPayloads: p.CheckPayloads, MaxJobs: p.MaxJobs, QueueName: p.QueueName,
+				GlobalConcurrency: p.GlobalConcurrency, GroupConcurrency: int32(s.cfg.GroupConcurrency), Fair: s.cfg.Fair,
+				MaxAttempts: p.MaxAttempts, MaxJobLeaseMs: p.MaxJobLeaseMs, LeaseMs: p.LeaseMs, WorkerID: p.WorkerID,
+			})
+			rows = make([]store.JobClaimRow, len(grouped))
+			for i, r := range grouped {
+				rows[i] = store.JobClaimRow(r)
+			}
+		} else {
+			rows, err = q.JobClaim(ctx, p)
+		}
+		return len(rows), err
 	})
 	return rows, err
 }
 
-// limited reports whether the queue has a global concurrency, its own or
-// the stage's.
-func (s *stage) limited() bool { return s.cfg.GlobalConcurrency > 0 || s.queueLimit.Load() > 0 }
+// queueLimits are a queue's own limits (baton.queues), zero where it has
+// none.
+type queueLimits struct {
+	global int32
+	rate   store.Rate
+}
+
+// limits returns the queue's own limits as last read.
+func (s *stage) limits() queueLimits {
+	if l := s.queueLimits.Load(); l != nil {
+		return *l
+	}
+	return queueLimits{}
+}
+
+// grouped reports whether the stage claims through the queue's groups
+// (JobClaimGrouped).
+func (s *stage) grouped() bool { return s.cfg.GroupConcurrency > 0 || s.cfg.Fair }
+
+// limited reports whether the stage's claims take turns on the queue's
+// row: it has a global concurrency (its own or the queue's), a group limit,
+// fair shares or a rate.
+func (s *stage) limited() bool {
+	l := s.limits()
+	return s.cfg.GlobalConcurrency > 0 || l.global > 0 || s.grouped() || s.rate.Count > 0 || l.rate.Count > 0
+}
 
 // holdingQueue runs claim in a transaction that holds the queue's row first
-// (QueueHoldForClaim): claims of a limited queue take turns.
-func (s *stage) holdingQueue(ctx context.Context, claim func(q *store.Queries) error) error {
+// (QueueHoldForClaim): claims of a limited queue take turns. Under a rate,
+// claim may take no more jobs than the bucket holds (n, at most max), and
+// what it took is spent from the bucket in the same transaction; an empty
+// bucket wakes the stage when its next claim is due.
+func (s *stage) holdingQueue(ctx context.Context, max int, claim func(q *store.Queries, n int) (int, error)) error {
 	return pgx.BeginFunc(ctx, s.w.pool, func(tx pgx.Tx) error {
 		q := store.New(tx)
-		limit, err := q.QueueHoldForClaim(ctx, s.cfg.Queue)
+		h, err := q.QueueHoldForClaim(ctx, store.QueueHoldForClaimParams{
+			Name: s.cfg.Queue, RateCount: s.rate.Count, RatePeriodMs: s.rate.PeriodMs(),
+		})
 		if err != nil {
 			return err
 		}
-		s.queueLimit.Store(limit)
-		return claim(q)
+		s.queueLimits.Store(&queueLimits{global: h.GlobalConcurrency, rate: store.RateOf(h.RateCount, h.RatePeriodMs)})
+		n := max
+		if h.Tokens >= 0 {
+			n = min(n, int(h.Tokens))
+		}
+		took := 0
+		if n > 0 {
+			if took, err = claim(q, n); err != nil {
+				return err
+			}
+		}
+		if h.Tokens < 0 {
+			return nil
+		}
+		left := h.Tokens - float64(took)
+		if took < max && left < 1 {
+			rate := s.limits().rate
+			if rate.Count == 0 {
+				rate = s.rate
+			}
+			s.wakeIn(time.Duration((1 - left) * float64(rate.Period) / float64(rate.Count)))
+		}
+		if took == 0 {
+			return nil
+		}
+		return q.QueueSpendTokens(ctx, store.QueueSpendTokensParams{Name: s.cfg.Queue, Tokens: left})
 	})
 }
 
-// readLimit learns the queue's own global concurrency, which may be set at
-// run time: until then, claims of a stage without one of its own do not
-// take turns.
+// readLimit learns the queue's own limits, which may be set at run time:
+// until then, claims of a stage without limits of its own do not take turns.
 func (s *stage) readLimit(ctx context.Context) {
 	qctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
-	limit, err := store.New(s.w.pool).QueueLimit(qctx, s.cfg.Queue)
+	l, err := store.New(s.w.pool).QueueLimit(qctx, s.cfg.Queue)
 	if err == nil {
-		s.queueLimit.Store(limit)
+		s.queueLimits.Store(&queueLimits{global: l.GlobalConcurrency, rate: store.RateOf(l.RateCount, l.RatePeriodMs)})
 	}
 }
 

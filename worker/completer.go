@@ -127,7 +127,7 @@ func (s *stage) commit(batch []*done) {
 					job: &Job{
 						ID: r.NextID, Queue: next.cfg.Queue, Payload: r.NextPayload, // as stored: jsonb's bytes
 						Attempt: 1, MaxAttempts: next.cfg.MaxAttempts, Priority: d.job.Priority, ParentID: &d.job.ID,
-						CreatedAt: r.NextCreatedAt, Tags: d.job.Tags,
+						CreatedAt: r.NextCreatedAt, Tags: d.job.Tags, Group: d.job.Group,
 					},
 					token: 1, traceParent: d.nextTrace, // picked up in the commit that created it
 					pickup: picked,

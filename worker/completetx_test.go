@@ -178,7 +178,8 @@ func TestFailTxCountsTheFailureEvenWhenTheRetryIsAlreadyClaimed(t *testing.T) {
 		}, 10*time.Second, 5*time.Millisecond)
 		return nil, nil
 	}))
-	r := b.start(fmt.Sprintf("poll_interval: 1h\nstages:\n  - queue: a\n    handler: {go: %q}\n    backoff: 10ms\n", name))
+	// One slot: while the handler waits, this worker cannot take the retry itself.
+	r := b.start(fmt.Sprintf("poll_interval: 1h\nstages:\n  - queue: a\n    handler: {go: %q}\n    backoff: 10ms\n    concurrency: 1\n", name))
 	id := b.submit(`{}`)
 	require.Eventually(t, func() bool {
 		return count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND leased_by = 'other'", id) == 1

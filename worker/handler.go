@@ -26,6 +26,7 @@ type Job struct {
 	ParentID    *int64 // the job that handed off to this one, if any
 	CreatedAt   time.Time
 	Tags        []string // the job's tags, which its journey keeps (nil for none)
+	Group       string   // the job's group, which its journey keeps ("" for none)
 
 	exec execution // the run, for CompleteTx (in the Job: no allocation of its own)
 }

@@ -80,6 +80,24 @@ type Stage struct {
 	// A limited stage's claims take turns, and it gets no direct hand-offs.
 	// 0 (the default) is no limit.
 	GlobalConcurrency int `yaml:"global_concurrency"`
+	// GroupConcurrency, when set, is how many jobs of one group (a job's
+	// group: a customer, a tenant) run at once over every replica. A
+	// group's jobs start in submit order: only its first GroupConcurrency
+	// unfinished jobs may run, so a job waiting for its retry keeps its
+	// place, and with 1 the group's jobs run one at a time, in order. Jobs
+	// without a group are not limited by it. 0 (the default) is no limit.
+	GroupConcurrency int `yaml:"group_concurrency"`
+	// Fair shares the stage's claims among the groups that have due jobs:
+	// the group with the fewest running jobs for its weight (1 unless set
+	// by PATCH /v1/queues/{queue}/groups/{group}) goes first, and a lone
+	// group gets every slot. Jobs without a group share one group. Without
+	// it, jobs go by priority, then age, whatever their group.
+	Fair bool `yaml:"fair"`
+	// RateLimit, when set, bounds the queue's claims over every replica:
+	// "20/s" or "600/m". Its bucket holds one second's worth of the rate (at
+	// least one claim): the largest burst. The queue's own rate (PATCH
+	// /v1/queues/{queue}, baton queue set) wins over it.
+	RateLimit string `yaml:"rate_limit"`
 	// Timeout stops a handler running longer; the attempt fails. Defaults to 1m.
 	Timeout Duration `yaml:"timeout"`
 	// MaxJobTimeout and MaxJobLease cap the timeout and lease a job was
@@ -415,6 +433,12 @@ func (s *Stage) validate() error {
 	}
 	if s.GlobalConcurrency < 0 || s.GlobalConcurrency > store.MaxGlobalConcurrency {
 		return fmt.Errorf("global_concurrency %d must be between 0 (no limit) and %d", s.GlobalConcurrency, store.MaxGlobalConcurrency)
+	}
+	if s.GroupConcurrency < 0 || s.GroupConcurrency > store.MaxGroupConcurrency {
+		return fmt.Errorf("group_concurrency %d must be between 0 (no limit) and %d", s.GroupConcurrency, store.MaxGroupConcurrency)
+	}
+	if _, err := store.ParseRate(s.RateLimit); err != nil {
+		return fmt.Errorf("rate_limit %q: %s", s.RateLimit, store.RateRule)
 	}
 	return nil
 }

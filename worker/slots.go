@@ -13,8 +13,15 @@ type slots struct {
 }
 
 // free is how many jobs may be claimed now, with held claimed jobs whose
-// outcome is not recorded yet.
-func (sl slots) free(held int) int {
+// outcome is not recorded yet. A limited stage (whose claims count the
+// queue's running jobs) claims only for slots whose last job is recorded:
+// the database counts a job running until then, and a claim made before
+// would find its slot taken (or, in a fair stage, would share the slots by
+// what has not committed yet).
+func (sl slots) free(held int, limited bool) int {
+	if limited {
+		return min(sl.size-sl.busy, sl.size-held-sl.reserved)
+	}
 	return min(sl.size-sl.busy, 2*sl.size-held-sl.reserved)
 }
 
@@ -47,7 +54,7 @@ func (s *stage) freeLocked() int {
 	if s.w.isolating.Load() {
 		return 0 // an isolated job is held or runs alone on this worker
 	}
-	return s.slots.free(len(s.running))
+	return s.slots.free(len(s.running), s.limited())
 }
 
 // reserve holds up to n free slots for jobs that a completion in this

@@ -8,25 +8,31 @@ import "testing"
 func TestSlotsBoundHandlersAndHeldJobs(t *testing.T) {
 	t.Parallel()
 	sl := slots{size: 4}
-	if got := sl.free(0); got != 4 {
+	if got := sl.free(0, false); got != 4 {
 		t.Fatalf("free = %d, want 4", got)
 	}
 	for range 4 {
 		sl.start(false)
 	}
-	if got := sl.free(4); got != 0 {
+	if got := sl.free(4, false); got != 0 {
 		t.Fatalf("all busy: free = %d, want 0", got)
 	}
 	sl.end()
 	sl.end() // two handlers returned; their jobs wait for their commit
-	if got := sl.free(4); got != 2 {
+	if got := sl.free(4, false); got != 2 {
 		t.Fatalf("two returned, four held: free = %d, want 2", got)
 	}
-	if got := sl.free(7); got != 1 {
+	if got := sl.free(7, false); got != 1 {
 		t.Fatalf("seven held (two slots' worth of jobs awaiting commit): free = %d, want 1", got)
 	}
+	if got := sl.free(4, true); got != 0 {
+		t.Fatalf("limited, two returned and four held: free = %d, want 0 until their commits", got)
+	}
+	if got := sl.free(3, true); got != 1 {
+		t.Fatalf("limited, one of them recorded: free = %d, want 1", got)
+	}
 	sl.reserve(2) // for direct hand-offs
-	if got := sl.free(4); got != 0 {
+	if got := sl.free(4, false); got != 0 {
 		t.Fatalf("two reserved: free = %d, want 0", got)
 	}
 	sl.start(true) // a reserved slot taken by its hand-off

@@ -43,10 +43,11 @@ type stage struct {
 	// lookIsolated says an isolated job may wait in the queue (a hint from
 	// the reaper, or a poll): the claim loop tries to claim one (alone.go).
 	lookIsolated atomic.Bool
-	// queueLimit is the queue's own global concurrency (0: none), which
-	// wins over the stage's: learned from each limited claim and every poll
-	// interval (a limit set at run time).
-	queueLimit atomic.Int32
+	// queueLimits are the queue's own global concurrency and rate, which
+	// win over the stage's: learned from each limited claim and every poll
+	// interval (limits set at run time). rate is the stage's own.
+	queueLimits atomic.Pointer[queueLimits]
+	rate        store.Rate
 
 	completions chan *done // successes for the completer to commit
 

@@ -152,8 +152,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", st.Queue, err)
 		}
+		rate, _ := store.ParseRate(st.RateLimit) // validated with the pipeline
 		w.stages[st.Queue] = &stage{
-			w: w, cfg: st, handler: h, log: w.log.With("queue", st.Queue),
+			w: w, cfg: st, handler: h, rate: rate, log: w.log.With("queue", st.Queue),
 			timeout: fmt.Errorf("timeout: handler ran longer than %s", st.Timeout.D()),
 			metrics: m.stage(st.Queue), spanName: "process " + st.Queue,
 			running: map[int64]*inflight{}, slots: slots{size: st.Concurrency}, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),

@@ -264,6 +264,11 @@ type Queue struct {
 	Paused           bool    `json:"paused"`
 	Queue            string  `json:"queue"`
 
+	// RateLimit The queue's own rate over every replica (PATCH), written N/s or N/m; null when it has none (its stages' own apply)
+	//
+	// Example: 20/s
+	RateLimit *string `json:"rate_limit"`
+
 	// Retention How long the queue keeps finished jobs, by final state; null is the replicas' default
 	Retention Retention        `json:"retention"`
 	States    map[string]int64 `json:"states"`
@@ -344,7 +349,12 @@ type UpdateQueueJSONBody struct {
 	// MaxBacklog The most jobs the queue may have waiting (scheduled, available, retrying) for a submit to be accepted; null for no limit. Hand-offs are never refused
 	//
 	// Example: 10000
-	MaxBacklog     *int32  `json:"max_backlog,omitempty"`
+	MaxBacklog *int32 `json:"max_backlog,omitempty"`
+
+	// RateLimit The most claims of the queue per second or per minute over every replica (1 to 1000000 per period); null goes back to the stages' own
+	//
+	// Example: 20/s
+	RateLimit      *string `json:"rate_limit,omitempty"`
 	RetainCanceled *string `json:"retain_canceled,omitempty"`
 
 	// RetainDead Example: forever
@@ -352,6 +362,12 @@ type UpdateQueueJSONBody struct {
 
 	// RetainSucceeded Example: 48h
 	RetainSucceeded *string `json:"retain_succeeded,omitempty"`
+}
+
+// UpdateQueueGroupJSONBody defines parameters for UpdateQueueGroup.
+type UpdateQueueGroupJSONBody struct {
+	// Weight Example: 3
+	Weight *int32 `json:"weight"`
 }
 
 // SubmitJobParams defines parameters for SubmitJob.
@@ -399,6 +415,9 @@ type RetryQueueJSONBodyState string
 
 // UpdateQueueJSONRequestBody defines body for UpdateQueue for application/json ContentType.
 type UpdateQueueJSONRequestBody UpdateQueueJSONBody
+
+// UpdateQueueGroupJSONRequestBody defines body for UpdateQueueGroup for application/json ContentType.
+type UpdateQueueGroupJSONRequestBody UpdateQueueGroupJSONBody
 
 // SubmitJobJSONRequestBody defines body for SubmitJob for application/json ContentType.
 type SubmitJobJSONRequestBody = NewJob
@@ -693,7 +712,9 @@ type ClientInterface interface {
 	// the default the replicas were started with (--retain-succeeded and so on).
 	// global_concurrency caps the queue's running jobs over every replica (enforced by the
 	// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
-	// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+	// to the stages' own. rate_limit caps the queue's claims over every replica ("20/s" or
+	// "600/m"; its bucket holds one second's worth, the largest burst), or null goes back to the
+	// stages' own. A field left out stays as it is. Maintenance deletes what has been
 	// finished longer.
 	//
 	// Takes any type of body and a specified content type.
@@ -708,13 +729,37 @@ type ClientInterface interface {
 	// the default the replicas were started with (--retain-succeeded and so on).
 	// global_concurrency caps the queue's running jobs over every replica (enforced by the
 	// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
-	// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+	// to the stages' own. rate_limit caps the queue's claims over every replica ("20/s" or
+	// "600/m"; its bucket holds one second's worth, the largest burst), or null goes back to the
+	// stages' own. A field left out stays as it is. Maintenance deletes what has been
 	// finished longer.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PATCH /v1/queues/{queue} (the `UpdateQueue` operationId).
 	UpdateQueue(ctx context.Context, queue QueueName, body UpdateQueueJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateQueueGroupWithBody Set a group's weight in the queue's fair shares; creates the queue if it is new
+	//
+	// In a stage with fair: true, a group of weight 3 gets three claims for each claim of a
+	// group of weight 1 while both have due jobs. The default weight is 1; null puts it back.
+	// A group's name is escaped in the path (acme%2Feu for acme/eu).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/queues/{queue}/groups/{group} (the `UpdateQueueGroup` operationId).
+	UpdateQueueGroupWithBody(ctx context.Context, queue QueueName, group string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateQueueGroup Set a group's weight in the queue's fair shares; creates the queue if it is new
+	//
+	// In a stage with fair: true, a group of weight 3 gets three claims for each claim of a
+	// group of weight 1 while both have due jobs. The default weight is 1; null puts it back.
+	// A group's name is escaped in the path (acme%2Feu for acme/eu).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/queues/{queue}/groups/{group} (the `UpdateQueueGroup` operationId).
+	UpdateQueueGroup(ctx context.Context, queue QueueName, group string, body UpdateQueueGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SubmitJobWithBody Submit one job
 	//
@@ -955,7 +1000,9 @@ func (c *Client) ListQueues(ctx context.Context, params *ListQueuesParams, reqEd
 // the default the replicas were started with (--retain-succeeded and so on).
 // global_concurrency caps the queue's running jobs over every replica (enforced by the
 // claim statement; it wins over a pipeline file's global_concurrency), or null goes back
-// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+// to the stages' own. rate_limit caps the queue's claims over every replica ("20/s" or
+// "600/m"; its bucket holds one second's worth, the largest burst), or null goes back to the
+// stages' own. A field left out stays as it is. Maintenance deletes what has been
 // finished longer.
 //
 // Takes any type of body and a specified content type.
@@ -980,7 +1027,9 @@ func (c *Client) UpdateQueueWithBody(ctx context.Context, queue QueueName, conte
 // the default the replicas were started with (--retain-succeeded and so on).
 // global_concurrency caps the queue's running jobs over every replica (enforced by the
 // claim statement; it wins over a pipeline file's global_concurrency), or null goes back
-// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+// to the stages' own. rate_limit caps the queue's claims over every replica ("20/s" or
+// "600/m"; its bucket holds one second's worth, the largest burst), or null goes back to the
+// stages' own. A field left out stays as it is. Maintenance deletes what has been
 // finished longer.
 //
 // Takes a body of the `application/json` content type.
@@ -988,6 +1037,48 @@ func (c *Client) UpdateQueueWithBody(ctx context.Context, queue QueueName, conte
 // Corresponds with PATCH /v1/queues/{queue} (the `UpdateQueue` operationId).
 func (c *Client) UpdateQueue(ctx context.Context, queue QueueName, body UpdateQueueJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateQueueRequest(c.Server, queue, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateQueueGroupWithBody Set a group's weight in the queue's fair shares; creates the queue if it is new
+//
+// In a stage with fair: true, a group of weight 3 gets three claims for each claim of a
+// group of weight 1 while both have due jobs. The default weight is 1; null puts it back.
+// A group's name is escaped in the path (acme%2Feu for acme/eu).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/queues/{queue}/groups/{group} (the `UpdateQueueGroup` operationId).
+func (c *Client) UpdateQueueGroupWithBody(ctx context.Context, queue QueueName, group string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateQueueGroupRequestWithBody(c.Server, queue, group, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateQueueGroup Set a group's weight in the queue's fair shares; creates the queue if it is new
+//
+// In a stage with fair: true, a group of weight 3 gets three claims for each claim of a
+// group of weight 1 while both have due jobs. The default weight is 1; null puts it back.
+// A group's name is escaped in the path (acme%2Feu for acme/eu).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/queues/{queue}/groups/{group} (the `UpdateQueueGroup` operationId).
+func (c *Client) UpdateQueueGroup(ctx context.Context, queue QueueName, group string, body UpdateQueueGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateQueueGroupRequest(c.Server, queue, group, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1581,6 +1672,60 @@ func NewUpdateQueueRequestWithBody(server string, queue QueueName, contentType s
 	return req, nil
 }
 
+// NewUpdateQueueGroupRequest calls the generic UpdateQueueGroup builder with application/json body
+func NewUpdateQueueGroupRequest(server string, queue QueueName, group string, body UpdateQueueGroupJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateQueueGroupRequestWithBody(server, queue, group, "application/json", bodyReader)
+}
+
+// NewUpdateQueueGroupRequestWithBody constructs an http.Request for the UpdateQueueGroup method, with any body, and a specified content type
+func NewUpdateQueueGroupRequestWithBody(server string, queue QueueName, group string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "queue", queue, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "group", group, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/queues/%s/groups/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewSubmitJobRequest calls the generic SubmitJob builder with application/json body
 func NewSubmitJobRequest(server string, queue QueueName, params *SubmitJobParams, body SubmitJobJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -1952,7 +2097,9 @@ type ClientWithResponsesInterface interface {
 	// the default the replicas were started with (--retain-succeeded and so on).
 	// global_concurrency caps the queue's running jobs over every replica (enforced by the
 	// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
-	// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+	// to the stages' own. rate_limit caps the queue's claims over every replica ("20/s" or
+	// "600/m"; its bucket holds one second's worth, the largest burst), or null goes back to the
+	// stages' own. A field left out stays as it is. Maintenance deletes what has been
 	// finished longer.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -1967,13 +2114,37 @@ type ClientWithResponsesInterface interface {
 	// the default the replicas were started with (--retain-succeeded and so on).
 	// global_concurrency caps the queue's running jobs over every replica (enforced by the
 	// claim statement; it wins over a pipeline file's global_concurrency), or null goes back
-	// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+	// to the stages' own. rate_limit caps the queue's claims over every replica ("20/s" or
+	// "600/m"; its bucket holds one second's worth, the largest burst), or null goes back to the
+	// stages' own. A field left out stays as it is. Maintenance deletes what has been
 	// finished longer.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /v1/queues/{queue} (the `UpdateQueue` operationId).
 	UpdateQueueWithResponse(ctx context.Context, queue QueueName, body UpdateQueueJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateQueueResponse, error)
+
+	// UpdateQueueGroupWithBodyWithResponse Set a group's weight in the queue's fair shares; creates the queue if it is new
+	//
+	// In a stage with fair: true, a group of weight 3 gets three claims for each claim of a
+	// group of weight 1 while both have due jobs. The default weight is 1; null puts it back.
+	// A group's name is escaped in the path (acme%2Feu for acme/eu).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/queues/{queue}/groups/{group} (the `UpdateQueueGroup` operationId).
+	UpdateQueueGroupWithBodyWithResponse(ctx context.Context, queue QueueName, group string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateQueueGroupResponse, error)
+
+	// UpdateQueueGroupWithResponse Set a group's weight in the queue's fair shares; creates the queue if it is new
+	//
+	// In a stage with fair: true, a group of weight 3 gets three claims for each claim of a
+	// group of weight 1 while both have due jobs. The default weight is 1; null puts it back.
+	// A group's name is escaped in the path (acme%2Feu for acme/eu).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/queues/{queue}/groups/{group} (the `UpdateQueueGroup` operationId).
+	UpdateQueueGroupWithResponse(ctx context.Context, queue QueueName, group string, body UpdateQueueGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateQueueGroupResponse, error)
 
 	// SubmitJobWithBodyWithResponse Submit one job
 	//
@@ -2804,6 +2975,11 @@ type UpdateQueueResponse struct {
 		Paused     bool   `json:"paused"`
 		Queue      string `json:"queue"`
 
+		// RateLimit The queue's own rate, written N/s or N/m; null when it has none
+		//
+		// Example: 20/s
+		RateLimit *string `json:"rate_limit"`
+
 		// Retention How long the queue keeps finished jobs, by final state; null is the replicas' default
 		Retention Retention `json:"retention"`
 	}
@@ -2840,6 +3016,11 @@ func (r UpdateQueueResponse) GetJSON200() *struct {
 	MaxBacklog *int32 `json:"max_backlog"`
 	Paused     bool   `json:"paused"`
 	Queue      string `json:"queue"`
+
+	// RateLimit The queue's own rate, written N/s or N/m; null when it has none
+	//
+	// Example: 20/s
+	RateLimit *string `json:"rate_limit"`
 
 	// Retention How long the queue keeps finished jobs, by final state; null is the replicas' default
 	Retention Retention `json:"retention"`
@@ -2915,6 +3096,136 @@ func (r UpdateQueueResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdateQueueResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateQueueGroupResponse429Headers the declared response headers of an HTTP 429 response for UpdateQueueGroup
+type UpdateQueueGroupResponse429Headers struct {
+	RetryAfter *int32
+}
+
+// UpdateQueueGroupResponse503Headers the declared response headers of an HTTP 503 response for UpdateQueueGroup
+type UpdateQueueGroupResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type UpdateQueueGroupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Group string `json:"group"`
+		Queue string `json:"queue"`
+
+		// Weight Example: 3
+		Weight int32 `json:"weight"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOrigin
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyFailures
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdateQueueGroupResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateQueueGroupResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateQueueGroupResponse) GetJSON200() *struct {
+	Group string `json:"group"`
+	Queue string `json:"queue"`
+
+	// Weight Example: 3
+	Weight int32 `json:"weight"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateQueueGroupResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateQueueGroupResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateQueueGroupResponse) GetApplicationproblemJSON403() *CrossOrigin {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UpdateQueueGroupResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UpdateQueueGroupResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateQueueGroupResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r UpdateQueueGroupResponse) GetApplicationproblemJSON429() *TooManyFailures {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UpdateQueueGroupResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UpdateQueueGroupResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateQueueGroupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateQueueGroupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateQueueGroupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateQueueGroupResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3701,7 +4012,9 @@ func (c *ClientWithResponses) ListQueuesWithResponse(ctx context.Context, params
 // the default the replicas were started with (--retain-succeeded and so on).
 // global_concurrency caps the queue's running jobs over every replica (enforced by the
 // claim statement; it wins over a pipeline file's global_concurrency), or null goes back
-// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+// to the stages' own. rate_limit caps the queue's claims over every replica ("20/s" or
+// "600/m"; its bucket holds one second's worth, the largest burst), or null goes back to the
+// stages' own. A field left out stays as it is. Maintenance deletes what has been
 // finished longer.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -3722,7 +4035,9 @@ func (c *ClientWithResponses) UpdateQueueWithBodyWithResponse(ctx context.Contex
 // the default the replicas were started with (--retain-succeeded and so on).
 // global_concurrency caps the queue's running jobs over every replica (enforced by the
 // claim statement; it wins over a pipeline file's global_concurrency), or null goes back
-// to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+// to the stages' own. rate_limit caps the queue's claims over every replica ("20/s" or
+// "600/m"; its bucket holds one second's worth, the largest burst), or null goes back to the
+// stages' own. A field left out stays as it is. Maintenance deletes what has been
 // finished longer.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -3734,6 +4049,40 @@ func (c *ClientWithResponses) UpdateQueueWithResponse(ctx context.Context, queue
 		return nil, err
 	}
 	return ParseUpdateQueueResponse(rsp)
+}
+
+// UpdateQueueGroupWithBodyWithResponse Set a group's weight in the queue's fair shares; creates the queue if it is new
+//
+// In a stage with fair: true, a group of weight 3 gets three claims for each claim of a
+// group of weight 1 while both have due jobs. The default weight is 1; null puts it back.
+// A group's name is escaped in the path (acme%2Feu for acme/eu).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/queues/{queue}/groups/{group} (the `UpdateQueueGroup` operationId).
+func (c *ClientWithResponses) UpdateQueueGroupWithBodyWithResponse(ctx context.Context, queue QueueName, group string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateQueueGroupResponse, error) {
+	rsp, err := c.UpdateQueueGroupWithBody(ctx, queue, group, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateQueueGroupResponse(rsp)
+}
+
+// UpdateQueueGroupWithResponse Set a group's weight in the queue's fair shares; creates the queue if it is new
+//
+// In a stage with fair: true, a group of weight 3 gets three claims for each claim of a
+// group of weight 1 while both have due jobs. The default weight is 1; null puts it back.
+// A group's name is escaped in the path (acme%2Feu for acme/eu).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/queues/{queue}/groups/{group} (the `UpdateQueueGroup` operationId).
+func (c *ClientWithResponses) UpdateQueueGroupWithResponse(ctx context.Context, queue QueueName, group string, body UpdateQueueGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateQueueGroupResponse, error) {
+	rsp, err := c.UpdateQueueGroup(ctx, queue, group, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateQueueGroupResponse(rsp)
 }
 
 // SubmitJobWithBodyWithResponse Submit one job
@@ -4520,6 +4869,11 @@ func ParseUpdateQueueResponse(rsp *http.Response) (*UpdateQueueResponse, error) 
 			Paused     bool   `json:"paused"`
 			Queue      string `json:"queue"`
 
+			// RateLimit The queue's own rate, written N/s or N/m; null when it has none
+			//
+			// Example: 20/s
+			RateLimit *string `json:"rate_limit"`
+
 			// Retention How long the queue keeps finished jobs, by final state; null is the replicas' default
 			Retention Retention `json:"retention"`
 		}
@@ -4606,6 +4960,124 @@ func ParseUpdateQueueResponse(rsp *http.Response) (*UpdateQueueResponse, error) 
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers UpdateQueueResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateQueueGroupResponse parses an HTTP response from a UpdateQueueGroupWithResponse call
+func ParseUpdateQueueGroupResponse(rsp *http.Response) (*UpdateQueueGroupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateQueueGroupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Group string `json:"group"`
+			Queue string `json:"queue"`
+
+			// Weight Example: 3
+			Weight int32 `json:"weight"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOrigin
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyFailures
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers UpdateQueueGroupResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateQueueGroupResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/baton-run/baton/internal/store"
 )
 
-const queueUsage = "queue: usage: baton queue list [--format table|json] | pause QUEUE [--create] | resume QUEUE [--create] | set QUEUE [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--global-concurrency N] [--max-backlog N]"
+const queueUsage = "queue: usage: baton queue list [--format table|json] | pause QUEUE [--create] | resume QUEUE [--create] | set QUEUE [--retain-succeeded D] [--retain-dead D] [--retain-canceled D] [--global-concurrency N] [--max-backlog N] [--rate-limit R] | weight QUEUE GROUP N|default"
 
 // queueCmd lists queues, pauses and resumes them, and sets their retention:
 // what the API's /v1/queues routes do.
@@ -28,7 +28,7 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return helpShown{strings.TrimPrefix(queueUsage, "queue: ") + "\n"}
 	}
 	fs := newCommand("queue "+sub, strings.TrimPrefix(queueUsage, "queue: usage: "))
-	var retain struct{ succeeded, dead, canceled, limit, backlog string }
+	var retain struct{ succeeded, dead, canceled, limit, backlog, rate string }
 	var format string
 	var create bool
 	switch sub {
@@ -43,8 +43,12 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&retain.canceled, "retain-canceled", "", "keep canceled jobs this long, forever, or default")
 		fs.StringVar(&retain.limit, "global-concurrency", "", "run at most N of the queue's jobs at once over every replica, or default (the stages' own)")
 		fs.StringVar(&retain.backlog, "max-backlog", "", "refuse submits that would leave more than N jobs waiting, or none")
+		fs.StringVar(&retain.rate, "rate-limit", "", "claim at most N of the queue's jobs per second (N/s) or minute (N/m) over every replica, or default (the stages' own)")
 	}
 	pos, err := fs.parse(args[1:])
+	if sub == "weight" && len(args) == 4 && strings.HasPrefix(args[3], "-") && args[3] != "-h" && args[3] != "--help" {
+		pos, err = args[1:], nil // a negative weight, refused below: not a flag
+	}
 	if err != nil {
 		return err
 	}
@@ -54,6 +58,10 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			return usagef("queue list: --format %q: want table or json", format)
 		}
 	case (sub == "pause" || sub == "resume" || sub == "set") && len(pos) == 1:
+		if err := store.ValidateQueueName(pos[0]); err != nil {
+			return usagef("queue %s: %v", sub, err)
+		}
+	case sub == "weight" && len(pos) == 3:
 		if err := store.ValidateQueueName(pos[0]); err != nil {
 			return usagef("queue %s: %v", sub, err)
 		}
@@ -109,8 +117,34 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			limit := int32(n)
 			*f.limit = &limit
 		}
-		if !p.SetSucceeded && !p.SetDead && !p.SetCanceled && !p.SetGlobalConcurrency && !p.SetMaxBacklog {
-			return usagef("queue set: nothing to set (give --retain-succeeded, --retain-dead, --retain-canceled, --global-concurrency or --max-backlog)")
+		if retain.rate != "" {
+			p.SetRate = true
+			if retain.rate != "default" {
+				rate, err := store.ParseRate(retain.rate)
+				if err != nil {
+					return usagef("queue set: --rate-limit %q: %s, or default", retain.rate, store.RateRule)
+				}
+				count, period := rate.Count, rate.PeriodMs()
+				p.RateCount, p.RatePeriodMs = &count, &period
+			}
+		}
+		if !p.SetSucceeded && !p.SetDead && !p.SetCanceled && !p.SetGlobalConcurrency && !p.SetMaxBacklog && !p.SetRate {
+			return usagef("queue set: nothing to set (give --retain-succeeded, --retain-dead, --retain-canceled, --global-concurrency, --max-backlog or --rate-limit)")
+		}
+	}
+	w := store.QueueGroupWeightParams{}
+	if sub == "weight" {
+		w.Queue, w.GroupKey = pos[0], pos[1]
+		if err := store.ValidateGroup(w.GroupKey); err != nil || w.GroupKey == "" {
+			return usagef("queue weight: group %q: a group must be 1 to %d characters without control characters", w.GroupKey, store.MaxGroupLength)
+		}
+		if pos[2] != "default" {
+			n, err := strconv.ParseInt(pos[2], 10, 32)
+			if err != nil || n < 1 || n > store.MaxGroupWeight {
+				return usagef("queue weight: %q: want a weight from 1 to %d, or default (1)", pos[2], store.MaxGroupWeight)
+			}
+			weight := int32(n)
+			w.Weight = &weight
 		}
 	}
 
@@ -147,8 +181,18 @@ func queueCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if r.MaxBacklog != nil {
 			backlog = strconv.Itoa(int(*r.MaxBacklog))
 		}
-		fmt.Fprintf(stdout, "queue %s keeps succeeded jobs %s, dead jobs %s, canceled jobs %s; global concurrency %s; max backlog %s\n", r.Name,
-			retentionText(r.RetainSucceededMs), retentionText(r.RetainDeadMs), retentionText(r.RetainCanceledMs), limit, backlog)
+		rate := "(its stages' own)"
+		if r.RateCount != nil && r.RatePeriodMs != nil {
+			rate = store.RateOf(*r.RateCount, *r.RatePeriodMs).String()
+		}
+		fmt.Fprintf(stdout, "queue %s keeps succeeded jobs %s, dead jobs %s, canceled jobs %s; global concurrency %s; max backlog %s; rate limit %s\n", r.Name,
+			retentionText(r.RetainSucceededMs), retentionText(r.RetainDeadMs), retentionText(r.RetainCanceledMs), limit, backlog, rate)
+	case "weight":
+		weight, err := q.QueueGroupWeight(ctx, w)
+		if err != nil {
+			return store.MapError(err)
+		}
+		fmt.Fprintf(stdout, "group %s of queue %s has weight %d in fair shares\n", w.GroupKey, w.Queue, weight)
 	case "list":
 		rows, err := q.QueueSummary(ctx, store.QueueSummaryParams{MaxQueues: math.MaxInt32})
 		if err != nil {

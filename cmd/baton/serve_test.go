@@ -214,10 +214,10 @@ func TestQueueCommands(t *testing.T) {
 	require.NoError(t, err)
 	r := baton(t, u, "", "queue", "set", "mail", "--retain-succeeded", "48h", "--retain-dead", "forever")
 	require.Zero(t, r.code, r.stderr)
-	require.Equal(t, "queue mail keeps succeeded jobs 48h0m0s, dead jobs forever, canceled jobs (default); global concurrency (its stages' own); max backlog none\n", r.stdout)
+	require.Equal(t, "queue mail keeps succeeded jobs 48h0m0s, dead jobs forever, canceled jobs (default); global concurrency (its stages' own); max backlog none; rate limit (its stages' own)\n", r.stdout)
 	r = baton(t, u, "", "queue", "set", "mail", "--retain-dead", "default", "--global-concurrency", "5")
 	require.Zero(t, r.code, r.stderr)
-	require.Equal(t, "queue mail keeps succeeded jobs 48h0m0s, dead jobs (default), canceled jobs (default); global concurrency 5; max backlog none\n", r.stdout)
+	require.Equal(t, "queue mail keeps succeeded jobs 48h0m0s, dead jobs (default), canceled jobs (default); global concurrency 5; max backlog none; rate limit (its stages' own)\n", r.stdout)
 	for _, bad := range []string{"0", "-1", "many", "1000001"} {
 		r = baton(t, u, "", "queue", "set", "mail", "--global-concurrency", bad)
 		require.Equal(t, 2, r.code, bad)
@@ -226,6 +226,24 @@ func TestQueueCommands(t *testing.T) {
 	r = baton(t, u, "", "queue", "set", "mail", "--global-concurrency", "default")
 	require.Zero(t, r.code, r.stderr)
 	require.Contains(t, r.stdout, "global concurrency (its stages' own)")
+	r = baton(t, u, "", "queue", "set", "mail", "--rate-limit", "600/m")
+	require.Zero(t, r.code, r.stderr)
+	require.Contains(t, r.stdout, "rate limit 600/m")
+	for _, bad := range []string{"20/fortnight", "0/s", "-5/s", "20"} {
+		r = baton(t, u, "", "queue", "set", "mail", "--rate-limit", bad)
+		require.Equal(t, 2, r.code, bad)
+		require.Contains(t, r.stderr, "--rate-limit", bad)
+		require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+	}
+	r = baton(t, u, "", "queue", "weight", "mail", "customer-42", "3")
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "group customer-42 of queue mail has weight 3 in fair shares\n", r.stdout)
+	for _, bad := range [][]string{{"customer-42", "-3"}, {"customer-42", "0"}, {"customer-42", "1001"}, {"", "2"}} {
+		r = baton(t, u, "", "queue", "weight", "mail", bad[0], bad[1])
+		require.Equal(t, 2, r.code, bad)
+		require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+	}
+	require.Equal(t, 3, count(t, pool, "SELECT weight FROM baton.queue_groups WHERE queue = 'mail' AND group_key = 'customer-42'"), "a refused weight changes nothing")
 	r = baton(t, u, "", "queue", "pause", "mail")
 	require.Zero(t, r.code, r.stderr)
 	require.Equal(t, "queue mail is paused\n", r.stdout)

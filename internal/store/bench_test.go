@@ -66,7 +66,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 					if limited {
 						claim.GlobalConcurrency = int32(n)
 						err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-							if _, err := store.New(tx).QueueHoldForClaim(ctx, "a"); err != nil {
+							if _, err := store.New(tx).QueueHoldForClaim(ctx, store.QueueHoldForClaimParams{Name: "a"}); err != nil {
 								return err
 							}
 							rows, err = store.New(tx).JobClaim(ctx, claim)

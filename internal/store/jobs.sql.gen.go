@@ -112,12 +112,12 @@ WITH locked AS MATERIALIZED (
         started_at = now()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
-              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.tags, j.timeout_ms, j.lease_ms
+              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.tags, j.timeout_ms, j.lease_ms, j.group_key
 )
 SELECT id, queue,
        (CASE WHEN $1::boolean THEN baton.readable(payload) ELSE payload END)::jsonb AS payload,
        priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
-       started_at::timestamptz AS started_at, parent_id, trace_parent, tags, timeout_ms, lease_ms
+       started_at::timestamptz AS started_at, parent_id, trace_parent, tags, timeout_ms, lease_ms, group_key
 FROM claimed
 ORDER BY priority, run_at, id
 `
@@ -149,6 +149,7 @@ type JobClaimRow struct {
 	Tags        []string  `json:"tags"`
 	TimeoutMs   *int32    `json:"timeout_ms"`
 	LeaseMs     *int32    `json:"lease_ms"`
+	GroupKey    *string   `json:"group_key"`
 }
 
 // Claims up to max_jobs due jobs of one queue in one statement: the
@@ -206,6 +207,215 @@ func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimR
 			&i.Tags,
 			&i.TimeoutMs,
 			&i.LeaseMs,
+			&i.GroupKey,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const jobClaimGrouped = `-- name: JobClaimGrouped :many
+WITH RECURSIVE room AS MATERIALIZED (
+    SELECT least($2::integer, coalesce((
+        SELECT greatest(0, l.n - (SELECT count(*) FROM baton.jobs r WHERE r.queue = $3::text AND r.state = 'running'))
+        FROM (SELECT coalesce((SELECT q.global_concurrency FROM baton.queues q WHERE q.name = $3::text),
+                              nullif($4::integer, 0)) AS n) l
+        WHERE l.n IS NOT NULL), $2::integer))::integer AS n,
+        coalesce((SELECT q.fair_clock FROM baton.queues q WHERE q.name = $3::text), 0)::float8 AS clock
+    WHERE NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = $3::text AND q.paused)
+), groups AS (
+    (SELECT j.group_key FROM baton.jobs j
+     WHERE j.queue = $3::text AND j.group_key IS NOT NULL
+       AND j.state IN ('scheduled', 'available', 'retrying', 'running')
+     ORDER BY j.group_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.group_key FROM baton.jobs j
+            WHERE j.queue = $3::text AND j.group_key > g.group_key
+              AND j.state IN ('scheduled', 'available', 'retrying', 'running')
+            ORDER BY j.group_key LIMIT 1)
+    FROM groups g WHERE g.group_key IS NOT NULL
+), running AS (
+    SELECT j.group_key, count(*)::integer AS n FROM baton.jobs j
+    WHERE j.queue = $3::text AND j.state = 'running' AND j.group_key IS NOT NULL
+    GROUP BY j.group_key
+), ranked AS (
+    SELECT g.group_key, c.id, c.priority, c.run_at, c.rank
+    FROM groups g
+    CROSS JOIN room
+    CROSS JOIN LATERAL (
+        SELECT u.id, u.priority, u.run_at, row_number() OVER (ORDER BY u.id) AS rank
+        FROM (SELECT j.id, j.priority, j.run_at, j.state, j.isolated FROM baton.jobs j
+              WHERE j.queue = $3::text AND j.group_key = g.group_key
+                AND j.state IN ('scheduled', 'available', 'retrying', 'running')
+              ORDER BY j.id LIMIT $5::integer) u
+        WHERE $5::integer > 0
+          AND u.state <> 'running' AND u.run_at <= now() AND NOT u.isolated
+        UNION ALL
+        SELECT d.id, d.priority, d.run_at, row_number() OVER (ORDER BY d.priority, d.run_at, d.id) AS rank
+        FROM (SELECT j.id, j.priority, j.run_at FROM baton.jobs j
+              WHERE $5::integer = 0
+                AND j.queue = $3::text AND j.group_key = g.group_key
+                AND j.state IN ('scheduled', 'available', 'retrying') AND j.run_at <= now() AND NOT j.isolated
+              ORDER BY j.priority, j.run_at, j.id LIMIT room.n) d
+    ) c
+    WHERE g.group_key IS NOT NULL
+    UNION ALL
+    SELECT '', x.id, x.priority, x.run_at, row_number() OVER (ORDER BY x.priority, x.run_at, x.id) AS rank
+    FROM (SELECT j.id, j.priority, j.run_at, j.group_key FROM baton.jobs j
+          WHERE j.queue = $3::text
+            AND j.state IN ('scheduled', 'available', 'retrying') AND j.run_at <= now() AND NOT j.isolated
+          ORDER BY j.priority, j.run_at, j.id LIMIT 1000) x
+    WHERE x.group_key IS NULL
+), candidates AS (
+    SELECT k.group_key, k.id, k.priority, k.run_at, coalesce(w.weight, 1) AS weight,
+           greatest(room.clock, coalesce(w.next_tag, 0)) + (k.rank - 1)::float8 / coalesce(w.weight, 1) AS tag
+    FROM ranked k
+    CROSS JOIN room
+    LEFT JOIN running r ON r.group_key = k.group_key
+    LEFT JOIN baton.queue_groups w ON w.queue = $3::text AND w.group_key = k.group_key
+    WHERE $5::integer = 0 OR k.group_key = '' OR k.rank + coalesce(r.n, 0) <= $5::integer
+), locked AS MATERIALIZED (
+    SELECT j.id
+    FROM baton.jobs j
+    WHERE j.id = ANY (ARRAY(
+            SELECT c.id FROM candidates c
+            ORDER BY CASE WHEN $6::boolean THEN c.tag ELSE 0 END, c.priority, c.run_at, c.id
+            LIMIT (SELECT n FROM room)))
+      AND j.state IN ('scheduled', 'available', 'retrying')
+      AND j.run_at <= now()
+    FOR UPDATE OF j SKIP LOCKED
+), served AS (
+    SELECT c.group_key, max(c.tag + 1.0 / c.weight) AS next_tag, max(c.tag) AS clock
+    FROM candidates c
+    WHERE $6::boolean AND c.id = ANY (ARRAY(SELECT id FROM locked))
+    GROUP BY c.group_key
+), tagged AS (
+    INSERT INTO baton.queue_groups AS g (queue, group_key, next_tag)
+    SELECT $3::text, s.group_key, s.next_tag FROM served s
+    ON CONFLICT (queue, group_key) DO UPDATE SET next_tag = excluded.next_tag
+), clocked AS (
+    UPDATE baton.queues q SET fair_clock = (SELECT max(s.clock) FROM served s)
+    WHERE q.name = $3::text AND EXISTS (SELECT 1 FROM served)
+), claimed AS (
+    UPDATE baton.jobs j
+    SET state = 'running',
+        attempts = j.attempts + 1,
+        max_attempts = coalesce(j.max_attempts, $7::integer),
+        lease_token = j.lease_token + 1,
+        lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, $8::bigint), $9::bigint),
+        leased_by = $10::text,
+        started_at = now()
+    WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
+    RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
+              j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.tags, j.timeout_ms, j.lease_ms, j.group_key
+)
+SELECT id, queue,
+       (CASE WHEN $1::boolean THEN baton.readable(payload) ELSE payload END)::jsonb AS payload,
+       priority, attempts, max_attempts::integer AS max_attempts, lease_token, run_at, created_at,
+       started_at::timestamptz AS started_at, parent_id, trace_parent, tags, timeout_ms, lease_ms, group_key
+FROM claimed
+ORDER BY priority, run_at, id
+`
+
+type JobClaimGroupedParams struct {
+	CheckPayloads     bool   `json:"check_payloads"`
+	MaxJobs           int32  `json:"max_jobs"`
+	QueueName         string `json:"queue_name"`
+	GlobalConcurrency int32  `json:"global_concurrency"`
+	GroupConcurrency  int32  `json:"group_concurrency"`
+	Fair              bool   `json:"fair"`
+	MaxAttempts       int32  `json:"max_attempts"`
+	MaxJobLeaseMs     int64  `json:"max_job_lease_ms"`
+	LeaseMs           int64  `json:"lease_ms"`
+	WorkerID          string `json:"worker_id"`
+}
+
+type JobClaimGroupedRow struct {
+	ID          int64     `json:"id"`
+	Queue       string    `json:"queue"`
+	Payload     []byte    `json:"payload"`
+	Priority    int16     `json:"priority"`
+	Attempts    int32     `json:"attempts"`
+	MaxAttempts int32     `json:"max_attempts"`
+	LeaseToken  int64     `json:"lease_token"`
+	RunAt       time.Time `json:"run_at"`
+	CreatedAt   time.Time `json:"created_at"`
+	StartedAt   time.Time `json:"started_at"`
+	ParentID    *int64    `json:"parent_id"`
+	TraceParent *string   `json:"trace_parent"`
+	Tags        []string  `json:"tags"`
+	TimeoutMs   *int32    `json:"timeout_ms"`
+	LeaseMs     *int32    `json:"lease_ms"`
+	GroupKey    *string   `json:"group_key"`
+}
+
+// JobClaim for a stage with group_concurrency or fair: the worker runs it
+// after QueueHoldForClaim, in one transaction, so that each claim of the
+// queue counts the running jobs of every group after the one before it
+// committed. It reads the groups that have unfinished jobs (a loose index
+// scan of jobs_group_idx, one probe per group), and from each
+//   - with group_concurrency N: the due jobs among the group's first N
+//     unfinished jobs in submit order (id), no more than N less the group's
+//     running jobs; a job that waits (delayed, retrying) keeps its place,
+//     and the jobs behind it wait for it;
+//   - else: its due jobs by priority, at most max_jobs.
+//
+// A fair claim takes them in turns by start-time fair queueing: the queue
+// keeps a virtual clock (baton.queues.fair_clock, the tag of the last job it
+// claimed) and each group the tag its next job starts at
+// (baton.queue_groups.next_tag): a group's k-th job is tagged
+// max(clock, next_tag) + (k - 1) / weight, and the lowest tags go first
+// (ties: by priority, then the job that has waited longest). A group of
+// weight 3 then gets three claims for every one of a group of weight 1
+// while both have due jobs, a lone group gets every slot, and a group that
+// was idle starts at the clock: no credit saved up, no debt. The claim
+// writes back the tags (one row per group claimed from) and the clock.
+// Otherwise it takes them by priority, as JobClaim. Jobs without a group are
+// one group of their own (tagged under the group ”), not limited per
+// group, taken from the queue's next 1,000 due jobs (jobs_claim_idx: no
+// index reads them alone).
+func (q *Queries) JobClaimGrouped(ctx context.Context, arg JobClaimGroupedParams) ([]JobClaimGroupedRow, error) {
+	rows, err := q.db.Query(ctx, jobClaimGrouped,
+		arg.CheckPayloads,
+		arg.MaxJobs,
+		arg.QueueName,
+		arg.GlobalConcurrency,
+		arg.GroupConcurrency,
+		arg.Fair,
+		arg.MaxAttempts,
+		arg.MaxJobLeaseMs,
+		arg.LeaseMs,
+		arg.WorkerID,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []JobClaimGroupedRow
+	for rows.Next() {
+		var i JobClaimGroupedRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Queue,
+			&i.Payload,
+			&i.Priority,
+			&i.Attempts,
+			&i.MaxAttempts,
+			&i.LeaseToken,
+			&i.RunAt,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.ParentID,
+			&i.TraceParent,
+			&i.Tags,
+			&i.TimeoutMs,
+			&i.LeaseMs,
+			&i.GroupKey,
 		); err != nil {
 			return nil, err
 		}
@@ -226,12 +436,20 @@ WITH locked AS MATERIALIZED (
       AND j.state IN ('scheduled', 'available', 'retrying')
       AND j.run_at <= now()
       AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = $5::text AND q.paused)
+      -- Within the group's window, as JobClaimGrouped (0: no group limit).
+      AND ($6::integer = 0 OR j.group_key IS NULL OR (
+            j.id IN (SELECT u.id FROM baton.jobs u
+                     WHERE u.queue = $5::text AND u.group_key = j.group_key
+                       AND u.state IN ('scheduled', 'available', 'retrying', 'running')
+                     ORDER BY u.id LIMIT $6::integer)
+            AND (SELECT count(*) FROM baton.jobs r
+                 WHERE r.queue = $5::text AND r.group_key = j.group_key AND r.state = 'running') < $6::integer))
     ORDER BY j.priority, j.run_at, j.id
     -- Within a global concurrency, as JobClaim.
     LIMIT least(1, (
         SELECT greatest(0, l.n - (SELECT count(*) FROM baton.jobs r WHERE r.queue = $5::text AND r.state = 'running'))
         FROM (SELECT coalesce((SELECT q.global_concurrency FROM baton.queues q WHERE q.name = $5::text),
-                              nullif($6::integer, 0)) AS n) l
+                              nullif($7::integer, 0)) AS n) l
         WHERE l.n IS NOT NULL))
     FOR UPDATE OF j SKIP LOCKED
 )
@@ -248,7 +466,7 @@ FROM locked
 WHERE j.id = locked.id
 RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts::integer AS max_attempts, j.lease_token,
           j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases,
-          j.tags, j.timeout_ms, j.lease_ms
+          j.tags, j.timeout_ms, j.lease_ms, j.group_key
 `
 
 type JobClaimIsolatedParams struct {
@@ -257,6 +475,7 @@ type JobClaimIsolatedParams struct {
 	LeaseMs           int64  `json:"lease_ms"`
 	WorkerID          string `json:"worker_id"`
 	QueueName         string `json:"queue_name"`
+	GroupConcurrency  int32  `json:"group_concurrency"`
 	GlobalConcurrency int32  `json:"global_concurrency"`
 }
 
@@ -277,6 +496,7 @@ type JobClaimIsolatedRow struct {
 	Tags        []string  `json:"tags"`
 	TimeoutMs   *int32    `json:"timeout_ms"`
 	LeaseMs     *int32    `json:"lease_ms"`
+	GroupKey    *string   `json:"group_key"`
 }
 
 // Claims one isolated job of a queue (one whose lease expired while it ran
@@ -292,6 +512,7 @@ func (q *Queries) JobClaimIsolated(ctx context.Context, arg JobClaimIsolatedPara
 		arg.LeaseMs,
 		arg.WorkerID,
 		arg.QueueName,
+		arg.GroupConcurrency,
 		arg.GlobalConcurrency,
 	)
 	var i JobClaimIsolatedRow
@@ -312,6 +533,7 @@ func (q *Queries) JobClaimIsolated(ctx context.Context, arg JobClaimIsolatedPara
 		&i.Tags,
 		&i.TimeoutMs,
 		&i.LeaseMs,
+		&i.GroupKey,
 	)
 	return i, err
 }

@@ -238,6 +238,13 @@ type BatonPipelineLineage struct {
 	Seconds    float64    `json:"seconds"`
 }
 
+type BatonQueueGroup struct {
+	Queue    string  `json:"queue"`
+	GroupKey string  `json:"group_key"`
+	Weight   *int32  `json:"weight"`
+	NextTag  float64 `json:"next_tag"`
+}
+
 type BatonSchemaMigration struct {
 	Version int64 `json:"version"`
 	Dirty   bool  `json:"dirty"`
@@ -385,14 +392,19 @@ type JobEvent struct {
 }
 
 type Queue struct {
-	Name              string    `json:"name"`
-	Paused            bool      `json:"paused"`
-	CreatedAt         time.Time `json:"created_at"`
-	RetainSucceededMs *int64    `json:"retain_succeeded_ms"`
-	RetainDeadMs      *int64    `json:"retain_dead_ms"`
-	RetainCanceledMs  *int64    `json:"retain_canceled_ms"`
-	GlobalConcurrency *int32    `json:"global_concurrency"`
-	MaxBacklog        *int32    `json:"max_backlog"`
+	Name              string     `json:"name"`
+	Paused            bool       `json:"paused"`
+	CreatedAt         time.Time  `json:"created_at"`
+	RetainSucceededMs *int64     `json:"retain_succeeded_ms"`
+	RetainDeadMs      *int64     `json:"retain_dead_ms"`
+	RetainCanceledMs  *int64     `json:"retain_canceled_ms"`
+	GlobalConcurrency *int32     `json:"global_concurrency"`
+	MaxBacklog        *int32     `json:"max_backlog"`
+	FairClock         float64    `json:"fair_clock"`
+	RateCount         *int32     `json:"rate_count"`
+	RatePeriodMs      *int32     `json:"rate_period_ms"`
+	RateTokens        *float64   `json:"rate_tokens"`
+	RateAt            *time.Time `json:"rate_at"`
 }
 
 type QueueSummaryView struct {

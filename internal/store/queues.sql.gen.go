@@ -49,36 +49,113 @@ func (q *Queries) QueueCreate(ctx context.Context, name string) error {
 	return err
 }
 
-const queueHoldForClaim = `-- name: QueueHoldForClaim :one
-SELECT coalesce(global_concurrency, 0)::integer AS global_concurrency
-FROM baton.queues WHERE name = $1::text
-FOR NO KEY UPDATE
+const queueGroupWeight = `-- name: QueueGroupWeight :one
+WITH queue AS (
+    INSERT INTO baton.queues (name) VALUES ($1::text) ON CONFLICT DO NOTHING
+), set AS (
+    INSERT INTO baton.queue_groups (queue, group_key, weight)
+    VALUES ($1::text, $2::text, $3::integer)
+    ON CONFLICT (queue, group_key) DO UPDATE SET weight = excluded.weight
+    RETURNING weight
+)
+SELECT coalesce((SELECT weight FROM set), 1)::integer AS weight
 `
 
+type QueueGroupWeightParams struct {
+	Queue    string `json:"queue"`
+	GroupKey string `json:"group_key"`
+	Weight   *int32 `json:"weight"`
+}
+
+// Sets a group's weight in a queue's fair shares (NULL: back to 1, the
+// default), creating the queue if new; returns the weight now in force.
+func (q *Queries) QueueGroupWeight(ctx context.Context, arg QueueGroupWeightParams) (int32, error) {
+	row := q.db.QueryRow(ctx, queueGroupWeight, arg.Queue, arg.GroupKey, arg.Weight)
+	var weight int32
+	err := row.Scan(&weight)
+	return weight, err
+}
+
+const queueGroupsPrune = `-- name: QueueGroupsPrune :execrows
+DELETE FROM baton.queue_groups g
+USING baton.queues q
+WHERE g.queue = q.name AND g.weight IS NULL AND g.next_tag <= q.fair_clock
+`
+
+// Deletes the fair-share rows that say nothing a missing row would not: no
+// weight, and a tag the queue's clock has passed (a group that comes back
+// starts at the clock either way).
+func (q *Queries) QueueGroupsPrune(ctx context.Context) (int64, error) {
+	result, err := q.db.Exec(ctx, queueGroupsPrune)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const queueHoldForClaim = `-- name: QueueHoldForClaim :one
+SELECT coalesce(q.global_concurrency, 0)::integer AS global_concurrency,
+       coalesce(q.rate_count, 0)::integer AS rate_count, coalesce(q.rate_period_ms, 0)::integer AS rate_period_ms,
+       baton.rate_tokens(coalesce(q.rate_count, nullif($1::integer, 0)),
+                         coalesce(q.rate_period_ms, nullif($2::integer, 0)), q.rate_tokens, q.rate_at) AS tokens
+FROM baton.queues q
+WHERE q.name = $3::text
+FOR NO KEY UPDATE OF q
+`
+
+type QueueHoldForClaimParams struct {
+	RateCount    int32  `json:"rate_count"`
+	RatePeriodMs int32  `json:"rate_period_ms"`
+	Name         string `json:"name"`
+}
+
+type QueueHoldForClaimRow struct {
+	GlobalConcurrency int32   `json:"global_concurrency"`
+	RateCount         int32   `json:"rate_count"`
+	RatePeriodMs      int32   `json:"rate_period_ms"`
+	Tokens            float64 `json:"tokens"`
+}
+
 // Holds a queue's row for the claim that follows in the same transaction,
-// so that claims of a queue with a global concurrency take turns: each
-// counts the running jobs after the one before it committed. NO KEY UPDATE
-// leaves submits and hand-offs into the queue alone. Returns the queue's own
-// limit (0 for none).
-func (q *Queries) QueueHoldForClaim(ctx context.Context, name string) (int32, error) {
-	row := q.db.QueryRow(ctx, queueHoldForClaim, name)
-	var global_concurrency int32
-	err := row.Scan(&global_concurrency)
-	return global_concurrency, err
+// so that claims of a limited queue take turns: each counts the running jobs
+// after the one before it committed. NO KEY UPDATE leaves submits and
+// hand-offs into the queue alone. Returns the queue's own limits (0 for
+// none) and, under a rate (the queue's, else the stage's rate_count per
+// rate_period_ms), the claims its bucket holds now: it fills at the rate
+// up to one second's worth (at least one claim); -1 without a rate.
+// QueueSpendTokens writes back what the claim left.
+func (q *Queries) QueueHoldForClaim(ctx context.Context, arg QueueHoldForClaimParams) (QueueHoldForClaimRow, error) {
+	row := q.db.QueryRow(ctx, queueHoldForClaim, arg.RateCount, arg.RatePeriodMs, arg.Name)
+	var i QueueHoldForClaimRow
+	err := row.Scan(
+		&i.GlobalConcurrency,
+		&i.RateCount,
+		&i.RatePeriodMs,
+		&i.Tokens,
+	)
+	return i, err
 }
 
 const queueLimit = `-- name: QueueLimit :one
-SELECT coalesce(global_concurrency, 0)::integer AS global_concurrency
+SELECT coalesce(global_concurrency, 0)::integer AS global_concurrency,
+       coalesce(rate_count, 0)::integer AS rate_count, coalesce(rate_period_ms, 0)::integer AS rate_period_ms
 FROM baton.queues WHERE name = $1::text
 `
 
-// The queue's own global concurrency (0 for none), which wins over a stage's:
-// a worker reads it every poll interval, to learn of one set at run time.
-func (q *Queries) QueueLimit(ctx context.Context, name string) (int32, error) {
+type QueueLimitRow struct {
+	GlobalConcurrency int32 `json:"global_concurrency"`
+	RateCount         int32 `json:"rate_count"`
+	RatePeriodMs      int32 `json:"rate_period_ms"`
+}
+
+// The queue's own global concurrency and rate (0 for none), which win over
+// a stage's: a worker reads them every poll interval, to learn of those set
+// at run time.
+func (q *Queries) QueueLimit(ctx context.Context, name string) (QueueLimitRow, error) {
 	row := q.db.QueryRow(ctx, queueLimit, name)
-	var global_concurrency int32
-	err := row.Scan(&global_concurrency)
-	return global_concurrency, err
+	var i QueueLimitRow
+	err := row.Scan(&i.GlobalConcurrency, &i.RateCount, &i.RatePeriodMs)
+	return i, err
 }
 
 const queuePause = `-- name: QueuePause :one
@@ -113,16 +190,21 @@ func (q *Queries) QueuePause(ctx context.Context, arg QueuePauseParams) (QueuePa
 }
 
 const queueSet = `-- name: QueueSet :one
-INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency, max_backlog)
+INSERT INTO baton.queues (name, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency, max_backlog,
+                          rate_count, rate_period_ms)
 VALUES ($1::text, $2::bigint, $3::bigint, $4::bigint,
-        $5::integer, $6::integer)
+        $5::integer, $6::integer,
+        $7::integer, $8::integer)
 ON CONFLICT (name) DO UPDATE
-SET retain_succeeded_ms = CASE WHEN $7::boolean THEN excluded.retain_succeeded_ms ELSE baton.queues.retain_succeeded_ms END,
-    retain_dead_ms = CASE WHEN $8::boolean THEN excluded.retain_dead_ms ELSE baton.queues.retain_dead_ms END,
-    retain_canceled_ms = CASE WHEN $9::boolean THEN excluded.retain_canceled_ms ELSE baton.queues.retain_canceled_ms END,
-    global_concurrency = CASE WHEN $10::boolean THEN excluded.global_concurrency ELSE baton.queues.global_concurrency END,
-    max_backlog = CASE WHEN $11::boolean THEN excluded.max_backlog ELSE baton.queues.max_backlog END
-RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency, max_backlog
+SET retain_succeeded_ms = CASE WHEN $9::boolean THEN excluded.retain_succeeded_ms ELSE baton.queues.retain_succeeded_ms END,
+    retain_dead_ms = CASE WHEN $10::boolean THEN excluded.retain_dead_ms ELSE baton.queues.retain_dead_ms END,
+    retain_canceled_ms = CASE WHEN $11::boolean THEN excluded.retain_canceled_ms ELSE baton.queues.retain_canceled_ms END,
+    global_concurrency = CASE WHEN $12::boolean THEN excluded.global_concurrency ELSE baton.queues.global_concurrency END,
+    max_backlog = CASE WHEN $13::boolean THEN excluded.max_backlog ELSE baton.queues.max_backlog END,
+    rate_count = CASE WHEN $14::boolean THEN excluded.rate_count ELSE baton.queues.rate_count END,
+    rate_period_ms = CASE WHEN $14::boolean THEN excluded.rate_period_ms ELSE baton.queues.rate_period_ms END
+RETURNING name, paused, retain_succeeded_ms, retain_dead_ms, retain_canceled_ms, global_concurrency, max_backlog,
+          rate_count, rate_period_ms
 `
 
 type QueueSetParams struct {
@@ -132,11 +214,14 @@ type QueueSetParams struct {
 	CanceledMs           *int64 `json:"canceled_ms"`
 	GlobalConcurrency    *int32 `json:"global_concurrency"`
 	MaxBacklog           *int32 `json:"max_backlog"`
+	RateCount            *int32 `json:"rate_count"`
+	RatePeriodMs         *int32 `json:"rate_period_ms"`
 	SetSucceeded         bool   `json:"set_succeeded"`
 	SetDead              bool   `json:"set_dead"`
 	SetCanceled          bool   `json:"set_canceled"`
 	SetGlobalConcurrency bool   `json:"set_global_concurrency"`
 	SetMaxBacklog        bool   `json:"set_max_backlog"`
+	SetRate              bool   `json:"set_rate"`
 }
 
 type QueueSetRow struct {
@@ -147,6 +232,8 @@ type QueueSetRow struct {
 	RetainCanceledMs  *int64 `json:"retain_canceled_ms"`
 	GlobalConcurrency *int32 `json:"global_concurrency"`
 	MaxBacklog        *int32 `json:"max_backlog"`
+	RateCount         *int32 `json:"rate_count"`
+	RatePeriodMs      *int32 `json:"rate_period_ms"`
 }
 
 // Sets a queue's settings (creating the queue if new), as a JSON merge patch
@@ -154,6 +241,7 @@ type QueueSetRow struct {
 // default. Retention: NULL the replicas' default, -1 forever, else
 // milliseconds. Global concurrency: NULL the stages' own, else the limit.
 // Max backlog: NULL none, else the most waiting jobs submits may make.
+// Rate: NULL the stages' own, else rate_count claims per rate_period_ms.
 func (q *Queries) QueueSet(ctx context.Context, arg QueueSetParams) (QueueSetRow, error) {
 	row := q.db.QueryRow(ctx, queueSet,
 		arg.Name,
@@ -162,11 +250,14 @@ func (q *Queries) QueueSet(ctx context.Context, arg QueueSetParams) (QueueSetRow
 		arg.CanceledMs,
 		arg.GlobalConcurrency,
 		arg.MaxBacklog,
+		arg.RateCount,
+		arg.RatePeriodMs,
 		arg.SetSucceeded,
 		arg.SetDead,
 		arg.SetCanceled,
 		arg.SetGlobalConcurrency,
 		arg.SetMaxBacklog,
+		arg.SetRate,
 	)
 	var i QueueSetRow
 	err := row.Scan(
@@ -177,8 +268,27 @@ func (q *Queries) QueueSet(ctx context.Context, arg QueueSetParams) (QueueSetRow
 		&i.RetainCanceledMs,
 		&i.GlobalConcurrency,
 		&i.MaxBacklog,
+		&i.RateCount,
+		&i.RatePeriodMs,
 	)
 	return i, err
+}
+
+const queueSpendTokens = `-- name: QueueSpendTokens :exec
+UPDATE baton.queues SET rate_tokens = $1::float8, rate_at = now() WHERE name = $2::text
+`
+
+type QueueSpendTokensParams struct {
+	Tokens float64 `json:"tokens"`
+	Name   string  `json:"name"`
+}
+
+// Writes back a rate-limited queue's bucket after a claim, in the claim's
+// transaction (the row is held): tokens is what QueueHoldForClaim returned
+// less the jobs claimed, as of the transaction's time.
+func (q *Queries) QueueSpendTokens(ctx context.Context, arg QueueSpendTokensParams) error {
+	_, err := q.db.Exec(ctx, queueSpendTokens, arg.Tokens, arg.Name)
+	return err
 }
 
 const queueSummary = `-- name: QueueSummary :many
@@ -187,7 +297,7 @@ SELECT queue::text AS queue,
        running::bigint AS running, retrying::bigint AS retrying,
        succeeded::bigint AS succeeded, dead::bigint AS dead, canceled::bigint AS canceled,
        extract(epoch FROM oldest_available_age)::float8 AS oldest_available_seconds,
-       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms, q.global_concurrency, q.max_backlog
+       q.paused, q.retain_succeeded_ms, q.retain_dead_ms, q.retain_canceled_ms, q.global_concurrency, q.max_backlog, q.rate_count, q.rate_period_ms
 FROM baton.queue_summary s
 JOIN baton.queues q ON q.name = s.queue
 WHERE s.queue > $1::text
@@ -218,6 +328,8 @@ type QueueSummaryRow struct {
 	RetainCanceledMs       *int64  `json:"retain_canceled_ms"`
 	GlobalConcurrency      *int32  `json:"global_concurrency"`
 	MaxBacklog             *int32  `json:"max_backlog"`
+	RateCount              *int32  `json:"rate_count"`
+	RatePeriodMs           *int32  `json:"rate_period_ms"`
 }
 
 // A page of queues in name order: those after the cursor (after, ” for the
@@ -247,6 +359,8 @@ func (q *Queries) QueueSummary(ctx context.Context, arg QueueSummaryParams) ([]Q
 			&i.RetainCanceledMs,
 			&i.GlobalConcurrency,
 			&i.MaxBacklog,
+			&i.RateCount,
+			&i.RatePeriodMs,
 		); err != nil {
 			return nil, err
 		}

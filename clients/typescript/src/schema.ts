@@ -164,10 +164,34 @@ export interface paths {
          *     the default the replicas were started with (--retain-succeeded and so on).
          *     global_concurrency caps the queue's running jobs over every replica (enforced by the
          *     claim statement; it wins over a pipeline file's global_concurrency), or null goes back
-         *     to the stages' own. A field left out stays as it is. Maintenance deletes what has been
+         *     to the stages' own. rate_limit caps the queue's claims over every replica ("20/s" or
+         *     "600/m"; its bucket holds one second's worth, the largest burst), or null goes back to the
+         *     stages' own. A field left out stays as it is. Maintenance deletes what has been
          *     finished longer.
          */
         patch: operations["updateQueue"];
+        trace?: never;
+    };
+    "/v1/queues/{queue}/groups/{group}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Set a group's weight in the queue's fair shares; creates the queue if it is new
+         * @description In a stage with fair: true, a group of weight 3 gets three claims for each claim of a
+         *     group of weight 1 while both have due jobs. The default weight is 1; null puts it back.
+         *     A group's name is escaped in the path (acme%2Feu for acme/eu).
+         */
+        patch: operations["updateQueueGroup"];
         trace?: never;
     };
     "/v1/queues/{queue}/pause": {
@@ -509,6 +533,11 @@ export interface components {
              * @description The most jobs the queue may have waiting for a submit to be accepted (PATCH); null for no limit
              */
             max_backlog: number | null;
+            /**
+             * @description The queue's own rate over every replica (PATCH), written N/s or N/m; null when it has none (its stages' own apply)
+             * @example 20/s
+             */
+            rate_limit: string | null;
         };
         /** @description How long the queue keeps finished jobs, by final state; null is the replicas' default */
         Retention: {
@@ -896,6 +925,11 @@ export interface operations {
                      * @example 10000
                      */
                     max_backlog?: number | null;
+                    /**
+                     * @description The most claims of the queue per second or per minute over every replica (1 to 1000000 per period); null goes back to the stages' own
+                     * @example 20/s
+                     */
+                    rate_limit?: string | null;
                 };
             };
         };
@@ -920,6 +954,63 @@ export interface operations {
                          * @description The most jobs the queue may have waiting for a submit to be accepted; null for no limit
                          */
                         max_backlog: number | null;
+                        /**
+                         * @description The queue's own rate, written N/s or N/m; null when it has none
+                         * @example 20/s
+                         */
+                        rate_limit: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["CrossOrigin"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            429: components["responses"]["TooManyFailures"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    updateQueueGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A queue's name: 1 to 63 of a-z, 0-9, _, . and -, starting with a letter or digit */
+                queue: components["parameters"]["QueueName"];
+                /** @description The group (1 to 128 characters without control characters) */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: int32
+                     * @example 3
+                     */
+                    weight: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The group's weight now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        queue: string;
+                        group: string;
+                        /**
+                         * Format: int32
+                         * @example 3
+                         */
+                        weight: number;
                     };
                 };
             };
