@@ -174,6 +174,10 @@ func bytesIEC(n int64) string {
 
 const pageSize = 25
 
+// maxDashboardGroups bounds a queue page's groups: those with the most due
+// jobs (baton report groups lists them all).
+const maxDashboardGroups = 20
+
 func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 	queue, err := queueParam(r)
 	if err != nil {
@@ -236,9 +240,14 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 		jobs = jobs[:pageSize]
 		older = jobs[pageSize-1].ID
 	}
+	groups, err := store.New(s.pool).QueueGroups(r.Context(), store.QueueGroupsParams{Queue: queue, MaxGroups: maxDashboardGroups})
+	if err != nil {
+		s.renderProblem(w, r, store.MapError(err))
+		return
+	}
 	s.render(w, r, http.StatusOK, "queue.html", map[string]any{
 		"Title": queue, "Queue": QueueViewOf(found[0]), "Jobs": jobs, "State": string(state), "Older": older,
-		"First": r.URL.Query().Get("before") == "", "Retried": retried, "Tag": tag,
+		"First": r.URL.Query().Get("before") == "", "Retried": retried, "Tag": tag, "Groups": groups,
 	})
 }
 

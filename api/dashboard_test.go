@@ -302,6 +302,41 @@ func TestDashboardPagesThroughAQueue(t *testing.T) {
 	require.Contains(t, body, "No dead jobs")
 }
 
+// A queue's page shows its limits and their use, and its groups with the
+// most due jobs (20 at most), with their weights.
+func TestDashboardShowsFlowControl(t *testing.T) {
+	t.Parallel()
+	srv, pool, _ := dashboardServer(t)
+	ctx := context.Background()
+	q := store.New(pool)
+	five, backlog, rate, period, three := int32(5), int32(1000), int32(20), int32(1000), int32(3)
+	_, err := q.QueueSet(ctx, store.QueueSetParams{Name: "dash-flow", GlobalConcurrency: &five, SetGlobalConcurrency: true,
+		MaxBacklog: &backlog, SetMaxBacklog: true, RateCount: &rate, RatePeriodMs: &period, SetRate: true})
+	require.NoError(t, err)
+	_, err = q.QueueGroupWeight(ctx, store.QueueGroupWeightParams{Queue: "dash-flow", GroupKey: "customer-42", Weight: &three})
+	require.NoError(t, err)
+	var jobs []store.NewJob
+	for i := range 30 {
+		for range i + 1 {
+			jobs = append(jobs, store.NewJob{Queue: "dash-flow", Group: fmt.Sprintf("customer-%d", 20+i)})
+		}
+	}
+	_, err = store.Submit(ctx, pool, jobs...)
+	require.NoError(t, err)
+
+	status, body := page(t, loggedIn(t, srv), srv.URL+"/queues/dash-flow")
+	require.Equal(t, http.StatusOK, status)
+	panel := regexp.MustCompile(`(?s)<section class="panel facts" id="flow-control">.*?</section>`).FindString(body)
+	require.NotEmpty(t, panel, body)
+	require.Contains(t, panel, "of at most 5")
+	require.Contains(t, panel, "465 <span class=\"muted\">of at most 1000")
+	require.Contains(t, panel, "20/s")
+	require.Equal(t, 20, strings.Count(panel, "<tr data-group="), "the 20 groups with the most due jobs")
+	require.Regexp(t, `<tr data-group="customer-49"><td>customer-49</td><td class="n">30</td>`, panel)
+	require.Regexp(t, `<tr data-group="customer-42">.*<td class="n">3</td></tr>`, panel, "its weight")
+	require.NotContains(t, panel, `data-group="customer-20"`)
+}
+
 // The home page shows how large each Baton table and its indexes are, and
 // how many dead rows wait for vacuum.
 func TestDashboardShowsTableHealth(t *testing.T) {

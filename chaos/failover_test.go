@@ -91,7 +91,7 @@ func (e *env) checkReportsFromStandby() {
 		return
 	}
 	for _, name := range []string{"queue_summary", "backlog_by_priority", "stage_latency", "throughput_hourly", "stage_errors",
-		"failures", "attempts_per_job", "stuck_jobs", "pipeline_lineage", "slowest_journeys", "worker_activity", "table_health", "periodic"} {
+		"failures", "attempts_per_job", "stuck_jobs", "pipeline_lineage", "slowest_journeys", "worker_activity", "table_health", "periodic", "groups"} {
 		if _, ok := reports[name]; !ok {
 			e.t.Errorf("baton report on the standby: no %s in\n%s", name, out)
 		}

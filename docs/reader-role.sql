@@ -21,7 +21,7 @@ GRANT SELECT ON baton.queue_summary, baton.stage_latency, baton.throughput_hourl
     baton.failures, baton.stuck_jobs, baton.pipeline_lineage, baton.table_health,
     baton.stage_errors, baton.attempts_per_job, baton.slowest_journeys,
     baton.backlog_by_priority, baton.worker_activity, baton.periodic,
-    baton.job_history, baton.attempts TO baton_reader;
+    baton.job_history, baton.attempts, baton.groups TO baton_reader;
 
 -- What a session may hold. These are defaults, not limits: PostgreSQL 15 lets
 -- any session change its own statement_timeout,

@@ -1,3 +1,4 @@
+DROP VIEW baton.groups;
 DROP FUNCTION baton.rate_tokens(integer, integer, float8, timestamptz);
 ALTER TABLE baton.queues
     DROP CONSTRAINT queues_rate_check,

@@ -50,3 +50,27 @@ RETURNS float8 LANGUAGE sql STABLE PARALLEL SAFE AS $$
            END
     FROM (SELECT greatest(1, count * 1000.0 / period_ms)::float8 AS burst) b
 $$;
+
+-- groups: per queue and group, its jobs waiting now (due ones, and how long
+-- the oldest has waited in seconds; those not due yet) and running, and its
+-- weight in fair shares. Current state, read through jobs_group_idx: only
+-- grouped jobs that are not finished.
+CREATE VIEW baton.groups AS
+SELECT j.queue, j.group_key AS "group",
+       count(*) FILTER (WHERE j.state <> 'running' AND j.run_at <= now()) AS due_jobs,
+       coalesce(extract(epoch FROM now() - min(greatest(j.run_at, timestamptz '0001-01-01 00:00:00+00'))
+                FILTER (WHERE j.state <> 'running' AND j.run_at <= now())), 0)::float8 AS oldest_due_seconds,
+       count(*) FILTER (WHERE j.state <> 'running' AND j.run_at > now()) AS later_jobs,
+       count(*) FILTER (WHERE j.state = 'running') AS running_jobs,
+       coalesce(max(g.weight), 1)::integer AS weight
+FROM baton.jobs j
+LEFT JOIN baton.queue_groups g ON g.queue = j.queue AND g.group_key = j.group_key
+WHERE j.group_key IS NOT NULL AND j.state IN ('scheduled', 'available', 'retrying', 'running')
+GROUP BY j.queue, j.group_key;
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'baton_reader') THEN
+        GRANT SELECT ON baton.groups TO baton_reader;
+    END IF;
+END $$;

@@ -28,6 +28,9 @@ SELECT * FROM baton.slowest_journeys WHERE (@queue::text = '' OR queue = @queue)
 -- name: ReportBacklogByPriority :many
 SELECT * FROM baton.backlog_by_priority WHERE (@queue::text = '' OR queue = @queue) ORDER BY queue, priority;
 
+-- name: ReportGroups :many
+SELECT * FROM baton.groups WHERE (@queue::text = '' OR queue = @queue) ORDER BY queue, due_jobs DESC, "group";
+
 -- name: ReportWorkerActivity :many
 -- --queue does not apply: a worker's figures span its queues.
 SELECT * FROM baton.worker_activity ORDER BY last_ended_at DESC, worker;

@@ -549,7 +549,7 @@ stages:
 	r := baton(t, u, "", "report")
 	require.Zero(t, r.code, r.stderr)
 	for _, name := range []string{"queue_summary", "backlog_by_priority", "stage_latency", "throughput_hourly", "stage_errors", "failures",
-		"attempts_per_job", "stuck_jobs", "pipeline_lineage", "slowest_journeys", "worker_activity", "table_health", "periodic"} {
+		"attempts_per_job", "stuck_jobs", "pipeline_lineage", "slowest_journeys", "worker_activity", "table_health", "periodic", "groups"} {
 		require.Regexp(t, "(?m)^"+name+"$", r.stdout)
 	}
 	require.Regexp(t, `(?m)^a +0 +0 +0 +0 +3 +1 +0 +0\.000 +false$`, r.stdout)
@@ -559,7 +559,7 @@ stages:
 	require.Zero(t, r.code, r.stderr)
 	var all map[string][]map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &all))
-	require.Len(t, all, 13)
+	require.Len(t, all, 14)
 	require.Len(t, all["pipeline_lineage"], 4+3)
 	require.Len(t, all["slowest_journeys"], 4, "three journeys to b's end, one dead at a")
 	topErrors, err := json.Marshal(all["stage_errors"][0]["top_errors"]) // a's: errors first

@@ -63,6 +63,9 @@ var reports = []report{
 	{"backlog_by_priority", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportBacklogByPriority(ctx, queue)
 	}},
+	{"groups", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
+		return q.ReportGroups(ctx, queue)
+	}},
 	{"stage_latency", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportStageLatency(ctx, queue)
 	}},

@@ -142,6 +142,16 @@ type BatonFanOut struct {
 	Pending  int32 `json:"pending"`
 }
 
+type BatonGroup struct {
+	Queue            string  `json:"queue"`
+	Group            string  `json:"group"`
+	DueJobs          int64   `json:"due_jobs"`
+	OldestDueSeconds float64 `json:"oldest_due_seconds"`
+	LaterJobs        int64   `json:"later_jobs"`
+	RunningJobs      int64   `json:"running_jobs"`
+	Weight           int32   `json:"weight"`
+}
+
 type BatonIdempotencyKey struct {
 	Key         string    `json:"key"`
 	Fingerprint []byte    `json:"fingerprint"`

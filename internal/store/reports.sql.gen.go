@@ -103,6 +103,38 @@ func (q *Queries) ReportFailures(ctx context.Context, queue string) ([]BatonFail
 	return items, nil
 }
 
+const reportGroups = `-- name: ReportGroups :many
+SELECT queue, "group", due_jobs, oldest_due_seconds, later_jobs, running_jobs, weight FROM baton.groups WHERE ($1::text = '' OR queue = $1) ORDER BY queue, due_jobs DESC, "group"
+`
+
+func (q *Queries) ReportGroups(ctx context.Context, queue string) ([]BatonGroup, error) {
+	rows, err := q.db.Query(ctx, reportGroups, queue)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []BatonGroup
+	for rows.Next() {
+		var i BatonGroup
+		if err := rows.Scan(
+			&i.Queue,
+			&i.Group,
+			&i.DueJobs,
+			&i.OldestDueSeconds,
+			&i.LaterJobs,
+			&i.RunningJobs,
+			&i.Weight,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const reportPeriodic = `-- name: ReportPeriodic :many
 SELECT name, queue, schedule, timezone, last_tick, next_tick, last_job_id, last_job_state, overdue_seconds, registered_at FROM baton.periodic WHERE ($1::text = '' OR queue = $1) ORDER BY name
 `

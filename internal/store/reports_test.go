@@ -14,7 +14,7 @@ import (
 
 // reportViews are the views baton report prints.
 var reportViews = []string{"queue_summary", "backlog_by_priority", "stage_latency", "throughput_hourly", "stage_errors",
-	"failures", "attempts_per_job", "stuck_jobs", "pipeline_lineage", "slowest_journeys", "worker_activity", "table_health", "periodic"}
+	"failures", "attempts_per_job", "stuck_jobs", "pipeline_lineage", "slowest_journeys", "worker_activity", "table_health", "periodic", "groups"}
 
 // The documented reporting role reads the views and nothing else.
 func TestReaderRoleReadsOnlyTheViews(t *testing.T) {
