@@ -166,6 +166,12 @@ var (
 		"A queue's own limit on its running jobs over every replica (absent when it has none; compare baton_jobs{state=\"running\"}).", []string{"queue"}, nil)
 	descMaxBacklog = prometheus.NewDesc("baton_queue_max_backlog",
 		"A queue's max_backlog: submits that would leave more jobs waiting are refused (absent when it has none).", []string{"queue"}, nil)
+	descRate = prometheus.NewDesc("baton_queue_rate_limit_per_second",
+		"A queue's own rate limit on its claims over every replica, per second (absent when it has none).", []string{"queue"}, nil)
+	descGroupWaiting = prometheus.NewDesc("baton_group_waiting_jobs",
+		"Jobs of a group waiting in a queue (scheduled, available, retrying): the busiest groups by name, the rest of a queue's as group=\"_other\".", []string{"queue", "group"}, nil)
+	descGroupRunning = prometheus.NewDesc("baton_group_running_jobs",
+		"Jobs of a group running in a queue, which group_concurrency caps: the busiest groups by name, the rest of a queue's as group=\"_other\".", []string{"queue", "group"}, nil)
 	descDead = prometheus.NewDesc("baton_table_dead_tuples",
 		"Dead row versions in a Baton table, waiting for vacuum.", []string{"table"}, nil)
 	descLive = prometheus.NewDesc("baton_table_live_tuples",
@@ -185,7 +191,7 @@ var (
 type databaseCollector struct{ s *Server }
 
 func (c databaseCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descJobs, descOldest, descPaused, descLimit, descMaxBacklog, descDead, descLive, descVacuum, descTableBytes, descIndexBytes, descOldestTx} {
+	for _, d := range []*prometheus.Desc{descUp, descJobs, descOldest, descPaused, descLimit, descMaxBacklog, descRate, descGroupWaiting, descGroupRunning, descDead, descLive, descVacuum, descTableBytes, descIndexBytes, descOldestTx} {
 		ch <- d
 	}
 }
@@ -199,10 +205,14 @@ func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
 		var tables []store.TableHealthRow
 		if tables, err = q.TableHealth(ctx); err == nil {
 			var oldestTx float64
+			var groups []store.GroupMetricsRow
 			if oldestTx, err = q.MetricsOldestTransaction(ctx); err == nil {
+				groups, err = q.GroupMetrics(ctx)
+			}
+			if err == nil {
 				named := busiest(viewsOf(queues), c.s.cfg.MetricsQueues)
 				c.s.metrics.queues.name(named)
-				emit(ch, named, tables, oldestTx)
+				emit(ch, named, busiestGroups(groups, named, c.s.cfg.MetricsQueues), tables, oldestTx)
 			}
 		}
 	}
@@ -214,7 +224,42 @@ func (c databaseCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
 }
 
-func emit(ch chan<- prometheus.Metric, queues []QueueView, tables []store.TableHealthRow, oldestTx float64) {
+// busiestGroups keeps the max busiest groups (rows come busiest first) of
+// the queues /metrics names, and sums the rest of each such queue's groups
+// into one named _other: group names are made up by submitters, like queue
+// names, and bounded the same way. Groups of queues summed into _other are
+// left out (their jobs count in that queue's figures).
+func busiestGroups(rows []store.GroupMetricsRow, queues []QueueView, max int) []store.GroupMetricsRow {
+	named := map[string]bool{}
+	for _, v := range queues {
+		named[v.Queue] = v.Queue != otherQueues
+	}
+	var kept []store.GroupMetricsRow
+	other := map[string]*store.GroupMetricsRow{}
+	var order []string
+	for _, r := range rows {
+		switch {
+		case !named[r.Queue]:
+		case len(kept) < max:
+			kept = append(kept, r)
+		default:
+			o := other[r.Queue]
+			if o == nil {
+				o = &store.GroupMetricsRow{Queue: r.Queue, Group: otherQueues}
+				other[r.Queue] = o
+				order = append(order, r.Queue)
+			}
+			o.WaitingJobs += r.WaitingJobs
+			o.RunningJobs += r.RunningJobs
+		}
+	}
+	for _, q := range order {
+		kept = append(kept, *other[q])
+	}
+	return kept
+}
+
+func emit(ch chan<- prometheus.Metric, queues []QueueView, groups []store.GroupMetricsRow, tables []store.TableHealthRow, oldestTx float64) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -234,6 +279,15 @@ func emit(ch chan<- prometheus.Metric, queues []QueueView, tables []store.TableH
 		if v.MaxBacklog != nil {
 			gauge(descMaxBacklog, float64(*v.MaxBacklog), v.Queue)
 		}
+		if v.RateLimit != nil {
+			if r, err := store.ParseRate(*v.RateLimit); err == nil {
+				gauge(descRate, float64(r.Count)/r.Period.Seconds(), v.Queue)
+			}
+		}
+	}
+	for _, g := range groups {
+		gauge(descGroupWaiting, float64(g.WaitingJobs), g.Queue, g.Group)
+		gauge(descGroupRunning, float64(g.RunningJobs), g.Queue, g.Group)
 	}
 	for _, t := range tables {
 		gauge(descDead, float64(t.DeadRows), t.TableName)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
 )
@@ -207,4 +208,38 @@ func TestMetricsBoundTheQueueLabel(t *testing.T) {
 	for _, q := range []string{"q0", "q1", "q4"} {
 		require.NotContains(t, m, `queue="`+q+`"`, "q0 and q1 came first, but are not among the busiest")
 	}
+}
+
+// /metrics shows each group's waiting and running jobs, naming the busiest
+// groups (as many as queues) and summing a queue's rest as group="_other";
+// and a queue's own rate, per second.
+func TestMetricsBoundTheGroupLabel(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	srv := httptest.NewServer(api.New(pool, api.Config{Logger: slog.New(slog.DiscardHandler), MetricsQueues: 2}).Handler())
+	t.Cleanup(srv.Close)
+	var jobs []store.NewJob
+	for g, n := range []int{1, 4, 3, 2} {
+		for range n {
+			jobs = append(jobs, store.NewJob{Queue: "render", Group: fmt.Sprintf("customer-%d", g)})
+		}
+	}
+	_, err := store.Submit(ctx, pool, jobs...)
+	require.NoError(t, err)
+	rows, err := store.New(pool).JobClaim(ctx, store.JobClaimParams{QueueName: "render", MaxJobs: 2, LeaseMs: 30000, WorkerID: "w", MaxAttempts: 5})
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	rate, period := int32(600), int32(60000)
+	_, err = store.New(pool).QueueSet(ctx, store.QueueSetParams{Name: "render", RateCount: &rate, RatePeriodMs: &period, SetRate: true})
+	require.NoError(t, err)
+
+	m := scrape(t, srv.URL)
+	require.Equal(t, 10.0, value(m, `baton_queue_rate_limit_per_second{queue="render"}`))
+	require.Equal(t, 4.0, value(m, `baton_group_waiting_jobs{group="customer-1",queue="render"}`)+value(m, `baton_group_running_jobs{group="customer-1",queue="render"}`))
+	require.Equal(t, 3.0, value(m, `baton_group_waiting_jobs{group="customer-2",queue="render"}`)+value(m, `baton_group_running_jobs{group="customer-2",queue="render"}`))
+	require.Equal(t, 3.0, value(m, `baton_group_waiting_jobs{group="_other",queue="render"}`)+value(m, `baton_group_running_jobs{group="_other",queue="render"}`),
+		"customer-3's 2 and customer-0's 1")
+	require.NotContains(t, m, `group="customer-0"`)
+	require.NotContains(t, m, `group="customer-3"`)
 }

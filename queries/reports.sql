@@ -31,6 +31,11 @@ SELECT * FROM baton.backlog_by_priority WHERE (@queue::text = '' OR queue = @que
 -- name: ReportGroups :many
 SELECT * FROM baton.groups WHERE (@queue::text = '' OR queue = @queue) ORDER BY queue, due_jobs DESC, "group";
 
+-- name: GroupMetrics :many
+-- Every group's jobs, busiest first: /metrics names the busiest.
+SELECT queue, "group", (due_jobs + later_jobs)::bigint AS waiting_jobs, running_jobs FROM baton.groups
+ORDER BY due_jobs + later_jobs + running_jobs DESC, queue, "group";
+
 -- name: ReportWorkerActivity :many
 -- --queue does not apply: a worker's figures span its queues.
 SELECT * FROM baton.worker_activity ORDER BY last_ended_at DESC, worker;

@@ -9,6 +9,44 @@ import (
 	"context"
 )
 
+const groupMetrics = `-- name: GroupMetrics :many
+SELECT queue, "group", (due_jobs + later_jobs)::bigint AS waiting_jobs, running_jobs FROM baton.groups
+ORDER BY due_jobs + later_jobs + running_jobs DESC, queue, "group"
+`
+
+type GroupMetricsRow struct {
+	Queue       string `json:"queue"`
+	Group       string `json:"group"`
+	WaitingJobs int64  `json:"waiting_jobs"`
+	RunningJobs int64  `json:"running_jobs"`
+}
+
+// Every group's jobs, busiest first: /metrics names the busiest.
+func (q *Queries) GroupMetrics(ctx context.Context) ([]GroupMetricsRow, error) {
+	rows, err := q.db.Query(ctx, groupMetrics)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []GroupMetricsRow
+	for rows.Next() {
+		var i GroupMetricsRow
+		if err := rows.Scan(
+			&i.Queue,
+			&i.Group,
+			&i.WaitingJobs,
+			&i.RunningJobs,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const reportAttemptsPerJob = `-- name: ReportAttemptsPerJob :many
 SELECT queue, attempts, jobs, succeeded_jobs, dead_jobs, share FROM baton.attempts_per_job WHERE ($1::text = '' OR queue = $1) ORDER BY queue, attempts
 `
