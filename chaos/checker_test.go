@@ -3,6 +3,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -33,6 +34,8 @@ type report struct {
 	DoubleClaim     int // two claims with one (job, lease token)
 	StaleToken      int // a transition out of running made with an old lease token (a zombie accepted)
 	CountDrift      int // jobs by which baton.queue_summary's counters differ from the rows themselves
+	MaxRunningB     int // the most of b's jobs running at once, replayed from the history
+	OverLimit       int // by how much that passed b's global concurrency
 	ZombieRejected  int // late writes refused by the fence, or stopped by a heartbeat that found the lease gone (from worker logs)
 	MaxAttempt      int
 	SucceededPerQ   map[string]int
@@ -53,7 +56,7 @@ type report struct {
 // damage counts every violation of Baton's promises.
 func (r report) damage() int {
 	return r.Lost + r.Unexpected + r.DupTerminal + r.DupHandoff + r.MissingHandoff + r.OrphanHandoff +
-		r.AttemptsOver + r.Illegal + r.DoubleClaim + r.StaleToken + r.CountDrift + r.DupJoin + r.DupTick
+		r.AttemptsOver + r.Illegal + r.DoubleClaim + r.StaleToken + r.CountDrift + r.DupJoin + r.DupTick + r.OverLimit
 }
 
 func (r report) String() string {
@@ -62,11 +65,11 @@ func (r report) String() string {
 		within = "no"
 	}
 	line := fmt.Sprintf("accepted=%d indeterminate=%d faults=%d poison=%d collateral_dead=%d | lost=%d unexpected=%d dup_terminal=%d dup_handoff=%d "+
-		"missing_handoff=%d orphan_handoff=%d attempts_over=%d illegal=%d double_claim=%d stale_token=%d count_drift=%d | "+
-		"zombie_rejected=%d max_attempt=%d/%d succeeded a/b/c=%d/%d/%d recovery_p99=%s (bound %s, within: %s) quiesced_in=%s exits=%d",
+		"missing_handoff=%d orphan_handoff=%d attempts_over=%d illegal=%d double_claim=%d stale_token=%d count_drift=%d over_limit=%d | "+
+		"zombie_rejected=%d max_running_b=%d/%d max_attempt=%d/%d succeeded a/b/c=%d/%d/%d recovery_p99=%s (bound %s, within: %s) quiesced_in=%s exits=%d",
 		r.Accepted, r.Indeterminate, r.Faults, r.Poison, r.Collateral, r.Lost, r.Unexpected, r.DupTerminal, r.DupHandoff,
-		r.MissingHandoff, r.OrphanHandoff, r.AttemptsOver, r.Illegal, r.DoubleClaim, r.StaleToken, r.CountDrift,
-		r.ZombieRejected, r.MaxAttempt, maxAttempts, r.SucceededPerQ["a"], r.SucceededPerQ["b"], r.SucceededPerQ["c"],
+		r.MissingHandoff, r.OrphanHandoff, r.AttemptsOver, r.Illegal, r.DoubleClaim, r.StaleToken, r.CountDrift, r.OverLimit,
+		r.ZombieRejected, r.MaxRunningB, bLimit, r.MaxAttempt, maxAttempts, r.SucceededPerQ["a"], r.SucceededPerQ["b"], r.SucceededPerQ["c"],
 		r.RecoveryP99.Round(time.Millisecond), r.RecoveryBound.Round(time.Millisecond), within, r.QuiesceDuration.Round(time.Millisecond), r.Exits)
 	if r.Shapes {
 		line += r.shapesLine()
@@ -205,6 +208,8 @@ func (e *env) checkJobs(h *history) (report, map[int64]*job, map[int64][]int64) 
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	r.MaxRunningB = mostRunning(events, jobs, "b")
+	r.OverLimit = max(0, r.MaxRunningB-bLimit)
 	var recoveries []time.Duration
 	for i := 0; i < len(events); {
 		j := i
@@ -291,6 +296,38 @@ func (r *report) checkJob(evs []event, recoveries *[]time.Duration) {
 	if terminal > 1 {
 		r.DupTerminal++
 	}
+}
+
+// mostRunning replays the history of queue's jobs and returns the most
+// that ran at once: each run from its claim to the transition that ended
+// it (at the same instant, an end comes before a start). A claim records
+// when it took its rows, after its turn on a limited queue, and an ending
+// the start of the statement that commits it: a run looks longer here than
+// it was, never shorter.
+func mostRunning(events []event, jobs map[int64]*job, queue string) int {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	var edges []edge
+	for _, ev := range events {
+		if j := jobs[ev.jobID]; j == nil || j.queue != queue {
+			continue
+		}
+		if ev.to == "running" {
+			edges = append(edges, edge{ev.at, +1})
+		}
+		if ev.from == "running" {
+			edges = append(edges, edge{ev.at, -1})
+		}
+	}
+	slices.SortFunc(edges, func(a, b edge) int { return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.delta, b.delta)) })
+	most, now := 0, 0
+	for _, e := range edges {
+		now += e.delta
+		most = max(most, now)
+	}
+	return most
 }
 
 func claimTime(evs []event, token int64) time.Time {

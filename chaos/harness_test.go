@@ -32,12 +32,18 @@ const (
 	pollEvery   = 50 * time.Millisecond
 	maintenance = time.Second // the worker's and serve's reaper interval
 	maxAttempts = 5
+	// bLimit is stage b's global concurrency: its replicas' 3 x 8 slots
+	// share it, and the checker replays the history to check that no more
+	// of b's jobs ever ran at once.
+	bLimit = 12
 )
 
 // pipeline is the three-stage pipeline every scenario drives. A payload
 // marked poison crashes its handler every time (SIGSEGV); one marked crash
 // kills the worker running it, a crash loop across the fleet; one marked
-// slow runs for twice the lease, heartbeating.
+// slow runs for twice the lease, heartbeating. Stage b has a global
+// concurrency and shares its slots fairly between the jobs' groups (every
+// job is submitted in one of five).
 var pipeline = fmt.Sprintf(`
 poll_interval: %s
 shutdown_grace: 5s
@@ -54,13 +60,15 @@ stages:
     lease: %s
     max_attempts: %d
     concurrency: 8
+    global_concurrency: %d
+    fair: true
   - queue: c
     handler: {exec: ["cat"]}
     lease: %s
     max_attempts: %d
     concurrency: 8
 `, pollEvery, `p=$(cat); case "$p" in *poison*) kill -SEGV $$;; *crash*) kill -9 $PPID; exit 1;; *slow*) sleep 4;; esac; sleep 0.01; printf "%s" "$p"`,
-	lease, maxAttempts, lease, maxAttempts, lease, maxAttempts)
+	lease, maxAttempts, lease, maxAttempts, bLimit, lease, maxAttempts)
 
 // shapesPipeline drives the job shapes of issue 22: each split job fans
 // out to three part jobs, whose join hands one job to joined, and the
@@ -426,7 +434,7 @@ func (e *env) submit(ctx context.Context, h *history, n int, opts loadOpts) {
 	if opts.slowEvery > 0 && n%opts.slowEvery == opts.slowEvery-1 {
 		payload["slow"] = true
 	}
-	body, _ := json.Marshal(map[string]any{"payload": payload})
+	body, _ := json.Marshal(map[string]any{"payload": payload, "group": fmt.Sprintf("tenant-%d", n%5)})
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		timeout := 10 * time.Second
 		if opts.lostResponses && attempt == 0 {

@@ -436,6 +436,13 @@ func TestCheckerCatchesBrokenBuilds(t *testing.T) {
 			load:  loadOpts{slowEvery: 10},
 			fault: freeze(lease + 1500*time.Millisecond),
 		},
+		{
+			// Claims of b that do not take turns on the queue's row: each
+			// counts b's running jobs while another replica's claim is not
+			// committed yet, and both fill the last places.
+			name:    "limit-without-turns",
+			patches: []patch{{"internal/store/queues.sql.gen.go", "WHERE q.name = $3::text\nFOR NO KEY UPDATE OF q\n", "WHERE q.name = $3::text\n"}},
+		},
 	}
 	for _, b := range broken {
 		t.Run(b.name, func(t *testing.T) {

@@ -146,6 +146,12 @@ WHERE queue = @queue::text AND unique_key = baton.unique_key(@unique_key::text, 
 -- with check_payloads, which returns such a payload as NULL, and fails that
 -- job alone (migration 15).
 --
+-- started_at is the time the claim took the rows (clock_timestamp(), in
+-- the database), not its transaction's start: a limited claim waits for its
+-- turn first, and the history then shows its jobs running only from when
+-- the claim counted the queue's running jobs (the chaos checker replays the
+-- history to check the limit).
+--
 -- A queue with a global concurrency (the queue's, else the stage's
 -- global_concurrency; 0 for none) claims no more than the limit less its
 -- running jobs. That count is right only if no other claim of the queue
@@ -174,7 +180,7 @@ WITH locked AS MATERIALIZED (
         lease_token = j.lease_token + 1,
         lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, @max_job_lease_ms::bigint), @lease_ms::bigint),
         leased_by = @worker_id::text,
-        started_at = now()
+        started_at = clock_timestamp()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
               j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.tags, j.timeout_ms, j.lease_ms, j.group_key
@@ -234,27 +240,58 @@ WITH RECURSIVE room AS MATERIALIZED (
     SELECT j.group_key, count(*)::integer AS n FROM baton.jobs j
     WHERE j.queue = @queue_name::text AND j.state = 'running' AND j.group_key IS NOT NULL
     GROUP BY j.group_key
-), ranked AS (
-    SELECT g.group_key, c.id, c.priority, c.run_at, c.rank
+), heads AS MATERIALIZED (
+    -- Fair shares without a group concurrency: each group's first due job,
+    -- and the tag it gets.
+    SELECT g.group_key, h.id, h.priority, h.run_at,
+           greatest(room.clock, coalesce(w.next_tag, 0)) AS base, coalesce(w.weight, 1) AS weight
     FROM groups g
     CROSS JOIN room
     CROSS JOIN LATERAL (
-        SELECT u.id, u.priority, u.run_at, row_number() OVER (ORDER BY u.id) AS rank
-        FROM (SELECT j.id, j.priority, j.run_at, j.state, j.isolated FROM baton.jobs j
-              WHERE j.queue = @queue_name::text AND j.group_key = g.group_key
-                AND j.state IN ('scheduled', 'available', 'retrying', 'running')
-              ORDER BY j.id LIMIT @group_concurrency::integer) u
-        WHERE @group_concurrency::integer > 0
-          AND u.state <> 'running' AND u.run_at <= now() AND NOT u.isolated
-        UNION ALL
-        SELECT d.id, d.priority, d.run_at, row_number() OVER (ORDER BY d.priority, d.run_at, d.id) AS rank
-        FROM (SELECT j.id, j.priority, j.run_at FROM baton.jobs j
-              WHERE @group_concurrency::integer = 0
-                AND j.queue = @queue_name::text AND j.group_key = g.group_key
-                AND j.state IN ('scheduled', 'available', 'retrying') AND j.run_at <= now() AND NOT j.isolated
-              ORDER BY j.priority, j.run_at, j.id LIMIT room.n) d
-    ) c
+        SELECT j.id, j.priority, j.run_at FROM baton.jobs j
+        WHERE @group_concurrency::integer = 0
+          AND j.queue = @queue_name::text AND j.group_key = g.group_key
+          AND j.state IN ('scheduled', 'available', 'retrying') AND j.run_at <= now() AND NOT j.isolated
+        ORDER BY j.priority, j.run_at, j.id LIMIT 1
+    ) h
+    LEFT JOIN baton.queue_groups w ON w.queue = @queue_name::text AND w.group_key = g.group_key
     WHERE g.group_key IS NOT NULL
+), cut AS MATERIALIZED (
+    -- The room-th lowest tag of the first jobs: no job tagged later is
+    -- claimed (those are room candidates already), so a group gives more
+    -- than its first job only while their tags stay within it. With many
+    -- groups at the clock, that is none: one job read per group.
+    SELECT coalesce((SELECT h.base FROM heads h ORDER BY h.base OFFSET greatest(room.n - 1, 0) LIMIT 1),
+                    'Infinity'::float8) AS tag
+    FROM room
+), ranked AS (
+    SELECT g.group_key, u.id, u.priority, u.run_at, row_number() OVER (PARTITION BY g.group_key ORDER BY u.id) AS rank
+    FROM groups g
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.priority, j.run_at, j.state, j.isolated FROM baton.jobs j
+        WHERE @group_concurrency::integer > 0
+          AND j.queue = @queue_name::text AND j.group_key = g.group_key
+          AND j.state IN ('scheduled', 'available', 'retrying', 'running')
+        ORDER BY j.id LIMIT @group_concurrency::integer
+    ) u
+    WHERE g.group_key IS NOT NULL AND u.state <> 'running' AND u.run_at <= now() AND NOT u.isolated
+    UNION ALL
+    SELECT h.group_key, h.id, h.priority, h.run_at, 1 FROM heads h
+    UNION ALL
+    SELECT h.group_key, m.id, m.priority, m.run_at, 1 + row_number() OVER (PARTITION BY h.group_key ORDER BY m.priority, m.run_at, m.id)
+    FROM heads h
+    CROSS JOIN room
+    CROSS JOIN cut
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.priority, j.run_at FROM baton.jobs j
+        WHERE j.queue = @queue_name::text AND j.group_key = h.group_key
+          AND j.state IN ('scheduled', 'available', 'retrying') AND j.run_at <= now() AND NOT j.isolated
+        ORDER BY j.priority, j.run_at, j.id
+        OFFSET 1
+        LIMIT CASE WHEN cut.tag = 'Infinity'::float8 THEN room.n
+                   ELSE least(room.n, floor((cut.tag - h.base) * h.weight + 1e-9)::integer + 1) END - 1
+    ) m
+    WHERE cut.tag = 'Infinity'::float8 OR h.base + 1.0 / h.weight <= cut.tag + 1e-9
     UNION ALL
     SELECT '', x.id, x.priority, x.run_at, row_number() OVER (ORDER BY x.priority, x.run_at, x.id) AS rank
     FROM (SELECT j.id, j.priority, j.run_at, j.group_key FROM baton.jobs j
@@ -300,7 +337,7 @@ WITH RECURSIVE room AS MATERIALIZED (
         lease_token = j.lease_token + 1,
         lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, @max_job_lease_ms::bigint), @lease_ms::bigint),
         leased_by = @worker_id::text,
-        started_at = now()
+        started_at = clock_timestamp()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
               j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.tags, j.timeout_ms, j.lease_ms, j.group_key
@@ -351,7 +388,7 @@ SET state = 'running',
     lease_token = j.lease_token + 1,
     lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, @max_job_lease_ms::bigint), @lease_ms::bigint),
     leased_by = @worker_id::text,
-    started_at = now(),
+    started_at = clock_timestamp(),
     alone_since = NULL
 FROM locked
 WHERE j.id = locked.id
