@@ -237,6 +237,20 @@ func TestFairSharesDoNotStarveASmallGroup(t *testing.T) {
 	require.Less(t, more, 400)
 }
 
+// Without fair, the same small group waits behind the big one's whole
+// backlog (here 500 jobs): jobs go by priority, then age.
+func TestWithoutFairASmallGroupWaitsBehindTheBacklog(t *testing.T) {
+	t.Parallel()
+	pool, url := dbtest.NewWithURL(t)
+	submitGroups(t, pool, "a", []string{"big"}, 500)
+	p := &fairProbe{done: map[string]int{}}
+	replicas(t, url, 1, "poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: h}\n    concurrency: 10\n", p.handler(50*time.Millisecond))
+	require.Eventually(t, func() bool { return p.finished("big") >= 50 }, time.Minute, 5*time.Millisecond, "big's jobs run")
+	submitGroups(t, pool, "a", []string{"small"}, 100)
+	require.Eventually(t, func() bool { return p.finished("small") == 100 }, time.Minute, 5*time.Millisecond)
+	require.GreaterOrEqual(t, p.finished("big"), 490, "small's jobs ran after (nearly) all of big's")
+}
+
 // With weights 3 and 1 and both groups backlogged, their completions over
 // 30 s are in the ratio 3 ± 0.5.
 func TestFairSharesFollowTheGroupsWeights(t *testing.T) {
