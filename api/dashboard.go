@@ -240,7 +240,7 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 		jobs = jobs[:pageSize]
 		older = jobs[pageSize-1].ID
 	}
-	groups, err := store.New(s.pool).QueueGroups(r.Context(), store.QueueGroupsParams{Queue: queue, MaxGroups: maxDashboardGroups})
+	groups, err := store.New(s.pool).ReportGroups(r.Context(), store.ReportGroupsParams{Queue: queue, MaxGroups: maxDashboardGroups})
 	if err != nil {
 		s.renderProblem(w, r, store.MapError(err))
 		return

@@ -115,8 +115,3 @@ SELECT coalesce((SELECT weight FROM set), 1)::integer AS weight;
 DELETE FROM baton.queue_groups g
 USING baton.queues q
 WHERE g.queue = q.name AND g.weight IS NULL AND g.next_tag <= q.fair_clock;
-
--- name: QueueGroups :many
--- The groups of a queue with the most due jobs, at most max_groups: the
--- dashboard's flow-control panel.
-SELECT * FROM baton.groups WHERE queue = @queue::text ORDER BY due_jobs DESC, running_jobs DESC, "group" LIMIT @max_groups::integer;

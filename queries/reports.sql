@@ -29,7 +29,11 @@ SELECT * FROM baton.slowest_journeys WHERE (@queue::text = '' OR queue = @queue)
 SELECT * FROM baton.backlog_by_priority WHERE (@queue::text = '' OR queue = @queue) ORDER BY queue, priority;
 
 -- name: ReportGroups :many
-SELECT * FROM baton.groups WHERE (@queue::text = '' OR queue = @queue) ORDER BY queue, due_jobs DESC, "group";
+-- At most max_groups, those with the most due jobs first: the dashboard
+-- shows a queue's busiest, baton report all of them.
+SELECT * FROM baton.groups WHERE (@queue::text = '' OR queue = @queue)
+ORDER BY queue, due_jobs DESC, running_jobs DESC, "group"
+LIMIT @max_groups::integer;
 
 -- name: GroupMetrics :many
 -- Every group's jobs, busiest first: /metrics names the busiest.

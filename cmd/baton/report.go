@@ -64,7 +64,7 @@ var reports = []report{
 		return q.ReportBacklogByPriority(ctx, queue)
 	}},
 	{"groups", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
-		return q.ReportGroups(ctx, queue)
+		return q.ReportGroups(ctx, store.ReportGroupsParams{Queue: queue, MaxGroups: math.MaxInt32})
 	}},
 	{"stage_latency", func(ctx context.Context, q *store.Queries, queue string) (any, error) {
 		return q.ReportStageLatency(ctx, queue)

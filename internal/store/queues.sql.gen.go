@@ -76,45 +76,6 @@ func (q *Queries) QueueGroupWeight(ctx context.Context, arg QueueGroupWeightPara
 	return weight, err
 }
 
-const queueGroups = `-- name: QueueGroups :many
-SELECT queue, "group", due_jobs, oldest_due_seconds, later_jobs, running_jobs, weight FROM baton.groups WHERE queue = $1::text ORDER BY due_jobs DESC, running_jobs DESC, "group" LIMIT $2::integer
-`
-
-type QueueGroupsParams struct {
-	Queue     string `json:"queue"`
-	MaxGroups int32  `json:"max_groups"`
-}
-
-// The groups of a queue with the most due jobs, at most max_groups: the
-// dashboard's flow-control panel.
-func (q *Queries) QueueGroups(ctx context.Context, arg QueueGroupsParams) ([]BatonGroup, error) {
-	rows, err := q.db.Query(ctx, queueGroups, arg.Queue, arg.MaxGroups)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []BatonGroup
-	for rows.Next() {
-		var i BatonGroup
-		if err := rows.Scan(
-			&i.Queue,
-			&i.Group,
-			&i.DueJobs,
-			&i.OldestDueSeconds,
-			&i.LaterJobs,
-			&i.RunningJobs,
-			&i.Weight,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const queueGroupsPrune = `-- name: QueueGroupsPrune :execrows
 DELETE FROM baton.queue_groups g
 USING baton.queues q

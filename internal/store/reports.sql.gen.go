@@ -142,11 +142,20 @@ func (q *Queries) ReportFailures(ctx context.Context, queue string) ([]BatonFail
 }
 
 const reportGroups = `-- name: ReportGroups :many
-SELECT queue, "group", due_jobs, oldest_due_seconds, later_jobs, running_jobs, weight FROM baton.groups WHERE ($1::text = '' OR queue = $1) ORDER BY queue, due_jobs DESC, "group"
+SELECT queue, "group", due_jobs, oldest_due_seconds, later_jobs, running_jobs, weight FROM baton.groups WHERE ($1::text = '' OR queue = $1)
+ORDER BY queue, due_jobs DESC, running_jobs DESC, "group"
+LIMIT $2::integer
 `
 
-func (q *Queries) ReportGroups(ctx context.Context, queue string) ([]BatonGroup, error) {
-	rows, err := q.db.Query(ctx, reportGroups, queue)
+type ReportGroupsParams struct {
+	Queue     string `json:"queue"`
+	MaxGroups int32  `json:"max_groups"`
+}
+
+// At most max_groups, those with the most due jobs first: the dashboard
+// shows a queue's busiest, baton report all of them.
+func (q *Queries) ReportGroups(ctx context.Context, arg ReportGroupsParams) ([]BatonGroup, error) {
+	rows, err := q.db.Query(ctx, reportGroups, arg.Queue, arg.MaxGroups)
 	if err != nil {
 		return nil, err
 	}
