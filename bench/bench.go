@@ -37,7 +37,8 @@ type Config struct {
 	Stages int
 	// Jobs is the backlog burned down (or, with Soak, the jobs pushed through).
 	Jobs int
-	// Workers replicas, each with Concurrency slots per stage.
+	// Workers replicas, each with Concurrency slots per stage (0: a
+	// pipeline file's default, adaptive slots).
 	Workers, Concurrency int
 	// Rate jobs/s are offered for Duration to measure pickup latency (0 skips).
 	Rate     float64
@@ -110,6 +111,9 @@ type burn struct {
 	// per completion statement: the batching the hot path achieved.
 	MeanClaimBatch    float64 `json:"mean_claim_batch"`
 	MeanCompleteBatch float64 `json:"mean_complete_batch"`
+	// Slots is a replica's handler slots on queue a at the end: the fixed
+	// concurrency, or what adaptive slots grew to.
+	Slots int `json:"slots"`
 	// CPUMsPerKJobs is the whole machine's busy CPU time per 1,000
 	// executions (this process and a local Postgres; Linux only, else 0),
 	// and BenchCPUMsPerKJobs this process's share. On a machine whose disk
@@ -222,7 +226,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "stages\t%d\n", r.Stages)
 	fmt.Fprintf(tw, "jobs (backlog)\t%d\n", r.Jobs)
-	fmt.Fprintf(tw, "replicas × slots per stage\t%d × %d\n", r.Workers, r.Concurrency)
+	fmt.Fprintf(tw, "replicas × slots per stage\t%d × %s (%d at the end)\n", r.Workers, slotsName(r.Concurrency), r.Slots)
 	fmt.Fprintf(tw, "seconds\t%.2f\n", r.Seconds)
 	fmt.Fprintf(tw, "jobs/s (executions, all stages)\t%.0f\n", r.JobsPerSec)
 	fmt.Fprintf(tw, "hand-offs/s\t%.0f\n", r.HandoffsPerSec)

@@ -17,7 +17,7 @@ import (
 )
 
 // burnDown preloads the configured backlog and works it off with in-process
-// replicas of concurrency slots per stage. The replicas keep running until
+// replicas of concurrency slots per stage (0: adaptive). The replicas keep running until
 // rs.stop.
 func (r *run) burnDown(ctx context.Context, concurrency int) (b burn, rs *replicas, err error) {
 	pool, stages, jobs, workers := r.pool, r.cfg.Stages, r.cfg.Jobs, r.cfg.Workers
@@ -25,7 +25,7 @@ func (r *run) burnDown(ctx context.Context, concurrency int) (b burn, rs *replic
 	if err := preload(ctx, pool, jobs); err != nil {
 		return b, nil, err
 	}
-	r.progress("burning down the backlog with %d replica(s), %d slots per stage", workers, concurrency)
+	r.progress("burning down the backlog with %d replica(s), %s per stage", workers, slotsName(concurrency))
 	start := time.Now()
 	machine0, self0 := cpuTimes()
 	rs, err = startReplicas(ctx, r.target, stages, concurrency, workers, worker.Retention{})
@@ -55,7 +55,30 @@ func (r *run) burnDown(ctx context.Context, concurrency int) (b burn, rs *replic
 	}
 	b.MeanClaimBatch = float64(st.Claimed) / max(1, float64(st.ClaimBatches))
 	b.MeanCompleteBatch = float64(st.Succeeded) / max(1, float64(st.CompleteBatches))
+	b.Slots = rs.slots("a")
 	return b, rs, nil
+}
+
+// slots is the most handler slots a replica's stage on queue has now
+// (baton_stage_slots): with adaptive slots, what the burn-down grew them to.
+func (rs *replicas) slots(queue string) int {
+	most := 0
+	for _, reg := range rs.metrics {
+		families, _ := reg.Gather()
+		for _, f := range families {
+			if f.GetName() != "baton_stage_slots" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "queue" && l.GetValue() == queue {
+						most = max(most, int(m.GetGauge().GetValue()))
+					}
+				}
+			}
+		}
+	}
+	return most
 }
 
 func preload(ctx context.Context, pool *pgxpool.Pool, n int) error {
@@ -88,13 +111,18 @@ func noopJobs(n int) []store.NewJob {
 var noop = worker.HandlerFunc(func(_ context.Context, job *worker.Job) (json.RawMessage, error) { return job.Payload, nil })
 
 // benchPipeline is queue a (handing off to b with two stages) and queue
-// offered (for the latency run), concurrency slots each.
+// offered (for the latency run), concurrency slots each (0: a stage's
+// default, adaptive slots).
 func benchPipeline(stages, concurrency int) *worker.Pipeline {
-	yaml := fmt.Sprintf("stages:\n  - queue: a\n    handler: {go: bench-noop}\n    concurrency: %d\n", concurrency)
-	yaml += fmt.Sprintf("  - queue: offered\n    handler: {go: bench-noop}\n    concurrency: %d\n", concurrency)
+	slots := "" // a stage's default: adaptive slots
+	if concurrency > 0 {
+		slots = fmt.Sprintf("    concurrency: %d\n", concurrency)
+	}
+	yaml := "stages:\n  - queue: a\n    handler: {go: bench-noop}\n" + slots
+	yaml += "  - queue: offered\n    handler: {go: bench-noop}\n" + slots
 	if stages == 2 {
 		yaml = strings.Replace(yaml, "handler: {go: bench-noop}\n", "handler: {go: bench-noop}\n    next: b\n", 2)
-		yaml += fmt.Sprintf("  - queue: b\n    handler: {go: bench-noop}\n    concurrency: %d\n", concurrency)
+		yaml += "  - queue: b\n    handler: {go: bench-noop}\n" + slots
 	}
 	p, err := worker.ParsePipeline([]byte(yaml))
 	if err != nil {
@@ -175,4 +203,12 @@ func (rs *replicas) wait(ctx context.Context, pool *pgxpool.Pool, executions int
 		return fmt.Errorf("bench: %d jobs succeeded in %s, want %d", got, queue, n)
 	}
 	return nil
+}
+
+// slotsName names a slot count for the reports: 0 is a stage's default.
+func slotsName(concurrency int) string {
+	if concurrency == 0 {
+		return fmt.Sprintf("adaptive slots (%d up to %d)", worker.DefaultConcurrency, worker.DefaultMaxConcurrency)
+	}
+	return fmt.Sprintf("%d slots", concurrency)
 }

@@ -304,7 +304,7 @@ func soakSVG(r soakResult) string {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#fff"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="15" font-weight="bold">Baton soak: %d jobs through A → B, retaining finished jobs %gs</text>`+"\n", left, r.Jobs, r.RetainSeconds)
-	fmt.Fprintf(&b, `<text x="%d" y="40" fill="#666">per window of %d jobs; %d replica(s) × %d slots per stage</text>`+"\n", left, r.Window, r.Workers, r.Concurrency)
+	fmt.Fprintf(&b, `<text x="%d" y="40" fill="#666">per window of %d jobs; %d replica(s) × %s per stage</text>`+"\n", left, r.Window, r.Workers, slotsName(r.Concurrency))
 	for i := 0; i <= 5; i++ {
 		v := float64(i) / 5
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e5e7eb"/>`+"\n", left, w-right, y(v, 1), y(v, 1))

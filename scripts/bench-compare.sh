@@ -4,9 +4,11 @@
 # executions, then the medians (and the bench process's own CPU share). On a machine whose disk makes throughput
 # swing, compare builds only this way.
 #
-#   scripts/bench-compare.sh [-s STAGES] [-n JOBS] [-c SLOTS] [-r REPS] BIN BIN...
+#   scripts/bench-compare.sh [-s STAGES] [-n JOBS] [-c SLOTS] [-r REPS] BIN[:SLOTS] BIN[:SLOTS]...
 #
-# DATABASE_URL names the server (each run recreates <name>_bench).
+# SLOTS is --concurrency (0: the stage defaults, adaptive slots), for every
+# build or, after a colon, for one. DATABASE_URL names the server (each run
+# recreates <name>_bench).
 set -euo pipefail
 stages=2 jobs=60000 slots=300 reps=5
 while getopts "s:n:c:r:" opt; do
@@ -15,21 +17,22 @@ while getopts "s:n:c:r:" opt; do
 	n) jobs=$OPTARG ;;
 	c) slots=$OPTARG ;;
 	r) reps=$OPTARG ;;
-	*) sed -n '2,9p' "$0" >&2; exit 2 ;;
+	*) sed -n '2,11p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
 if [ $# -lt 1 ]; then
-	sed -n '2,9p' "$0" >&2
+	sed -n '2,11p' "$0" >&2
 	exit 2
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for r in $(seq "$reps"); do
 	for i in $(seq $#); do
-		bin=${!i}
-		echo "bench-compare: rep $r: $bin" >&2
-		"$bin" bench --stages "$stages" --jobs "$jobs" --concurrency "$slots" --rate 0 --rest-jobs 0 --json \
+		spec=${!i} bin=${!i} c=$slots
+		if [[ $spec == *:* ]]; then bin=${spec%:*} c=${spec##*:}; fi
+		echo "bench-compare: rep $r: $bin, --concurrency $c" >&2
+		"$bin" bench --stages "$stages" --jobs "$jobs" --concurrency "$c" --rate 0 --rest-jobs 0 --json \
 			2>/dev/null >>"$out/$i.jsonl"
 	done
 done

@@ -39,6 +39,7 @@ func (s *stage) claimLoop(ctx context.Context) {
 				}
 			case err == nil:
 				backlog, retry = n == free, 0
+				s.noteClaim(backlog)
 			}
 			if retry > 0 {
 				select {
@@ -59,6 +60,7 @@ func (s *stage) claimLoop(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 			case <-poll.C:
+				s.pollTick()
 				s.lookAhead.Store(true)
 				s.lookIsolated.Store(true)
 				s.readLimit(ctx)

@@ -11,6 +11,7 @@ import (
 // series.
 type metrics struct {
 	claimed, finished, leasesLost, fenced                          *prometheus.CounterVec
+	slots                                                          *prometheus.GaugeVec
 	handlerSeconds, pickupSeconds, claimSeconds, completionSeconds *prometheus.HistogramVec
 }
 
@@ -33,6 +34,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		fenced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "baton_writes_fenced_total",
 			Help: "Completions and failures rejected by the lease fence: a zombie's write that changed nothing.",
+		}, []string{"queue"}),
+		slots: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "baton_stage_slots",
+			Help: "Handler slots this worker's stage may fill: its concurrency, or the adaptive slot count of a stage with none set.",
 		}, []string{"queue"}),
 		handlerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "baton_handler_duration_seconds",
@@ -62,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.claimed, m.finished, m.leasesLost, m.fenced,
+	for _, c := range []prometheus.Collector{m.claimed, m.finished, m.leasesLost, m.fenced, m.slots,
 		m.handlerSeconds, m.pickupSeconds, m.claimSeconds, m.completionSeconds} {
 		if err := reg.Register(c); err != nil {
 			// Most often another Worker's metrics are registered there already.
@@ -76,6 +81,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // then makes no label lookups.
 type stageMetrics struct {
 	claimed, succeeded, leasesLost, fenced prometheus.Counter
+	slots                                  prometheus.Gauge
 	handlerSeconds, pickupSeconds          prometheus.Observer
 	claimSeconds, completionSeconds        prometheus.Observer
 }
@@ -86,6 +92,7 @@ func (m *metrics) stage(queue string) stageMetrics {
 		succeeded:         m.finished.WithLabelValues(queue, "succeeded"),
 		leasesLost:        m.leasesLost.WithLabelValues(queue),
 		fenced:            m.fenced.WithLabelValues(queue),
+		slots:             m.slots.WithLabelValues(queue),
 		handlerSeconds:    m.handlerSeconds.WithLabelValues(queue),
 		pickupSeconds:     m.pickupSeconds.WithLabelValues(queue),
 		claimSeconds:      m.claimSeconds.WithLabelValues(queue),

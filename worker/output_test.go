@@ -56,7 +56,7 @@ func TestHandlerOutputIsCappedInMemory(t *testing.T) { //nolint:paralleltest // 
 		}
 	}))
 	defer big.Close()
-	n, err = run(newHTTPHandler(HTTPSpec{URL: big.URL}, traceContext))
+	n, err = run(newHTTPHandler(HTTPSpec{URL: big.URL}, 1, traceContext))
 	require.EqualError(t, err, "response body: result larger than 16777216 bytes")
 	require.Less(t, n, uint64(3*maxOutput), "allocated %d MiB", n>>20)
 
@@ -65,7 +65,7 @@ func TestHandlerOutputIsCappedInMemory(t *testing.T) { //nolint:paralleltest // 
 		w.WriteHeader(200)
 	}))
 	defer declared.Close()
-	_, err = run(newHTTPHandler(HTTPSpec{URL: declared.URL}, traceContext))
+	_, err = run(newHTTPHandler(HTTPSpec{URL: declared.URL}, 1, traceContext))
 	require.EqualError(t, err, "response body: result larger than 16777216 bytes", "refused before reading")
 }
 

@@ -72,8 +72,16 @@ type Stage struct {
 	Lease Duration `yaml:"lease"`
 	// MaxAttempts caps attempts for jobs submitted without their own. Defaults to 5.
 	MaxAttempts int `yaml:"max_attempts"`
-	// Concurrency is how many jobs of this stage one replica runs at once. Defaults to 8.
+	// Concurrency, when set, is how many jobs of this stage one replica
+	// runs at once: a fixed slot count. Unset (0), the stage's slots adapt:
+	// they start at DefaultConcurrency, grow while its claims find a backlog
+	// and its handler's latency holds, up to MaxConcurrency, fall back when
+	// that latency rises and fall to what the stage uses when it is idle.
 	Concurrency int `yaml:"concurrency"`
+	// MaxConcurrency is the ceiling of adaptive slots (concurrency unset):
+	// defaults to 1,000 for a Go handler, 100 for http and 32 for exec
+	// (each job a process). Set one of concurrency and max_concurrency.
+	MaxConcurrency int `yaml:"max_concurrency"`
 	// GlobalConcurrency, when set, is how many jobs of the queue run at
 	// once over every replica, enforced by the claim statement. The queue's
 	// own setting (PATCH /v1/queues/{queue}, baton queue set) wins over it.
@@ -419,17 +427,14 @@ func (s *Stage) validate() error {
 	if s.MaxAttempts < 1 || s.MaxAttempts > store.MaxMaxAttempts {
 		return fmt.Errorf("max_attempts %d must be between 1 and %d", s.MaxAttempts, store.MaxMaxAttempts)
 	}
-	if s.Concurrency == 0 {
-		s.Concurrency = DefaultConcurrency
-	}
 	if s.MaxSnoozes == 0 {
 		s.MaxSnoozes = DefaultMaxSnoozes
 	}
 	if s.MaxSnoozes < 1 || s.MaxSnoozes > 10000 {
 		return fmt.Errorf("max_snoozes %d must be between 1 and 10000", s.MaxSnoozes)
 	}
-	if s.Concurrency < 1 || s.Concurrency > 10000 {
-		return fmt.Errorf("concurrency %d must be between 1 and 10000", s.Concurrency)
+	if err := s.validateConcurrency(); err != nil {
+		return err
 	}
 	if s.GlobalConcurrency < 0 || s.GlobalConcurrency > store.MaxGlobalConcurrency {
 		return fmt.Errorf("global_concurrency %d must be between 0 (no limit) and %d", s.GlobalConcurrency, store.MaxGlobalConcurrency)
@@ -442,6 +447,43 @@ func (s *Stage) validate() error {
 	}
 	return nil
 }
+
+// Default ceilings of adaptive slots (Stage.MaxConcurrency), by handler
+// kind: an exec job is a process, an http job a connection to one server.
+const (
+	DefaultMaxConcurrency     = 1000
+	DefaultMaxConcurrencyHTTP = 100
+	DefaultMaxConcurrencyExec = 32
+)
+
+// MaxSlots bounds concurrency and max_concurrency.
+const MaxSlots = 10000
+
+func (s *Stage) validateConcurrency() error {
+	switch {
+	case s.Concurrency != 0 && s.MaxConcurrency != 0:
+		return errors.New("concurrency and max_concurrency: set one (concurrency fixes the slots; max_concurrency caps adaptive ones)")
+	case s.Concurrency < 0 || s.Concurrency > MaxSlots:
+		return fmt.Errorf("concurrency %d must be between 1 and %d (or unset: adaptive slots)", s.Concurrency, MaxSlots)
+	case s.MaxConcurrency < 0 || s.MaxConcurrency > MaxSlots:
+		return fmt.Errorf("max_concurrency %d must be between 1 and %d", s.MaxConcurrency, MaxSlots)
+	}
+	if s.Concurrency == 0 && s.MaxConcurrency == 0 {
+		switch {
+		case len(s.Handler.Exec) > 0:
+			s.MaxConcurrency = DefaultMaxConcurrencyExec
+		case s.Handler.HTTP != nil:
+			s.MaxConcurrency = DefaultMaxConcurrencyHTTP
+		default:
+			s.MaxConcurrency = DefaultMaxConcurrency
+		}
+	}
+	return nil
+}
+
+// Slots is the most jobs of the stage one replica runs at once: its
+// concurrency, or the ceiling of its adaptive slots.
+func (s Stage) Slots() int { return cmp.Or(s.Concurrency, s.MaxConcurrency) }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

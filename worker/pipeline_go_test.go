@@ -28,9 +28,10 @@ func TestAPipelineBuiltInGoRunsWithDefaults(t *testing.T) {
 	require.Equal(t, worker.Duration(worker.DefaultPollInterval), p.PollInterval)
 	require.Equal(t, worker.Duration(worker.DefaultShutdownGrace), p.ShutdownGrace)
 	st := reflect.ValueOf(p.Stages[0])
-	for _, field := range []string{"Lease", "Timeout", "Backoff", "MaxBackoff", "MaxJobLease", "MaxJobTimeout", "MaxAttempts", "Concurrency", "MaxSnoozes"} {
+	for _, field := range []string{"Lease", "Timeout", "Backoff", "MaxBackoff", "MaxJobLease", "MaxJobTimeout", "MaxAttempts", "MaxConcurrency", "MaxSnoozes"} {
 		require.False(t, st.FieldByName(field).IsZero(), "%s is left zero", field)
 	}
+	require.Zero(t, p.Stages[0].Concurrency, "no concurrency: adaptive slots, up to MaxConcurrency")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -26,7 +26,9 @@ stages:
 	require.Equal(t, worker.DefaultLease, s.Lease.D())
 	require.Equal(t, worker.DefaultTimeout, s.Timeout.D())
 	require.Equal(t, 5, s.MaxAttempts)
-	require.Equal(t, worker.DefaultConcurrency, s.Concurrency)
+	require.Zero(t, s.Concurrency, "no concurrency: adaptive slots")
+	require.Equal(t, worker.DefaultMaxConcurrencyExec, s.MaxConcurrency)
+	require.Equal(t, worker.DefaultMaxConcurrencyHTTP, p.Stages[1].Slots())
 	require.Equal(t, "publish", s.Next)
 	require.Equal(t, 5*time.Second, p.Stages[1].Lease.D())
 	require.Equal(t, worker.DefaultPollInterval, p.PollInterval.D())
@@ -72,6 +74,9 @@ func TestParsePipelineRejectsBadFiles(t *testing.T) {
 		{"BackoffBelowFloor", cat + "    backoff: 1ms", "stage 1 (a): backoff 1ms is below its floor of 10ms"},
 		{"NegativeAttempts", cat + "    max_attempts: -1", "stage 1 (a): max_attempts -1 must be between 1 and 1000"},
 		{"ConcurrencyTooHigh", cat + "    concurrency: 100000", "stage 1 (a): concurrency 100000 must be between 1 and 10000"},
+		{"ConcurrencyNegative", cat + "    concurrency: -3", "stage 1 (a): concurrency -3 must be between 1 and 10000 (or unset: adaptive slots)"},
+		{"MaxConcurrencyTooHigh", cat + "    max_concurrency: 20000", "stage 1 (a): max_concurrency 20000 must be between 1 and 10000"},
+		{"ConcurrencyAndMax", cat + "    concurrency: 10\n    max_concurrency: 100", "stage 1 (a): concurrency and max_concurrency: set one"},
 		{"BackoffAboveMax", cat + "    backoff: 1h\n    max_backoff: 1m", "stage 1 (a): max_backoff 1m0s is shorter than backoff 1h0m0s"},
 		{"FanOutWithoutNext", cat + "    fan_out: true", "stage 1 (a): fan_out: needs next"},
 		{"JoinWithoutFanOut", cat + "    join: true\n    next: b", "stage 1 (a): join: no stage of this file fans out to a"},

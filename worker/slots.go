@@ -1,5 +1,7 @@
 package worker
 
+import "time"
+
 // slots is a stage's account of its handler slots, kept under the stage's
 // mutex. A slot is busy from a job's claim (or from its reservation for a
 // direct hand-off) until its handler returns, not until its outcome commits,
@@ -7,9 +9,21 @@ package worker
 // held for their commit are bounded too: claimed jobs not yet recorded
 // (held) never pass twice the slot count.
 type slots struct {
-	size     int // the stage's concurrency
+	size     int // the stage's concurrency, or its adaptive slot count
 	busy     int // handlers running, and slots reserved for direct hand-offs
 	reserved int // slots reserved for direct hand-offs, not yet started
+	// auto sizes the slots of a stage with no concurrency set (adaptive.go);
+	// nil: size is fixed.
+	auto *adaptive
+}
+
+// slotsFor returns a stage's slots: fixed at its concurrency, or adaptive.
+func slotsFor(st Stage) slots {
+	if st.Concurrency > 0 {
+		return slots{size: st.Concurrency}
+	}
+	a := newAdaptive(st.MaxConcurrency)
+	return slots{size: a.floor, auto: a}
 }
 
 // free is how many jobs may be claimed now, with held claimed jobs whose
@@ -20,9 +34,9 @@ type slots struct {
 // what has not committed yet).
 func (sl slots) free(held int, limited bool) int {
 	if limited {
-		return min(sl.size-sl.busy, sl.size-held-sl.reserved)
+		return max(0, min(sl.size-sl.busy, sl.size-held-sl.reserved))
 	}
-	return min(sl.size-sl.busy, 2*sl.size-held-sl.reserved)
+	return max(0, min(sl.size-sl.busy, 2*sl.size-held-sl.reserved)) // an adaptive size may fall below busy
 }
 
 // start counts a claimed job's handler starting: in a slot of its own, or
@@ -32,16 +46,49 @@ func (sl *slots) start(fromReserve bool) {
 		sl.reserved-- // reserve counted it busy already
 	} else {
 		sl.busy++
+		sl.used()
 	}
 }
 
-// end counts a handler returning.
-func (sl *slots) end() { sl.busy-- }
+// end counts a handler returning after it ran for d, and returns the
+// slot count.
+func (sl *slots) end(d time.Duration) int {
+	sl.busy--
+	if sl.auto != nil {
+		sl.size = sl.auto.ran(d, sl.size)
+	}
+	return sl.size
+}
 
 // reserve holds k slots for direct hand-offs; unreserve gives back k that
 // no job took.
-func (sl *slots) reserve(k int)   { sl.busy += k; sl.reserved += k }
+func (sl *slots) reserve(k int) {
+	sl.busy += k
+	sl.reserved += k
+	sl.used()
+}
+
 func (sl *slots) unreserve(k int) { sl.busy -= k; sl.reserved -= k }
+
+func (sl *slots) used() {
+	if sl.auto != nil {
+		sl.auto.peak = max(sl.auto.peak, sl.busy)
+	}
+}
+
+// claimed notes a claim that filled every free slot (full) or not.
+func (sl *slots) claimed(full bool) {
+	if sl.auto != nil {
+		sl.auto.claimed(full)
+	}
+}
+
+// tick is a poll interval passing.
+func (sl *slots) tick() {
+	if sl.auto != nil {
+		sl.size = sl.auto.tick(sl.size, sl.busy)
+	}
+}
 
 // free is how many jobs the stage may claim now.
 func (s *stage) free() int {
@@ -87,4 +134,21 @@ func (s *stage) unreserve(k int) {
 	}
 	signal(s.freed)
 	signal(s.w.settled)
+}
+
+// noteClaim tells an adaptive stage's slots whether a claim filled every
+// free slot: a backlog they may grow for.
+func (s *stage) noteClaim(full bool) {
+	s.mu.Lock()
+	s.slots.claimed(full)
+	s.mu.Unlock()
+}
+
+// pollTick tells an adaptive stage's slots that a poll interval passed.
+func (s *stage) pollTick() {
+	s.mu.Lock()
+	s.slots.tick()
+	size := s.slots.size
+	s.mu.Unlock()
+	s.metrics.slots.Set(float64(size))
 }

@@ -17,8 +17,8 @@ func TestSlotsBoundHandlersAndHeldJobs(t *testing.T) {
 	if got := sl.free(4, false); got != 0 {
 		t.Fatalf("all busy: free = %d, want 0", got)
 	}
-	sl.end()
-	sl.end() // two handlers returned; their jobs wait for their commit
+	sl.end(0)
+	sl.end(0) // two handlers returned; their jobs wait for their commit
 	if got := sl.free(4, false); got != 2 {
 		t.Fatalf("two returned, four held: free = %d, want 2", got)
 	}

@@ -170,8 +170,9 @@ func (s *stage) execute(ctx context.Context, c claimed) {
 	}
 	endSpan(span, err)
 	s.mu.Lock()
-	s.slots.end()
+	size := s.slots.end(ran)
 	s.mu.Unlock()
+	s.metrics.slots.Set(float64(size))
 	signal(s.freed)
 	if job.exec.wasCompleted() {
 		// The handler completed the job in its own transaction (CompleteTx):

@@ -157,10 +157,11 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 			w: w, cfg: st, handler: h, rate: rate, log: w.log.With("queue", st.Queue),
 			timeout: fmt.Errorf("timeout: handler ran longer than %s", st.Timeout.D()),
 			metrics: m.stage(st.Queue), spanName: "process " + st.Queue,
-			running: map[int64]*inflight{}, slots: slots{size: st.Concurrency}, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+			running: map[int64]*inflight{}, slots: slotsFor(st), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 			beatLease: st.Lease.D(), beatSooner: make(chan struct{}, 1),
-			completions: make(chan *done, st.Concurrency),
+			completions: make(chan *done, st.Slots()),
 		}
+		w.stages[st.Queue].metrics.slots.Set(float64(w.stages[st.Queue].slots.size))
 	}
 	if err := unnamed(cfg.Handlers, cfg.Pipeline); err != nil {
 		return nil, err
@@ -192,7 +193,7 @@ func DefaultID() string {
 func (p *Pipeline) PoolSize() int32 {
 	total := 0
 	for _, s := range p.Stages {
-		total += s.Concurrency
+		total += s.Slots()
 	}
 	return int32(min(total, max(4, 2*runtime.GOMAXPROCS(0))) + len(p.Stages) + 2)
 }

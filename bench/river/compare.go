@@ -60,6 +60,7 @@ func round(v []float64) []int {
 
 // batonRun returns hand-offs/s (2 stages) or jobs/s (1 stage).
 func batonRun(baton, dsn, stages string, n, slots int) (float64, error) {
+	// Slots 0 runs Baton at its defaults (--concurrency 0: adaptive slots).
 	cmd := exec.Command(baton, "bench", "--stages", stages, "--jobs", strconv.Itoa(n), "--concurrency", strconv.Itoa(slots),
 		"--rate", "0", "--rest-jobs", "0", "--json")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn)

@@ -97,8 +97,8 @@ func main() {
 	baton := flag.String("compare-with", "", "path of a baton binary: interleave baton bench with River and print medians")
 	batonDSN := flag.String("baton-dsn", "postgres://postgres@127.0.0.1:5432/baton?sslmode=disable", "DATABASE_URL for baton bench (it uses <name>_bench)")
 	reps := flag.Int("reps", 3, "repetitions for -compare-with")
-	batonSlots := flag.Int("baton-slots", 100, "baton bench --concurrency for the pipeline")
-	batonNoopSlots := flag.Int("baton-noop-slots", 100, "baton bench --concurrency for one stage")
+	batonSlots := flag.Int("baton-slots", 0, "baton bench --concurrency for the pipeline (0: Baton's defaults, adaptive slots)")
+	batonNoopSlots := flag.Int("baton-noop-slots", 0, "baton bench --concurrency for one stage (0: Baton's defaults, adaptive slots)")
 	flag.Parse()
 	var err error
 	if *baton != "" {

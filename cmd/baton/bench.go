@@ -15,6 +15,7 @@ import (
 
 	"github.com/baton-run/baton/api"
 	"github.com/baton-run/baton/bench"
+	"github.com/baton-run/baton/worker"
 )
 
 // benchCmd parses `baton bench`'s flags and runs the bench package on the
@@ -24,7 +25,7 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	stages := fs.Int("stages", 2, "1: no-op jobs through one stage; 2: A -> B hand-off, both stages worked")
 	jobs := fs.Int("jobs", 20000, "backlog to burn down")
 	workers := fs.Int("workers", 1, "worker replicas, in-process, each with its own pool")
-	concurrency := fs.Int("concurrency", 100, "handler slots per stage per replica")
+	concurrency := fs.Int("concurrency", 0, "fixed handler slots per stage per replica; 0: a pipeline file's default (adaptive slots)")
 	rate := fs.Float64("rate", 200, "offered load (jobs/s) for the pickup-latency run; 0 skips it")
 	restJobs := fs.Int("rest-jobs", 50000, "jobs to submit through the REST batch route; 0 skips it")
 	duration := fs.Duration("duration", 5*time.Second, "length of the pickup-latency run")
@@ -45,8 +46,8 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("bench: --stages must be 1 or 2")
 	case *jobs < 1 || *jobs > 10_000_000:
 		return usagef("bench: --jobs must be between 1 and 10,000,000")
-	case *workers < 1 || *workers > 64 || *concurrency < 1 || *concurrency > 10000:
-		return usagef("bench: --workers 1..64, --concurrency 1..10000")
+	case *workers < 1 || *workers > 64 || *concurrency < 0 || *concurrency > worker.MaxSlots:
+		return usagef("bench: --workers 1..64, --concurrency 0..10000 (0: adaptive)")
 	case *rate < 0 || *duration <= 0 || *restJobs < 0:
 		return usagef("bench: --rate and --rest-jobs must be >= 0 and --duration > 0")
 	case *svg != "" && *sweep == "" && !*soak:

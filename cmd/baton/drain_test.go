@@ -111,7 +111,9 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	require.GreaterOrEqual(t, closedAt.Sub(sigAt), 1900*time.Millisecond, "the listener closed before the delay ended")
 	whileDraining := 0
 	for _, r := range sends {
-		if r.at.Before(closedAt.Add(-20 * time.Millisecond)) {
+		// A request begun just before the close may reach the server after
+		// it (CI's load delayed one by 40 ms): those are not counted.
+		if r.at.Before(closedAt.Add(-100 * time.Millisecond)) {
 			require.NoError(t, r.err, "a request sent at %s, before the listener closed at %s", r.at, closedAt)
 			require.Equal(t, http.StatusOK, r.status)
 			if r.at.After(sigAt) {
