@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/worker"
@@ -107,8 +108,8 @@ func noopJobs(n int) []store.NewJob {
 	return jobs
 }
 
-// noop hands its payload on: the bench measures Baton, not a handler.
-var noop = worker.HandlerFunc(func(_ context.Context, job *worker.Job) (json.RawMessage, error) { return job.Payload, nil })
+// noopHandler hands its payload on: the bench measures Baton, not a handler.
+var noopHandler = worker.HandlerFunc(func(_ context.Context, job *worker.Job) (json.RawMessage, error) { return job.Payload, nil })
 
 // benchPipeline is queue a (handing off to b with two stages) and queue
 // offered (for the latency run), concurrency slots each (0: a stage's
@@ -165,7 +166,8 @@ func startReplicas(ctx context.Context, target store.ConnectConfig, stages, conc
 		metrics := prometheus.NewRegistry()
 		w, err := worker.New(pool, worker.Config{
 			Pipeline: p, ID: fmt.Sprintf("bench-%d", i), Logger: slog.New(slog.DiscardHandler), Retention: retain,
-			Handlers: worker.Handlers{"bench-noop": noop}, Metrics: metrics,
+			Handlers: worker.Handlers{"bench-noop": noopHandler}, Metrics: metrics,
+			TracerProvider: tracenoop.NewTracerProvider(), // as baton worker's, with tracing off
 		})
 		if err != nil {
 			rs.stop()

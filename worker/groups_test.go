@@ -294,6 +294,8 @@ func TestRateLimitHoldsAcrossReplicas(t *testing.T) {
 	require.NoError(t, err)
 	rate := (200 - burst) / rest
 	t.Logf("%v claims in the first second, then %.1f per second", burst, rate)
-	require.LessOrEqual(t, burst, 40.0, "a burst of at most one second's worth, plus that second's rate")
+	// One more may fall in the first second as started_at counts it: a
+	// claim's tokens are counted at its turn, its started_at a little later.
+	require.LessOrEqual(t, burst, 41.0, "a burst of at most one second's worth, plus that second's rate")
 	require.InDelta(t, 20, rate, 2)
 }

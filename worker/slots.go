@@ -144,11 +144,19 @@ func (s *stage) noteClaim(full bool) {
 	s.mu.Unlock()
 }
 
-// pollTick tells an adaptive stage's slots that a poll interval passed.
+// pollTick tells an adaptive stage's slots that a poll interval passed,
+// and retires the handler goroutines waiting beyond the slot count.
 func (s *stage) pollTick() {
 	s.mu.Lock()
 	s.slots.tick()
-	size := s.slots.size
+	size, surplus := s.slots.size, s.goroutines-s.slots.size
 	s.mu.Unlock()
 	s.metrics.slots.Set(float64(size))
+	for range surplus {
+		select {
+		case s.retire <- struct{}{}:
+		default:
+			return // none waits: the busy ones end when their jobs do
+		}
+	}
 }

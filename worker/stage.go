@@ -32,6 +32,13 @@ type stage struct {
 	closing  bool                // shutting down: no more reservations
 	caughtUp atomic.Bool         // the last claim found fewer due jobs than free slots
 	handlers sync.WaitGroup
+	// Handler goroutines (handlerLoop): goroutines counts them, idle hands
+	// one waiting a job, retire ends one waiting, stopped (closed when the
+	// worker stops) ends them all.
+	goroutines int
+	idle       chan task
+	retire     chan struct{}
+	stopped    chan struct{}
 	wake     chan struct{} // a job may be due (hand-off from a stage of this worker)
 	freed    chan struct{} // a slot became free
 	alarm    *time.Timer   // wakes the stage when its earliest job not yet due becomes due
@@ -108,10 +115,51 @@ func (s *stage) start(c claimed, fromReserve bool) {
 		s.handlers.Add(1) // reserve counted a reserved slot's
 	}
 	s.mu.Unlock()
-	go func() {
-		defer s.handlers.Done()
-		s.execute(jctx, c)
-	}()
+	t := task{jctx, c}
+	select {
+	case s.idle <- t: // a handler goroutine waiting for its next job takes it
+	default:
+		s.mu.Lock()
+		s.goroutines++
+		s.mu.Unlock()
+		go s.handlerLoop(t)
+	}
+}
+
+// task is a claimed job for a handler goroutine, with its context.
+type task struct {
+	ctx context.Context
+	c   claimed
+}
+
+// handlerLoop runs jobs' handlers one after another: a goroutine is kept
+// for the next job (a new one per job grew its stack anew each time). It
+// ends when the stage has more goroutines than slots, when pollTick
+// retires it, or when the worker stops.
+func (s *stage) handlerLoop(t task) {
+	for {
+		s.execute(t.ctx, t.c)
+		s.handlers.Done()
+		s.mu.Lock()
+		surplus := s.goroutines > s.slots.size
+		if surplus {
+			s.goroutines--
+		}
+		s.mu.Unlock()
+		if surplus {
+			return
+		}
+		select {
+		case t = <-s.idle:
+		case <-s.retire:
+			s.mu.Lock()
+			s.goroutines--
+			s.mu.Unlock()
+			return
+		case <-s.stopped:
+			return
+		}
+	}
 }
 
 // listLocked lists a claimed job in the stage's running set. If this

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/baton-run/baton/internal/maintenance"
 	"github.com/baton-run/baton/internal/store"
@@ -93,8 +94,12 @@ type Worker struct {
 	tracer  trace.Tracer
 	metrics *metrics
 	redact  *strings.Replacer // Config.Secrets, out of errors
-	// handlerCtx is the parent of every handler's context (set by Run).
+	// handlerCtx is the parent of every handler's context (set by Run): it
+	// carries Run's values, and is never canceled.
 	handlerCtx context.Context
+	// tracingOff says the TracerProvider is OpenTelemetry's no-op: a run
+	// then starts no span, and carries on the trace context it came with.
+	tracingOff bool
 	// guard kills exec handlers' processes if this worker dies (see guard.go).
 	guard guard
 	// isolating is set while this worker holds an isolated job (aloneRun),
@@ -147,6 +152,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		secrets = append(secrets, pool.Config().ConnConfig.Password)
 	}
 	w.redact = redactor(secrets)
+	_, w.tracingOff = cfg.TracerProvider.(noop.TracerProvider)
 	for _, st := range cfg.Pipeline.Stages {
 		h, err := handlerFor(st, &w.guard, cfg.Handlers, cfg.Propagator)
 		if err != nil {
@@ -159,6 +165,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 			metrics: m.stage(st.Queue), spanName: "process " + st.Queue,
 			running: map[int64]*inflight{}, slots: slotsFor(st), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 			beatLease: st.Lease.D(), beatSooner: make(chan struct{}, 1),
+			idle: make(chan task), retire: make(chan struct{}), stopped: make(chan struct{}),
 			completions: make(chan *done, st.Slots()),
 		}
 		w.stages[st.Queue].metrics.slots.Set(float64(w.stages[st.Queue].slots.size))
@@ -244,11 +251,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker started", "stages", len(w.stages), "periodic", len(w.cfg.Pipeline.Periodic), "pool_max_conns", w.pool.Config().MaxConns, "listen", !w.cfg.PollOnly)
 
-	// Handlers run under their own context: shutdown must not cancel them
-	// until the grace period is over.
-	handlerCtx, cancelHandlers := context.WithCancel(bg)
-	defer cancelHandlers()
-	w.handlerCtx = handlerCtx
+	// Handlers run under their own contexts: shutdown must not cancel them
+	// until the grace period is over, and then releaseAll cancels each. Their
+	// parent cannot be canceled, so that a job's context is not registered
+	// with it (a lock and a map entry per job).
+	w.handlerCtx = bg
 	hbCtx, stopHeartbeats := context.WithCancel(bg)
 	var loops, heartbeats, completers sync.WaitGroup
 	for _, s := range w.stages {
@@ -301,6 +308,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		close(s.completions) // every handler has returned
 	}
 	completers.Wait()
+	for _, s := range w.stages {
+		close(s.stopped) // every handler has returned: their goroutines end
+	}
 	st := w.Stats()
 	w.log.Info("worker stopped", "succeeded", st.Succeeded, "failed", st.Failed,
 		"leases_lost", st.LeasesLost, "released", st.Released)
