@@ -39,10 +39,10 @@ type stage struct {
 	idle       chan task
 	retire     chan struct{}
 	stopped    chan struct{}
-	wake     chan struct{} // a job may be due (hand-off from a stage of this worker)
-	freed    chan struct{} // a slot became free
-	alarm    *time.Timer   // wakes the stage when its earliest job not yet due becomes due
-	alarmAt  time.Time
+	wake       chan struct{} // a job may be due (hand-off from a stage of this worker)
+	freed      chan struct{} // a slot became free
+	alarm      *time.Timer   // wakes the stage when its earliest job not yet due becomes due
+	alarmAt    time.Time
 	// lookAhead says a job not due yet may have appeared (a hint said so,
 	// the alarm rang, or a poll came): the next claim that catches up sets
 	// the alarm (setAlarm). Other wakes cost no extra query.
