@@ -25,7 +25,11 @@ func benchDatabase(ctx context.Context, databaseURL string) (string, error) {
 	u.Path = "/" + name + "_bench"
 	admin := *u
 	admin.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, admin.String())
+	cfg, err := store.ConnConfig(admin.String())
+	if err != nil {
+		return "", fmt.Errorf("bench: DATABASE_URL: %w", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return "", fmt.Errorf("bench: connecting: %w", store.MapError(err))
 	}

@@ -52,6 +52,20 @@ type ConnectConfig struct {
 	OnConnect func()
 }
 
+// ConnConfig parses databaseURL for a single connection: the pool's
+// parameters (pool_max_conns and the rest, which a pool's users may put
+// in the URL) are left out, since the server refuses them.
+func ConnConfig(databaseURL string) (*pgx.ConnConfig, error) {
+	if err := checkURL(databaseURL); err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: parsing database URL: %w", ErrInvalid, err)
+	}
+	return cfg.ConnConfig, nil
+}
+
 // Connect opens a pool and checks that the database answers.
 func Connect(ctx context.Context, c ConnectConfig) (*pgxpool.Pool, error) {
 	if err := checkURL(c.URL); err != nil {

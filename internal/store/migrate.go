@@ -31,9 +31,9 @@ func EnsureDatabase(ctx context.Context, databaseURL string) error {
 	if err := checkURL(databaseURL); err != nil {
 		return err
 	}
-	cfg, err := pgx.ParseConfig(databaseURL)
+	cfg, err := ConnConfig(databaseURL)
 	if err != nil {
-		return fmt.Errorf("%w: parsing database URL: %w", ErrInvalid, err)
+		return err
 	}
 	name := cfg.Database
 	if name == "" || name == "postgres" {
@@ -214,6 +214,11 @@ func migrateURL(databaseURL string) (string, error) {
 	}
 	u.Scheme = "pgx5"
 	q := u.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k) // the pool's, which the server would refuse
+		}
+	}
 	q.Set("x-migrations-table", "baton_schema_migrations")
 	u.RawQuery = q.Encode()
 	return u.String(), nil

@@ -2,11 +2,14 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/internal/dbtest"
@@ -78,4 +81,37 @@ func TestReadSchema(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, s.Applied)
 	require.ErrorContains(t, s.Check(), "no Baton schema yet")
+}
+
+// A DATABASE_URL that sizes the pool (pool_max_conns, as
+// docs/operations.md suggests) also creates and migrates its database:
+// before, the connections that are not a pool's sent the pool's parameter
+// to the server, which refused it ("unrecognized configuration parameter").
+func TestMigrateUpTakesAURLWithThePoolsParameters(t *testing.T) {
+	t.Parallel()
+	_, base := dbtest.NewWithURL(t)
+	ctx := context.Background()
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	name := fmt.Sprintf("baton_pool_params_%d", time.Now().UnixNano())
+	u.Path = "/" + name
+	q := u.Query()
+	q.Set("pool_max_conns", "3")
+	u.RawQuery = q.Encode()
+	t.Cleanup(func() {
+		admin := *u
+		admin.Path, admin.RawQuery = "/postgres", ""
+		if conn, err := pgx.Connect(context.Background(), admin.String()); err == nil {
+			_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+			_ = conn.Close(context.Background())
+		}
+	})
+
+	require.NoError(t, store.MigrateUp(ctx, u.String()))
+	pool, err := store.Connect(ctx, store.ConnectConfig{URL: u.String()})
+	require.NoError(t, err)
+	defer pool.Close()
+	require.EqualValues(t, 3, pool.Config().MaxConns)
+	var jobs int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM baton.jobs").Scan(&jobs), "migrated")
 }
