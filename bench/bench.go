@@ -45,6 +45,9 @@ type Config struct {
 	Duration time.Duration
 	// RESTJobs are submitted through the REST batch route (0 skips).
 	RESTJobs int
+	// PayloadBytes sizes the burn-down's payloads (0: a 7-byte one; else
+	// MinPayloadBytes..MaxPayloadBytes).
+	PayloadBytes int
 	// JSON prints one JSON object instead of a table.
 	JSON bool
 	// CPUProfile, if set, is where a Go CPU profile of the burn-down goes.
@@ -79,10 +82,12 @@ func (r *run) progress(format string, args ...any) {
 
 // Result is what `baton bench --json` prints.
 type Result struct {
-	Stages      int `json:"stages"`
-	Jobs        int `json:"jobs"`
-	Workers     int `json:"workers"`
-	Concurrency int `json:"concurrency"`
+	Stages int `json:"stages"`
+	Jobs   int `json:"jobs"`
+	// PayloadBytes is the burn-down's payload size (0: 7 bytes).
+	PayloadBytes int `json:"payload_bytes"`
+	Workers      int `json:"workers"`
+	Concurrency  int `json:"concurrency"`
 	burn
 	// CommitRate is the durable single-row commit rate of the same database,
 	// measured in the same run; the multiples below compare across machines.
@@ -146,7 +151,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	if cfg.Soak {
 		return rn.soak(ctx, stdout)
 	}
-	r := Result{Stages: cfg.Stages, Jobs: cfg.Jobs, Workers: cfg.Workers, Concurrency: cfg.Concurrency, DatabaseForBenchRun: dbName(benchURL)}
+	r := Result{Stages: cfg.Stages, Jobs: cfg.Jobs, PayloadBytes: cfg.PayloadBytes, Workers: cfg.Workers, Concurrency: cfg.Concurrency, DatabaseForBenchRun: dbName(benchURL)}
 	rn.progress("measuring the durable single-row commit rate (8 clients, 3s)")
 	if r.CommitRate, err = commitRate(ctx, pool, 8, 3*time.Second); err != nil {
 		return err
@@ -226,6 +231,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "stages\t%d\n", r.Stages)
 	fmt.Fprintf(tw, "jobs (backlog)\t%d\n", r.Jobs)
+	if r.PayloadBytes > 0 {
+		fmt.Fprintf(tw, "payload\t%d bytes\n", r.PayloadBytes)
+	}
 	fmt.Fprintf(tw, "replicas × slots per stage\t%d × %s (%d at the end)\n", r.Workers, slotsName(r.Concurrency), r.Slots)
 	fmt.Fprintf(tw, "seconds\t%.2f\n", r.Seconds)
 	fmt.Fprintf(tw, "jobs/s (executions, all stages)\t%.0f\n", r.JobsPerSec)

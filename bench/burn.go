@@ -2,9 +2,11 @@ package bench
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +25,7 @@ import (
 func (r *run) burnDown(ctx context.Context, concurrency int) (b burn, rs *replicas, err error) {
 	pool, stages, jobs, workers := r.pool, r.cfg.Stages, r.cfg.Jobs, r.cfg.Workers
 	r.progress("preloading %d jobs", jobs)
-	if err := preload(ctx, pool, jobs); err != nil {
+	if err := preload(ctx, pool, jobs, r.cfg.PayloadBytes); err != nil {
 		return b, nil, err
 	}
 	r.progress("burning down the backlog with %d replica(s), %s per stage", workers, slotsName(concurrency))
@@ -82,8 +84,10 @@ func (rs *replicas) slots(queue string) int {
 	return most
 }
 
-func preload(ctx context.Context, pool *pgxpool.Pool, n int) error {
-	batch := noopJobs(5000)
+// preload submits n no-op jobs of payloadBytes each (0: a 7-byte one) to
+// queue a, in batches of at most 8 MB.
+func preload(ctx context.Context, pool *pgxpool.Pool, n, payloadBytes int) error {
+	batch := noopJobs(min(5000, max(1, 8<<20/max(1, payloadBytes))), payloadBytes)
 	for done := 0; done < n; {
 		k := min(len(batch), n-done)
 		if _, err := store.Submit(ctx, pool, batch[:k]...); err != nil {
@@ -99,13 +103,36 @@ func preload(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	return nil
 }
 
-// noopJobs is n jobs for queue a, the bench's first stage.
-func noopJobs(n int) []store.NewJob {
+// noopJobs is n jobs for queue a, the bench's first stage, with payloads
+// of payloadBytes each (0: a 7-byte one).
+func noopJobs(n, payloadBytes int) []store.NewJob {
+	payload := []byte(`{"n":1}`)
+	if payloadBytes > 0 {
+		payload = Payload(payloadBytes)
+	}
 	jobs := make([]store.NewJob, n)
 	for i := range jobs {
-		jobs[i] = store.NewJob{Queue: "a", Payload: []byte(`{"n":1}`)}
+		jobs[i] = store.NewJob{Queue: "a", Payload: payload}
 	}
 	return jobs
+}
+
+// MinPayloadBytes and MaxPayloadBytes bound --payload-bytes.
+const (
+	MinPayloadBytes = 16
+	MaxPayloadBytes = 1 << 20
+)
+
+// Payload is a JSON object of exactly size bytes (at least
+// MinPayloadBytes): {"n":1,"pad":"..."}, padded with base64 of seeded
+// random bytes, which PostgreSQL's compression cannot shrink much, so that
+// a large payload is stored at about its size (out of line past 2 kB).
+func Payload(size int) []byte {
+	const head, tail = `{"n":1,"pad":"`, `"}`
+	pad := make([]byte, base64.StdEncoding.DecodedLen(size)+3)
+	_, _ = rand.NewChaCha8([32]byte{}).Read(pad) // seeded: the same payload every run
+	enc := base64.StdEncoding.EncodeToString(pad)
+	return []byte(head + enc[:size-len(head)-len(tail)] + tail)
 }
 
 // noopHandler hands its payload on: the bench measures Baton, not a handler.

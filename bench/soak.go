@@ -143,7 +143,7 @@ func (rn *run) soak(ctx context.Context, out io.Writer) error {
 // soakBacklog of them wait to be worked (counted from the replicas'
 // executions: each job is two, A and B).
 func produce(ctx context.Context, pool *pgxpool.Pool, jobs int, executions func() int64) error {
-	batch := noopJobs(2000)
+	batch := noopJobs(2000, 0)
 	for submitted := 0; submitted < jobs; {
 		if 2*int64(submitted)-executions() >= 2*soakBacklog {
 			select {

@@ -83,6 +83,11 @@ func (sl *slots) claimed(full bool) {
 	}
 }
 
+// goroutines is how many handler goroutines the stage may keep: a job's
+// goroutine waits for its outcome's commit after its slot is free, and
+// claimed jobs are at most twice the slots (free).
+func (sl slots) goroutines() int { return 2 * sl.size }
+
 // tick is a poll interval passing.
 func (sl *slots) tick() {
 	if sl.auto != nil {
@@ -149,7 +154,7 @@ func (s *stage) noteClaim(full bool) {
 func (s *stage) pollTick() {
 	s.mu.Lock()
 	s.slots.tick()
-	size, surplus := s.slots.size, s.goroutines-s.slots.size
+	size, surplus := s.slots.size, s.goroutines-s.slots.goroutines()
 	s.mu.Unlock()
 	s.metrics.slots.Set(float64(size))
 	for range surplus {

@@ -134,14 +134,14 @@ type task struct {
 
 // handlerLoop runs jobs' handlers one after another: a goroutine is kept
 // for the next job (a new one per job grew its stack anew each time). It
-// ends when the stage has more goroutines than slots, when pollTick
+// ends when the stage has more goroutines than it may use, when pollTick
 // retires it, or when the worker stops.
 func (s *stage) handlerLoop(t task) {
 	for {
 		s.execute(t.ctx, t.c)
 		s.handlers.Done()
 		s.mu.Lock()
-		surplus := s.goroutines > s.slots.size
+		surplus := s.goroutines > s.slots.goroutines()
 		if surplus {
 			s.goroutines--
 		}

@@ -12,11 +12,13 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"time"
 
@@ -28,18 +30,35 @@ import (
 )
 
 type stageA struct {
-	N int `json:"n"`
+	N   int    `json:"n"`
+	Pad string `json:"pad,omitempty"`
 }
 
 func (stageA) Kind() string { return "stage_a" }
 
 type stageB struct {
-	N int `json:"n"`
+	N   int    `json:"n"`
+	Pad string `json:"pad,omitempty"`
 }
 
 func (stageB) Kind() string { return "stage_b" }
 
-type noopArgs struct{}
+type noopArgs struct {
+	Pad string `json:"pad,omitempty"`
+}
+
+// pad is the filler that makes a job's args about size bytes of JSON, as
+// `baton bench --payload-bytes` makes its payloads: base64 of seeded random
+// bytes, which compression cannot shrink much.
+func pad(size int) string {
+	if size == 0 {
+		return ""
+	}
+	n := size - len(`{"n":1,"pad":""}`)
+	raw := make([]byte, base64.StdEncoding.DecodedLen(size)+3)
+	_, _ = rand.NewChaCha8([32]byte{}).Read(raw)
+	return base64.StdEncoding.EncodeToString(raw)[:n]
+}
 
 func (noopArgs) Kind() string { return "noop" }
 
@@ -94,6 +113,7 @@ func main() {
 	maxWorkers := flag.Int("max-workers", 100, "River MaxWorkers of the worked queue (pipeline)")
 	noopWorkers := flag.Int("noop-max-workers", 2000, "River MaxWorkers for -mode noop (river bench uses 2000)")
 	maxConns := flag.Int("max-conns", 8, "pool size")
+	payloadBytes := flag.Int("payload-bytes", 0, "about this many bytes of JSON args per job, as baton bench --payload-bytes (0: the bare args)")
 	baton := flag.String("compare-with", "", "path of a baton binary: interleave baton bench with River and print medians")
 	batonDSN := flag.String("baton-dsn", "postgres://postgres@127.0.0.1:5432/baton?sslmode=disable", "DATABASE_URL for baton bench (it uses <name>_bench)")
 	reps := flag.Int("reps", 3, "repetitions for -compare-with")
@@ -102,13 +122,14 @@ func main() {
 	flag.Parse()
 	var err error
 	if *baton != "" {
-		err = compare(*baton, *batonDSN, *dsn, *n, *reps, *maxWorkers, *noopWorkers, *maxConns, *batonSlots, *batonNoopSlots, os.Stdout)
+		err = compare(compareConfig{baton: *baton, batonDSN: *batonDSN, riverDSN: *dsn, n: *n, reps: *reps, payloadBytes: *payloadBytes,
+			maxWorkers: *maxWorkers, noopWorkers: *noopWorkers, maxConns: *maxConns, batonSlots: *batonSlots, batonNoopSlots: *batonNoopSlots}, os.Stdout)
 	} else {
 		w := *maxWorkers
 		if *mode == "noop" {
 			w = *noopWorkers
 		}
-		err = runTo(os.Stdout, *dsn, *mode, *n, w, *maxConns)
+		err = runTo(os.Stdout, *dsn, *mode, *n, w, *maxConns, *payloadBytes)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "riverbench:", err)
@@ -116,7 +137,7 @@ func main() {
 	}
 }
 
-func runTo(out io.Writer, dsn, mode string, n, maxWorkers, maxConns int) error {
+func runTo(out io.Writer, dsn, mode string, n, maxWorkers, maxConns, payloadBytes int) error {
 	ctx := context.Background()
 	if mode != "noop" && mode != "pipeline" {
 		return fmt.Errorf("-mode must be noop or pipeline")
@@ -163,16 +184,16 @@ func runTo(out io.Writer, dsn, mode string, n, maxWorkers, maxConns int) error {
 	}
 	sa.client = client
 
-	kind := "stage_a"
+	kind, filler := "stage_a", pad(payloadBytes)
 	var params []river.InsertManyParams
 	for i := range n {
 		if mode == "noop" {
-			params = append(params, river.InsertManyParams{Args: noopArgs{}})
+			params = append(params, river.InsertManyParams{Args: noopArgs{Pad: filler}})
 			kind = "noop"
 		} else {
-			params = append(params, river.InsertManyParams{Args: stageA{N: i}})
+			params = append(params, river.InsertManyParams{Args: stageA{N: i, Pad: filler}})
 		}
-		if len(params) == 5000 || i == n-1 {
+		if len(params) == min(5000, max(1, 8<<20/max(1, payloadBytes))) || i == n-1 {
 			if _, err := client.InsertMany(ctx, params); err != nil {
 				return err
 			}

@@ -27,6 +27,7 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	workers := fs.Int("workers", 1, "worker replicas, in-process, each with its own pool")
 	concurrency := fs.Int("concurrency", 0, "fixed handler slots per stage per replica; 0: a pipeline file's default (adaptive slots)")
 	rate := fs.Float64("rate", 200, "offered load (jobs/s) for the pickup-latency run; 0 skips it")
+	payloadBytes := fs.Int("payload-bytes", 0, "size of each burn-down job's JSON payload, 16 to 1048576 bytes (0: a 7-byte one)")
 	restJobs := fs.Int("rest-jobs", 50000, "jobs to submit through the REST batch route; 0 skips it")
 	duration := fs.Duration("duration", 5*time.Second, "length of the pickup-latency run")
 	asJSON := fs.Bool("json", false, "print one JSON object")
@@ -48,6 +49,8 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("bench: --jobs must be between 1 and 10,000,000")
 	case *workers < 1 || *workers > 64 || *concurrency < 0 || *concurrency > worker.MaxSlots:
 		return usagef("bench: --workers 1..64, --concurrency 0..10000 (0: adaptive)")
+	case *payloadBytes != 0 && (*payloadBytes < bench.MinPayloadBytes || *payloadBytes > bench.MaxPayloadBytes):
+		return usagef("bench: --payload-bytes must be 0 or between %d and %d", bench.MinPayloadBytes, bench.MaxPayloadBytes)
 	case *rate < 0 || *duration <= 0 || *restJobs < 0:
 		return usagef("bench: --rate and --rest-jobs must be >= 0 and --duration > 0")
 	case *svg != "" && *sweep == "" && !*soak:
@@ -77,7 +80,7 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	return bench.Run(ctx, bench.Config{
 		URL: databaseURL(), DirectURL: direct, Pooler: pooler,
 		Stages: *stages, Jobs: *jobs, Workers: *workers, Concurrency: *concurrency,
-		Rate: *rate, Duration: *duration, RESTJobs: *restJobs, JSON: *asJSON, CPUProfile: *cpuProfile,
+		Rate: *rate, Duration: *duration, RESTJobs: *restJobs, PayloadBytes: *payloadBytes, JSON: *asJSON, CPUProfile: *cpuProfile,
 		Sweep: points, SVG: *svg, Soak: *soak, Window: *window, Retain: *retain,
 		API: func(pool *pgxpool.Pool) http.Handler {
 			return api.New(pool, api.Config{Logger: slog.New(slog.DiscardHandler)}).Handler()

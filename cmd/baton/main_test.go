@@ -26,7 +26,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/store"
 	"github.com/baton-run/baton/migrations"
+	"github.com/baton-run/baton/worker"
 )
 
 // batonBin is the binary under test, built once by TestMain.
@@ -746,8 +748,12 @@ func TestBench(t *testing.T) {
 	r := baton(t, u, "", "bench", "--stages", "3")
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "--stages must be 1 or 2")
+	r = baton(t, u, "", "bench", "--payload-bytes", "8")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "--payload-bytes must be 0 or between 16 and 1048576")
 
-	r = baton(t, u, "", "bench", "--stages", "2", "--jobs", "300", "--rate", "50", "--duration", "1s", "--rest-jobs", "2000", "--json")
+	// Without --concurrency, the stages run a pipeline file's defaults.
+	r = baton(t, u, "", "bench", "--stages", "2", "--jobs", "300", "--rate", "50", "--duration", "1s", "--rest-jobs", "2000", "--payload-bytes", "4096", "--json")
 	require.Zero(t, r.code, r.stderr)
 	var got map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
@@ -764,6 +770,15 @@ func TestBench(t *testing.T) {
 	require.Positive(t, num("commit_rate"))
 	require.Positive(t, num("rest_submit_per_sec"))
 	require.InDelta(t, 2*num("handoffs_per_sec"), num("jobs_per_sec"), 0.001)
+	require.Equal(t, 4096.0, num("payload_bytes"))
+	require.Zero(t, num("concurrency"), "adaptive slots")
+	require.GreaterOrEqual(t, num("slots"), float64(worker.DefaultConcurrency))
+	bench, err := store.Connect(context.Background(), store.ConnectConfig{URL: strings.Replace(u, "?", "_bench?", 1)})
+	require.NoError(t, err)
+	defer bench.Close()
+	var size int
+	require.NoError(t, bench.QueryRow(context.Background(), "SELECT min(length(payload->>'pad')) FROM baton.jobs WHERE queue = 'b'").Scan(&size))
+	require.Equal(t, 4096-len(`{"n":1,"pad":""}`), size, "every job carried a 4096-byte payload through both stages")
 }
 
 // The soak's short variant: jobs flow through A -> B with retention on, and
