@@ -23,9 +23,7 @@ func TestAdaptiveSlotsGrowUnderABacklog(t *testing.T) {
 	submitN(t, pool, "a", 3000)
 	var p limitProbe
 	replicas(t, url, 1, "stages:\n  - queue: a\n    handler: {go: h}\n    max_concurrency: 200\n", p.handler(10*time.Millisecond))
-	require.Eventually(t, func() bool {
-		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'a' AND state = 'succeeded'") == 3000
-	}, time.Minute, 20*time.Millisecond)
+	drained(t, pool, "a", 3000)
 	t.Logf("most in handlers at once: %d", p.maxInHandlers.Load())
 	require.Greater(t, p.maxInHandlers.Load(), int64(4*worker.DefaultConcurrency), "slots grew under the backlog")
 	require.LessOrEqual(t, p.maxInHandlers.Load(), int64(200), "never past max_concurrency")
@@ -57,9 +55,7 @@ func TestAdaptiveSlotsHoldBackASaturatedHandler(t *testing.T) {
 		inMu.Unlock()
 		return nil, nil
 	}))
-	require.Eventually(t, func() bool {
-		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'a' AND state = 'succeeded'") == 1000
-	}, time.Minute, 20*time.Millisecond)
+	drained(t, pool, "a", 1000)
 	inMu.Lock()
 	defer inMu.Unlock()
 	t.Logf("most in handlers at once: %d", most)

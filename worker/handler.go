@@ -130,7 +130,7 @@ func handlerFor(st Stage, g *guard, goHandlers Handlers, propagator propagation.
 	case len(spec.Exec) > 0:
 		return &execHandler{argv: spec.Exec, guard: g, env: handlerEnv(os.Environ(), st.Env)}, nil
 	case spec.HTTP != nil:
-		return newHTTPHandler(*spec.HTTP, st.Slots(), propagator), nil
+		return newHTTPHandler(*spec.HTTP, st.ceiling(), propagator), nil
 	case spec.Go != "":
 		h := goHandlers[spec.Go]
 		if h == nil {

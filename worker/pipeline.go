@@ -481,9 +481,9 @@ func (s *Stage) validateConcurrency() error {
 	return nil
 }
 
-// Slots is the most jobs of the stage one replica runs at once: its
+// ceiling is the most jobs of the stage one replica runs at once: its
 // concurrency, or the ceiling of its adaptive slots.
-func (s Stage) Slots() int { return cmp.Or(s.Concurrency, s.MaxConcurrency) }
+func (s Stage) ceiling() int { return cmp.Or(s.Concurrency, s.MaxConcurrency) }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

@@ -28,7 +28,7 @@ stages:
 	require.Equal(t, 5, s.MaxAttempts)
 	require.Zero(t, s.Concurrency, "no concurrency: adaptive slots")
 	require.Equal(t, worker.DefaultMaxConcurrencyExec, s.MaxConcurrency)
-	require.Equal(t, worker.DefaultMaxConcurrencyHTTP, p.Stages[1].Slots())
+	require.Equal(t, worker.DefaultMaxConcurrencyHTTP, p.Stages[1].MaxConcurrency)
 	require.Equal(t, "publish", s.Next)
 	require.Equal(t, 5*time.Second, p.Stages[1].Lease.D())
 	require.Equal(t, worker.DefaultPollInterval, p.PollInterval.D())

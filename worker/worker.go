@@ -159,16 +159,17 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 			return nil, fmt.Errorf("stage %s: %w", st.Queue, err)
 		}
 		rate, _ := store.ParseRate(st.RateLimit) // validated with the pipeline
-		w.stages[st.Queue] = &stage{
+		s := &stage{
 			w: w, cfg: st, handler: h, rate: rate, log: w.log.With("queue", st.Queue),
 			timeout: fmt.Errorf("timeout: handler ran longer than %s", st.Timeout.D()),
 			metrics: m.stage(st.Queue), spanName: "process " + st.Queue,
 			running: map[int64]*inflight{}, slots: slotsFor(st), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 			beatLease: st.Lease.D(), beatSooner: make(chan struct{}, 1),
 			idle: make(chan task), retire: make(chan struct{}), stopped: make(chan struct{}),
-			completions: make(chan *done, st.Slots()),
+			completions: make(chan *done, st.ceiling()),
 		}
-		w.stages[st.Queue].metrics.slots.Set(float64(w.stages[st.Queue].slots.size))
+		s.metrics.slots.Set(float64(s.slots.size))
+		w.stages[st.Queue] = s
 	}
 	if err := unnamed(cfg.Handlers, cfg.Pipeline); err != nil {
 		return nil, err
@@ -200,7 +201,7 @@ func DefaultID() string {
 func (p *Pipeline) PoolSize() int32 {
 	total := 0
 	for _, s := range p.Stages {
-		total += s.Slots()
+		total += s.ceiling()
 	}
 	return int32(min(total, max(4, 2*runtime.GOMAXPROCS(0))) + len(p.Stages) + 2)
 }
