@@ -19,7 +19,7 @@ type adaptive struct {
 	sum     time.Duration
 	backlog bool // a claim of the window filled every free slot
 	// base is the handler's latency when not saturated: the lowest window
-	// mean seen, or the last one at the floor.
+	// mean seen, drawn towards the means seen at the floor.
 	base time.Duration
 	// peak is the most slots busy since the last poll tick, and backlogged
 	// says a claim filled every free slot since then.
@@ -48,11 +48,15 @@ func (a *adaptive) ran(d time.Duration, size int) int {
 		return size
 	}
 	mean := a.sum / time.Duration(a.runs)
-	if a.base == 0 || mean < a.base || size == a.floor {
-		// At the floor, the latency is the handler's own, not the slots'
-		// doing: it is the new base (a downstream that became slower for
-		// good would otherwise keep the slots at the floor).
+	switch {
+	case a.base == 0 || mean < a.base:
 		a.base = mean
+	case size == a.floor:
+		// At the floor, the latency is the handler's own, not the slots'
+		// doing: the base moves a quarter of the way to it each window (a
+		// downstream that became slower for good would otherwise keep the
+		// slots at the floor; one noisy window moves it little).
+		a.base += (mean - a.base) / 4
 	}
 	switch {
 	case mean > a.base*3/2+latencySlack:
