@@ -407,13 +407,33 @@ WHERE id = @id::bigint AND lease_token = @lease_token::bigint AND state = 'runni
 -- Extends the leases of running jobs this worker still owns; the ids not
 -- returned have lost their lease (reaped or canceled). A job submitted with
 -- a lease of its own keeps it, capped by max_job_lease_ms.
-UPDATE baton.jobs j
-SET lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, @max_job_lease_ms::bigint), @lease_ms::bigint)
-FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token) h
-WHERE j.id = h.id
-  AND j.lease_token = h.lease_token
-  AND j.state = 'running'
-RETURNING j.id;
+--
+-- The heartbeat never waits for a row lock: it locks what it can with SKIP
+-- LOCKED and extends those leases. A row another statement holds (nearly
+-- always this worker's own completion of that job) keeps its lease as it
+-- is this time. The ids returned are those the statement's snapshot shows
+-- running under their tokens (which the extended ones are): a job lost
+-- while the statement ran is reported by the next heartbeat. Waiting
+-- deadlocked: the heartbeat and a completion lock the same jobs in their
+-- own orders, and the loser lost a second to the deadlock check and, for a
+-- completion, its group's commit (which went on one job at a time).
+WITH h AS (
+    SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token
+), held AS MATERIALIZED (
+    SELECT j.id
+    FROM baton.jobs j
+    JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
+    WHERE j.state = 'running'
+    FOR NO KEY UPDATE OF j SKIP LOCKED
+), extended AS (
+    UPDATE baton.jobs j
+    SET lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, @max_job_lease_ms::bigint), @lease_ms::bigint)
+    WHERE j.id = ANY (ARRAY(SELECT id FROM held))
+)
+SELECT j.id
+FROM baton.jobs j
+JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
+WHERE j.state = 'running';
 
 -- name: JobCompleteMany :many
 -- Completes jobs in one statement, fenced by their lease tokens: marks each

@@ -17,21 +17,43 @@ const maintenanceBatch = 1000
 // dbTimeout bounds a maintenance statement that waits on others' locks.
 const dbTimeout = 10 * time.Second
 
-// Run runs Pass every interval until ctx is done. Each of its
-// steps is a single guarded statement (SKIP LOCKED, or a delete each row of
-// which one replica wins), so every replica runs them at once without a
-// leader. Beside it, finished jobs past retention r are pruned (Prune, in
-// retention.go: one replica at a time) every ten intervals, or at once again
-// while pruning is behind, tables with many dead rows are vacuumed (Vacuum,
-// in vacuum.go), and reporting sessions past limits l are ended every five
-// intervals (readers.go).
+// Run runs Pass every interval until ctx is done, on the replica that takes
+// the interval's turn (passTurn); each of its steps is a single guarded
+// statement besides (SKIP LOCKED, or a delete each row of which one replica
+// wins), so replicas need no leader. Beside it, finished jobs past
+// retention r are pruned (Prune, in retention.go: one replica at a time)
+// every ten intervals, or at once again while pruning is behind, tables
+// with many dead rows are vacuumed (Vacuum, in vacuum.go), and reporting
+// sessions past limits l are ended every five intervals (readers.go).
 func Run(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, r Retention, l ReaderLimits, log *slog.Logger) {
 	var loops sync.WaitGroup
 	defer loops.Wait()
 	loops.Go(func() { runPrune(ctx, pool, 10*interval, r, log) })
 	loops.Go(func() { runVacuum(ctx, pool, interval, log) })
 	loops.Go(func() { runReaderLimits(ctx, pool, 5*interval, l, log) })
-	every(ctx, interval, func() { Pass(ctx, pool, log) })
+	every(ctx, interval, func() {
+		if passTurn(ctx, pool, interval, log) {
+			Pass(ctx, pool, log)
+		}
+	})
+}
+
+// passTurn says whether this replica runs this interval's pass: the first
+// replica to ask once most of an interval has gone by since the last pass
+// (MaintenanceTurn, migration 27). Run by every replica, the reaper's walk
+// over the running jobs was repeated N times an interval, and it grows with
+// the jobs N replicas hold. Nine tenths of an interval, so that a lone
+// replica, whose ticker jitters, keeps every turn. If the database cannot
+// say, the pass runs: each of its statements is safe on every replica.
+func passTurn(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, log *slog.Logger) bool {
+	qctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	taken, err := store.New(pool).MaintenanceTurn(qctx, store.MaintenanceTurnParams{Step: "pass", EveryMs: (interval * 9 / 10).Milliseconds()})
+	if err != nil {
+		warn(ctx, log, "taking the maintenance turn", err)
+		return true
+	}
+	return taken
 }
 
 // every calls f every interval until ctx is done.

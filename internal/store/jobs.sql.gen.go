@@ -934,31 +934,51 @@ func (q *Queries) JobGet(ctx context.Context, id int64) (ReadableJob, error) {
 }
 
 const jobHeartbeat = `-- name: JobHeartbeat :many
-UPDATE baton.jobs j
-SET lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, $1::bigint), $2::bigint)
-FROM (SELECT unnest($3::bigint[]) AS id, unnest($4::bigint[]) AS lease_token) h
-WHERE j.id = h.id
-  AND j.lease_token = h.lease_token
-  AND j.state = 'running'
-RETURNING j.id
+WITH h AS (
+    SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token
+), held AS MATERIALIZED (
+    SELECT j.id
+    FROM baton.jobs j
+    JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
+    WHERE j.state = 'running'
+    FOR NO KEY UPDATE OF j SKIP LOCKED
+), extended AS (
+    UPDATE baton.jobs j
+    SET lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, $3::bigint), $4::bigint)
+    WHERE j.id = ANY (ARRAY(SELECT id FROM held))
+)
+SELECT j.id
+FROM baton.jobs j
+JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
+WHERE j.state = 'running'
 `
 
 type JobHeartbeatParams struct {
-	MaxJobLeaseMs int64   `json:"max_job_lease_ms"`
-	LeaseMs       int64   `json:"lease_ms"`
 	Ids           []int64 `json:"ids"`
 	LeaseTokens   []int64 `json:"lease_tokens"`
+	MaxJobLeaseMs int64   `json:"max_job_lease_ms"`
+	LeaseMs       int64   `json:"lease_ms"`
 }
 
 // Extends the leases of running jobs this worker still owns; the ids not
 // returned have lost their lease (reaped or canceled). A job submitted with
 // a lease of its own keeps it, capped by max_job_lease_ms.
+//
+// The heartbeat never waits for a row lock: it locks what it can with SKIP
+// LOCKED and extends those leases. A row another statement holds (nearly
+// always this worker's own completion of that job) keeps its lease as it
+// is this time. The ids returned are those the statement's snapshot shows
+// running under their tokens (which the extended ones are): a job lost
+// while the statement ran is reported by the next heartbeat. Waiting
+// deadlocked: the heartbeat and a completion lock the same jobs in their
+// own orders, and the loser lost a second to the deadlock check and, for a
+// completion, its group's commit (which went on one job at a time).
 func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, jobHeartbeat,
-		arg.MaxJobLeaseMs,
-		arg.LeaseMs,
 		arg.Ids,
 		arg.LeaseTokens,
+		arg.MaxJobLeaseMs,
+		arg.LeaseMs,
 	)
 	if err != nil {
 		return nil, err

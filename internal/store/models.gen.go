@@ -206,6 +206,11 @@ type BatonJobTag struct {
 	JobID int64  `json:"job_id"`
 }
 
+type BatonMaintenanceTurn struct {
+	Step  string    `json:"step"`
+	RanAt time.Time `json:"ran_at"`
+}
+
 // Each periodic entry with its last and next tick, the state of the job its last tick made, and how overdue it is.
 type BatonPeriodic struct {
 	Name           string     `json:"name"`

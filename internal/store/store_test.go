@@ -848,3 +848,48 @@ func TestPreparedStatementsLostToAPoolerAreUnavailable(t *testing.T) {
 		require.ErrorContains(t, err, "set BATON_POOLER=transaction")
 	}
 }
+
+// A heartbeat and a completion of the same jobs used to lock them in their
+// own orders and deadlock: the heartbeat held job 1 and waited for job 2,
+// which the completion held while it waited for job 1, and one of them
+// failed after the server's deadlock check (a second); a failed completion
+// then committed its group one job at a time. The heartbeat now passes over
+// a row a completion holds, without waiting, and still reports it owned.
+func TestHeartbeatNeverWaitsForACompletion(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	submit(t, pool, store.NewJob{Queue: "a"}, store.NewJob{Queue: "a"})
+	jobs := claim(t, pool, "a", 2)
+	require.Len(t, jobs, 2)
+	first, second := jobs[0], jobs[1]
+	setJob(t, pool, first.ID, "lease_expires_at = now() + interval '1s'")
+	setJob(t, pool, second.ID, "lease_expires_at = now() + interval '1s'")
+
+	// The completion of the second job has written but not committed.
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	require.Len(t, complete(t, tx, second.ID, second.LeaseToken, "b"), 1)
+
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	kept, err := store.New(pool).JobHeartbeat(hctx, store.JobHeartbeatParams{
+		Ids: []int64{first.ID, second.ID}, LeaseTokens: []int64{first.LeaseToken, second.LeaseToken}, LeaseMs: 60000, MaxJobLeaseMs: 3600000,
+	})
+	require.NoError(t, err, "the heartbeat must not wait for the completion's lock")
+	require.ElementsMatch(t, []int64{first.ID, second.ID}, kept, "both jobs are still this worker's")
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND lease_expires_at > now() + interval '30s'", first.ID), "the free job's lease is extended")
+
+	// The completion goes on, taking the row the heartbeat extended.
+	require.Len(t, complete(t, tx, first.ID, first.LeaseToken, "b"), 1)
+	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, 2, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'a' AND state = 'succeeded'"))
+
+	// Once they are finished, the heartbeat says both are gone.
+	kept, err = store.New(pool).JobHeartbeat(ctx, store.JobHeartbeatParams{
+		Ids: []int64{first.ID, second.ID}, LeaseTokens: []int64{first.LeaseToken, second.LeaseToken}, LeaseMs: 60000, MaxJobLeaseMs: 3600000,
+	})
+	require.NoError(t, err)
+	require.Empty(t, kept)
+}

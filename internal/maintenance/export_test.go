@@ -1,0 +1,4 @@
+package maintenance
+
+// PassTurn is passTurn, for the tests.
+var PassTurn = passTurn

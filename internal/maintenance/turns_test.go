@@ -1,0 +1,54 @@
+package maintenance_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-run/baton/internal/dbtest"
+	"github.com/baton-run/baton/internal/maintenance"
+)
+
+// Every replica runs maintenance, but an interval's pass runs on one of
+// them: run by each, the reaper walked the running jobs once per replica
+// per interval, and four replicas read as many pages reaping as completing.
+func TestMaintenancePassRunsOnOneReplicaAnInterval(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	const interval = time.Hour // the turn comes back only when the test moves it
+	turn := func() bool { return maintenance.PassTurn(ctx, pool, interval, log) }
+	goneBy := func(d string) {
+		_, err := pool.Exec(ctx, "UPDATE baton.maintenance_turns SET ran_at = now() - $1::interval WHERE step = 'pass'", d)
+		require.NoError(t, err)
+	}
+
+	require.True(t, turn(), "the first replica on a new database takes the turn")
+	require.False(t, turn(), "the next, within the interval, leaves it")
+
+	goneBy("2 hours")
+	var won atomic.Int32
+	var replicas sync.WaitGroup
+	for range 8 {
+		replicas.Go(func() {
+			if turn() {
+				won.Add(1)
+			}
+		})
+	}
+	replicas.Wait()
+	require.EqualValues(t, 1, won.Load(), "eight replicas ask at once: one runs the pass")
+
+	// A lone replica's ticker jitters: its next tick may come a little
+	// before a whole interval has gone by, and it still takes the turn.
+	goneBy("57 minutes")
+	require.True(t, turn())
+	goneBy("50 minutes")
+	require.False(t, turn(), "well within the interval, another replica's pass stands")
+}

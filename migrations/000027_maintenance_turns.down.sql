@@ -1,0 +1,1 @@
+DROP TABLE baton.maintenance_turns;
