@@ -9,6 +9,9 @@
 -- only when it takes the step's turn: the row's ran_at is older than (most
 -- of) an interval. No lock is held between passes, so a replica that dies
 -- leaves nothing to clean up, and the next replica takes the turn.
+--
+-- Only adds a table: compatible_since stays (a binary before it runs its
+-- pass every interval, as it did, beside replicas that take turns).
 CREATE TABLE baton.maintenance_turns (
     step   text PRIMARY KEY,
     ran_at timestamptz NOT NULL
