@@ -135,8 +135,14 @@ func Payload(size int) []byte {
 	return []byte(head + enc[:size-len(head)-len(tail)] + tail)
 }
 
-// noopHandler hands its payload on: the bench measures Baton, not a handler.
-var noopHandler = worker.HandlerFunc(func(_ context.Context, job *worker.Job) (json.RawMessage, error) { return job.Payload, nil })
+// The bench measures Baton, not a handler: noopHandler hands its payload on
+// to the next stage, and doneHandler, the last stage's, returns nothing, as
+// River's no-op writes nothing (returning the payload stored it again as
+// the job's result: at 64 KB a second TOASTed write a job).
+var (
+	noopHandler = worker.HandlerFunc(func(_ context.Context, job *worker.Job) (json.RawMessage, error) { return job.Payload, nil })
+	doneHandler = worker.HandlerFunc(func(context.Context, *worker.Job) (json.RawMessage, error) { return nil, nil })
+)
 
 // benchPipeline is queue a (handing off to b with two stages) and queue
 // offered (for the latency run), concurrency slots each (0: a stage's
@@ -146,11 +152,11 @@ func benchPipeline(stages, concurrency int) *worker.Pipeline {
 	if concurrency > 0 {
 		slots = fmt.Sprintf("    concurrency: %d\n", concurrency)
 	}
-	yaml := "stages:\n  - queue: a\n    handler: {go: bench-noop}\n" + slots
-	yaml += "  - queue: offered\n    handler: {go: bench-noop}\n" + slots
+	yaml := "stages:\n  - queue: a\n    handler: {go: bench-done}\n" + slots
+	yaml += "  - queue: offered\n    handler: {go: bench-done}\n" + slots
 	if stages == 2 {
-		yaml = strings.Replace(yaml, "handler: {go: bench-noop}\n", "handler: {go: bench-noop}\n    next: b\n", 2)
-		yaml += "  - queue: b\n    handler: {go: bench-noop}\n" + slots
+		yaml = strings.ReplaceAll(yaml, "handler: {go: bench-done}\n", "handler: {go: bench-noop}\n    next: b\n")
+		yaml += "  - queue: b\n    handler: {go: bench-done}\n" + slots
 	}
 	p, err := worker.ParsePipeline([]byte(yaml))
 	if err != nil {
@@ -171,6 +177,10 @@ type replicas struct {
 // pipeline, pruning by retain.
 func startReplicas(ctx context.Context, target store.ConnectConfig, stages, concurrency, n int, retain worker.Retention) (*replicas, error) {
 	p := benchPipeline(stages, concurrency)
+	handlers := worker.Handlers{"bench-done": doneHandler}
+	if stages == 2 {
+		handlers["bench-noop"] = noopHandler
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var pools []*pgxpool.Pool
@@ -193,7 +203,7 @@ func startReplicas(ctx context.Context, target store.ConnectConfig, stages, conc
 		metrics := prometheus.NewRegistry()
 		w, err := worker.New(pool, worker.Config{
 			Pipeline: p, ID: fmt.Sprintf("bench-%d", i), Logger: slog.New(slog.DiscardHandler), Retention: retain,
-			Handlers: worker.Handlers{"bench-noop": noopHandler}, Metrics: metrics,
+			Handlers: handlers, Metrics: metrics,
 			TracerProvider: tracenoop.NewTracerProvider(), // as baton worker's, with tracing off
 		})
 		if err != nil {

@@ -779,6 +779,9 @@ func TestBench(t *testing.T) {
 	var size int
 	require.NoError(t, bench.QueryRow(context.Background(), "SELECT min(length(payload->>'pad')) FROM baton.jobs WHERE queue = 'b'").Scan(&size))
 	require.Equal(t, 4096-len(`{"n":1,"pad":""}`), size, "every job carried a 4096-byte payload through both stages")
+	var stored int
+	require.NoError(t, bench.QueryRow(context.Background(), "SELECT count(*) FROM baton.jobs WHERE queue = 'b' AND result IS DISTINCT FROM 'null'").Scan(&stored))
+	require.Zero(t, stored, "the last stage returns nothing, as River's no-op writes nothing")
 }
 
 // The soak's short variant: jobs flow through A -> B with retention on, and
