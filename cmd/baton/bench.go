@@ -37,12 +37,22 @@ func benchCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	soak := fs.Bool("soak", false, "push --jobs through A -> B with retention on, keeping a backlog, and report every --window jobs")
 	window := fs.Int("window", 500_000, "with --soak: jobs per reported window")
 	retain := fs.Duration("retain", time.Minute, "with --soak: how long finished jobs are kept")
+	adapter := fs.Bool("adapter", false, "run as an adapter of the public Postgres job-queue benchmark: settings from its environment (SCENARIO, PRODUCER_RATE, WORKER_COUNT, ...), samples as JSON lines on stdout, until SIGTERM; see docs/benchmarks.md")
 	pos, err := fs.parse(args)
 	switch {
 	case err != nil:
 		return err
 	case len(pos) > 0:
 		return usagef("bench: unexpected argument %q", pos[0])
+	case *adapter && len(args) > 1:
+		return usagef("bench: --adapter takes its settings from the environment, not from flags")
+	case *adapter:
+		cfg, err := bench.AdapterConfigFromEnv(os.Getenv)
+		if err != nil {
+			return usagef("bench --adapter: %v", err)
+		}
+		cfg.Version = version
+		return bench.RunAdapter(ctx, cfg, stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	case *stages != 1 && *stages != 2:
 		return usagef("bench: --stages must be 1 or 2")
 	case *jobs < 1 || *jobs > 10_000_000:
