@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,7 @@ type AdapterConfig struct {
 	Scenario     string        // SCENARIO: long_horizon
 	ProducerMode string        // PRODUCER_MODE: fixed or depth-target
 	Rate         float64       // PRODUCER_RATE, jobs/s offered in fixed mode
+	RateFile     string        // PRODUCER_RATE_CONTROL_FILE: the rate now, read every second (the harness's high-load phase)
 	BatchMax     int           // PRODUCER_BATCH_MAX, jobs a submit at most
 	BatchEvery   time.Duration // PRODUCER_BATCH_MS, the producer's tick
 	TargetDepth  int           // TARGET_DEPTH, in depth-target mode
@@ -60,7 +62,7 @@ type AdapterConfig struct {
 // AdapterConfigFromEnv reads the harness's environment, with its defaults.
 func AdapterConfigFromEnv(getenv func(string) string) (AdapterConfig, error) {
 	c := AdapterConfig{URL: getenv("DATABASE_URL"), Scenario: cmp.Or(getenv("SCENARIO"), "long_horizon"),
-		ProducerMode: cmp.Or(getenv("PRODUCER_MODE"), "fixed")}
+		ProducerMode: cmp.Or(getenv("PRODUCER_MODE"), "fixed"), RateFile: getenv("PRODUCER_RATE_CONTROL_FILE")}
 	var errs []error
 	num := func(name string, def, lo, hi float64) float64 {
 		s := getenv(name)
@@ -187,16 +189,20 @@ func (a *adapter) produce(ctx context.Context, pool db.Conn, log *slog.Logger) {
 	tick := time.NewTicker(a.cfg.BatchEvery)
 	defer tick.Stop()
 	credit, last := 0.0, time.Now()
+	rate, read := a.cfg.Rate, time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
+		if a.cfg.RateFile != "" && time.Since(read) >= time.Second {
+			rate, read = a.rateNow(rate), time.Now()
+		}
 		due := 0
 		if a.cfg.ProducerMode == "fixed" {
 			now := time.Now()
-			credit += a.cfg.Rate * now.Sub(last).Seconds()
+			credit += rate * now.Sub(last).Seconds()
 			last = now
 			due = int(credit)
 			credit -= float64(due)
@@ -220,6 +226,21 @@ func (a *adapter) produce(ctx context.Context, pool db.Conn, log *slog.Logger) {
 			due -= n
 		}
 	}
+}
+
+// rateNow reads the offered rate from PRODUCER_RATE_CONTROL_FILE, which
+// the harness rewrites for its high-load phase; while it cannot be read,
+// the rate stays as it was.
+func (a *adapter) rateNow(was float64) float64 {
+	b, err := os.ReadFile(a.cfg.RateFile)
+	if err != nil {
+		return was
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+	if err != nil || math.IsNaN(v) || v < 0 || v > 1_000_000 {
+		return was
+	}
+	return v
 }
 
 // watchDepth reads the queue's available jobs from its counters, often

@@ -24,8 +24,11 @@ func TestBenchAdapterSpeaksTheHarnessContract(t *testing.T) {
 	t.Parallel()
 	pool, u := dbtest.NewWithURL(t)
 	const rate, ticks = 300, 61
+	// The harness sets the rate through a file it rewrites for its
+	// high-load phase: it wins over PRODUCER_RATE.
+	control := writeFile(t, "producer_rate.txt", "300\n")
 	cmd := exec.Command(batonBin, "bench", "--adapter")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+u, "SCENARIO=long_horizon", "PRODUCER_MODE=fixed", "PRODUCER_RATE=300",
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+u, "SCENARIO=long_horizon", "PRODUCER_MODE=fixed", "PRODUCER_RATE=100", "PRODUCER_RATE_CONTROL_FILE="+control,
 		"PRODUCER_BATCH_MAX=128", "PRODUCER_BATCH_MS=10", "WORKER_COUNT=16", "JOB_PAYLOAD_BYTES=256", "JOB_WORK_MS=1", "SAMPLE_EVERY_S=1")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
