@@ -6,7 +6,7 @@ REDOCLY_VERSION := 2.77.0
 SPECTRAL_VERSION := 6.16.3
 GOBIN := $(shell go env GOPATH)/bin
 
-.PHONY: run stop demo test chaos chaos-short build release install generate check tools help
+.PHONY: run stop demo test chaos chaos-short bench-pressure build release install generate check tools help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ chaos: ## the fault-injection suite, full profile (3,000 jobs and 30 s of faults
 
 chaos-short: ## the fault-injection suite, short profile (300 jobs and 8 s of faults per scenario; CI)
 	@scripts/chaos.sh
+
+bench-pressure: ## the public job-queue benchmark's pressure phases (held xid, readers, high load, faults) against baton bench --adapter on a cluster of its own; over an hour (BATON_PRESSURE=short: 20 s phases)
+	BATON_PRESSURE=$${BATON_PRESSURE:-1} go test -tags chaos -count=1 -timeout 4h -v -run '^TestPressure$$' ./chaos/
 
 build: ## build bin/baton
 	@mkdir -p bin
