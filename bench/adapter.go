@@ -182,9 +182,9 @@ func (a *adapter) work(ctx context.Context, job *worker.Job) (json.RawMessage, e
 
 // produce submits jobs through the documented bulk submit (db.Submit), at
 // most PRODUCER_BATCH_MAX a statement. In fixed mode the offered load is
-// credited on the wall-clock time gone by, so that a slow submit delays
-// jobs but never leaves them out; in depth-target mode it tops the queue
-// up to TARGET_DEPTH.
+// credited on the wall-clock time gone by, so that a slow or failed submit
+// delays jobs but never leaves them out; in depth-target mode it tops the
+// queue up to TARGET_DEPTH.
 func (a *adapter) produce(ctx context.Context, pool db.Conn, log *slog.Logger) {
 	tick := time.NewTicker(a.cfg.BatchEvery)
 	defer tick.Stop()
@@ -219,7 +219,10 @@ func (a *adapter) produce(ctx context.Context, pool db.Conn, log *slog.Logger) {
 				if ctx.Err() == nil {
 					log.Warn("submitting", "error", err)
 				}
-				break // fixed mode: the credit spent is lost with the database
+				if a.cfg.ProducerMode == "fixed" {
+					credit += float64(due) // still offered: submitted on the next tick
+				}
+				break
 			}
 			a.enqueued.Add(int64(n))
 			a.depth.Add(int64(n)) // until the next reading
