@@ -45,6 +45,9 @@ import (
 const defaultPhases = "clean=10m,idle-in-tx=10m,recovery=5m,active-readers=10m,recovery=5m,high-load=5m,recovery=5m," +
 	"kill-replica=2m,pg-restart=2m,terminate=2m,idle-conns=2m,recovery=2m"
 
+// phaseNames are the phases apply knows.
+var phaseNames = []string{"clean", "idle-in-tx", "active-readers", "high-load", "recovery", "kill-replica", "pg-restart", "terminate", "idle-conns"}
+
 // pressurePhase is one phase of the run.
 type pressurePhase struct {
 	name string
@@ -63,7 +66,7 @@ func parsePhases(spec string) ([]pressurePhase, error) {
 		if !ok || err != nil || d <= 0 {
 			return nil, fmt.Errorf("phase %q: want name=duration", f)
 		}
-		if !slices.Contains([]string{"clean", "idle-in-tx", "active-readers", "high-load", "recovery", "kill-replica", "pg-restart", "terminate", "idle-conns"}, name) {
+		if !slices.Contains(phaseNames, name) {
 			return nil, fmt.Errorf("phase %q: unknown", name)
 		}
 		if short {
@@ -310,7 +313,6 @@ func (r *pressureRun) measure(f *phaseFigures) {
 	conn, err := pgx.Connect(ctx, r.c.url(r.db))
 	require.NoError(r.t, err)
 	defer conn.Close(ctx)
-	_, _ = conn.Exec(ctx, "SELECT pg_stat_force_next_flush()")
 	require.NoError(r.t, conn.QueryRow(ctx, `
 		SELECT coalesce(sum(s.n_dead_tup), 0)::bigint, coalesce(sum(pg_relation_size(s.relid)), 0)::bigint,
 		       coalesce(sum(pg_indexes_size(s.relid)), 0)::bigint,
