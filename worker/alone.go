@@ -20,16 +20,20 @@ import (
 // poll, or a hint from the reaper naming its queue with "!"), keeps its lease
 // by heartbeats while it drains (no stage claims, no direct hand-off starts),
 // and once nothing else is in flight it marks the run alone (JobStartAlone)
-// and starts the handler. When that handler is over, the stages claim again.
-// SKIP LOCKED hands each isolated job to one worker, so one worker drains for
-// it, not every one.
+// and starts the handler. When that handler is over, the worker looks for
+// the next isolated job before its stages claim again: a crash leaves as
+// many isolated jobs as its worker had in flight (hundreds, with slots
+// grown under a backlog), and one a poll interval per replica took minutes
+// to run them. SKIP LOCKED hands each isolated job to one worker, so one
+// worker drains for it, not every one.
 
 // claimIsolated claims an isolated job of the stage's queue, if this worker
 // holds none, and runs it alone.
 func (s *stage) claimIsolated(ctx context.Context) {
 	w := s.w
 	if !w.isolating.CompareAndSwap(false, true) {
-		return // one at a time
+		s.lookIsolated.Store(true) // one at a time: look again when this worker's is over
+		return
 	}
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
 	defer cancel()
@@ -55,7 +59,7 @@ func (s *stage) claimIsolated(ctx context.Context) {
 		if err := store.MapError(err); !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 			s.log.Warn("claiming an isolated job", "error", err)
 		}
-		w.leaveAlone()
+		w.leaveAlone(false)
 		return
 	}
 	c := claimed{
@@ -123,7 +127,7 @@ func (s *stage) runAlone(ctx, held context.Context, c claimed) {
 		delete(s.running, job.ID)
 	}
 	s.mu.Unlock()
-	w.leaveAlone()
+	w.leaveAlone(false)
 }
 
 // othersInFlight counts what runs or waits to be committed on this worker
@@ -139,11 +143,17 @@ func (w *Worker) othersInFlight() int {
 	return n
 }
 
-// leaveAlone ends isolation: the stages claim again.
-func (w *Worker) leaveAlone() {
+// leaveAlone ends isolation: the stages claim again, after looking for
+// another isolated job first if a lone run just ended (ran: more of the
+// crash's jobs may wait). A claim that found none looks no further, or it
+// would ask again at once.
+func (w *Worker) leaveAlone(ran bool) {
 	w.aloneRun.Store(nil)
 	w.isolating.Store(false)
 	for _, s := range w.stages {
+		if ran {
+			s.lookIsolated.Store(true)
+		}
 		signal(s.wake)
 	}
 }

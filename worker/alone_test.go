@@ -57,3 +57,34 @@ func TestALoneRunStaysAloneWhileAnEarlierRunWindsDown(t *testing.T) {
 	require.Equal(t, `"K"`, <-started, "the stages claim once the lone run is over")
 	b.waitState(id, "succeeded")
 }
+
+// A crash leaves as many isolated jobs as its worker had in flight. Each
+// runs alone, and the next is claimed as soon as one is over, not at the
+// next poll: before, twenty took twenty poll intervals on one replica (a
+// killed worker with slots grown under a backlog left hundreds, and the
+// shop's ledger test waited minutes for them).
+func TestACrashsIsolatedJobsRunOneAfterAnother(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var running, most atomic.Int32
+	name := b.handle(worker.HandlerFunc(func(context.Context, *worker.Job) (json.RawMessage, error) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(5 * time.Millisecond)
+		return nil, nil
+	}))
+	ids := make([]int64, 20)
+	for i := range ids {
+		ids[i] = b.submit(fmt.Sprintf("%d", i))
+	}
+	// As the reaper leaves a dead worker's jobs: available again, isolated.
+	_, err := b.pool.Exec(context.Background(), "UPDATE baton.jobs SET isolated = true, lost_leases = 1")
+	require.NoError(t, err)
+	b.start(fmt.Sprintf("poll_interval: 1m\nstages:\n  - queue: a\n    handler: {go: %q}\n    concurrency: 4\n", name))
+	for _, id := range ids {
+		b.waitStateWithin(id, "succeeded", 20*time.Second) // a poll interval is 1m
+	}
+	require.Equal(t, int32(1), most.Load(), "each ran alone")
+}

@@ -18,6 +18,8 @@ const maxRetryWait = 2 * time.Second
 // claimLoop claims as many jobs as there are free slots and starts them. When
 // a claim fills every free slot there may be more due, so it claims again as
 // soon as a slot frees; otherwise it waits for the poll interval or a wake-up.
+// An isolated job that may be waiting is claimed before the others
+// (alone.go).
 func (s *stage) claimLoop(ctx context.Context) {
 	poll := time.NewTicker(s.w.cfg.Pipeline.PollInterval.D())
 	defer poll.Stop()
@@ -27,6 +29,9 @@ func (s *stage) claimLoop(ctx context.Context) {
 	s.readLimit(ctx)
 	var retry time.Duration // while the database is unavailable: the wait before trying again
 	for ctx.Err() == nil {
+		if s.lookIsolated.Swap(false) {
+			s.claimIsolated(ctx) // first: a job it holds stops the claims below
+		}
 		if free := s.free(); free > 0 {
 			n, err := s.claim(ctx, free)
 			switch {
@@ -52,9 +57,6 @@ func (s *stage) claimLoop(ctx context.Context) {
 			if err == nil && !backlog && s.lookAhead.Swap(false) {
 				s.setAlarm(ctx)
 			}
-		}
-		if s.lookIsolated.Swap(false) {
-			s.claimIsolated(ctx)
 		}
 		for {
 			select {

@@ -197,7 +197,7 @@ func (s *stage) execute(ctx context.Context, c claimed) {
 		signal(s.freed)
 		signal(s.w.settled)
 		if r := s.w.aloneRun.Load(); r != nil && *r == c.run() && s.w.aloneRun.CompareAndSwap(r, nil) {
-			s.w.leaveAlone() // its lone run is over (not an earlier run's end)
+			s.w.leaveAlone(true) // its lone run is over (not an earlier run's end)
 		}
 	}()
 	sctx, span := s.startSpan(ctx, job, c.traceParent)
