@@ -41,7 +41,9 @@ import (
 // high-load (1.5 × the rate), recovery (as clean, after pressure),
 // kill-replica (SIGKILL the adapter, start it again), pg-restart,
 // terminate (pg_terminate_backend of one adapter connection every 0.5 s),
-// idle-conns (300 idle connections).
+// idle-conns (300 idle connections). Per phase, besides the adapter's
+// samples and the tables' state, the statements that took the server's
+// time (pg_stat_statements), so that a phase that slows says why.
 const defaultPhases = "clean=10m,idle-in-tx=10m,recovery=5m,active-readers=10m,recovery=5m,high-load=5m,recovery=5m," +
 	"kill-replica=2m,pg-restart=2m,terminate=2m,idle-conns=2m,recovery=2m"
 
@@ -91,6 +93,14 @@ type phaseFigures struct {
 	p50, p99                     []float64
 	dead, tableBytes, indexBytes int64
 	oldestXmin                   int64
+	statements                   []statementCost
+	seconds                      float64
+}
+
+// statementCost is one statement's share of a phase's server time.
+type statementCost struct {
+	name                         string
+	calls, totalMs, blocks, rows float64
 }
 
 // pressureRun is a run in progress: the cluster, the adapter, the phase.
@@ -115,12 +125,14 @@ func TestPressure(t *testing.T) {
 	phases, err := parsePhases(spec)
 	require.NoError(t, err)
 	c := &cluster{version: pg.version, name: clusterName("pressure"), port: freePort()}
-	require.NoError(t, c.create("--start", "-o", "max_connections=400", "-o", "fsync=on", "-o", "synchronous_commit=on"))
+	require.NoError(t, c.create("--start", "-o", "max_connections=400", "-o", "fsync=on", "-o", "synchronous_commit=on",
+		"-o", "shared_preload_libraries=pg_stat_statements"))
 	t.Cleanup(c.drop)
 	require.NoError(t, c.waitReady(30*time.Second))
 	r := &pressureRun{t: t, c: c, db: "baton_bench", control: filepath.Join(t.TempDir(), "producer_rate.txt")}
 	r.argv = strings.Fields(cmp.Or(os.Getenv("PRESSURE_ADAPTER"), batonBin+" bench --adapter"))
 	r.exec(t, "postgres", "CREATE DATABASE baton_bench")
+	r.exec(t, "postgres", "CREATE EXTENSION pg_stat_statements")
 	sampleEvery := "5"
 	if spec == "short" {
 		sampleEvery = "1"
@@ -149,9 +161,11 @@ func TestPressure(t *testing.T) {
 		r.mu.Unlock()
 		t.Logf("phase %s for %s", p.name, p.d)
 		ctx, end := context.WithCancel(context.Background())
+		r.exec(t, "postgres", "SELECT pg_stat_statements_reset()")
 		r.apply(ctx, p.name, rate)
 		time.Sleep(p.d) // the phase's length, not a wait for a signal
-		r.measure(f)    // before the phase lets go (of a held xid, say)
+		f.seconds = p.d.Seconds()
+		r.measure(f) // before the phase lets go (of a held xid, say)
 		end()
 		figures = append(figures, f)
 	}
@@ -320,6 +334,30 @@ func (r *pressureRun) measure(f *phaseFigures) {
 		FROM pg_stat_user_tables s
 		WHERE s.schemaname = 'baton' AND s.relname IN ('jobs', 'job_events', 'job_count_deltas')`).
 		Scan(&f.dead, &f.tableBytes, &f.indexBytes, &f.oldestXmin))
+	f.statements = r.statements()
+}
+
+// statements are the five statements that took the most of the server's
+// time in the adapter's database since the phase began (the view lives in
+// the postgres database).
+func (r *pressureRun) statements() []statementCost {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, r.c.url("postgres"))
+	require.NoError(r.t, err)
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `
+		SELECT coalesce(substring(s.query FROM '-- name: (\w+)'), left(regexp_replace(s.query, '\s+', ' ', 'g'), 40)),
+		       s.calls::float8, s.total_exec_time, (s.shared_blks_hit + s.shared_blks_read)::float8, s.rows::float8
+		FROM pg_stat_statements s
+		WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = $1)
+		ORDER BY s.total_exec_time DESC LIMIT 5`, r.db)
+	require.NoError(r.t, err)
+	costs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (statementCost, error) {
+		var c statementCost
+		return c, row.Scan(&c.name, &c.calls, &c.totalMs, &c.blocks, &c.rows)
+	})
+	require.NoError(r.t, err)
+	return costs
 }
 
 // drain runs the adapter with nothing offered until every job is done, and
@@ -388,6 +426,16 @@ func pressureTable(figures []*phaseFigures, rate float64, lost int64) string {
 		}
 		fmt.Fprintf(&b, "| %s | %.3f | %.1f | %.1f / %.1f | %d | %.1f | %.1f | %d |\n", f.name, ratio, median(f.p50),
 			median(f.p99), slices.Max(append([]float64{0}, f.p99...)), f.dead, float64(f.tableBytes)/1e6, float64(f.indexBytes)/1e6, f.oldestXmin)
+	}
+	b.WriteString("\nThe statements that took the server's time, per phase (pg_stat_statements, the five with the most):\n\n")
+	b.WriteString("| phase | statement | calls/s | share of the phase's seconds | ms a call | blocks a call | rows a call |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
+	for _, f := range figures {
+		for _, c := range f.statements {
+			calls := max(c.calls, 1)
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %.2f | %.0f | %.1f |\n", f.name, c.name, c.calls/f.seconds,
+				c.totalMs/1000/f.seconds, c.totalMs/calls, c.blocks/calls, c.rows/calls)
+		}
 	}
 	return b.String()
 }

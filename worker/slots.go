@@ -103,8 +103,8 @@ func (s *stage) free() int {
 }
 
 func (s *stage) freeLocked() int {
-	if s.w.isolating.Load() {
-		return 0 // an isolated job is held or runs alone on this worker
+	if s.w.aloneRun.Load() != nil {
+		return 0 // an isolated job is held or runs alone on this worker (looking for one stops nothing)
 	}
 	return s.slots.free(len(s.running), s.limited())
 }

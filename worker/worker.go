@@ -102,11 +102,12 @@ type Worker struct {
 	tracingOff bool
 	// guard kills exec handlers' processes if this worker dies (see guard.go).
 	guard guard
-	// isolating is set while this worker holds an isolated job (aloneRun),
-	// from its claim until its lone run is over: no stage claims meanwhile
-	// (alone.go). settled signals that a job left a stage, for the drain.
+	// isolating is set while this worker looks for an isolated job or holds
+	// one, until its lone run is over: one at a time. aloneRun is the held
+	// job's claim: no stage claims while it is set (alone.go). settled
+	// signals that a job left a stage, for the drain.
 	isolating atomic.Bool
-	aloneRun  atomic.Pointer[run] // the held job's claim
+	aloneRun  atomic.Pointer[run]
 	alone     sync.WaitGroup
 	settled   chan struct{}
 	// working is set while Run's stages claim: from start-up to the drain.
