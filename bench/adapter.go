@@ -247,9 +247,16 @@ func (a *adapter) rateNow(was float64) float64 {
 }
 
 // watchDepth reads the queue's available jobs from its counters, often
-// enough for depth-target mode to follow it.
+// enough for depth-target mode to follow it, and otherwise once a sample,
+// for the samples: the reading (db.Queues) also finds the oldest waiting
+// job, which under a held transaction steps over every job claimed since,
+// and ten readings a second took a third of a core there.
 func (a *adapter) watchDepth(ctx context.Context, pool db.Conn, log *slog.Logger) {
-	tick := time.NewTicker(100 * time.Millisecond)
+	every := a.cfg.SampleEvery
+	if a.cfg.ProducerMode == "depth-target" {
+		every = 100 * time.Millisecond
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		qs, err := db.Queues(ctx, pool, adapterQueue)

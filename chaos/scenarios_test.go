@@ -453,8 +453,8 @@ func TestCheckerCatchesBrokenBuilds(t *testing.T) {
 			// its room without counting the jobs already running.
 			name: "limit-without-count",
 			patches: []patch{{gen,
-				"SELECT greatest(0, l.n - (SELECT count(*) FROM baton.jobs r WHERE r.queue = $3::text AND r.state = 'running'))",
-				"SELECT greatest(0, l.n)"}},
+				"WITH RECURSIVE room AS MATERIALIZED (\n    SELECT least($2::integer, coalesce((\n        SELECT greatest(0, l.n - (SELECT count(*) FROM baton.jobs r WHERE r.queue = $3::text AND r.state = 'running'))",
+				"WITH RECURSIVE room AS MATERIALIZED (\n    SELECT least($2::integer, coalesce((\n        SELECT greatest(0, l.n)"}},
 			// With the jobs spread over the fault time, b rarely had more
 			// due than one replica's 8 slots, and such a build passed on
 			// a fast machine: a backlog lets each replica fill its slots.

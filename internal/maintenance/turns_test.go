@@ -23,7 +23,7 @@ func TestMaintenancePassRunsOnOneReplicaAnInterval(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	const interval = time.Hour // the turn comes back only when the test moves it
-	turn := func() bool { return maintenance.PassTurn(ctx, pool, interval, log) }
+	turn := func() bool { return maintenance.PassTurn(ctx, pool, interval, 0, log) }
 	goneBy := func(d string) {
 		_, err := pool.Exec(ctx, "UPDATE baton.maintenance_turns SET ran_at = now() - $1::interval WHERE step = 'pass'", d)
 		require.NoError(t, err)
@@ -51,4 +51,12 @@ func TestMaintenancePassRunsOnOneReplicaAnInterval(t *testing.T) {
 	require.True(t, turn())
 	goneBy("50 minutes")
 	require.False(t, turn(), "well within the interval, another replica's pass stands")
+
+	// A replica whose pass took 200 ms (a held transaction makes the
+	// reaper's walk long) asks for the turn every 4 s, not every second.
+	slow := func() bool { return maintenance.PassTurn(ctx, pool, time.Second, 200*time.Millisecond, log) }
+	goneBy("2 seconds")
+	require.False(t, slow())
+	goneBy("5 seconds")
+	require.True(t, slow())
 }

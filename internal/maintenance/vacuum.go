@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,30 +24,77 @@ const (
 	vacuumFloor = 20_000
 )
 
+// maxVacuumWait is the longest a table waits for its next vacuum while
+// vacuums cannot clean it.
+const maxVacuumWait = 30 * time.Second
+
 // Vacuum vacuums the Baton tables that are due (TablesToVacuum): those this
 // role may vacuum and that no vacuum is working on. SKIP_LOCKED passes over
 // a table another replica or autovacuum is vacuuming, so every replica may
 // call it. It returns the tables it vacuumed.
 func Vacuum(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
-	due, err := store.New(pool).TablesToVacuum(ctx, store.TablesToVacuumParams{MinDead: vacuumFloor, DeadShare: vacuumShare})
+	return vacuumDue(ctx, pool, nil, 0, time.Now())
+}
+
+// vacuumWait spaces the vacuums of a table that its last vacuum left due.
+type vacuumWait struct {
+	until time.Time
+	wait  time.Duration
+}
+
+// vacuumDue is Vacuum, passing over the tables that wait (waits, if not
+// nil). A table still due right after its vacuum kept its dead rows: a
+// transaction somewhere holds back the horizon (an idle session, a long
+// report, a standby's feedback), and vacuuming it again at once removes
+// nothing. Under a held transaction maintenance vacuumed baton.jobs every
+// second, each vacuum reading the whole table for nothing (a quarter of a
+// core in the pressure run's idle-in-tx phase). Such a table waits an
+// interval, then twice as long after each vacuum that leaves it due, up to
+// maxVacuumWait: once the horizon moves, it is vacuumed within that.
+func vacuumDue(ctx context.Context, pool *pgxpool.Pool, waits map[string]vacuumWait, interval time.Duration, now time.Time) ([]string, error) {
+	q := store.New(pool)
+	p := store.TablesToVacuumParams{MinDead: vacuumFloor, DeadShare: vacuumShare}
+	due, err := q.TablesToVacuum(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("finding tables to vacuum: %w", store.MapError(err))
 	}
+	var vacuumed []string
 	for _, table := range due {
+		if now.Before(waits[table].until) {
+			continue
+		}
 		// VACUUM takes no parameters; the name comes from pg_class.
 		if _, err := pool.Exec(ctx, "VACUUM (SKIP_LOCKED) baton."+pgx.Identifier{table}.Sanitize()); err != nil {
-			return nil, fmt.Errorf("vacuuming baton.%s: %w", table, store.MapError(err))
+			return vacuumed, fmt.Errorf("vacuuming baton.%s: %w", table, store.MapError(err))
 		}
+		vacuumed = append(vacuumed, table)
 	}
-	return due, nil
+	if waits == nil || len(vacuumed) == 0 {
+		return vacuumed, nil
+	}
+	// A vacuum reports the dead rows it could not remove as the table's.
+	still, err := q.TablesToVacuum(ctx, p)
+	if err != nil {
+		return vacuumed, fmt.Errorf("finding tables to vacuum: %w", store.MapError(err))
+	}
+	for _, table := range vacuumed {
+		if !slices.Contains(still, table) {
+			delete(waits, table)
+			continue
+		}
+		w := min(max(2*waits[table].wait, interval), max(maxVacuumWait, interval))
+		waits[table] = vacuumWait{until: now.Add(w), wait: w}
+	}
+	return vacuumed, nil
 }
 
-// runVacuum calls Vacuum every interval until ctx is done, apart from the
-// reaper's loop: a vacuum of a large table takes seconds.
+// runVacuum vacuums the due tables every interval until ctx is done, apart
+// from the reaper's loop: a vacuum of a large table takes seconds.
 func runVacuum(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, log *slog.Logger) {
+	waits := map[string]vacuumWait{}
 	every(ctx, interval, func() {
 		began := time.Now()
-		tables, err := Vacuum(ctx, pool)
+		tables, err := vacuumDue(ctx, pool, waits, interval, began)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("vacuuming", "error", err)

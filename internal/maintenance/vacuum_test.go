@@ -49,3 +49,48 @@ func TestVacuumCleansTablesWithManyDeadRows(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, vacuumed, "nothing left to vacuum")
 }
+
+// A vacuum cannot remove dead rows that a transaction somewhere may still
+// see. While one holds back the horizon, a table its vacuum left due waits
+// before the next (an interval, then twice as long), rather than being read
+// through every interval for nothing; once the horizon moves, its next
+// vacuum cleans it.
+func TestVacuumWaitsWhileTheHorizonIsHeld(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	holder, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer holder.Release()
+	_, err = holder.Exec(ctx, "BEGIN; SELECT txid_current()")
+	require.NoError(t, err)
+	for _, sql := range []string{
+		"ALTER TABLE baton.jobs SET (autovacuum_enabled = false)",
+		"INSERT INTO baton.queues (name) VALUES ('a')",
+		"INSERT INTO baton.jobs (queue, state, payload) SELECT 'a', 'available', '{}' FROM generate_series(1, 30000)",
+		"UPDATE baton.jobs SET state = 'running'",
+	} {
+		_, err := pool.Exec(ctx, sql)
+		require.NoError(t, err)
+	}
+	waits := map[string]maintenance.VacuumWait{}
+	vacuum := func(at time.Duration) []string {
+		vacuumed, err := maintenance.VacuumDue(ctx, pool, waits, time.Second, time.Unix(0, 0).Add(at))
+		require.NoError(t, err)
+		return vacuumed
+	}
+	require.Eventually(t, func() bool { return len(vacuum(0)) == 1 }, 10*time.Second, 20*time.Millisecond,
+		"the statistics count the dead rows, and the table is vacuumed")
+	require.Empty(t, vacuum(500*time.Millisecond), "left due by a held transaction: it waits an interval")
+	require.Equal(t, []string{"jobs"}, vacuum(time.Second), "then it is vacuumed again")
+	require.Empty(t, vacuum(2500*time.Millisecond), "and waits twice as long")
+	_, err = holder.Exec(ctx, "ROLLBACK")
+	require.NoError(t, err)
+	at := 3 * time.Second
+	require.Eventually(t, func() bool { // other tests' transactions may hold the horizon a moment
+		vacuum(at)
+		at += maintenance.MaxVacuumWait
+		_, waiting := waits["jobs"]
+		return !waiting
+	}, 20*time.Second, 50*time.Millisecond, "a vacuum cleaned it: it waits no more")
+}

@@ -30,12 +30,51 @@ func TestClaimGenericPlanUsesTheIndexes(t *testing.T) {
 		ANALYZE baton.jobs`)
 	require.NoError(t, err)
 	for _, limit := range []string{"0", "5"} { // no global concurrency, and one: its count of running jobs
-		text := genericPlan(t, pool, store.JobClaimSQL, "false, 'a', 100, "+limit+", 3, 30000, 30000, 'w'")
-		require.Contains(t, text, "jobs_claim_idx", text)
-		require.Contains(t, text, "jobs_pkey", text)
-		require.Regexp(t, "jobs_queue_state_idx|jobs_running_idx", text, "the running jobs are counted from an index (running jobs are few: at most every replica's slots)")
-		require.NotContains(t, text, "Seq Scan on jobs", text)
+		for _, floor := range []string{"0, NULL", "0, now()"} { // none, and the worker's
+			text := genericPlan(t, pool, store.JobClaimSQL, "false, 100, 'a', "+limit+", "+floor+", 3, 30000, 30000, 'w'")
+			require.Regexp(t, `Index Scan using jobs_claim_idx on jobs j\S*  \(.*\n\s*Index Cond: \(\(queue = \$3\) AND \(ROW\(priority, run_at\) >= ROW\(`, text, "the floor starts the index scan")
+			require.Contains(t, text, "jobs_pkey", text)
+			require.Regexp(t, "jobs_queue_state_idx|jobs_running_idx", text, "the running jobs are counted from an index (running jobs are few: at most every replica's slots)")
+			require.NotContains(t, text, "Seq Scan on jobs", text)
+		}
 	}
+}
+
+// While a transaction holds back the horizon, the claim index keeps the
+// entries of every job claimed since, in front of the waiting jobs. A claim
+// that starts at its floor (the run_at of the jobs claimed last) reads a few
+// pages; one that reads from the front reads them all.
+func TestAClaimFromItsFloorStepsOverTheJobsClaimedBefore(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	holder, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer holder.Release()
+	_, err = holder.Exec(ctx, "BEGIN; SELECT txid_current()")
+	require.NoError(t, err)
+	defer holder.Exec(ctx, "ROLLBACK") //nolint:errcheck
+	_, err = pool.Exec(ctx, `INSERT INTO baton.queues (name) VALUES ('a');
+		INSERT INTO baton.jobs (queue, state, payload, run_at)
+		SELECT 'a', 'available', '{}', now() - interval '1 hour' + g * interval '10 ms' FROM generate_series(1, 20000) g;
+		UPDATE baton.jobs SET state = 'running' WHERE id <= 19900;
+		ANALYZE baton.jobs`)
+	require.NoError(t, err)
+	pages := func(floor string) int {
+		text := explainGeneric(t, pool, "EXPLAIN (ANALYZE, BUFFERS)", store.JobClaimSQL, "false, 10, 'a', 0, "+floor+", 3, 30000, 30000, 'w'")
+		m := regexp.MustCompile(`(?s)ROW\(priority, run_at\) >= ROW\(.*?Buffers: shared hit=(\d+)(?: read=(\d+))?`).FindStringSubmatch(text)
+		require.NotNil(t, m, text)
+		hit, _ := strconv.Atoi(m[1])
+		read, _ := strconv.Atoi(cmp.Or(m[2], "0"))
+		return hit + read
+	}
+	front := pages("0, NULL")
+	var last string // the run_at of the last job claimed
+	require.NoError(t, pool.QueryRow(ctx, "SELECT run_at::text FROM baton.jobs WHERE id = 19900").Scan(&last))
+	floored := pages("0, '" + last + "'")
+	t.Logf("claim index scan: %d pages from the front, %d from the floor", front, floored)
+	require.Greater(t, front, 300, "from the front: every claimed job's entry and row version")
+	require.Less(t, floored, 20, "from the floor")
 }
 
 // Retention runs every 10 s on a table that holds every finished job: its
