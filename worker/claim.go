@@ -121,30 +121,53 @@ func (s *stage) wakeIn(d time.Duration) {
 // stage's next claim starts reading the claim index (JobClaim's floor): a
 // submit or hand-off that commits later than its run_at (its transaction's
 // start) by less than this is found by the next claim; one later still,
-// by the claim with no floor that the stage makes every poll interval.
+// by the check below the floor (watchFloor).
 const floorMargin = time.Second
 
 // claimFloor is where a stage's next claim starts reading the claim index
-// (JobClaim): the priority and run_at of the last job it claimed. Only the
-// claim loop uses it.
+// (JobClaim): the priority and run_at of the last job it claimed, less
+// floorMargin.
 type claimFloor struct {
-	priority  int16
-	runAt     time.Time     // zero: no floor yet
-	swept     time.Time     // when the stage last claimed with no floor
-	sweepTook time.Duration // how long that claim took
+	priority int16
+	runAt    time.Time
 }
 
-// maxSweepWait is the longest a stage goes without a claim with no floor.
-const maxSweepWait = 30 * time.Second
+// maxFloorWait is the longest between two checks below a stage's floor.
+const maxFloorWait = 30 * time.Second
 
-// sweepEvery is how often the stage claims with no floor: every poll
-// interval, or less often when such a claim is slow (while a transaction
-// holds back vacuum, it reads every job claimed since: 250 ms after two
-// minutes at 3,175 jobs/s), so that it takes at most a twentieth of the
-// stage's time. The jobs it alone finds (submitted to run at a past time)
-// wait longer then.
-func (f *claimFloor) sweepEvery(poll time.Duration) time.Duration {
-	return max(poll, min(20*f.sweepTook, maxSweepWait))
+// watchFloor checks below the stage's claim floor (JobBelowFloor) every
+// poll interval, or less often when the check is slow, so that it takes at
+// most a twentieth of the time: while a transaction holds back vacuum it
+// reads every job claimed since (250 ms after two minutes at 3,175 jobs/s,
+// and growing). A job it finds is claimed by the stage's next claim, made
+// with no floor. In a loop of its own, so that no claim waits for it.
+func (s *stage) watchFloor(ctx context.Context) {
+	poll := s.w.cfg.Pipeline.PollInterval.D()
+	t := time.NewTimer(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		began := time.Now()
+		if f := s.floor.Load(); f != nil && !s.belowFloor.Load() {
+			qctx, cancel := context.WithTimeout(ctx, dbTimeout)
+			below, err := store.New(s.w.pool).JobBelowFloor(qctx, store.JobBelowFloorParams{
+				QueueName: s.cfg.Queue, FloorPriority: int32(f.priority), FloorRunAt: f.runAt,
+			})
+			cancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Warn("looking for jobs below the claim floor", "error", store.MapError(err))
+			case below:
+				s.belowFloor.Store(true)
+				signal(s.wake)
+			}
+		}
+		t.Reset(max(poll, min(20*time.Since(began), maxFloorWait)))
+	}
 }
 
 func (s *stage) claim(ctx context.Context, n int) (int, error) {
@@ -158,13 +181,8 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 		MaxAttempts: int32(s.cfg.MaxAttempts), MaxJobLeaseMs: s.cfg.MaxJobLease.D().Milliseconds(),
 		GlobalConcurrency: int32(s.cfg.GlobalConcurrency),
 	}
-	sweep := s.floor.runAt.IsZero() || began.Sub(s.floor.swept) >= s.floor.sweepEvery(s.w.cfg.Pipeline.PollInterval.D())
-	if sweep {
-		s.floor.swept = began
-		defer func() { s.floor.sweepTook = time.Since(began) }()
-	} else {
-		at := s.floor.runAt.Add(-floorMargin)
-		p.FloorPriority, p.FloorRunAt = int32(s.floor.priority), &at
+	if f := s.floor.Load(); f != nil && !s.belowFloor.Swap(false) {
+		p.FloorPriority, p.FloorRunAt = int32(f.priority), &f.runAt
 	}
 	rows, err := s.claimRows(qctx, p)
 	if err = store.MapError(err); errors.Is(err, store.ErrUnreadable) || errors.Is(err, context.DeadlineExceeded) {
@@ -185,7 +203,7 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 	if len(rows) > 0 {
 		s.w.stats.claimBatches.Add(1)
 		if last := rows[len(rows)-1]; !s.grouped() { // in (priority, run_at, id) order
-			s.floor.priority, s.floor.runAt = last.Priority, last.RunAt
+			s.floor.Store(&claimFloor{priority: last.Priority, runAt: last.RunAt.Add(-floorMargin)})
 		}
 	}
 	cs := make([]claimed, len(rows))

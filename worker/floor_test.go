@@ -16,8 +16,8 @@ import (
 // A stage's claims start reading the claim index at its floor, the
 // (priority, run_at) of the jobs it claimed last (JobClaim). Jobs of a more
 // urgent priority are still claimed at once, and a job whose run_at is far
-// below the floor (submitted to run at a past time) by the claim with no
-// floor that the stage makes every poll interval.
+// below the floor in its priority (submitted to run at a past time) is
+// found by the check below the floor, within a poll interval.
 func TestClaimsFromTheFloorFindUrgentAndLateJobs(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -32,7 +32,7 @@ func TestClaimsFromTheFloorFindUrgentAndLateJobs(t *testing.T) {
 	require.Equal(t, `"first"`, <-ran)
 	b.submitJob(store.NewJob{Queue: "a", Payload: []byte(`"urgent"`), Priority: 1})
 	require.Equal(t, `"urgent"`, <-ran, "a more urgent priority than the floor's")
-	late := b.submitJob(store.NewJob{Queue: "a", Payload: []byte(`"late"`), Priority: 5, RunAt: time.Now().Add(-time.Hour)})
+	late := b.submitJob(store.NewJob{Queue: "a", Payload: []byte(`"late"`), Priority: 1, RunAt: time.Now().Add(-time.Hour)})
 	b.waitStateWithin(late, "succeeded", 10*time.Second)
-	require.Equal(t, `"late"`, <-ran, "an hour below the floor: found by the claim with no floor")
+	require.Equal(t, `"late"`, <-ran, "an hour below the floor: found below it")
 }

@@ -47,8 +47,10 @@ type stage struct {
 	// the alarm rang, or a poll came): the next claim that catches up sets
 	// the alarm (setAlarm). Other wakes cost no extra query.
 	lookAhead atomic.Bool
-	// floor is where the next claim starts reading the claim index.
-	floor claimFloor
+	// floor is where the next claim starts reading the claim index (nil:
+	// at its front); belowFloor says a due job waits below it (claim.go).
+	floor      atomic.Pointer[claimFloor]
+	belowFloor atomic.Bool
 	// lookIsolated says an isolated job may wait in the queue (a hint from
 	// the reaper, or a poll): the claim loop tries to claim one (alone.go).
 	lookIsolated atomic.Bool

@@ -262,6 +262,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	var loops, heartbeats, completers sync.WaitGroup
 	for _, s := range w.stages {
 		loops.Go(func() { s.claimLoop(ctx) })
+		if !s.grouped() {
+			loops.Go(func() { s.watchFloor(ctx) })
+		}
 		heartbeats.Go(func() { s.heartbeatLoop(hbCtx) })
 		completers.Go(func() { s.completer(s.completions) })
 	}

@@ -28,6 +28,38 @@ func (q *Queries) FanOutPending(ctx context.Context, parentID int64) (FanOutPend
 	return i, err
 }
 
+const jobBelowFloor = `-- name: JobBelowFloor :one
+SELECT EXISTS (
+    SELECT 1
+    FROM baton.jobs j
+    WHERE j.queue = $1::text
+      AND j.state IN ('scheduled', 'available', 'retrying')
+      AND j.priority = $2::integer
+      AND j.run_at < $3::timestamptz
+      AND j.run_at <= now()
+      AND NOT j.isolated
+) AS below
+`
+
+type JobBelowFloorParams struct {
+	QueueName     string    `json:"queue_name"`
+	FloorPriority int32     `json:"floor_priority"`
+	FloorRunAt    time.Time `json:"floor_run_at"`
+}
+
+// Says whether a due job waits below a stage's claim floor in the floor's
+// own priority (more urgent ones every claim reads): one submitted to run
+// at a past time, or by a transaction that committed long after it began.
+// The worker asks from a loop of its own and, if so, claims once with no
+// floor: while a transaction holds back vacuum, this read steps over every
+// job claimed since, and the claim loop must not wait for it.
+func (q *Queries) JobBelowFloor(ctx context.Context, arg JobBelowFloorParams) (bool, error) {
+	row := q.db.QueryRow(ctx, jobBelowFloor, arg.QueueName, arg.FloorPriority, arg.FloorRunAt)
+	var below bool
+	err := row.Scan(&below)
+	return below, err
+}
+
 const jobCancel = `-- name: JobCancel :one
 WITH target AS MATERIALIZED (
     SELECT id, state, leased_by, run_at FROM baton.jobs
@@ -210,8 +242,8 @@ type JobClaimRow struct {
 // submits that commit late, and the claim starts reading there: jobs of
 // a more urgent priority (ahead) and those at or above the floor (rest).
 // A job below the floor in its own priority (run_at far in the past) is
-// found by the claim the worker makes with no floor every poll interval
-// (floor_priority 0, floor_run_at NULL).
+// found by JobBelowFloor, which the worker runs beside its claims; then it
+// claims once with no floor (floor_priority 0, floor_run_at NULL).
 func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimRow, error) {
 	rows, err := q.db.Query(ctx, jobClaim,
 		arg.CheckPayloads,
