@@ -122,7 +122,7 @@ func (s *stage) wakeIn(d time.Duration) {
 // submit or hand-off that commits later than its run_at (its transaction's
 // start) by less than this is found by the next claim; one later still,
 // by the check below the floor (watchFloor).
-const floorMargin = time.Second
+const floorMargin = 250 * time.Millisecond
 
 // claimFloor is where a stage's next claim starts reading the claim index
 // (JobClaim): the priority and run_at of the last job it claimed, less

@@ -255,3 +255,29 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// HoldHorizon holds a transaction with an xid open in pool's database, as an
+// idle session would: vacuum can remove no row version that ends after it
+// began, and index scans cannot mark their entries dead. release ends it
+// (the test's cleanup does, if nothing else did).
+func HoldHorizon(t testing.TB, pool *pgxpool.Pool) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("holding the horizon: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "BEGIN; SELECT txid_current()"); err != nil {
+		conn.Release()
+		t.Fatalf("holding the horizon: %v", err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+			conn.Release()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}

@@ -59,11 +59,7 @@ func TestVacuumWaitsWhileTheHorizonIsHeld(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
-	holder, err := pool.Acquire(ctx)
-	require.NoError(t, err)
-	defer holder.Release()
-	_, err = holder.Exec(ctx, "BEGIN; SELECT txid_current()")
-	require.NoError(t, err)
+	release := dbtest.HoldHorizon(t, pool)
 	for _, sql := range []string{
 		"ALTER TABLE baton.jobs SET (autovacuum_enabled = false)",
 		"INSERT INTO baton.queues (name) VALUES ('a')",
@@ -84,8 +80,7 @@ func TestVacuumWaitsWhileTheHorizonIsHeld(t *testing.T) {
 	require.Empty(t, vacuum(500*time.Millisecond), "left due by a held transaction: it waits an interval")
 	require.Equal(t, []string{"jobs"}, vacuum(time.Second), "then it is vacuumed again")
 	require.Empty(t, vacuum(2500*time.Millisecond), "and waits twice as long")
-	_, err = holder.Exec(ctx, "ROLLBACK")
-	require.NoError(t, err)
+	release()
 	at := 3 * time.Second
 	require.Eventually(t, func() bool { // other tests' transactions may hold the horizon a moment
 		vacuum(at)

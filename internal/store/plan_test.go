@@ -48,13 +48,8 @@ func TestAClaimFromItsFloorStepsOverTheJobsClaimedBefore(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
-	holder, err := pool.Acquire(ctx)
-	require.NoError(t, err)
-	defer holder.Release()
-	_, err = holder.Exec(ctx, "BEGIN; SELECT txid_current()")
-	require.NoError(t, err)
-	defer holder.Exec(ctx, "ROLLBACK") //nolint:errcheck
-	_, err = pool.Exec(ctx, `INSERT INTO baton.queues (name) VALUES ('a');
+	dbtest.HoldHorizon(t, pool)
+	_, err := pool.Exec(ctx, `INSERT INTO baton.queues (name) VALUES ('a');
 		INSERT INTO baton.jobs (queue, state, payload, run_at)
 		SELECT 'a', 'available', '{}', now() - interval '1 hour' + g * interval '10 ms' FROM generate_series(1, 20000) g;
 		UPDATE baton.jobs SET state = 'running' WHERE id <= 19900;
