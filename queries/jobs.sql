@@ -466,13 +466,20 @@ WHERE id = @id::bigint AND lease_token = @lease_token::bigint AND state = 'runni
 -- deadlocked: the heartbeat and a completion lock the same jobs in their
 -- own orders, and the loser lost a second to the deadlock check and, for a
 -- completion, its group's commit (which went on one job at a time).
+--
+-- Every statement given the ids of running jobs also names them in an
+-- index condition (id = ANY), so that each is looked up. Joined only with
+-- the ids, the planner may hash them against a scan of jobs_running_idx,
+-- which statistics taken while few jobs ran call tiny; but while a long
+-- transaction holds back vacuum, it keeps an entry for every job that ran
+-- since (a completion read 30,000 pages).
 WITH h AS (
     SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token
 ), held AS MATERIALIZED (
     SELECT j.id
     FROM baton.jobs j
     JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
-    WHERE j.state = 'running'
+    WHERE j.id = ANY (@ids::bigint[]) AND j.state = 'running'
     FOR NO KEY UPDATE OF j SKIP LOCKED
 ), extended AS (
     UPDATE baton.jobs j
@@ -482,7 +489,7 @@ WITH h AS (
 SELECT j.id
 FROM baton.jobs j
 JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
-WHERE j.state = 'running';
+WHERE j.id = ANY (@ids::bigint[]) AND j.state = 'running';
 
 -- name: JobCompleteMany :many
 -- Completes jobs in one statement, fenced by their lease tokens: marks each
@@ -522,6 +529,7 @@ WITH input AS (
         last_error = NULL -- earlier attempts' errors stay in the history
     FROM input i
     WHERE j.id = i.id
+      AND j.id = ANY (@ids::bigint[]) -- each looked up (see JobHeartbeat)
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
@@ -753,8 +761,9 @@ WITH released AS (
         leased_by = NULL,
         alone_since = NULL
     FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token) r
-    JOIN baton.jobs due ON due.id = r.id -- the attempt's due time, before run_at moves
+    JOIN baton.jobs due ON due.id = r.id AND due.id = ANY (@ids::bigint[]) -- the attempt's due time, before run_at moves
     WHERE j.id = r.id
+      AND j.id = ANY (@ids::bigint[]) -- each looked up (see JobHeartbeat)
       AND j.lease_token = r.lease_token
       AND j.state = 'running'
     RETURNING j.id, j.attempts, r.lease_token, j.started_at, due.run_at AS due_at
@@ -1092,7 +1101,8 @@ SELECT j.id, j.started_at,
        coalesce((SELECT e.to_state FROM baton.job_events e WHERE e.job_id = j.id ORDER BY e.id DESC LIMIT 1), 'available'),
        'running', j.attempts, j.lease_token, j.leased_by, n.note
 FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token, unnest(@notes::text[]) AS note) n
-JOIN baton.jobs j ON j.id = n.id AND j.lease_token = n.lease_token AND j.state = 'running';
+JOIN baton.jobs j ON j.id = n.id AND j.lease_token = n.lease_token AND j.state = 'running'
+WHERE j.id = ANY (@ids::bigint[]); -- each looked up (see JobHeartbeat)
 
 -- name: JobChildren :many
 -- The jobs a job handed off, in order: a fan-out's in its order, a join

@@ -2,7 +2,11 @@ package store
 
 // The statements whose plans the external tests look at.
 const (
-	JobClaimSQL = jobClaim
-	JobPruneSQL = jobPrune
-	JobListSQL  = jobList
+	JobClaimSQL        = jobClaim
+	JobPruneSQL        = jobPrune
+	JobListSQL         = jobList
+	JobCompleteManySQL = jobCompleteMany
+	JobHeartbeatSQL    = jobHeartbeat
+	JobReleaseManySQL  = jobReleaseMany
+	JobNoteClaimsSQL   = jobNoteClaims
 )

@@ -92,9 +92,11 @@ func (q *Queries) JobCancel(ctx context.Context, id int64) (int64, error) {
 }
 
 const jobChildren = `-- name: JobChildren :many
+
 SELECT id FROM baton.jobs WHERE parent_id = $1::bigint ORDER BY parent_seq < 0, parent_seq, id
 `
 
+// each looked up (see JobHeartbeat)
 // The jobs a job handed off, in order: a fan-out's in its order, a join
 // (parent_seq -1) last.
 func (q *Queries) JobChildren(ctx context.Context, parentID int64) ([]int64, error) {
@@ -661,6 +663,7 @@ WITH input AS (
         last_error = NULL -- earlier attempts' errors stay in the history
     FROM input i
     WHERE j.id = i.id
+      AND j.id = ANY ($1::bigint[]) -- each looked up (see JobHeartbeat)
       AND j.lease_token = i.lease_token
       AND j.state = 'running'
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
@@ -1007,7 +1010,7 @@ WITH h AS (
     SELECT j.id
     FROM baton.jobs j
     JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
-    WHERE j.state = 'running'
+    WHERE j.id = ANY ($1::bigint[]) AND j.state = 'running'
     FOR NO KEY UPDATE OF j SKIP LOCKED
 ), extended AS (
     UPDATE baton.jobs j
@@ -1017,7 +1020,7 @@ WITH h AS (
 SELECT j.id
 FROM baton.jobs j
 JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
-WHERE j.state = 'running'
+WHERE j.id = ANY ($1::bigint[]) AND j.state = 'running'
 `
 
 type JobHeartbeatParams struct {
@@ -1040,6 +1043,13 @@ type JobHeartbeatParams struct {
 // deadlocked: the heartbeat and a completion lock the same jobs in their
 // own orders, and the loser lost a second to the deadlock check and, for a
 // completion, its group's commit (which went on one job at a time).
+//
+// Every statement given the ids of running jobs also names them in an
+// index condition (id = ANY), so that each is looked up. Joined only with
+// the ids, the planner may hash them against a scan of jobs_running_idx,
+// which statistics taken while few jobs ran call tiny; but while a long
+// transaction holds back vacuum, it keeps an entry for every job that ran
+// since (a completion read 30,000 pages).
 func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, jobHeartbeat,
 		arg.Ids,
@@ -1784,6 +1794,7 @@ SELECT j.id, j.started_at,
        'running', j.attempts, j.lease_token, j.leased_by, n.note
 FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token, unnest($3::text[]) AS note) n
 JOIN baton.jobs j ON j.id = n.id AND j.lease_token = n.lease_token AND j.state = 'running'
+WHERE j.id = ANY ($1::bigint[])
 `
 
 type JobNoteClaimsParams struct {
@@ -1928,8 +1939,9 @@ WITH released AS (
         leased_by = NULL,
         alone_since = NULL
     FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token) r
-    JOIN baton.jobs due ON due.id = r.id -- the attempt's due time, before run_at moves
+    JOIN baton.jobs due ON due.id = r.id AND due.id = ANY ($1::bigint[]) -- the attempt's due time, before run_at moves
     WHERE j.id = r.id
+      AND j.id = ANY ($1::bigint[]) -- each looked up (see JobHeartbeat)
       AND j.lease_token = r.lease_token
       AND j.state = 'running'
     RETURNING j.id, j.attempts, r.lease_token, j.started_at, due.run_at AS due_at
