@@ -467,29 +467,37 @@ WHERE id = @id::bigint AND lease_token = @lease_token::bigint AND state = 'runni
 -- own orders, and the loser lost a second to the deadlock check and, for a
 -- completion, its group's commit (which went on one job at a time).
 --
--- Every statement given the ids of running jobs also names them in an
--- index condition (id = ANY), so that each is looked up. Joined only with
--- the ids, the planner may hash them against a scan of jobs_running_idx,
--- which statistics taken while few jobs ran call tiny; but while a long
--- transaction holds back vacuum, it keeps an entry for every job that ran
--- since (a completion read 30,000 pages).
+-- Every statement given the ids of running jobs looks each one up, in a
+-- LATERAL subquery that the planner must run once an id (one that locks
+-- rows is never flattened), and writes by id alone the rows it locked
+-- there. Joined with the ids, the state test let the planner pick the join
+-- from statistics, which, taken while few jobs ran, say none run: it
+-- hashed the ids against a scan of all of jobs_running_idx, which keeps an
+-- entry for every job that ran since a held horizon (a completion read
+-- 30,000 pages), or compared every id with every running job (a million
+-- comparisons to complete a thousand).
 WITH h AS (
     SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token
 ), held AS MATERIALIZED (
-    SELECT j.id
-    FROM baton.jobs j
-    JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
-    WHERE j.id = ANY (@ids::bigint[]) AND j.state = 'running'
-    FOR NO KEY UPDATE OF j SKIP LOCKED
+    SELECT h.id
+    FROM h
+    CROSS JOIN LATERAL (
+        SELECT FROM baton.jobs j
+        WHERE j.id = h.id AND j.lease_token = h.lease_token AND j.state = 'running'
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) l
 ), extended AS (
     UPDATE baton.jobs j
     SET lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, @max_job_lease_ms::bigint), @lease_ms::bigint)
     WHERE j.id = ANY (ARRAY(SELECT id FROM held))
 )
-SELECT j.id
-FROM baton.jobs j
-JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
-WHERE j.id = ANY (@ids::bigint[]) AND j.state = 'running';
+SELECT h.id::bigint AS id
+FROM h
+CROSS JOIN LATERAL (
+    SELECT FROM baton.jobs j
+    WHERE j.id = h.id AND j.lease_token = h.lease_token AND j.state = 'running'
+    OFFSET 0 -- once an id
+) l;
 
 -- name: JobCompleteMany :many
 -- Completes jobs in one statement, fenced by their lease tokens: marks each
@@ -519,6 +527,15 @@ WITH input AS (
            nullif(unnest(@trace_parents::text[]), '') AS trace_parent,
            unnest(@direct::boolean[]) AS direct,
            unnest(@run_us::bigint[]) AS run_us
+), held AS MATERIALIZED (
+    -- each job looked up and locked under its token (see JobHeartbeat)
+    SELECT i.*
+    FROM input i
+    CROSS JOIN LATERAL (
+        SELECT FROM baton.jobs j
+        WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.state = 'running'
+        FOR NO KEY UPDATE
+    ) l
 ), done AS (
     UPDATE baton.jobs j
     SET state = 'succeeded',
@@ -527,11 +544,8 @@ WITH input AS (
         lease_expires_at = NULL,
         leased_by = NULL, -- no lease, no lessee: the history names the worker
         last_error = NULL -- earlier attempts' errors stay in the history
-    FROM input i
-    WHERE j.id = i.id
-      AND j.id = ANY (@ids::bigint[]) -- each looked up (see JobHeartbeat)
-      AND j.lease_token = i.lease_token
-      AND j.state = 'running'
+    FROM held i
+    WHERE j.id = i.id -- locked under its token above
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
               i.next_queue, i.trace_parent, i.direct, j.parent_id, j.tags, j.group_key,
               -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
@@ -752,7 +766,17 @@ SELECT snoozed.snoozes::integer AS snoozes FROM snoozed CROSS JOIN notified;
 -- name: JobReleaseMany :many
 -- Gives running jobs back on shutdown, fenced by their lease tokens: they are
 -- available again at once and the interrupted attempt is not counted.
-WITH released AS (
+WITH held AS MATERIALIZED (
+    -- each job looked up and locked under its token (see JobHeartbeat), with
+    -- the attempt's due time, before run_at moves
+    SELECT r.id, r.lease_token, l.run_at AS due_at
+    FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token) r
+    CROSS JOIN LATERAL (
+        SELECT j.run_at FROM baton.jobs j
+        WHERE j.id = r.id AND j.lease_token = r.lease_token AND j.state = 'running'
+        FOR NO KEY UPDATE
+    ) l
+), released AS (
     UPDATE baton.jobs j
     SET state = 'available',
         attempts = j.attempts - 1,
@@ -760,13 +784,9 @@ WITH released AS (
         lease_expires_at = NULL,
         leased_by = NULL,
         alone_since = NULL
-    FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token) r
-    JOIN baton.jobs due ON due.id = r.id AND due.id = ANY (@ids::bigint[]) -- the attempt's due time, before run_at moves
-    WHERE j.id = r.id
-      AND j.id = ANY (@ids::bigint[]) -- each looked up (see JobHeartbeat)
-      AND j.lease_token = r.lease_token
-      AND j.state = 'running'
-    RETURNING j.id, j.attempts, r.lease_token, j.started_at, due.run_at AS due_at
+    FROM held r
+    WHERE j.id = r.id -- locked under its token above
+    RETURNING j.id, j.attempts, r.lease_token, j.started_at, r.due_at
 ), events AS (
     -- The attempt is not counted, but it happened: its claim shows with it.
     -- (baton.attempts tells a release from a lost lease by this error.)
@@ -1101,8 +1121,11 @@ SELECT j.id, j.started_at,
        coalesce((SELECT e.to_state FROM baton.job_events e WHERE e.job_id = j.id ORDER BY e.id DESC LIMIT 1), 'available'),
        'running', j.attempts, j.lease_token, j.leased_by, n.note
 FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token, unnest(@notes::text[]) AS note) n
-JOIN baton.jobs j ON j.id = n.id AND j.lease_token = n.lease_token AND j.state = 'running'
-WHERE j.id = ANY (@ids::bigint[]); -- each looked up (see JobHeartbeat)
+CROSS JOIN LATERAL (
+    SELECT * FROM baton.jobs j
+    WHERE j.id = n.id AND j.lease_token = n.lease_token AND j.state = 'running'
+    OFFSET 0 -- once an id (see JobHeartbeat)
+) j;
 
 -- name: JobChildren :many
 -- The jobs a job handed off, in order: a fan-out's in its order, a join

@@ -92,11 +92,9 @@ func (q *Queries) JobCancel(ctx context.Context, id int64) (int64, error) {
 }
 
 const jobChildren = `-- name: JobChildren :many
-
 SELECT id FROM baton.jobs WHERE parent_id = $1::bigint ORDER BY parent_seq < 0, parent_seq, id
 `
 
-// each looked up (see JobHeartbeat)
 // The jobs a job handed off, in order: a fan-out's in its order, a join
 // (parent_seq -1) last.
 func (q *Queries) JobChildren(ctx context.Context, parentID int64) ([]int64, error) {
@@ -653,6 +651,15 @@ WITH input AS (
            nullif(unnest($5::text[]), '') AS trace_parent,
            unnest($6::boolean[]) AS direct,
            unnest($7::bigint[]) AS run_us
+), held AS MATERIALIZED (
+    -- each job looked up and locked under its token (see JobHeartbeat)
+    SELECT i.id, i.lease_token, i.result, i.next_queue, i.trace_parent, i.direct, i.run_us
+    FROM input i
+    CROSS JOIN LATERAL (
+        SELECT FROM baton.jobs j
+        WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.state = 'running'
+        FOR NO KEY UPDATE
+    ) l
 ), done AS (
     UPDATE baton.jobs j
     SET state = 'succeeded',
@@ -661,11 +668,8 @@ WITH input AS (
         lease_expires_at = NULL,
         leased_by = NULL, -- no lease, no lessee: the history names the worker
         last_error = NULL -- earlier attempts' errors stay in the history
-    FROM input i
-    WHERE j.id = i.id
-      AND j.id = ANY ($1::bigint[]) -- each looked up (see JobHeartbeat)
-      AND j.lease_token = i.lease_token
-      AND j.state = 'running'
+    FROM held i
+    WHERE j.id = i.id -- locked under its token above
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
               i.next_queue, i.trace_parent, i.direct, j.parent_id, j.tags, j.group_key,
               -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
@@ -1007,20 +1011,25 @@ const jobHeartbeat = `-- name: JobHeartbeat :many
 WITH h AS (
     SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token
 ), held AS MATERIALIZED (
-    SELECT j.id
-    FROM baton.jobs j
-    JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
-    WHERE j.id = ANY ($1::bigint[]) AND j.state = 'running'
-    FOR NO KEY UPDATE OF j SKIP LOCKED
+    SELECT h.id
+    FROM h
+    CROSS JOIN LATERAL (
+        SELECT FROM baton.jobs j
+        WHERE j.id = h.id AND j.lease_token = h.lease_token AND j.state = 'running'
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) l
 ), extended AS (
     UPDATE baton.jobs j
     SET lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, $3::bigint), $4::bigint)
     WHERE j.id = ANY (ARRAY(SELECT id FROM held))
 )
-SELECT j.id
-FROM baton.jobs j
-JOIN h ON j.id = h.id AND j.lease_token = h.lease_token
-WHERE j.id = ANY ($1::bigint[]) AND j.state = 'running'
+SELECT h.id::bigint AS id
+FROM h
+CROSS JOIN LATERAL (
+    SELECT FROM baton.jobs j
+    WHERE j.id = h.id AND j.lease_token = h.lease_token AND j.state = 'running'
+    OFFSET 0 -- once an id
+) l
 `
 
 type JobHeartbeatParams struct {
@@ -1044,12 +1053,15 @@ type JobHeartbeatParams struct {
 // own orders, and the loser lost a second to the deadlock check and, for a
 // completion, its group's commit (which went on one job at a time).
 //
-// Every statement given the ids of running jobs also names them in an
-// index condition (id = ANY), so that each is looked up. Joined only with
-// the ids, the planner may hash them against a scan of jobs_running_idx,
-// which statistics taken while few jobs ran call tiny; but while a long
-// transaction holds back vacuum, it keeps an entry for every job that ran
-// since (a completion read 30,000 pages).
+// Every statement given the ids of running jobs looks each one up, in a
+// LATERAL subquery that the planner must run once an id (one that locks
+// rows is never flattened), and writes by id alone the rows it locked
+// there. Joined with the ids, the state test let the planner pick the join
+// from statistics, which, taken while few jobs ran, say none run: it
+// hashed the ids against a scan of all of jobs_running_idx, which keeps an
+// entry for every job that ran since a held horizon (a completion read
+// 30,000 pages), or compared every id with every running job (a million
+// comparisons to complete a thousand).
 func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, jobHeartbeat,
 		arg.Ids,
@@ -1793,8 +1805,11 @@ SELECT j.id, j.started_at,
        coalesce((SELECT e.to_state FROM baton.job_events e WHERE e.job_id = j.id ORDER BY e.id DESC LIMIT 1), 'available'),
        'running', j.attempts, j.lease_token, j.leased_by, n.note
 FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token, unnest($3::text[]) AS note) n
-JOIN baton.jobs j ON j.id = n.id AND j.lease_token = n.lease_token AND j.state = 'running'
-WHERE j.id = ANY ($1::bigint[])
+CROSS JOIN LATERAL (
+    SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since, root_id, root_created_at, unique_key, unique_states, tags, timeout_ms, lease_ms, group_key FROM baton.jobs j
+    WHERE j.id = n.id AND j.lease_token = n.lease_token AND j.state = 'running'
+    OFFSET 0 -- once an id (see JobHeartbeat)
+) j
 `
 
 type JobNoteClaimsParams struct {
@@ -1930,7 +1945,17 @@ func (q *Queries) JobReap(ctx context.Context, maxJobs int32) ([]JobReapRow, err
 }
 
 const jobReleaseMany = `-- name: JobReleaseMany :many
-WITH released AS (
+WITH held AS MATERIALIZED (
+    -- each job looked up and locked under its token (see JobHeartbeat), with
+    -- the attempt's due time, before run_at moves
+    SELECT r.id, r.lease_token, l.run_at AS due_at
+    FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token) r
+    CROSS JOIN LATERAL (
+        SELECT j.run_at FROM baton.jobs j
+        WHERE j.id = r.id AND j.lease_token = r.lease_token AND j.state = 'running'
+        FOR NO KEY UPDATE
+    ) l
+), released AS (
     UPDATE baton.jobs j
     SET state = 'available',
         attempts = j.attempts - 1,
@@ -1938,13 +1963,9 @@ WITH released AS (
         lease_expires_at = NULL,
         leased_by = NULL,
         alone_since = NULL
-    FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token) r
-    JOIN baton.jobs due ON due.id = r.id AND due.id = ANY ($1::bigint[]) -- the attempt's due time, before run_at moves
-    WHERE j.id = r.id
-      AND j.id = ANY ($1::bigint[]) -- each looked up (see JobHeartbeat)
-      AND j.lease_token = r.lease_token
-      AND j.state = 'running'
-    RETURNING j.id, j.attempts, r.lease_token, j.started_at, due.run_at AS due_at
+    FROM held r
+    WHERE j.id = r.id -- locked under its token above
+    RETURNING j.id, j.attempts, r.lease_token, j.started_at, r.due_at
 ), events AS (
     -- The attempt is not counted, but it happened: its claim shows with it.
     -- (baton.attempts tells a release from a lost lease by this error.)
