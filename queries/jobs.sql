@@ -467,37 +467,33 @@ WHERE id = @id::bigint AND lease_token = @lease_token::bigint AND state = 'runni
 -- own orders, and the loser lost a second to the deadlock check and, for a
 -- completion, its group's commit (which went on one job at a time).
 --
--- Every statement given the ids of running jobs looks each one up, in a
--- LATERAL subquery that the planner must run once an id (one that locks
--- rows is never flattened), and writes by id alone the rows it locked
--- there. Joined with the ids, the state test let the planner pick the join
--- from statistics, which, taken while few jobs ran, say none run: it
--- hashed the ids against a scan of all of jobs_running_idx, which keeps an
--- entry for every job that ran since a held horizon (a completion read
--- 30,000 pages), or compared every id with every running job (a million
--- comparisons to complete a thousand).
-WITH h AS (
-    SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token
+-- Every statement given the ids of running jobs takes the state each must
+-- be in from a MATERIALIZED list of the ids (j.state = h.state), never as
+-- a constant (j.state = 'running'). The constant let the planner pick the
+-- join from the statistics of running jobs, which, taken while few jobs
+-- ran, say none run: it hashed the ids against a scan of all of
+-- jobs_running_idx, which keeps an entry for every job that ran since a
+-- held horizon (a completion read 30,000 pages), and, told the ids in an
+-- index condition as well (id = ANY), compared every id with every running
+-- job (a million comparisons to complete a thousand). Joined
+-- on a column of the list, the state is one more test of each row the
+-- primary key finds, and still fences the write when the row changed.
+WITH h AS MATERIALIZED (
+    SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token,
+           'running'::baton.job_state AS state
 ), held AS MATERIALIZED (
-    SELECT h.id
-    FROM h
-    CROSS JOIN LATERAL (
-        SELECT FROM baton.jobs j
-        WHERE j.id = h.id AND j.lease_token = h.lease_token AND j.state = 'running'
-        FOR NO KEY UPDATE SKIP LOCKED
-    ) l
+    SELECT j.id
+    FROM baton.jobs j
+    JOIN h ON j.id = h.id AND j.lease_token = h.lease_token AND j.state = h.state
+    FOR NO KEY UPDATE OF j SKIP LOCKED
 ), extended AS (
     UPDATE baton.jobs j
     SET lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, @max_job_lease_ms::bigint), @lease_ms::bigint)
     WHERE j.id = ANY (ARRAY(SELECT id FROM held))
 )
-SELECT h.id::bigint AS id
-FROM h
-CROSS JOIN LATERAL (
-    SELECT FROM baton.jobs j
-    WHERE j.id = h.id AND j.lease_token = h.lease_token AND j.state = 'running'
-    OFFSET 0 -- once an id
-) l;
+SELECT j.id
+FROM baton.jobs j
+JOIN h ON j.id = h.id AND j.lease_token = h.lease_token AND j.state = h.state;
 
 -- name: JobCompleteMany :many
 -- Completes jobs in one statement, fenced by their lease tokens: marks each
@@ -519,23 +515,15 @@ CROSS JOIN LATERAL (
 -- transaction; a job of a join stage that came from no fan-out is handed off
 -- alone, as an array of one. The branches a stage does not use cost a
 -- one-time filter each.
-WITH input AS (
-    SELECT unnest(@ids::bigint[]) AS id,
+WITH input AS MATERIALIZED ( -- with the state each job must be in (see JobHeartbeat)
+    SELECT 'running'::baton.job_state AS state,
+           unnest(@ids::bigint[]) AS id,
            unnest(@lease_tokens::bigint[]) AS lease_token,
            unnest(@results::text[]) AS result,
            unnest(@next_queues::text[]) AS next_queue,
            nullif(unnest(@trace_parents::text[]), '') AS trace_parent,
            unnest(@direct::boolean[]) AS direct,
            unnest(@run_us::bigint[]) AS run_us
-), held AS MATERIALIZED (
-    -- each job looked up and locked under its token (see JobHeartbeat)
-    SELECT i.*
-    FROM input i
-    CROSS JOIN LATERAL (
-        SELECT FROM baton.jobs j
-        WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.state = 'running'
-        FOR NO KEY UPDATE
-    ) l
 ), done AS (
     UPDATE baton.jobs j
     SET state = 'succeeded',
@@ -544,8 +532,10 @@ WITH input AS (
         lease_expires_at = NULL,
         leased_by = NULL, -- no lease, no lessee: the history names the worker
         last_error = NULL -- earlier attempts' errors stay in the history
-    FROM held i
-    WHERE j.id = i.id -- locked under its token above
+    FROM input i
+    WHERE j.id = i.id
+      AND j.lease_token = i.lease_token
+      AND j.state = i.state
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
               i.next_queue, i.trace_parent, i.direct, j.parent_id, j.tags, j.group_key,
               -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
@@ -766,16 +756,9 @@ SELECT snoozed.snoozes::integer AS snoozes FROM snoozed CROSS JOIN notified;
 -- name: JobReleaseMany :many
 -- Gives running jobs back on shutdown, fenced by their lease tokens: they are
 -- available again at once and the interrupted attempt is not counted.
-WITH held AS MATERIALIZED (
-    -- each job looked up and locked under its token (see JobHeartbeat), with
-    -- the attempt's due time, before run_at moves
-    SELECT r.id, r.lease_token, l.run_at AS due_at
-    FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token) r
-    CROSS JOIN LATERAL (
-        SELECT j.run_at FROM baton.jobs j
-        WHERE j.id = r.id AND j.lease_token = r.lease_token AND j.state = 'running'
-        FOR NO KEY UPDATE
-    ) l
+WITH r AS MATERIALIZED ( -- with the state each job must be in (see JobHeartbeat)
+    SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token,
+           'running'::baton.job_state AS state
 ), released AS (
     UPDATE baton.jobs j
     SET state = 'available',
@@ -784,9 +767,12 @@ WITH held AS MATERIALIZED (
         lease_expires_at = NULL,
         leased_by = NULL,
         alone_since = NULL
-    FROM held r
-    WHERE j.id = r.id -- locked under its token above
-    RETURNING j.id, j.attempts, r.lease_token, j.started_at, r.due_at
+    FROM r
+    JOIN baton.jobs due ON due.id = r.id -- the attempt's due time, before run_at moves
+    WHERE j.id = r.id
+      AND j.lease_token = r.lease_token
+      AND j.state = r.state
+    RETURNING j.id, j.attempts, r.lease_token, j.started_at, due.run_at AS due_at
 ), events AS (
     -- The attempt is not counted, but it happened: its claim shows with it.
     -- (baton.attempts tells a release from a lost lease by this error.)
@@ -1120,12 +1106,10 @@ INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_t
 SELECT j.id, j.started_at,
        coalesce((SELECT e.to_state FROM baton.job_events e WHERE e.job_id = j.id ORDER BY e.id DESC LIMIT 1), 'available'),
        'running', j.attempts, j.lease_token, j.leased_by, n.note
-FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token, unnest(@notes::text[]) AS note) n
-CROSS JOIN LATERAL (
-    SELECT * FROM baton.jobs j
-    WHERE j.id = n.id AND j.lease_token = n.lease_token AND j.state = 'running'
-    OFFSET 0 -- once an id (see JobHeartbeat)
-) j;
+FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@lease_tokens::bigint[]) AS lease_token, unnest(@notes::text[]) AS note,
+             'running'::baton.job_state AS state -- the state each job must be in (see JobHeartbeat)
+      OFFSET 0) n
+JOIN baton.jobs j ON j.id = n.id AND j.lease_token = n.lease_token AND j.state = n.state;
 
 -- name: JobChildren :many
 -- The jobs a job handed off, in order: a fan-out's in its order, a join

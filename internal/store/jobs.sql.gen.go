@@ -643,23 +643,15 @@ func (q *Queries) JobClaimIsolated(ctx context.Context, arg JobClaimIsolatedPara
 }
 
 const jobCompleteMany = `-- name: JobCompleteMany :many
-WITH input AS (
-    SELECT unnest($1::bigint[]) AS id,
+WITH input AS MATERIALIZED ( -- with the state each job must be in (see JobHeartbeat)
+    SELECT 'running'::baton.job_state AS state,
+           unnest($1::bigint[]) AS id,
            unnest($2::bigint[]) AS lease_token,
            unnest($3::text[]) AS result,
            unnest($4::text[]) AS next_queue,
            nullif(unnest($5::text[]), '') AS trace_parent,
            unnest($6::boolean[]) AS direct,
            unnest($7::bigint[]) AS run_us
-), held AS MATERIALIZED (
-    -- each job looked up and locked under its token (see JobHeartbeat)
-    SELECT i.id, i.lease_token, i.result, i.next_queue, i.trace_parent, i.direct, i.run_us
-    FROM input i
-    CROSS JOIN LATERAL (
-        SELECT FROM baton.jobs j
-        WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.state = 'running'
-        FOR NO KEY UPDATE
-    ) l
 ), done AS (
     UPDATE baton.jobs j
     SET state = 'succeeded',
@@ -668,8 +660,10 @@ WITH input AS (
         lease_expires_at = NULL,
         leased_by = NULL, -- no lease, no lessee: the history names the worker
         last_error = NULL -- earlier attempts' errors stay in the history
-    FROM held i
-    WHERE j.id = i.id -- locked under its token above
+    FROM input i
+    WHERE j.id = i.id
+      AND j.lease_token = i.lease_token
+      AND j.state = i.state
     RETURNING j.id, j.attempts, i.lease_token, j.started_at, j.run_at, i.run_us, j.priority, j.result,
               i.next_queue, i.trace_parent, i.direct, j.parent_id, j.tags, j.group_key,
               -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
@@ -1008,28 +1002,22 @@ func (q *Queries) JobGet(ctx context.Context, id int64) (ReadableJob, error) {
 }
 
 const jobHeartbeat = `-- name: JobHeartbeat :many
-WITH h AS (
-    SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token
+WITH h AS MATERIALIZED (
+    SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token,
+           'running'::baton.job_state AS state
 ), held AS MATERIALIZED (
-    SELECT h.id
-    FROM h
-    CROSS JOIN LATERAL (
-        SELECT FROM baton.jobs j
-        WHERE j.id = h.id AND j.lease_token = h.lease_token AND j.state = 'running'
-        FOR NO KEY UPDATE SKIP LOCKED
-    ) l
+    SELECT j.id
+    FROM baton.jobs j
+    JOIN h ON j.id = h.id AND j.lease_token = h.lease_token AND j.state = h.state
+    FOR NO KEY UPDATE OF j SKIP LOCKED
 ), extended AS (
     UPDATE baton.jobs j
     SET lease_expires_at = now() + interval '1 millisecond' * coalesce(least(j.lease_ms, $3::bigint), $4::bigint)
     WHERE j.id = ANY (ARRAY(SELECT id FROM held))
 )
-SELECT h.id::bigint AS id
-FROM h
-CROSS JOIN LATERAL (
-    SELECT FROM baton.jobs j
-    WHERE j.id = h.id AND j.lease_token = h.lease_token AND j.state = 'running'
-    OFFSET 0 -- once an id
-) l
+SELECT j.id
+FROM baton.jobs j
+JOIN h ON j.id = h.id AND j.lease_token = h.lease_token AND j.state = h.state
 `
 
 type JobHeartbeatParams struct {
@@ -1053,15 +1041,17 @@ type JobHeartbeatParams struct {
 // own orders, and the loser lost a second to the deadlock check and, for a
 // completion, its group's commit (which went on one job at a time).
 //
-// Every statement given the ids of running jobs looks each one up, in a
-// LATERAL subquery that the planner must run once an id (one that locks
-// rows is never flattened), and writes by id alone the rows it locked
-// there. Joined with the ids, the state test let the planner pick the join
-// from statistics, which, taken while few jobs ran, say none run: it
-// hashed the ids against a scan of all of jobs_running_idx, which keeps an
-// entry for every job that ran since a held horizon (a completion read
-// 30,000 pages), or compared every id with every running job (a million
-// comparisons to complete a thousand).
+// Every statement given the ids of running jobs takes the state each must
+// be in from a MATERIALIZED list of the ids (j.state = h.state), never as
+// a constant (j.state = 'running'). The constant let the planner pick the
+// join from the statistics of running jobs, which, taken while few jobs
+// ran, say none run: it hashed the ids against a scan of all of
+// jobs_running_idx, which keeps an entry for every job that ran since a
+// held horizon (a completion read 30,000 pages), and, told the ids in an
+// index condition as well (id = ANY), compared every id with every running
+// job (a million comparisons to complete a thousand). Joined
+// on a column of the list, the state is one more test of each row the
+// primary key finds, and still fences the write when the row changed.
 func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, jobHeartbeat,
 		arg.Ids,
@@ -1804,12 +1794,10 @@ INSERT INTO baton.job_events (job_id, at, from_state, to_state, attempt, lease_t
 SELECT j.id, j.started_at,
        coalesce((SELECT e.to_state FROM baton.job_events e WHERE e.job_id = j.id ORDER BY e.id DESC LIMIT 1), 'available'),
        'running', j.attempts, j.lease_token, j.leased_by, n.note
-FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token, unnest($3::text[]) AS note) n
-CROSS JOIN LATERAL (
-    SELECT id, queue, state, payload, priority, run_at, attempts, max_attempts, lease_token, lease_expires_at, leased_by, last_error, result, parent_id, parent_seq, created_at, started_at, finished_at, trace_parent, lost_leases, isolated, alone_since, root_id, root_created_at, unique_key, unique_states, tags, timeout_ms, lease_ms, group_key FROM baton.jobs j
-    WHERE j.id = n.id AND j.lease_token = n.lease_token AND j.state = 'running'
-    OFFSET 0 -- once an id (see JobHeartbeat)
-) j
+FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token, unnest($3::text[]) AS note,
+             'running'::baton.job_state AS state -- the state each job must be in (see JobHeartbeat)
+      OFFSET 0) n
+JOIN baton.jobs j ON j.id = n.id AND j.lease_token = n.lease_token AND j.state = n.state
 `
 
 type JobNoteClaimsParams struct {
@@ -1945,16 +1933,9 @@ func (q *Queries) JobReap(ctx context.Context, maxJobs int32) ([]JobReapRow, err
 }
 
 const jobReleaseMany = `-- name: JobReleaseMany :many
-WITH held AS MATERIALIZED (
-    -- each job looked up and locked under its token (see JobHeartbeat), with
-    -- the attempt's due time, before run_at moves
-    SELECT r.id, r.lease_token, l.run_at AS due_at
-    FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token) r
-    CROSS JOIN LATERAL (
-        SELECT j.run_at FROM baton.jobs j
-        WHERE j.id = r.id AND j.lease_token = r.lease_token AND j.state = 'running'
-        FOR NO KEY UPDATE
-    ) l
+WITH r AS MATERIALIZED ( -- with the state each job must be in (see JobHeartbeat)
+    SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS lease_token,
+           'running'::baton.job_state AS state
 ), released AS (
     UPDATE baton.jobs j
     SET state = 'available',
@@ -1963,9 +1944,12 @@ WITH held AS MATERIALIZED (
         lease_expires_at = NULL,
         leased_by = NULL,
         alone_since = NULL
-    FROM held r
-    WHERE j.id = r.id -- locked under its token above
-    RETURNING j.id, j.attempts, r.lease_token, j.started_at, r.due_at
+    FROM r
+    JOIN baton.jobs due ON due.id = r.id -- the attempt's due time, before run_at moves
+    WHERE j.id = r.id
+      AND j.lease_token = r.lease_token
+      AND j.state = r.state
+    RETURNING j.id, j.attempts, r.lease_token, j.started_at, due.run_at AS due_at
 ), events AS (
     -- The attempt is not counted, but it happened: its claim shows with it.
     -- (baton.attempts tells a release from a lost lease by this error.)
