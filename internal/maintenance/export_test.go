@@ -1,7 +1,10 @@
 package maintenance
 
-// PassTurn is passTurn, for the tests.
-var PassTurn = passTurn
+// TakeTurn and ReapWait are takeTurn and reapWait, for the tests.
+var (
+	TakeTurn = takeTurn
+	ReapWait = reapWait
+)
 
 // VacuumWait and VacuumDue are vacuumWait and vacuumDue, for the tests.
 type VacuumWait = vacuumWait

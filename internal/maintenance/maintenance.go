@@ -18,7 +18,8 @@ const maintenanceBatch = 1000
 const dbTimeout = 10 * time.Second
 
 // Run runs Pass every interval until ctx is done, on the replica that takes
-// the interval's turn (passTurn); each of its steps is a single guarded
+// the interval's turn (takeTurn), the reaper less often while it is slow
+// (reapWait); each of its steps is a single guarded
 // statement besides (SKIP LOCKED, or a delete each row of which one replica
 // wins), so replicas need no leader. Beside it, finished jobs past
 // retention r are pruned (Prune, in retention.go: one replica at a time)
@@ -31,36 +32,47 @@ func Run(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, r Rete
 	loops.Go(func() { runPrune(ctx, pool, 10*interval, r, log) })
 	loops.Go(func() { runVacuum(ctx, pool, interval, log) })
 	loops.Go(func() { runReaderLimits(ctx, pool, 5*interval, l, log) })
-	var took time.Duration // this replica's last pass
+	var reapTook time.Duration // this replica's last reap
 	every(ctx, interval, func() {
-		if passTurn(ctx, pool, interval, took, log) {
-			began := time.Now()
-			Pass(ctx, pool, log)
-			took = time.Since(began)
+		if !takeTurn(ctx, pool, "pass", interval*9/10, log) {
+			return
 		}
+		q := store.New(pool)
+		if takeTurn(ctx, pool, "reap", reapWait(interval, reapTook), log) {
+			began := time.Now()
+			reap(ctx, q, log)
+			reapTook = time.Since(began)
+		}
+		tend(ctx, q, log)
 	})
 }
 
-// maxPassWait is the longest the pass waits for its turn when it is slow.
-const maxPassWait = 10 * time.Second
+// maxReapWait is the longest the reaper waits for its turn when it is slow.
+const maxReapWait = 10 * time.Second
 
-// passTurn says whether this replica runs this interval's pass: the first
-// replica to ask once most of an interval has gone by since the last pass
+// reapWait is how long the reaper waits between turns: an interval, or
+// longer if its last walk (took) was slow, so that it takes at most a
+// twentieth of the time, up to maxReapWait. While a transaction holds back
+// vacuum, the walk reads every job that ran since (150 ms after two minutes
+// at 3,175 jobs/s, and growing); a dead worker's jobs are then reaped a
+// little later. Only the reaper waits: spacing the whole pass so kept due
+// jobs waiting for promotion whenever a busy server slowed the pass.
+func reapWait(interval, took time.Duration) time.Duration {
+	return max(interval*9/10, min(20*took, maxReapWait))
+}
+
+// takeTurn says whether this replica runs a maintenance step now: the first
+// replica to ask once every has gone by since the step last ran
 // (MaintenanceTurn, migration 27). Run by every replica, the reaper's walk
 // over the running jobs was repeated N times an interval, and it grows with
-// the jobs N replicas hold. Nine tenths of an interval, so that a lone
-// replica, whose ticker jitters, keeps every turn. A replica whose last
-// pass was slow (took) asks for it less often, so that the pass takes at
-// most a twentieth of the time, up to maxPassWait between passes: while a
-// transaction holds back vacuum, the reaper's walk reads every job that ran
-// since (150 ms after two minutes at 3,175 jobs/s, and growing); a dead
-// worker's jobs are then reaped a little later. If the database cannot
-// say, the pass runs: each of its statements is safe on every replica.
-func passTurn(ctx context.Context, pool *pgxpool.Pool, interval, took time.Duration, log *slog.Logger) bool {
+// the jobs N replicas hold. The pass asks every nine tenths of an interval,
+// so that a lone replica, whose ticker jitters, keeps every turn. If the
+// database cannot say, the step runs: each of its statements is safe on
+// every replica.
+func takeTurn(ctx context.Context, pool *pgxpool.Pool, step string, every time.Duration, log *slog.Logger) bool {
 	qctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
-	wait := max(interval*9/10, min(20*took, maxPassWait))
-	taken, err := store.New(pool).MaintenanceTurn(qctx, store.MaintenanceTurnParams{Step: "pass", EveryMs: wait.Milliseconds()})
+	taken, err := store.New(pool).MaintenanceTurn(qctx, store.MaintenanceTurnParams{Step: step, EveryMs: every.Milliseconds()})
 	if err != nil {
 		warn(ctx, log, "taking the maintenance turn", err)
 		return true
@@ -90,10 +102,15 @@ func every(ctx context.Context, interval time.Duration, f func()) {
 func Pass(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) int {
 	q := store.New(pool)
 	reaped := reap(ctx, q, log)
+	tend(ctx, q, log)
+	return reaped
+}
+
+// tend runs the pass's steps after the reaper.
+func tend(ctx context.Context, q *store.Queries, log *slog.Logger) {
 	promote(ctx, q, log)
 	pruneExpired(ctx, q, log)
 	foldCounts(ctx, q, log)
-	return reaped
 }
 
 // warn logs a maintenance step's error, unless shutdown caused it.

@@ -23,7 +23,7 @@ func TestMaintenancePassRunsOnOneReplicaAnInterval(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	const interval = time.Hour // the turn comes back only when the test moves it
-	turn := func() bool { return maintenance.PassTurn(ctx, pool, interval, 0, log) }
+	turn := func() bool { return maintenance.TakeTurn(ctx, pool, "pass", interval*9/10, log) }
 	goneBy := func(d string) {
 		_, err := pool.Exec(ctx, "UPDATE baton.maintenance_turns SET ran_at = now() - $1::interval WHERE step = 'pass'", d)
 		require.NoError(t, err)
@@ -52,11 +52,22 @@ func TestMaintenancePassRunsOnOneReplicaAnInterval(t *testing.T) {
 	goneBy("50 minutes")
 	require.False(t, turn(), "well within the interval, another replica's pass stands")
 
-	// A replica whose pass took 200 ms (a held transaction makes the
-	// reaper's walk long) asks for the turn every 4 s, not every second.
-	slow := func() bool { return maintenance.PassTurn(ctx, pool, time.Second, 200*time.Millisecond, log) }
-	goneBy("2 seconds")
-	require.False(t, slow())
-	goneBy("5 seconds")
-	require.True(t, slow())
+	// A replica whose reaper took 200 ms (a held transaction makes its walk
+	// long) asks for the reaper's turn every 4 s, not every second; the
+	// step's row is added by the first replica that asks.
+	reap := func() bool {
+		return maintenance.TakeTurn(ctx, pool, "reap", maintenance.ReapWait(time.Second, 200*time.Millisecond), log)
+	}
+	require.True(t, reap(), "the first reaper takes the turn, adding the step's row")
+	require.False(t, reap())
+	reapedBy := func(d string) {
+		_, err := pool.Exec(ctx, "UPDATE baton.maintenance_turns SET ran_at = now() - $1::interval WHERE step = 'reap'", d)
+		require.NoError(t, err)
+	}
+	reapedBy("2 seconds")
+	require.False(t, reap())
+	reapedBy("5 seconds")
+	require.True(t, reap())
+	require.Equal(t, time.Second*9/10, maintenance.ReapWait(time.Second, 10*time.Millisecond), "a quick reaper keeps every turn")
+	require.Equal(t, 10*time.Second, maintenance.ReapWait(time.Second, time.Hour), "at most 10 s apart")
 }

@@ -16,8 +16,14 @@ WITH taken AS (
     WHERE step = $1::text
       AND ran_at <= now() - interval '1 millisecond' * $2::bigint
     RETURNING step
+), added AS (
+    INSERT INTO baton.maintenance_turns (step, ran_at)
+    SELECT $1::text, now()
+    WHERE NOT EXISTS (SELECT 1 FROM baton.maintenance_turns WHERE step = $1::text)
+    ON CONFLICT (step) DO NOTHING
+    RETURNING step
 )
-SELECT EXISTS (SELECT 1 FROM taken) AS taken
+SELECT (EXISTS (SELECT 1 FROM taken) OR EXISTS (SELECT 1 FROM added))::boolean AS taken
 `
 
 type MaintenanceTurnParams struct {
@@ -29,7 +35,9 @@ type MaintenanceTurnParams struct {
 // (database time), and says whether this replica has it. A plain UPDATE
 // that writes only when the turn is due: a replica whose turn it is not
 // writes nothing, and two that ask at once serialize on the row, the second
-// finding the turn taken when the first commits.
+// finding the turn taken when the first commits. A step with no row yet
+// (migration 27 made the pass's) adds its row and takes the turn; of two
+// replicas that add it at once, one does.
 func (q *Queries) MaintenanceTurn(ctx context.Context, arg MaintenanceTurnParams) (bool, error) {
 	row := q.db.QueryRow(ctx, maintenanceTurn, arg.Step, arg.EveryMs)
 	var taken bool
