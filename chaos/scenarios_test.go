@@ -413,7 +413,7 @@ func TestCheckerCatchesBrokenBuilds(t *testing.T) {
 			name: "no-completion-fence",
 			patches: []patch{{
 				gen,
-				"    WHERE j.id = i.id\n      AND j.lease_token = i.lease_token\n      AND j.state = 'running'\n",
+				"    WHERE j.id = i.id\n      AND j.lease_token = i.lease_token\n      AND j.state = i.state\n",
 				"    WHERE j.id = i.id\n",
 			}},
 			// A zombie that held a slow job completes it while another
