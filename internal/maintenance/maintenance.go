@@ -32,13 +32,13 @@ func Run(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, r Rete
 	loops.Go(func() { runPrune(ctx, pool, 10*interval, r, log) })
 	loops.Go(func() { runVacuum(ctx, pool, interval, log) })
 	loops.Go(func() { runReaderLimits(ctx, pool, 5*interval, l, log) })
+	q := store.New(pool)
 	var reapTook time.Duration // this replica's last reap
 	every(ctx, interval, func() {
-		if !takeTurn(ctx, pool, "pass", interval*9/10, log) {
+		if !takeTurn(ctx, q, "pass", interval*9/10, log) {
 			return
 		}
-		q := store.New(pool)
-		if takeTurn(ctx, pool, "reap", reapWait(interval, reapTook), log) {
+		if takeTurn(ctx, q, "reap", reapWait(interval, reapTook), log) {
 			began := time.Now()
 			reap(ctx, q, log)
 			reapTook = time.Since(began)
@@ -62,17 +62,17 @@ func reapWait(interval, took time.Duration) time.Duration {
 }
 
 // takeTurn says whether this replica runs a maintenance step now: the first
-// replica to ask once every has gone by since the step last ran
+// replica to ask once the duration every has gone by since the step last ran
 // (MaintenanceTurn, migration 27). Run by every replica, the reaper's walk
 // over the running jobs was repeated N times an interval, and it grows with
 // the jobs N replicas hold. The pass asks every nine tenths of an interval,
 // so that a lone replica, whose ticker jitters, keeps every turn. If the
 // database cannot say, the step runs: each of its statements is safe on
 // every replica.
-func takeTurn(ctx context.Context, pool *pgxpool.Pool, step string, every time.Duration, log *slog.Logger) bool {
+func takeTurn(ctx context.Context, q *store.Queries, step string, every time.Duration, log *slog.Logger) bool {
 	qctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
-	taken, err := store.New(pool).MaintenanceTurn(qctx, store.MaintenanceTurnParams{Step: step, EveryMs: every.Milliseconds()})
+	taken, err := q.MaintenanceTurn(qctx, store.MaintenanceTurnParams{Step: step, EveryMs: every.Milliseconds()})
 	if err != nil {
 		warn(ctx, log, "taking the maintenance turn", err)
 		return true

@@ -12,6 +12,7 @@ import (
 
 	"github.com/baton-run/baton/internal/dbtest"
 	"github.com/baton-run/baton/internal/maintenance"
+	"github.com/baton-run/baton/internal/store"
 )
 
 // Every replica runs maintenance, but an interval's pass runs on one of
@@ -23,7 +24,7 @@ func TestMaintenancePassRunsOnOneReplicaAnInterval(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	const interval = time.Hour // the turn comes back only when the test moves it
-	turn := func() bool { return maintenance.TakeTurn(ctx, pool, "pass", interval*9/10, log) }
+	turn := func() bool { return maintenance.TakeTurn(ctx, store.New(pool), "pass", interval*9/10, log) }
 	goneBy := func(d string) {
 		_, err := pool.Exec(ctx, "UPDATE baton.maintenance_turns SET ran_at = now() - $1::interval WHERE step = 'pass'", d)
 		require.NoError(t, err)
@@ -56,7 +57,7 @@ func TestMaintenancePassRunsOnOneReplicaAnInterval(t *testing.T) {
 	// long) asks for the reaper's turn every 4 s, not every second; the
 	// step's row is added by the first replica that asks.
 	reap := func() bool {
-		return maintenance.TakeTurn(ctx, pool, "reap", maintenance.ReapWait(time.Second, 200*time.Millisecond), log)
+		return maintenance.TakeTurn(ctx, store.New(pool), "reap", maintenance.ReapWait(time.Second, 200*time.Millisecond), log)
 	}
 	require.True(t, reap(), "the first reaper takes the turn, adding the step's row")
 	require.False(t, reap())

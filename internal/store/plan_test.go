@@ -58,11 +58,7 @@ func TestAClaimFromItsFloorStepsOverTheJobsClaimedBefore(t *testing.T) {
 	require.NoError(t, err)
 	pages := func(floor string) int {
 		text := explainGeneric(t, pool, "EXPLAIN (ANALYZE, BUFFERS)", store.JobClaimSQL, "false, 10, 'a', 0, "+floor+", 3, 30000, 30000, 'w'")
-		m := regexp.MustCompile(`(?s)ROW\(priority, run_at\) >= ROW\(.*?Buffers: shared hit=(\d+)(?: read=(\d+))?`).FindStringSubmatch(text)
-		require.NotNil(t, m, text)
-		hit, _ := strconv.Atoi(m[1])
-		read, _ := strconv.Atoi(cmp.Or(m[2], "0"))
-		return hit + read
+		return pagesRead(t, text, `(?s)ROW\(priority, run_at\) >= ROW\(.*?`)
 	}
 	front := pages("0, NULL")
 	var last string // the run_at of the last job claimed
@@ -113,10 +109,7 @@ func TestStatementsOnRunningJobsLookThemUp(t *testing.T) {
 				}
 				args := "'{" + strings.Join(ids, ",") + "}', '{" + strings.Join(tokens, ",") + "}', " + c.args
 				text := explainPlan(t, pool, mode, "EXPLAIN (ANALYZE, BUFFERS)", c.sql, args)
-				m := regexp.MustCompile(`Buffers: shared hit=(\d+)(?: read=(\d+))?`).FindStringSubmatch(text)
-				require.NotNil(t, m, text)
-				hit, _ := strconv.Atoi(m[1])
-				read, _ := strconv.Atoi(cmp.Or(m[2], "0"))
+				pages := pagesRead(t, text, "")
 				compared := 0
 				for _, m := range regexp.MustCompile(`Rows Removed by Join Filter: (\d+)`).FindAllStringSubmatch(text, -1) {
 					r, _ := strconv.Atoi(m[1])
@@ -124,9 +117,9 @@ func TestStatementsOnRunningJobsLookThemUp(t *testing.T) {
 				}
 				var done int
 				require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM baton.jobs j WHERE id BETWEEN $1 AND $2 AND "+c.done, first, next-1).Scan(&done))
-				t.Logf("%s, %d jobs, %s: %d pages, %d rows removed by join filters", c.name, n, mode, hit+read, compared)
+				t.Logf("%s, %d jobs, %s: %d pages, %d rows removed by join filters", c.name, n, mode, pages, compared)
 				require.Equal(t, n, done, "%s (%d jobs, %s) did its work", c.name, n, mode)
-				assert.Less(t, hit+read, 40*n+200, "%s (%d jobs, %s) reads the running jobs it names, not every entry of jobs_running_idx", c.name, n, mode)
+				assert.Less(t, pages, 40*n+200, "%s (%d jobs, %s) reads the running jobs it names, not every entry of jobs_running_idx", c.name, n, mode)
 				assert.Less(t, compared, 10*n, "%s (%d jobs, %s) does not compare every id with every job", c.name, n, mode)
 			}
 		}
@@ -190,11 +183,7 @@ func TestJobListReadsAPageWhateverTheTableHolds(t *testing.T) {
 		args := c.queue + ", " + c.state + ", 9223372036854775807, 50"
 		plan := explainGeneric(t, pool, "EXPLAIN (ANALYZE, BUFFERS)", store.JobListSQL, args)
 		require.Regexp(t, fmt.Sprintf(`^[^\n]*rows=%d loops=1\)`, c.want), plan, "JobList(%s)", args)
-		m := regexp.MustCompile(`Buffers: shared hit=(\d+)(?: read=(\d+))?`).FindStringSubmatch(plan)
-		require.NotNil(t, m, plan)
-		hit, _ := strconv.Atoi(m[1])
-		read, _ := strconv.Atoi(cmp.Or(m[2], "0"))
-		require.Less(t, hit+read, 200, "JobList(%s) reads a page, not the table:\n%s", args, plan)
+		require.Less(t, pagesRead(t, plan, ""), 200, "JobList(%s) reads a page, not the table:\n%s", args, plan)
 	}
 }
 
@@ -266,6 +255,17 @@ func deref[T any](p *T) any {
 func genericPlan(t *testing.T, pool *pgxpool.Pool, sql, args string) string {
 	t.Helper()
 	return explainGeneric(t, pool, "EXPLAIN", sql, args)
+}
+
+// pagesRead is the pages (shared buffers hit and read) of the first node of
+// an EXPLAIN (ANALYZE, BUFFERS) plan that after (a regexp) leads to.
+func pagesRead(t *testing.T, plan, after string) int {
+	t.Helper()
+	m := regexp.MustCompile(after + `Buffers: shared hit=(\d+)(?: read=(\d+))?`).FindStringSubmatch(plan)
+	require.NotNil(t, m, plan)
+	hit, _ := strconv.Atoi(m[1])
+	read, _ := strconv.Atoi(cmp.Or(m[2], "0"))
+	return hit + read
 }
 
 // explainGeneric runs explain (EXPLAIN and its options) on sql's generic plan.
