@@ -46,23 +46,31 @@ const (
 // up to two seconds, on one replica at a time: if another replica is
 // pruning, it returns at once. It never touches a job that is running or
 // waiting. It returns how many jobs it deleted, and whether it stopped with
-// more to delete.
+// more to delete. Once ctx is done it starts no batch, but the batch under
+// way runs to its end (within dbTimeout): a canceled transaction is ended by
+// closing its connection, and its server session would hold the prune lock
+// a moment past the stop of the worker that ran it.
 func Prune(ctx context.Context, pool *pgxpool.Pool, r Retention) (pruned int64, more bool, err error) {
 	r = r.orDefault()
 	for until := time.Now().Add(pruneBudget); ; {
+		if err := ctx.Err(); err != nil {
+			return pruned, false, err
+		}
 		var n int64
 		locked := false
-		err := store.WithTx(ctx, pool, func(q *store.Queries) error {
+		batch, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
+		err := store.WithTx(batch, pool, func(q *store.Queries) error {
 			var err error
-			if locked, err = q.RetentionTryLock(ctx); err != nil || !locked {
+			if locked, err = q.RetentionTryLock(batch); err != nil || !locked {
 				return err
 			}
-			n, err = q.JobPrune(ctx, store.JobPruneParams{
+			n, err = q.JobPrune(batch, store.JobPruneParams{
 				SucceededMs: store.RetentionMs(r.Succeeded), DeadMs: store.RetentionMs(r.Dead), CanceledMs: store.RetentionMs(r.Canceled),
 				MaxJobs: pruneBatch,
 			})
 			return err
 		})
+		cancel()
 		if err != nil {
 			return pruned, false, fmt.Errorf("pruning finished jobs: %w", store.MapError(err))
 		}

@@ -133,3 +133,56 @@ func TestPruneRunsOnOneReplicaAtATime(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n, "a day is the default for succeeded jobs")
 }
+
+// A Prune stopped mid-batch (its worker shutting down) finishes the batch
+// before it returns, so that no prune lock or row lock of it outlives the
+// worker: ended by closing its connection, the transaction's server session
+// held the prune lock a moment longer, and a Prune right after a worker's
+// stop found it taken and deleted nothing.
+func TestPruneFinishesTheBatchUnderWayWhenStopped(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	ids, err := store.Submit(ctx, pool, store.NewJob{Queue: "q"})
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "UPDATE baton.jobs SET state = 'succeeded', finished_at = now() - interval '2 days'")
+	require.NoError(t, err)
+
+	// A lock on the job's history holds the batch's delete.
+	holder, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer holder.Rollback(ctx) //nolint:errcheck // released below; this is for a failed assertion
+	_, err = holder.Exec(ctx, "SELECT 1 FROM baton.job_events WHERE job_id = $1 FOR UPDATE", ids[0])
+	require.NoError(t, err)
+
+	stop, cancel := context.WithCancel(ctx)
+	type result struct {
+		n   int64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, _, err := maintenance.Prune(stop, pool, maintenance.Retention{})
+		done <- result{n, err}
+	}()
+	require.Eventually(t, func() bool {
+		var waiting bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%JobPrune%')`).Scan(&waiting))
+		return waiting
+	}, 10*time.Second, 5*time.Millisecond, "the batch waits on the history's lock")
+	cancel()
+	select {
+	case r := <-done:
+		t.Fatalf("Prune returned while its batch waited: %d, %v", r.n, r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	require.NoError(t, holder.Rollback(ctx))
+	r := <-done
+	require.NoError(t, r.err)
+	require.EqualValues(t, 1, r.n, "the batch under way ran to its end")
+	var held int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+		WHERE l.locktype = 'advisory' AND d.datname = current_database()`).Scan(&held))
+	require.Zero(t, held, "the prune lock went with the batch")
+}
