@@ -32,7 +32,11 @@ func (s *stage) claimLoop(ctx context.Context) {
 		if s.lookIsolated.Swap(false) {
 			s.claimIsolated(ctx) // first: a job it holds stops the claims below
 		}
-		if free := s.free(); free > 0 {
+		// Shutdown may have begun while this turn of the loop read limits or
+		// looked for an isolated job, and a handler that returned since freed
+		// its slot: a draining worker claims nothing new. (Checked after
+		// free, which a handler's return changes.)
+		if free := s.free(); free > 0 && ctx.Err() == nil {
 			n, err := s.claim(ctx, free)
 			switch {
 			case err != nil && ctx.Err() == nil:
