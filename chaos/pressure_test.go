@@ -93,6 +93,9 @@ type phaseFigures struct {
 	p50, p99                     []float64
 	dead, tableBytes, indexBytes int64
 	oldestXmin                   int64
+	deadMax                      int64   // the most dead rows a sample saw
+	cleanDead                    int64   // the clean phase's deadMax, if it ran before; else -1
+	cleanAfter                   float64 // seconds into the phase until dead rows were within cleanDead; -1: never
 	statements                   []statementCost
 	seconds                      float64
 }
@@ -154,8 +157,9 @@ func TestPressure(t *testing.T) {
 	r.start("PRODUCER_MODE=fixed", fmt.Sprintf("PRODUCER_RATE=%.0f", rate))
 
 	var figures []*phaseFigures
+	cleanDead := int64(-1) // the clean phase's most dead rows, once it ran
 	for _, p := range phases {
-		f := &phaseFigures{name: p.name}
+		f := &phaseFigures{name: p.name, cleanDead: cleanDead, cleanAfter: -1}
 		r.mu.Lock()
 		r.phase = f
 		r.mu.Unlock()
@@ -163,11 +167,14 @@ func TestPressure(t *testing.T) {
 		ctx, end := context.WithCancel(context.Background())
 		r.exec(t, "postgres", "SELECT pg_stat_statements_reset()")
 		r.apply(ctx, p.name, rate)
-		time.Sleep(p.d) // the phase's length, not a wait for a signal
+		r.watchDead(f, p.d) // for the phase's length
 		f.seconds = p.d.Seconds()
 		r.measure(f) // before the phase lets go (of a held xid, say)
 		end()
 		figures = append(figures, f)
+		if p.name == "clean" {
+			cleanDead = f.deadMax
+		}
 	}
 	require.NoError(t, r.stop(), "SIGTERM ends the adapter cleanly")
 	lost := r.drain()
@@ -320,6 +327,10 @@ func (r *pressureRun) peak(d time.Duration) float64 {
 	return median(f.complete[len(f.complete)/4:])
 }
 
+// eventTables are the tables whose dead rows and sizes a phase records.
+const eventTables = `FROM pg_stat_user_tables s
+	WHERE s.schemaname = 'baton' AND s.relname IN ('jobs', 'job_events', 'job_count_deltas')`
+
 // measure records the event tables' dead rows and sizes and the oldest
 // snapshot's age at a phase's end.
 func (r *pressureRun) measure(f *phaseFigures) {
@@ -331,10 +342,36 @@ func (r *pressureRun) measure(f *phaseFigures) {
 		SELECT coalesce(sum(s.n_dead_tup), 0)::bigint, coalesce(sum(pg_relation_size(s.relid)), 0)::bigint,
 		       coalesce(sum(pg_indexes_size(s.relid)), 0)::bigint,
 		       (SELECT coalesce(max(age(backend_xmin)), 0) FROM pg_stat_activity)::bigint
-		FROM pg_stat_user_tables s
-		WHERE s.schemaname = 'baton' AND s.relname IN ('jobs', 'job_events', 'job_count_deltas')`).
-		Scan(&f.dead, &f.tableBytes, &f.indexBytes, &f.oldestXmin))
+		`+eventTables).Scan(&f.dead, &f.tableBytes, &f.indexBytes, &f.oldestXmin))
 	f.statements = r.statements()
+}
+
+// watchDead samples the event tables' dead rows every 2 s for d: the most
+// a sample saw, and when they were first back within the clean phase's.
+func (r *pressureRun) watchDead(f *phaseFigures, d time.Duration) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, r.c.url(r.db))
+	require.NoError(r.t, err)
+	defer conn.Close(ctx)
+	began := time.Now()
+	end := time.After(d) // the phase's length, not a wait for a signal
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-end:
+			return
+		case <-tick.C:
+		}
+		var dead int64
+		if err := conn.QueryRow(ctx, "SELECT coalesce(sum(s.n_dead_tup), 0)::bigint "+eventTables).Scan(&dead); err != nil {
+			continue // a phase may restart the server under it
+		}
+		f.deadMax = max(f.deadMax, dead)
+		if f.cleanDead >= 0 && f.cleanAfter < 0 && dead <= f.cleanDead {
+			f.cleanAfter = time.Since(began).Seconds()
+		}
+	}
 }
 
 // statements are the five statements that took the most of the server's
@@ -417,15 +454,24 @@ func mean(v []float64) float64 {
 func pressureTable(figures []*phaseFigures, rate float64, lost int64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "offered %.0f jobs/s; jobs not done after the drain: %d\n\n", rate, lost)
-	b.WriteString("| phase | completion ÷ offered | claim p50 ms (median) | claim p99 ms (median / max) | dead rows at end | tables MB | indexes MB | oldest xmin age |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| phase | completion ÷ offered | claim p50 ms (median) | claim p99 ms (median / max) | dead rows at end (most) | back within clean's dead rows after | tables MB | indexes MB | oldest xmin age |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range figures {
 		ratio := 0.0
 		if e := mean(f.enqueue); e > 0 {
 			ratio = mean(f.complete) / e
 		}
-		fmt.Fprintf(&b, "| %s | %.3f | %.1f | %.1f / %.1f | %d | %.1f | %.1f | %d |\n", f.name, ratio, median(f.p50),
-			median(f.p99), slices.Max(append([]float64{0}, f.p99...)), f.dead, float64(f.tableBytes)/1e6, float64(f.indexBytes)/1e6, f.oldestXmin)
+		back := "—"
+		switch {
+		case f.cleanDead < 0:
+		case f.cleanAfter >= 0:
+			back = fmt.Sprintf("%.0f s", f.cleanAfter)
+		default:
+			back = "never"
+		}
+		fmt.Fprintf(&b, "| %s | %.3f | %.1f | %.1f / %.1f | %d (%d) | %s | %.1f | %.1f | %d |\n", f.name, ratio, median(f.p50),
+			median(f.p99), slices.Max(append([]float64{0}, f.p99...)), f.dead, f.deadMax, back,
+			float64(f.tableBytes)/1e6, float64(f.indexBytes)/1e6, f.oldestXmin)
 	}
 	b.WriteString("\nThe statements that took the server's time, per phase (pg_stat_statements, the five with the most):\n\n")
 	b.WriteString("| phase | statement | calls/s | share of the phase's seconds | ms a call | blocks a call | rows a call |\n")

@@ -40,6 +40,7 @@ func Vacuum(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 type vacuumWait struct {
 	until time.Time
 	wait  time.Duration
+	since int64 // the next transaction ID when that vacuum began
 }
 
 // vacuumDue is Vacuum, passing over the tables that wait (waits, if not
@@ -48,9 +49,14 @@ type vacuumWait struct {
 // report, a standby's feedback), and vacuuming it again at once removes
 // nothing. Under a held transaction maintenance vacuumed baton.jobs every
 // second, each vacuum reading the whole table for nothing (a quarter of a
-// core in the pressure run's idle-in-tx phase). Such a table waits an
-// interval, then twice as long after each vacuum that leaves it due, up to
-// maxVacuumWait: once the horizon moves, it is vacuumed within that.
+// core in the pressure run's idle-in-tx phase). Such a table waits until
+// the horizon passes the transactions that were running when that vacuum
+// began (every row it had to leave can go then), or an interval and twice
+// as long after each vacuum that leaves it due, up to maxVacuumWait, if
+// that comes first (sessions of other databases and other kinds of holders
+// may make VacuumHorizon older than the one the vacuum uses). Waiting out
+// the doubled wait alone, the first vacuum after a 10-minute hold began up
+// to 30 s after its release.
 func vacuumDue(ctx context.Context, pool *pgxpool.Pool, waits map[string]vacuumWait, interval time.Duration, now time.Time) ([]string, error) {
 	q := store.New(pool)
 	p := store.TablesToVacuumParams{MinDead: vacuumFloor, DeadShare: vacuumShare}
@@ -58,9 +64,18 @@ func vacuumDue(ctx context.Context, pool *pgxpool.Pool, waits map[string]vacuumW
 	if err != nil {
 		return nil, fmt.Errorf("finding tables to vacuum: %w", store.MapError(err))
 	}
+	if len(due) == 0 {
+		return nil, nil
+	}
+	var h store.VacuumHorizonRow
+	if waits != nil {
+		if h, err = q.VacuumHorizon(ctx); err != nil {
+			return nil, fmt.Errorf("reading the vacuum horizon: %w", store.MapError(err))
+		}
+	}
 	var vacuumed []string
 	for _, table := range due {
-		if now.Before(waits[table].until) {
+		if w, ok := waits[table]; ok && now.Before(w.until) && h.Horizon < w.since {
 			continue
 		}
 		// VACUUM takes no parameters; the name comes from pg_class.
@@ -78,12 +93,16 @@ func vacuumDue(ctx context.Context, pool *pgxpool.Pool, waits map[string]vacuumW
 		return vacuumed, fmt.Errorf("finding tables to vacuum: %w", store.MapError(err))
 	}
 	for _, table := range vacuumed {
-		if !slices.Contains(still, table) {
+		w, ok := waits[table]
+		switch {
+		case !slices.Contains(still, table):
 			delete(waits, table)
 			continue
+		case ok && h.Horizon >= w.since:
+			w.wait = 0 // the horizon moved: a new wait
 		}
-		w := min(max(2*waits[table].wait, interval), max(maxVacuumWait, interval))
-		waits[table] = vacuumWait{until: now.Add(w), wait: w}
+		w.wait = min(max(2*w.wait, interval), max(maxVacuumWait, interval))
+		waits[table] = vacuumWait{until: now.Add(w.wait), wait: w.wait, since: h.NextXid}
 	}
 	return vacuumed, nil
 }

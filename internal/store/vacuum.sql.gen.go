@@ -48,3 +48,41 @@ func (q *Queries) TablesToVacuum(ctx context.Context, arg TablesToVacuumParams) 
 	}
 	return items, nil
 }
+
+const vacuumHorizon = `-- name: VacuumHorizon :one
+WITH held AS (
+    SELECT greatest(age(a.backend_xmin), age(a.backend_xid)) AS age
+    FROM pg_catalog.pg_stat_activity a
+    WHERE a.pid <> pg_catalog.pg_backend_pid()
+      AND (a.datname = current_database() OR a.backend_type = 'walsender')
+      AND a.pid NOT IN (SELECT v.pid FROM pg_catalog.pg_stat_progress_vacuum v)
+    UNION ALL
+    SELECT age(s.xmin) FROM pg_catalog.pg_replication_slots s
+    UNION ALL
+    SELECT age(p.transaction) FROM pg_catalog.pg_prepared_xacts p WHERE p.database = current_database()
+), next AS (
+    SELECT pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::bigint AS xid
+)
+SELECT (n.xid - coalesce((SELECT max(h.age) FROM held h), 0))::bigint AS horizon, n.xid AS next_xid
+FROM next n
+`
+
+type VacuumHorizonRow struct {
+	Horizon int64 `json:"horizon"`
+	NextXid int64 `json:"next_xid"`
+}
+
+// How far vacuum may clean this database's tables: the oldest transaction ID
+// some session may still need (horizon), and the next one to be assigned
+// (next_xid), both as 64-bit IDs, which do not wrap. A session's snapshot
+// or transaction holds it back in its own database (pg_stat_activity shows
+// every role's xids), a standby's feedback through its walsender in every
+// database, and so do replication slots and prepared transactions.
+// Vacuums themselves hold back no one. With nothing holding it, horizon
+// is next_xid.
+func (q *Queries) VacuumHorizon(ctx context.Context) (VacuumHorizonRow, error) {
+	row := q.db.QueryRow(ctx, vacuumHorizon)
+	var i VacuumHorizonRow
+	err := row.Scan(&i.Horizon, &i.NextXid)
+	return i, err
+}
