@@ -15,7 +15,7 @@ FROM pg_catalog.pg_class c
 WHERE c.relnamespace = 'baton'::regnamespace
   AND c.relkind = 'r'
   AND pg_catalog.pg_stat_get_dead_tuples(c.oid) >= greatest($1::bigint, $2::float8 * pg_catalog.pg_stat_get_live_tuples(c.oid))
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_vacuum v WHERE v.relid = c.oid)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_vacuum v WHERE v.relid = c.oid AND v.datname = current_database())
   AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
 ORDER BY pg_catalog.pg_stat_get_dead_tuples(c.oid) DESC
 `
@@ -28,7 +28,8 @@ type TablesToVacuumParams struct {
 // Baton's tables whose dead row versions have passed a share of their rows
 // (and a floor), that no vacuum is working on, and that this role may
 // vacuum (as their owner, or a superuser): Vacuum's work list, most dead
-// rows first.
+// rows first. The progress view shows every database's vacuums, and the
+// databases made from one template have the same table OIDs.
 func (q *Queries) TablesToVacuum(ctx context.Context, arg TablesToVacuumParams) ([]string, error) {
 	rows, err := q.db.Query(ctx, tablesToVacuum, arg.MinDead, arg.DeadShare)
 	if err != nil {
