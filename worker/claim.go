@@ -38,6 +38,13 @@ func (s *stage) claimLoop(ctx context.Context) {
 		// free, which a handler's return changes.)
 		if free := s.free(); free > 0 && ctx.Err() == nil {
 			n, err := s.claim(ctx, free)
+			// A connection ended under the claim (an administrator's or a
+			// proxy's doing) is dropped by the pool; claim again at once on
+			// another, not after a poll interval. Each try drops one, so a
+			// pool of them all ended (a restart) ends in a connect error.
+			for tries := int32(0); store.ConnectionLost(err) && tries < s.w.pool.Config().MaxConns && ctx.Err() == nil; tries++ {
+				n, err = s.claim(ctx, free)
+			}
 			switch {
 			case err != nil && ctx.Err() == nil:
 				s.log.Warn("claiming jobs", "error", err)

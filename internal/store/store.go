@@ -87,6 +87,15 @@ func MapError(err error) error {
 	return err
 }
 
+// ConnectionLost reports whether err came from a connection that was lost
+// (ended by the server, as pg_terminate_backend does, or on the way) rather
+// than from a database that cannot be reached: the pool drops such a
+// connection, and another one may answer at once.
+func ConnectionLost(err error) bool {
+	var connErr *pgconn.ConnectError
+	return errors.Is(MapError(err), ErrUnavailable) && !errors.As(err, &connErr)
+}
+
 // Refused reports whether the database refused a statement for its data or
 // its rules (a constraint, a value it cannot store), as opposed to failing to
 // run it (a lost connection, a shutdown, a deadlock or serialization
