@@ -95,7 +95,7 @@ type phaseFigures struct {
 	oldestXmin                   int64
 	deadMax                      int64   // the most dead rows a sample saw
 	cleanDead                    int64   // the clean phase's deadMax, if it ran before; else -1
-	cleanAfter                   float64 // seconds into the phase until dead rows were within cleanDead; -1: never
+	cleanAfter                   float64 // seconds into the phase until dead rows above cleanDead were back within it; -1: never
 	statements                   []statementCost
 	seconds                      float64
 }
@@ -347,7 +347,9 @@ func (r *pressureRun) measure(f *phaseFigures) {
 }
 
 // watchDead samples the event tables' dead rows every 2 s for d: the most
-// a sample saw, and when they were first back within the clean phase's.
+// a sample saw, and when they were first back within the clean phase's
+// after a sample above it (a phase that begins within it and grows past it
+// is never back).
 func (r *pressureRun) watchDead(f *phaseFigures, d time.Duration) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, r.c.url(r.db))
@@ -367,8 +369,9 @@ func (r *pressureRun) watchDead(f *phaseFigures, d time.Duration) {
 		if err := conn.QueryRow(ctx, "SELECT coalesce(sum(s.n_dead_tup), 0)::bigint "+eventTables).Scan(&dead); err != nil {
 			continue // a phase may restart the server under it
 		}
+		above := f.deadMax > f.cleanDead
 		f.deadMax = max(f.deadMax, dead)
-		if f.cleanDead >= 0 && f.cleanAfter < 0 && dead <= f.cleanDead {
+		if f.cleanDead >= 0 && above && f.cleanAfter < 0 && dead <= f.cleanDead {
 			f.cleanAfter = time.Since(began).Seconds()
 		}
 	}
@@ -464,6 +467,8 @@ func pressureTable(figures []*phaseFigures, rate float64, lost int64) string {
 		back := "—"
 		switch {
 		case f.cleanDead < 0:
+		case f.deadMax <= f.cleanDead:
+			back = "within throughout"
 		case f.cleanAfter >= 0:
 			back = fmt.Sprintf("%.0f s", f.cleanAfter)
 		default:
