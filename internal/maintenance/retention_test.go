@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/internal/dbtest"
@@ -114,10 +115,7 @@ func TestPruneRunsOnOneReplicaAtATime(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
-	_, err := store.Submit(ctx, pool, store.NewJob{Queue: "q"})
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, "UPDATE baton.jobs SET state = 'succeeded', finished_at = now() - interval '2 days'")
-	require.NoError(t, err)
+	succeededTwoDaysAgo(t, pool)
 
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
@@ -143,16 +141,13 @@ func TestPruneFinishesTheBatchUnderWayWhenStopped(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
-	ids, err := store.Submit(ctx, pool, store.NewJob{Queue: "q"})
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, "UPDATE baton.jobs SET state = 'succeeded', finished_at = now() - interval '2 days'")
-	require.NoError(t, err)
+	id := succeededTwoDaysAgo(t, pool)
 
 	// A lock on the job's history holds the batch's delete.
 	holder, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer holder.Rollback(ctx) //nolint:errcheck // released below; this is for a failed assertion
-	_, err = holder.Exec(ctx, "SELECT 1 FROM baton.job_events WHERE job_id = $1 FOR UPDATE", ids[0])
+	_, err = holder.Exec(ctx, "SELECT 1 FROM baton.job_events WHERE job_id = $1 FOR UPDATE", id)
 	require.NoError(t, err)
 
 	stop, cancel := context.WithCancel(ctx)
@@ -185,4 +180,16 @@ func TestPruneFinishesTheBatchUnderWayWhenStopped(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
 		WHERE l.locktype = 'advisory' AND d.datname = current_database()`).Scan(&held))
 	require.Zero(t, held, "the prune lock went with the batch")
+}
+
+// succeededTwoDaysAgo submits a job and makes it one that succeeded two
+// days ago: past the default retention.
+func succeededTwoDaysAgo(t *testing.T, pool *pgxpool.Pool) int64 {
+	t.Helper()
+	ctx := context.Background()
+	ids, err := store.Submit(ctx, pool, store.NewJob{Queue: "q"})
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "UPDATE baton.jobs SET state = 'succeeded', finished_at = now() - interval '2 days' WHERE id = $1", ids[0])
+	require.NoError(t, err)
+	return ids[0]
 }

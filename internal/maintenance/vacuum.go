@@ -75,7 +75,7 @@ func vacuumDue(ctx context.Context, pool *pgxpool.Pool, waits map[string]vacuumW
 	}
 	var vacuumed []string
 	for _, table := range due {
-		if w, ok := waits[table]; ok && now.Before(w.until) && h.Horizon < w.since {
+		if w := waits[table]; now.Before(w.until) && h.Horizon < w.since { // no wait: until is zero
 			continue
 		}
 		// VACUUM takes no parameters; the name comes from pg_class.
@@ -93,13 +93,13 @@ func vacuumDue(ctx context.Context, pool *pgxpool.Pool, waits map[string]vacuumW
 		return vacuumed, fmt.Errorf("finding tables to vacuum: %w", store.MapError(err))
 	}
 	for _, table := range vacuumed {
-		w, ok := waits[table]
+		w := waits[table]
 		switch {
 		case !slices.Contains(still, table):
 			delete(waits, table)
 			continue
-		case ok && h.Horizon >= w.since:
-			w.wait = 0 // the horizon moved: a new wait
+		case h.Horizon >= w.since:
+			w.wait = 0 // the horizon moved (or no wait yet): a new wait
 		}
 		w.wait = min(max(2*w.wait, interval), max(maxVacuumWait, interval))
 		waits[table] = vacuumWait{until: now.Add(w.wait), wait: w.wait, since: h.NextXid}

@@ -65,15 +65,7 @@ func TestVacuumWaitsWhileTheHorizonIsHeld(t *testing.T) {
 	pool := dbtest.New(t)
 	ctx := context.Background()
 	release := dbtest.HoldHorizon(t, pool)
-	for _, sql := range []string{
-		"ALTER TABLE baton.jobs SET (autovacuum_enabled = false)",
-		"INSERT INTO baton.queues (name) VALUES ('a')",
-		"INSERT INTO baton.jobs (queue, state, payload) SELECT 'a', 'available', '{}' FROM generate_series(1, 30000)",
-		"UPDATE baton.jobs SET state = 'running'",
-	} {
-		_, err := pool.Exec(ctx, sql)
-		require.NoError(t, err)
-	}
+	claimInBulk(t, pool)
 	waits := map[string]maintenance.VacuumWait{}
 	vacuum := func(at time.Duration) []string {
 		vacuumed, err := maintenance.VacuumDue(ctx, pool, waits, time.Second, time.Unix(0, 0).Add(at))
@@ -135,15 +127,7 @@ func TestVacuumIsNotHeldBackByAnotherDatabasesVacuum(t *testing.T) {
 		return o
 	}
 	require.Equal(t, oid(here), oid(there), "one template, one OID")
-	for _, sql := range []string{
-		"ALTER TABLE baton.jobs SET (autovacuum_enabled = false)",
-		"INSERT INTO baton.queues (name) VALUES ('a')",
-		"INSERT INTO baton.jobs (queue, state, payload) SELECT 'a', 'available', '{}' FROM generate_series(1, 30000)",
-		"UPDATE baton.jobs SET state = 'running'",
-	} {
-		_, err := here.Exec(ctx, sql)
-		require.NoError(t, err)
-	}
+	claimInBulk(t, here)
 	// There, rows that a rolled-back insert left: dead to every snapshot,
 	// so that its vacuum has index entries to delete whatever transactions
 	// other tests hold open.
@@ -178,4 +162,19 @@ func TestVacuumIsNotHeldBackByAnotherDatabasesVacuum(t *testing.T) {
 	require.Equal(t, "vacuuming indexes", underWay(), "while the other vacuum was under way")
 	require.NoError(t, cursor.Rollback(ctx))
 	require.NoError(t, <-vacuumed)
+}
+
+// claimInBulk makes 30,000 jobs running in one statement, leaving as many
+// dead row versions in baton.jobs, whose autovacuum it turns off.
+func claimInBulk(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	for _, sql := range []string{
+		"ALTER TABLE baton.jobs SET (autovacuum_enabled = false)",
+		"INSERT INTO baton.queues (name) VALUES ('a')",
+		"INSERT INTO baton.jobs (queue, state, payload) SELECT 'a', 'available', '{}' FROM generate_series(1, 30000)",
+		"UPDATE baton.jobs SET state = 'running'",
+	} {
+		_, err := pool.Exec(context.Background(), sql)
+		require.NoError(t, err)
+	}
 }
