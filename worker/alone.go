@@ -122,10 +122,7 @@ func (s *stage) runAlone(ctx, held context.Context, c claimed) {
 		}
 	}
 	s.mu.Lock()
-	if in := s.running[job.ID]; in != nil && in.token == token {
-		in.cancel(nil)
-		delete(s.running, job.ID)
-	}
+	s.unlistLocked(c.run())
 	s.mu.Unlock()
 	w.leaveAlone(false)
 }

@@ -27,8 +27,13 @@ func (s *stage) claimLoop(ctx context.Context) {
 	s.lookAhead.Store(true)
 	s.lookIsolated.Store(true)
 	s.readLimit(ctx)
+	stop := context.AfterFunc(ctx, s.drain)
+	defer stop()
+	// After the last claim.
+	defer s.releaseAhead()
 	var retry time.Duration // while the database is unavailable: the wait before trying again
 	for ctx.Err() == nil {
+		s.startAhead() // in slots the slot count grew by
 		if s.lookIsolated.Swap(false) {
 			s.claimIsolated(ctx) // first: a job it holds stops the claims below
 		}
@@ -235,15 +240,16 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 	if len(own) > 0 {
 		s.noteOverrides(ctx, own, timeouts, leases)
 	}
+	readable := cs[:0]
 	for i, r := range rows {
-		c := cs[i]
 		if r.Payload == nil { // only a claim with payloads checked returns one (the column is NOT NULL)
-			s.jobLog(c.job).Error("poison row: its payload cannot be read; the job ends dead, its payload kept in baton.job_faults.unreadable_payload")
-			s.fail(c, errUnreadable, 0)
+			s.jobLog(cs[i].job).Error("poison row: its payload cannot be read; the job ends dead, its payload kept in baton.job_faults.unreadable_payload")
+			s.fail(cs[i], errUnreadable, 0)
 			continue
 		}
-		s.start(c, false)
+		readable = append(readable, cs[i])
 	}
+	s.startClaimed(readable)
 	return len(rows), nil
 }
 

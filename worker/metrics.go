@@ -10,7 +10,7 @@ import (
 // says (Config.Metrics), so that two Workers in one process never share
 // series.
 type metrics struct {
-	claimed, finished, leasesLost, fenced                          *prometheus.CounterVec
+	claimed, claimedAhead, finished, leasesLost, fenced            *prometheus.CounterVec
 	slots                                                          *prometheus.GaugeVec
 	handlerSeconds, pickupSeconds, claimSeconds, completionSeconds *prometheus.HistogramVec
 }
@@ -22,6 +22,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		claimed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "baton_jobs_claimed_total",
 			Help: "Jobs claimed by this worker.",
+		}, []string{"queue"}),
+		claimedAhead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "baton_jobs_claimed_ahead_total",
+			Help: "Jobs claimed ahead of a free slot while a backlog waited: they waited in this worker for a slot (at most 250 ms of the handler's work over the slots).",
 		}, []string{"queue"}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "baton_jobs_finished_total",
@@ -46,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"queue"}),
 		pickupSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "baton_pickup_latency_seconds",
-			Help:    "From when a job was due (run_at) to its claim, in database time; for a direct hand-off (created claimed), the completion statement that created it, as the worker timed it.",
+			Help:    "From when a job was due (run_at) to its claim, in database time, plus the wait for a slot of a job claimed ahead; for a direct hand-off (created claimed), the completion statement that created it, as the worker timed it.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 12),
 		}, []string{"queue"}),
 		// The hot path's two statements, timed by the worker (round trip
@@ -67,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.claimed, m.finished, m.leasesLost, m.fenced, m.slots,
+	for _, c := range []prometheus.Collector{m.claimed, m.claimedAhead, m.finished, m.leasesLost, m.fenced, m.slots,
 		m.handlerSeconds, m.pickupSeconds, m.claimSeconds, m.completionSeconds} {
 		if err := reg.Register(c); err != nil {
 			// Most often another Worker's metrics are registered there already.
@@ -80,15 +84,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // stageMetrics are the metrics of one stage, resolved once: the hot path
 // then makes no label lookups.
 type stageMetrics struct {
-	claimed, succeeded, leasesLost, fenced prometheus.Counter
-	slots                                  prometheus.Gauge
-	handlerSeconds, pickupSeconds          prometheus.Observer
-	claimSeconds, completionSeconds        prometheus.Observer
+	claimed, claimedAhead, succeeded prometheus.Counter
+	leasesLost, fenced               prometheus.Counter
+	slots                            prometheus.Gauge
+	handlerSeconds, pickupSeconds    prometheus.Observer
+	claimSeconds, completionSeconds  prometheus.Observer
 }
 
 func (m *metrics) stage(queue string) stageMetrics {
 	return stageMetrics{
 		claimed:           m.claimed.WithLabelValues(queue),
+		claimedAhead:      m.claimedAhead.WithLabelValues(queue),
 		succeeded:         m.finished.WithLabelValues(queue, "succeeded"),
 		leasesLost:        m.leasesLost.WithLabelValues(queue),
 		fenced:            m.fenced.WithLabelValues(queue),

@@ -15,6 +15,9 @@ type slots struct {
 	// auto sizes the slots of a stage with no concurrency set (adaptive.go);
 	// nil: size is fixed.
 	auto *adaptive
+	// meanRun is the handler's recent mean run time (a moving average over
+	// about 16 runs): it bounds the jobs claimed ahead.
+	meanRun time.Duration
 }
 
 // slotsFor returns a stage's slots: fixed at its concurrency, or adaptive.
@@ -26,17 +29,30 @@ func slotsFor(st Stage) slots {
 	return slots{size: a.floor, auto: a}
 }
 
-// free is how many jobs may be claimed now, with held claimed jobs whose
-// outcome is not recorded yet. A limited stage (whose claims count the
-// queue's running jobs) claims only for slots whose last job is recorded:
-// the database counts a job running until then, and a claim made before
-// would find its slot taken (or, in a fair stage, would share the slots by
-// what has not committed yet).
-func (sl slots) free(held int, limited bool) int {
+// free is how many jobs may be claimed now: the free slots, and up to
+// ahead more to wait for a slot (ahead.go) less the queued ones waiting
+// already; with held claimed jobs whose outcome is not recorded yet. A
+// limited stage (whose claims count the queue's running jobs) claims only
+// for slots whose last job is recorded, and never ahead: the database
+// counts a job running until then, and a claim made before would find its
+// slot taken (or, in a fair stage, would share the slots by what has not
+// committed yet).
+func (sl slots) free(held, queued, ahead int, limited bool) int {
 	if limited {
 		return max(0, min(sl.size-sl.busy, sl.size-held-sl.reserved))
 	}
-	return max(0, min(sl.size-sl.busy, 2*sl.size-held-sl.reserved)) // an adaptive size may fall below busy
+	// An adaptive size may fall below busy.
+	return max(0, min(sl.size-sl.busy+ahead-queued, 2*sl.size+ahead-held-sl.reserved))
+}
+
+// ahead is how many claimed jobs may wait for a slot: as many as the slots
+// run in span at the handler's recent pace, at most maxAhead. None before
+// the pace is known.
+func (sl slots) ahead(span time.Duration) int {
+	if sl.meanRun == 0 {
+		return 0
+	}
+	return int(min(maxAhead, int64(sl.size)*int64(span)/int64(max(sl.meanRun, time.Microsecond))))
 }
 
 // start counts a claimed job's handler starting: in a slot of its own, or
@@ -54,6 +70,11 @@ func (sl *slots) start(fromReserve bool) {
 // slot count.
 func (sl *slots) end(d time.Duration) int {
 	sl.busy--
+	if sl.meanRun == 0 {
+		sl.meanRun = max(d, 1)
+	} else {
+		sl.meanRun += (d - sl.meanRun) / 16
+	}
 	if sl.auto != nil {
 		sl.size = sl.auto.ran(d, sl.size)
 	}
@@ -85,8 +106,9 @@ func (sl *slots) claimed(full bool) {
 
 // goroutines is how many handler goroutines the stage may keep: a job's
 // goroutine waits for its outcome's commit after its slot is free, and
-// claimed jobs are at most twice the slots (free).
-func (sl slots) goroutines() int { return 2 * sl.size }
+// claimed jobs are at most twice the slots, and one slot count claimed
+// ahead (free).
+func (sl slots) goroutines() int { return 3 * sl.size }
 
 // tick is a poll interval passing.
 func (sl *slots) tick() {
@@ -106,7 +128,11 @@ func (s *stage) freeLocked() int {
 	if s.w.aloneRun.Load() != nil {
 		return 0 // an isolated job is held or runs alone on this worker (looking for one stops nothing)
 	}
-	return s.slots.free(len(s.running), s.limited())
+	ahead := s.aheadLocked()
+	if len(s.ahead) > ahead/2 {
+		return 0 // claim again when half of them have started, in one batch
+	}
+	return s.slots.free(len(s.running), len(s.ahead), ahead, s.limited())
 }
 
 // reserve holds up to n free slots for jobs that a completion in this

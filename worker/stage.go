@@ -30,6 +30,8 @@ type stage struct {
 	running  map[int64]*inflight // claimed and not yet recorded: heartbeats keep these leases (lease.go)
 	slots    slots               // handler slots (slots.go)
 	closing  bool                // shutting down: no more reservations
+	draining bool                // shutting down: no job claimed ahead starts
+	ahead    []task              // jobs claimed ahead, waiting for a slot (ahead.go)
 	caughtUp atomic.Bool         // the last claim found fewer due jobs than free slots
 	handlers sync.WaitGroup
 	// Handler goroutines (handlerLoop): goroutines counts them, idle hands
@@ -108,18 +110,34 @@ func (s *stage) count() int {
 // start runs the handler of a job this worker has claimed: in a new slot,
 // or (fromReserve) in one reserved for a direct hand-off.
 func (s *stage) start(c claimed, fromReserve bool) {
-	s.w.stats.claimed.Add(1)
-	s.metrics.claimed.Inc()
-	s.metrics.pickupSeconds.Observe(c.pickup.Seconds())
-	jctx, cancel := context.WithCancelCause(s.w.handlerCtx)
 	s.mu.Lock()
-	s.listLocked(c.job.ID, c.token, c.lease, cancel)
+	t := s.takeLocked(c)
 	s.slots.start(fromReserve)
 	if !fromReserve {
 		s.handlers.Add(1) // reserve counted a reserved slot's
 	}
 	s.mu.Unlock()
-	t := task{jctx, c}
+	s.dispatch(t)
+}
+
+// takeLocked lists a claimed job as this worker's, with the context its
+// handler will run under.
+func (s *stage) takeLocked(c claimed) task {
+	s.w.stats.claimed.Add(1)
+	s.metrics.claimed.Inc()
+	jctx, cancel := context.WithCancelCause(s.w.handlerCtx)
+	s.listLocked(c.job.ID, c.token, c.lease, cancel)
+	return task{ctx: jctx, c: c}
+}
+
+// dispatch hands a started job to a handler goroutine: one waiting for its
+// next job, or a new one.
+func (s *stage) dispatch(t task) {
+	pickup := t.c.pickup
+	if !t.queued.IsZero() {
+		pickup += time.Since(t.queued) // it waited for a slot (ahead.go)
+	}
+	s.metrics.pickupSeconds.Observe(pickup.Seconds())
 	select {
 	case s.idle <- t: // a handler goroutine waiting for its next job takes it
 	default:
@@ -134,6 +152,9 @@ func (s *stage) start(c claimed, fromReserve bool) {
 type task struct {
 	ctx context.Context
 	c   claimed
+	// queued is when a job claimed ahead began to wait for a slot (zero:
+	// it started at its claim).
+	queued time.Time
 }
 
 // handlerLoop runs jobs' handlers one after another: a goroutine is kept
@@ -180,6 +201,14 @@ func (s *stage) listLocked(id, token int64, lease time.Duration, cancel context.
 	}
 }
 
+// unlistLocked takes a job's run off the running set (not a later claim's).
+func (s *stage) unlistLocked(r run) {
+	if in := s.running[r.id]; in != nil && in.token == r.token {
+		in.cancel(nil)
+		delete(s.running, r.id)
+	}
+}
+
 func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
@@ -193,10 +222,7 @@ func (s *stage) execute(ctx context.Context, c claimed) {
 	job := c.job
 	defer func() {
 		s.mu.Lock()
-		if in := s.running[job.ID]; in != nil && in.token == c.token { // not a later claim's
-			in.cancel(nil)
-			delete(s.running, job.ID)
-		}
+		s.unlistLocked(c.run())
 		s.mu.Unlock()
 		signal(s.freed)
 		signal(s.w.settled)
@@ -223,8 +249,12 @@ func (s *stage) execute(ctx context.Context, c claimed) {
 	endSpan(span, err)
 	s.mu.Lock()
 	size := s.slots.end(ran)
+	next, ok := s.nextAheadLocked() // a job claimed ahead takes the slot
 	s.mu.Unlock()
 	s.metrics.slots.Set(float64(size))
+	if ok {
+		s.dispatch(next)
+	}
 	signal(s.freed)
 	if job.exec.wasCompleted() {
 		// The handler completed the job in its own transaction (CompleteTx):

@@ -439,20 +439,10 @@ func TestTwoWorkersKeepTheirOwnMetrics(t *testing.T) {
 	for range 3 {
 		b.submit(`{}`)
 	}
-	claimed := func(reg *prometheus.Registry) float64 {
-		families, err := reg.Gather()
-		require.NoError(t, err)
-		for _, f := range families {
-			if f.GetName() == "baton_jobs_claimed_total" {
-				return f.GetMetric()[0].GetCounter().GetValue()
-			}
-		}
-		return 0
-	}
 	require.Eventually(t, func() bool {
 		return count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE state = 'succeeded'") == 3
 	}, 10*time.Second, 10*time.Millisecond)
-	require.Equal(t, 3.0, claimed(one)+claimed(two), "each claim counted once, by the worker that made it")
+	require.Equal(t, 3.0, counter(t, one, "baton_jobs_claimed_total")+counter(t, two, "baton_jobs_claimed_total"), "each claim counted once, by the worker that made it")
 }
 
 // A worker is ready while its stages claim: not before Run starts them,
