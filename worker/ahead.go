@@ -16,7 +16,7 @@ import (
 // docs/benchmarks.md). The jobs waiting are leased and listed as running,
 // so heartbeats keep their leases and a crash returns them when the leases
 // expire (each then runs alone, as any job of a crashed worker: maxAhead
-// bounds how many). A limited stage (global or group concurrency, fair
+// bounds how many, and maxAheadBytes the memory they hold). A limited stage (global or group concurrency, fair
 // shares, a rate) never claims ahead, since the database counts a claimed
 // job as running; and no more wait than the slots run in aheadSpan at the
 // handler's recent pace, so that a slow handler's jobs stay in the queue
@@ -28,8 +28,12 @@ import (
 // as long).
 const aheadSpan = 250 * time.Millisecond
 
-// maxAhead is the most jobs a stage claims ahead.
-const maxAhead = 1000
+// maxAhead is the most jobs a stage claims ahead, and maxAheadBytes the
+// most bytes of payload they may hold, at the recent claims' mean.
+const (
+	maxAhead      = 1000
+	maxAheadBytes = 32 << 20
+)
 
 // aheadLocked is how many claimed jobs may wait for a slot now.
 func (s *stage) aheadLocked() int {
@@ -78,9 +82,17 @@ func (s *stage) startAhead() {
 // startClaimed starts a claim's jobs in the free slots, and keeps the rest
 // waiting for one.
 func (s *stage) startClaimed(cs []claimed) {
+	if len(cs) == 0 {
+		return
+	}
 	now := time.Now()
 	var starts []task
+	bytes := 0
+	for _, c := range cs {
+		bytes += len(c.job.Payload)
+	}
 	s.mu.Lock()
+	s.slots.claimedBytes(bytes, len(cs))
 	for _, c := range cs {
 		t := s.takeLocked(c)
 		if s.draining || s.slots.busy >= s.slots.size {

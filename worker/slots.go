@@ -16,8 +16,10 @@ type slots struct {
 	// nil: size is fixed.
 	auto *adaptive
 	// meanRun is the handler's recent mean run time (a moving average over
-	// about 16 runs): it bounds the jobs claimed ahead.
-	meanRun time.Duration
+	// about 16 runs), and meanPayload the recent claims' mean payload
+	// bytes: they bound the jobs claimed ahead.
+	meanRun     time.Duration
+	meanPayload int
 }
 
 // slotsFor returns a stage's slots: fixed at its concurrency, or adaptive.
@@ -46,13 +48,25 @@ func (sl slots) free(held, queued, ahead int, limited bool) int {
 }
 
 // ahead is how many claimed jobs may wait for a slot: as many as the slots
-// run in span at the handler's recent pace, at most maxAhead. None before
+// run in span at the handler's recent pace, at most maxAhead, and no more
+// than maxAheadBytes of payloads at the recent claims' mean. None before
 // the pace is known.
 func (sl slots) ahead(span time.Duration) int {
 	if sl.meanRun == 0 {
 		return 0
 	}
-	return int(min(maxAhead, int64(sl.size)*int64(span)/int64(max(sl.meanRun, time.Microsecond))))
+	n := min(maxAhead, int64(sl.size)*int64(span)/int64(max(sl.meanRun, time.Microsecond)))
+	return int(min(n, maxAheadBytes/int64(max(sl.meanPayload, 1))))
+}
+
+// claimedBytes notes a claim's payload bytes, of n jobs.
+func (sl *slots) claimedBytes(bytes, n int) {
+	mean := bytes / n
+	if sl.meanPayload == 0 {
+		sl.meanPayload = mean
+	} else {
+		sl.meanPayload += (mean - sl.meanPayload) / 4
+	}
 }
 
 // start counts a claimed job's handler starting: in a slot of its own, or

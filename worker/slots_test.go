@@ -46,7 +46,8 @@ func TestSlotsBoundHandlersAndHeldJobs(t *testing.T) {
 }
 
 // While a backlog waits, jobs are claimed ahead of the free slots: no more
-// than the slots run in the span at the handler's pace, at most maxAhead.
+// than the slots run in the span at the handler's pace, at most maxAhead,
+// and at most maxAheadBytes of payloads.
 func TestSlotsClaimAheadOfTheFreeSlots(t *testing.T) {
 	t.Parallel()
 	sl := slots{size: 4}
@@ -73,6 +74,11 @@ func TestSlotsClaimAheadOfTheFreeSlots(t *testing.T) {
 	fast := slots{size: 64, meanRun: time.Microsecond}
 	if got := fast.ahead(250 * time.Millisecond); got != maxAhead {
 		t.Fatalf("1 µs handler: ahead = %d, want %d", got, maxAhead)
+	}
+	large := slots{size: 64, meanRun: time.Microsecond}
+	large.claimedBytes(10<<20, 10) // 1 MiB payloads
+	if got := large.ahead(250 * time.Millisecond); got != 32 {
+		t.Fatalf("1 µs handler, 1 MiB payloads: ahead = %d, want 32 (32 MiB)", got)
 	}
 	slow := slots{size: 8, meanRun: 4 * time.Second}
 	if got := slow.ahead(250 * time.Millisecond); got != 0 {
