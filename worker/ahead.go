@@ -58,8 +58,7 @@ func (s *stage) nextAheadLocked() (task, bool) {
 			signal(s.w.settled)
 			continue
 		}
-		s.slots.start(false)
-		s.handlers.Add(1)
+		s.beginLocked(false)
 		return t, true
 	}
 	return task{}, false
@@ -101,8 +100,7 @@ func (s *stage) startClaimed(cs []claimed) {
 			s.metrics.claimedAhead.Inc()
 			continue
 		}
-		s.slots.start(false)
-		s.handlers.Add(1)
+		s.beginLocked(false)
 		starts = append(starts, t)
 	}
 	s.mu.Unlock()

@@ -119,9 +119,10 @@ func (sl *slots) claimed(full bool) {
 }
 
 // goroutines is how many handler goroutines the stage may keep: a job's
-// goroutine waits for its outcome's commit after its slot is free, and
-// claimed jobs are at most twice the slots, and one slot count claimed
-// ahead (free).
+// goroutine waits for its outcome's commit after its slot is free, so
+// started jobs not yet recorded reach twice the slots, and more while jobs
+// claimed ahead start behind a slow commit (free); one more slot count's
+// worth is kept for those.
 func (sl slots) goroutines() int { return 3 * sl.size }
 
 // tick is a poll interval passing.

@@ -112,12 +112,18 @@ func (s *stage) count() int {
 func (s *stage) start(c claimed, fromReserve bool) {
 	s.mu.Lock()
 	t := s.takeLocked(c)
+	s.beginLocked(fromReserve)
+	s.mu.Unlock()
+	s.dispatch(t)
+}
+
+// beginLocked counts a handler starting: in a free slot, or in one
+// reserved for a direct hand-off.
+func (s *stage) beginLocked(fromReserve bool) {
 	s.slots.start(fromReserve)
 	if !fromReserve {
 		s.handlers.Add(1) // reserve counted a reserved slot's
 	}
-	s.mu.Unlock()
-	s.dispatch(t)
 }
 
 // takeLocked lists a claimed job as this worker's, with the context its
