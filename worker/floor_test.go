@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/internal/store"
+	"github.com/baton-run/baton/internal/workertest"
 	"github.com/baton-run/baton/worker"
 )
 
@@ -35,4 +36,49 @@ func TestClaimsFromTheFloorFindUrgentAndLateJobs(t *testing.T) {
 	late := b.submitJob(store.NewJob{Queue: "a", Payload: []byte(`"late"`), Priority: 1, RunAt: time.Now().Add(-time.Hour)})
 	b.waitStateWithin(late, "succeeded", 10*time.Second)
 	require.Equal(t, `"late"`, <-ran, "an hour below the floor: found below it")
+}
+
+// The check below the floor reads every claim index entry below it that the
+// last vacuum left, and each replica checked every poll interval: the
+// replicas of a queue take turns, one check an interval in all, and a job
+// below their floors is still found.
+func TestReplicasTakeTurnsCheckingBelowTheFloor(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	name := b.handle(worker.HandlerFunc(func(context.Context, *worker.Job) (json.RawMessage, error) { return nil, nil }))
+	pipeline := fmt.Sprintf("poll_interval: 100ms\nstages:\n  - queue: a\n    handler: {go: %q}\n", name)
+	replicas := make([]*workertest.Running, 3)
+	for i := range replicas {
+		replicas[i] = workertest.Start(t, b.pool, pipeline, worker.Config{ID: fmt.Sprintf("replica-%d", i), Handlers: b.handlers})
+	}
+	// Each replica has a floor once it has claimed jobs.
+	jobs := make([]store.NewJob, 50)
+	for i := range jobs {
+		jobs[i] = store.NewJob{Queue: "a", Payload: json.RawMessage(`{}`)}
+	}
+	require.Eventually(t, func() bool {
+		_, err := store.Submit(context.Background(), b.pool, jobs...)
+		require.NoError(t, err)
+		for _, r := range replicas {
+			if !worker.HasFloor(r.Worker, "a") {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 20*time.Millisecond)
+
+	checks := func() (n int64) {
+		for _, r := range replicas {
+			n += worker.FloorChecks(r.Worker)
+		}
+		return n
+	}
+	before := checks()
+	time.Sleep(2 * time.Second) // the window: 20 poll intervals
+	n := checks() - before
+	require.LessOrEqual(t, n, int64(25), "one check an interval in all (turns 90 ms apart at least), not one a replica")
+	require.Positive(t, n)
+
+	late := b.submitJob(store.NewJob{Queue: "a", Payload: json.RawMessage(`{}`), RunAt: time.Now().Add(-time.Hour)})
+	b.waitStateWithin(late, "succeeded", 10*time.Second)
 }

@@ -9,6 +9,9 @@ var (
 // VacuumWait and VacuumDue are vacuumWait and vacuumDue, for the tests.
 type VacuumWait = vacuumWait
 
-var VacuumDue = vacuumDue
+var (
+	VacuumDue  = vacuumDue
+	VacuumTurn = vacuumTurn
+)
 
 const MaxVacuumWait = maxVacuumWait

@@ -72,3 +72,42 @@ func TestMaintenancePassRunsOnOneReplicaAnInterval(t *testing.T) {
 	require.Equal(t, time.Second*9/10, maintenance.ReapWait(time.Second, 10*time.Millisecond), "a quick reaper keeps every turn")
 	require.Equal(t, 10*time.Second, maintenance.ReapWait(time.Second, time.Hour), "at most 10 s apart")
 }
+
+// A busy table is due for its vacuum again within a second of the last one,
+// and each replica that vacuumed on its own read it through every interval:
+// an interval's vacuum runs on one replica.
+func TestVacuumRunsOnOneReplicaAnInterval(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	const interval = time.Hour // the turn comes back only when the test moves it
+	replica := func(waits map[string]maintenance.VacuumWait) []string {
+		vacuumed, err := maintenance.VacuumTurn(ctx, pool, waits, interval, time.Now(), log)
+		require.NoError(t, err)
+		return vacuumed
+	}
+	a, b := map[string]maintenance.VacuumWait{}, map[string]maintenance.VacuumWait{}
+	dead := func() (n int64) {
+		require.NoError(t, pool.QueryRow(ctx, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'baton.jobs'::regclass").Scan(&n))
+		return n
+	}
+	deadRows := func(sql string) {
+		_, err := pool.Exec(ctx, sql)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return dead() >= 30000 }, 10*time.Second, 20*time.Millisecond,
+			"the statistics count the dead rows")
+	}
+
+	claimInBulk(t, pool)
+	require.Eventually(t, func() bool { return dead() >= 30000 }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, []string{"jobs"}, replica(a), "the first replica takes the turn and vacuums")
+
+	deadRows("UPDATE baton.jobs SET state = 'available'") // due again at once, as under load
+	require.Empty(t, replica(b), "another replica, within the interval, leaves it")
+	require.Empty(t, replica(a), "and so does the first")
+
+	_, err := pool.Exec(ctx, "UPDATE baton.maintenance_turns SET ran_at = now() - interval '2 hours' WHERE step = 'vacuum'")
+	require.NoError(t, err)
+	require.Equal(t, []string{"jobs"}, replica(b), "the next interval's turn vacuums it")
+}
