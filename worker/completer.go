@@ -21,8 +21,6 @@ type done struct {
 	ran    time.Duration // how long the handler ran
 	// nextTrace is the handler run's trace context, for the next stage's job.
 	nextTrace string
-	// flushed is closed once the commit this success was part of is over.
-	flushed chan struct{}
 }
 
 // completer commits a stage's successes in groups: it takes every success
@@ -134,7 +132,8 @@ func (s *stage) commit(batch []*done) {
 				}, true)
 			}
 		}
-		close(d.flushed)
+		s.settle(d.claimed) // its handler's goroutine did not wait for this commit
+		s.handlers.Done()
 	}
 	if next != nil {
 		next.unreserve(direct - started)

@@ -118,12 +118,11 @@ func (sl *slots) claimed(full bool) {
 	}
 }
 
-// goroutines is how many handler goroutines the stage may keep: a job's
-// goroutine waits for its outcome's commit after its slot is free, so
-// started jobs not yet recorded reach twice the slots, and more while jobs
-// claimed ahead start behind a slow commit (free); one more slot count's
-// worth is kept for those.
-func (sl slots) goroutines() int { return 3 * sl.size }
+// goroutines is how many handler goroutines the stage may keep: one a
+// slot, and as many again for successes that wait for room in the
+// completer's queue while a commit is slow (a goroutine does not wait for
+// its job's commit: the completer settles the job).
+func (sl slots) goroutines() int { return 2 * sl.size }
 
 // tick is a poll interval passing.
 func (sl *slots) tick() {

@@ -169,8 +169,9 @@ type task struct {
 // retires it, or when the worker stops.
 func (s *stage) handlerLoop(t task) {
 	for {
-		s.execute(t.ctx, t.c)
-		s.handlers.Done()
+		if !s.execute(t.ctx, t.c) {
+			s.handlers.Done()
+		}
 		s.mu.Lock()
 		surplus := s.goroutines > s.slots.goroutines()
 		if surplus {
@@ -223,17 +224,15 @@ func signal(c chan struct{}) {
 }
 
 // execute runs one job's handler under the stage timeout, with no
-// transaction open, then records the outcome in one fenced write.
-func (s *stage) execute(ctx context.Context, c claimed) {
+// transaction open, then records the outcome in one fenced write. A success
+// goes to the completer, which settles the job once it is committed
+// (committing); the goroutine does not wait for that commit, and takes its
+// next job. Every other outcome is settled here.
+func (s *stage) execute(ctx context.Context, c claimed) (committing bool) {
 	job := c.job
 	defer func() {
-		s.mu.Lock()
-		s.unlistLocked(c.run())
-		s.mu.Unlock()
-		signal(s.freed)
-		signal(s.w.settled)
-		if r := s.w.aloneRun.Load(); r != nil && *r == c.run() && s.w.aloneRun.CompareAndSwap(r, nil) {
-			s.w.leaveAlone(true) // its lone run is over (not an earlier run's end)
+		if !committing {
+			s.settle(c)
 		}
 	}()
 	sctx, span := s.startSpan(ctx, job, c.traceParent)
@@ -286,9 +285,22 @@ func (s *stage) execute(ctx context.Context, c claimed) {
 		s.fail(c, err, ran)
 		return
 	}
-	flushed := make(chan struct{})
-	s.completions <- &done{claimed: c, result: out, ran: ran, nextTrace: store.TraceParentOf(sctx), flushed: flushed}
-	<-flushed
+	s.completions <- &done{claimed: c, result: out, ran: ran, nextTrace: store.TraceParentOf(sctx)}
+	return true
+}
+
+// settle ends a job's time in the stage once its outcome is recorded, or
+// will not be: heartbeats no longer keep its lease, the claim loop and the
+// drain hear of it, and an isolated job's lone run is over.
+func (s *stage) settle(c claimed) {
+	s.mu.Lock()
+	s.unlistLocked(c.run())
+	s.mu.Unlock()
+	signal(s.freed)
+	signal(s.w.settled)
+	if r := s.w.aloneRun.Load(); r != nil && *r == c.run() && s.w.aloneRun.CompareAndSwap(r, nil) {
+		s.w.leaveAlone(true) // its lone run is over (not an earlier run's end)
+	}
 }
 
 // jobLog is the stage's logger with the job named; built only when there is
