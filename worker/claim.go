@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/baton-run/baton/internal/maintenance"
 	"github.com/baton-run/baton/internal/store"
 )
 
@@ -158,8 +159,8 @@ const maxFloorWait = 30 * time.Second
 // and growing). A job it finds is claimed by the stage's next claim, made
 // with no floor. In a loop of its own, so that no claim waits for it.
 //
-// One replica of those working the queue checks an interval (the queue's
-// floor turn): even clean, the check reads the claim index's entries below
+// One replica of those working the queue checks an interval (maintenance.TakeTurn,
+// the step floor:<queue>): even clean, the check reads the claim index's entries below
 // the floor left since the last vacuum (2,000 pages, 50 ms a check at four
 // replicas), and each replica's own checks multiplied that. The one that
 // checks finds every job below its floor; a job between its floor and
@@ -175,7 +176,8 @@ func (s *stage) watchFloor(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if f := s.floor.Load(); f != nil && !s.belowFloor.Load() && s.floorTurn(ctx, wait) {
+		if f := s.floor.Load(); f != nil && !s.belowFloor.Load() &&
+			maintenance.TakeTurn(ctx, store.New(s.w.pool), "floor:"+s.cfg.Queue, wait*9/10, s.log) {
 			began := time.Now()
 			s.w.stats.floorChecks.Add(1)
 			qctx, cancel := context.WithTimeout(ctx, dbTimeout)
@@ -194,18 +196,6 @@ func (s *stage) watchFloor(ctx context.Context) {
 		}
 		t.Reset(wait)
 	}
-}
-
-// floorTurn says whether this replica checks below its floor now: no
-// replica has checked the queue within nine tenths of wait (a lone replica's
-// timer jitters). If the database cannot say, it checks.
-func (s *stage) floorTurn(ctx context.Context, wait time.Duration) bool {
-	qctx, cancel := context.WithTimeout(ctx, dbTimeout)
-	defer cancel()
-	taken, err := store.New(s.w.pool).MaintenanceTurn(qctx, store.MaintenanceTurnParams{
-		Step: "floor:" + s.cfg.Queue, EveryMs: (wait * 9 / 10).Milliseconds(),
-	})
-	return taken || err != nil
 }
 
 func (s *stage) claim(ctx context.Context, n int) (int, error) {

@@ -1,10 +1,7 @@
 package maintenance
 
-// TakeTurn and ReapWait are takeTurn and reapWait, for the tests.
-var (
-	TakeTurn = takeTurn
-	ReapWait = reapWait
-)
+// ReapWait is reapWait, for the tests.
+var ReapWait = reapWait
 
 // VacuumWait and VacuumDue are vacuumWait and vacuumDue, for the tests.
 type VacuumWait = vacuumWait

@@ -18,7 +18,7 @@ const maintenanceBatch = 1000
 const dbTimeout = 10 * time.Second
 
 // Run runs Pass every interval until ctx is done, on the replica that takes
-// the interval's turn (takeTurn), the reaper less often while it is slow
+// the interval's turn (TakeTurn), the reaper less often while it is slow
 // (reapWait); each of its steps is a single guarded
 // statement besides (SKIP LOCKED, or a delete each row of which one replica
 // wins), so replicas need no leader. Beside it, finished jobs past
@@ -35,10 +35,10 @@ func Run(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, r Rete
 	q := store.New(pool)
 	var reapTook time.Duration // this replica's last reap
 	every(ctx, interval, func() {
-		if !takeTurn(ctx, q, "pass", interval*9/10, log) {
+		if !TakeTurn(ctx, q, "pass", interval*9/10, log) {
 			return
 		}
-		if takeTurn(ctx, q, "reap", reapWait(interval, reapTook), log) {
+		if TakeTurn(ctx, q, "reap", reapWait(interval, reapTook), log) {
 			began := time.Now()
 			reap(ctx, q, log)
 			reapTook = time.Since(began)
@@ -61,7 +61,7 @@ func reapWait(interval, took time.Duration) time.Duration {
 	return max(interval*9/10, min(20*took, maxReapWait))
 }
 
-// takeTurn says whether this replica runs a maintenance step now: the first
+// TakeTurn says whether this replica runs a maintenance step now: the first
 // replica to ask once the duration every has gone by since the step last ran
 // (MaintenanceTurn, migration 27). Run by every replica, the reaper's walk
 // over the running jobs was repeated N times an interval, and it grows with
@@ -69,7 +69,7 @@ func reapWait(interval, took time.Duration) time.Duration {
 // so that a lone replica, whose ticker jitters, keeps every turn. If the
 // database cannot say, the step runs: each of its statements is safe on
 // every replica.
-func takeTurn(ctx context.Context, q *store.Queries, step string, every time.Duration, log *slog.Logger) bool {
+func TakeTurn(ctx context.Context, q *store.Queries, step string, every time.Duration, log *slog.Logger) bool {
 	qctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
 	taken, err := q.MaintenanceTurn(qctx, store.MaintenanceTurnParams{Step: step, EveryMs: every.Milliseconds()})

@@ -88,19 +88,15 @@ func TestVacuumRunsOnOneReplicaAnInterval(t *testing.T) {
 		return vacuumed
 	}
 	a, b := map[string]maintenance.VacuumWait{}, map[string]maintenance.VacuumWait{}
-	dead := func() (n int64) {
-		require.NoError(t, pool.QueryRow(ctx, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'baton.jobs'::regclass").Scan(&n))
-		return n
-	}
 	deadRows := func(sql string) {
 		_, err := pool.Exec(ctx, sql)
 		require.NoError(t, err)
-		require.Eventually(t, func() bool { return dead() >= 30000 }, 10*time.Second, 20*time.Millisecond,
+		require.Eventually(t, func() bool { return deadJobRows(t, pool) >= 30000 }, 10*time.Second, 20*time.Millisecond,
 			"the statistics count the dead rows")
 	}
 
 	claimInBulk(t, pool)
-	require.Eventually(t, func() bool { return dead() >= 30000 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return deadJobRows(t, pool) >= 30000 }, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, []string{"jobs"}, replica(a), "the first replica takes the turn and vacuums")
 
 	deadRows("UPDATE baton.jobs SET state = 'available'") // due again at once, as under load

@@ -124,13 +124,13 @@ func runVacuum(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, 
 }
 
 // vacuumTurn is vacuumDue on the replica that takes the interval's turn
-// (takeTurn). Under load a busy table is due again within a second of its
+// (TakeTurn). Under load a busy table is due again within a second of its
 // vacuum, so each replica that asked on its own vacuumed it each interval:
 // four replicas ran 25 vacuums of baton.jobs in a 200,000-job burn-down
 // where one ran 6, each reading every index of the table (4.1 s of the
 // server's time against 1.5 s).
 func vacuumTurn(ctx context.Context, pool *pgxpool.Pool, waits map[string]vacuumWait, interval time.Duration, now time.Time, log *slog.Logger) ([]string, error) {
-	if !takeTurn(ctx, store.New(pool), "vacuum", interval*9/10, log) {
+	if !TakeTurn(ctx, store.New(pool), "vacuum", interval*9/10, log) {
 		return nil, nil
 	}
 	return vacuumDue(ctx, pool, waits, interval, now)

@@ -39,16 +39,12 @@ func TestVacuumCleansTablesWithManyDeadRows(t *testing.T) {
 		_, err := conn.Exec(ctx, sql)
 		require.NoError(t, err)
 	}
-	dead := func() (n int64) {
-		require.NoError(t, pool.QueryRow(ctx, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'baton.jobs'::regclass").Scan(&n))
-		return n
-	}
-	require.GreaterOrEqual(t, dead(), int64(30000), "the statistics count the claimed jobs' old row versions")
+	require.GreaterOrEqual(t, deadJobRows(t, pool), int64(30000), "the statistics count the claimed jobs' old row versions")
 
 	vacuumed, err := maintenance.Vacuum(ctx, pool)
 	require.NoError(t, err)
 	require.Equal(t, []string{"jobs"}, vacuumed, "only the table past its share of dead rows")
-	require.Eventually(t, func() bool { return dead() == 0 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return deadJobRows(t, pool) == 0 }, 10*time.Second, 20*time.Millisecond)
 
 	vacuumed, err = maintenance.Vacuum(ctx, pool)
 	require.NoError(t, err)
@@ -81,9 +77,7 @@ func TestVacuumWaitsWhileTheHorizonIsHeld(t *testing.T) {
 	require.Equal(t, []string{"jobs"}, vacuum(2600*time.Millisecond), "the horizon moved: the wait is over")
 	_, waiting := waits["jobs"]
 	require.False(t, waiting, "that vacuum cleaned it")
-	var dead int64
-	require.NoError(t, pool.QueryRow(ctx, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'baton.jobs'::regclass").Scan(&dead))
-	require.Less(t, dead, int64(1000))
+	require.Less(t, deadJobRows(t, pool), int64(1000))
 }
 
 // The horizon is where the oldest transaction of the database holds it (or
@@ -177,4 +171,11 @@ func claimInBulk(t *testing.T, pool *pgxpool.Pool) {
 		_, err := pool.Exec(context.Background(), sql)
 		require.NoError(t, err)
 	}
+}
+
+// deadJobRows is baton.jobs's dead row versions, as the statistics count them.
+func deadJobRows(t *testing.T, pool *pgxpool.Pool) (n int64) {
+	t.Helper()
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'baton.jobs'::regclass").Scan(&n))
+	return n
 }
