@@ -45,7 +45,7 @@ func TestCompleteTxCommitsTheHandlersWritesWithTheCompletion(t *testing.T) {
 	require.Equal(t, 20, count(t, b.pool, "SELECT count(DISTINCT job_id) FROM ledger"))
 	require.Equal(t, 20, count(t, b.pool, "SELECT count(*) FROM ledger"))
 	require.Equal(t, 20, count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b' AND payload->>'booked' = parent_id::text"))
-	require.Equal(t, 20, count(t, b.pool, "SELECT count(*) FROM baton.job_events WHERE to_state = 'succeeded'"), "one success each")
+	require.Equal(t, 20, count(t, b.pool, "SELECT count(*) FROM baton.job_history WHERE to_state = 'succeeded'"), "one success each")
 	r.Stop(t) // the job is done once the handler's transaction commits; the worker counts it after
 	require.Equal(t, int64(20), r.Stats().Succeeded)
 	require.Zero(t, r.Stats().LeasesLost)

@@ -83,7 +83,7 @@ func TestAFanOutIsJoinedOnceAcrossReplicas(t *testing.T) {
 	require.JSONEq(t, `[2, 4, 6]`, string(s.Payload))
 	require.Equal(t, root, *s.ParentID, "the joined job's parent is the job that fanned out")
 	require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'c'"))
-	require.Equal(t, 3, count(t, b.pool, "SELECT count(DISTINCT worker) FROM baton.job_events e JOIN baton.jobs j ON j.id = e.job_id WHERE j.queue = 'b' AND e.to_state = 'succeeded'"),
+	require.Equal(t, 3, count(t, b.pool, "SELECT count(DISTINCT worker) FROM baton.attempts WHERE queue = 'b' AND outcome = 'succeeded'"),
 		"one b job on each replica")
 	require.Zero(t, count(t, b.pool, "SELECT count(*) FROM baton.fan_outs"), "the fan-out is done")
 	require.Equal(t, 5, count(t, b.pool, "SELECT count(*) FROM baton.jobs WHERE group_key = 'tenant-7'"), "the fan-out and the join keep the group")

@@ -314,7 +314,7 @@ func TestExpiredLeaseIsReclaimedAndTheZombieIsFenced(t *testing.T) {
 	require.Equal(t, int32(1), s.Attempts)
 	require.Eventually(t, func() bool { return r.Stats().LeasesLost == 1 }, 10*time.Second, 10*time.Millisecond)
 	var succeeded int
-	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM baton.job_events WHERE job_id = $1 AND to_state = 'succeeded'", id).Scan(&succeeded))
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM baton.job_history WHERE job_id = $1 AND to_state = 'succeeded'", id).Scan(&succeeded))
 	require.Equal(t, 1, succeeded)
 }
 

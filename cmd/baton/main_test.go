@@ -444,7 +444,7 @@ func TestWorkerSettingsFromTheEnvironmentAndItsProbes(t *testing.T) {
 	require.Contains(t, resp.Header.Get("Content-Type"), "application/openmetrics-text")
 	require.Zero(t, baton(t, u, "", "submit", "a", "{}").code)
 	require.Eventually(t, func() bool {
-		return count(t, pool, "SELECT count(*) FROM baton.job_events WHERE to_state = 'succeeded' AND worker = 'from-env'") == 1
+		return count(t, pool, "SELECT count(*) FROM baton.job_history WHERE to_state = 'succeeded' AND worker = 'from-env'") == 1
 	}, 20*time.Second, 10*time.Millisecond)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.Zero(t, w.wait(t), w.stderr.String())
@@ -664,7 +664,7 @@ stages:
 	require.Equal(t, [7]int{0, 0, 0, 0, 300, 0, 0}, a)
 	require.Equal(t, [7]int{0, 0, 0, 0, 300, 0, 0}, b)
 	require.Equal(t, 300, count(t, pool, "SELECT count(DISTINCT parent_id) FROM baton.jobs WHERE queue = 'b'"))
-	require.Equal(t, 600, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE to_state = 'succeeded'"),
+	require.Equal(t, 600, count(t, pool, "SELECT count(*) FROM baton.job_history WHERE to_state = 'succeeded'"),
 		"each job succeeded exactly once")
 	if reaped := count(t, pool, "SELECT count(*) FROM baton.job_events WHERE error LIKE 'lease expired%'"); reaped != orphans {
 		rows, _ := pool.Query(context.Background(), `SELECT e.job_id, e.at, e.from_state, e.to_state, e.attempt, e.lease_token, e.worker, e.error

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,4 +135,48 @@ func freeAddr(t *testing.T) string {
 	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// Migration 28 stores no row for a success: the succeeded job's row records
+// it. Its down-migration writes those successes as job_events rows, as the
+// binaries before it did, so a rollback loses none of the history, and up
+// again shows each success once.
+func TestTheDownOfImpliedSuccessesKeepsTheHistory(t *testing.T) {
+	t.Parallel()
+	pool, u := dbtest.NewWithURL(t)
+	cat := writeFile(t, "cat.yaml", "poll_interval: 50ms\nstages:\n  - queue: a\n    handler: {exec: [cat]}\n    next: b\n  - queue: b\n    handler: {exec: [cat]}\n")
+	cmd := exec.Command(batonBin, "worker")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+u, "BATON_CONFIG="+cat, "BATON_WORKER_ID=w1")
+	w := startProc(t, cmd)
+	for range 3 {
+		require.Zero(t, baton(t, u, "", "submit", "a", "{}").code)
+	}
+	require.Eventually(t, func() bool {
+		return count(t, pool, "SELECT count(*) FROM baton.jobs WHERE state = 'succeeded'") == 6
+	}, 20*time.Second, 10*time.Millisecond, w.stderr.String())
+	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
+	require.Zero(t, w.wait(t), w.stderr.String())
+
+	const history = `SELECT string_agg(concat_ws(' ', job_id, seq, at, from_state, to_state, attempt, lease_token, worker, error, run_seconds), E'\n' ORDER BY job_id, seq)
+		FROM baton.job_history`
+	read := func() string {
+		var s string
+		require.NoError(t, pool.QueryRow(context.Background(), history).Scan(&s))
+		return s
+	}
+	before := read()
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE to_state = 'succeeded'"), "no success row on the hot path")
+	require.Equal(t, 6, count(t, pool, "SELECT count(*) FROM baton.job_history WHERE to_state = 'succeeded' AND worker = 'w1' AND run_seconds >= 0"))
+
+	latest := latestMigration(t)
+	r := baton(t, u, "", "migrate", "down", strconv.Itoa(latest-27))
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "version: 27\n", r.stdout)
+	require.Equal(t, 6, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE to_state = 'succeeded' AND worker = 'w1' AND run_us IS NOT NULL"))
+	require.Equal(t, before, read(), "the same history, stored")
+
+	r = baton(t, u, "", "migrate", "up")
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, before, read(), "each success once: the stored rows, none implied again")
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE completed_by IS NOT NULL"))
 }

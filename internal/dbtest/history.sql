@@ -5,14 +5,18 @@
 --
 -- journeys(n, first, from, span): n journeys with ids from 2 * first - 1,
 -- created evenly from "from" over "span". Journey g: root 2g-1 in a, child
--- 2g in b; every 50th root dies after three attempts.
+-- 2g in b; every 50th root dies after three attempts. A success is the job
+-- row's (completed_by, run_us: migration 28); the history stores the
+-- creation of each root and the end of each dead job's last attempt.
 CREATE FUNCTION pg_temp.journeys(n bigint, first bigint, since timestamptz, span interval) RETURNS void
 LANGUAGE sql AS $$
     INSERT INTO baton.jobs (id, queue, state, payload, attempts, max_attempts, lease_token, run_at, created_at,
-                            started_at, finished_at, last_error, parent_id, parent_seq, root_id, root_created_at)
+                            started_at, finished_at, last_error, parent_id, parent_seq, root_id, root_created_at,
+                            completed_by, run_us)
     OVERRIDING SYSTEM VALUE
     SELECT id, queue, state::baton.job_state, '{"n":1}', attempts, 3, attempts, run_at, created_at,
-           started_at, finished_at, last_error, parent_id, parent_seq, root_id, root_created_at
+           started_at, finished_at, last_error, parent_id, parent_seq, root_id, root_created_at,
+           CASE WHEN state = 'succeeded' THEN 'w' || id % 8 END, CASE WHEN state = 'succeeded' THEN 50000 END
     FROM (SELECT g, since + span * ((g - first)::float8 / n) AS t FROM generate_series(first, first + n - 1) g) s
     CROSS JOIN LATERAL (VALUES
         (2 * g - 1, 'a', CASE WHEN g % 50 = 0 THEN 'dead' ELSE 'succeeded' END, CASE WHEN g % 50 = 0 THEN 3 ELSE 1 END,
@@ -30,7 +34,8 @@ LANGUAGE sql AS $$
         (j.created_at, NULL, 'available', 0, NULL, NULL, NULL::timestamptz, NULL::bigint),
         (j.finished_at, 'running', j.state::text, j.attempts, 'w' || j.id % 8, j.last_error, j.started_at, 50000::bigint)) e(
             at, from_state, to_state, attempt, worker, error, claimed_at, run_us)
-    WHERE j.id BETWEEN 2 * first - 1 AND 2 * (first + n - 1) AND (j.parent_id IS NULL OR e.from_state IS NOT NULL);
+    WHERE j.id BETWEEN 2 * first - 1 AND 2 * (first + n - 1)
+      AND CASE WHEN e.from_state IS NULL THEN j.parent_id IS NULL ELSE j.state <> 'succeeded' END;
 $$;
 
 -- history(old, recent): old journeys finished 2 to 9 days ago (outside every

@@ -658,8 +658,13 @@ WITH input AS MATERIALIZED ( -- with the state each job must be in (see JobHeart
         result = i.result::jsonb,
         finished_at = now(),
         lease_expires_at = NULL,
-        leased_by = NULL, -- no lease, no lessee: the history names the worker
-        last_error = NULL -- earlier attempts' errors stay in the history
+        leased_by = NULL, -- no lease, no lessee
+        last_error = NULL, -- earlier attempts' errors stay in the history
+        -- The row is the success's history (migration 28): the lease token
+        -- fences the update, so worker_id held the lease. A success leaves
+        -- run_at and started_at as they were: the attempt's due and claim.
+        completed_by = $8::text,
+        run_us = i.run_us
     FROM input i
     WHERE j.id = i.id
       AND j.lease_token = i.lease_token
@@ -669,11 +674,6 @@ WITH input AS MATERIALIZED ( -- with the state each job must be in (see JobHeart
               -- the journey's root, for the next job (unknown for jobs handed off before migration 14)
               CASE WHEN j.parent_id IS NULL THEN j.id ELSE j.root_id END AS root_id,
               CASE WHEN j.parent_id IS NULL THEN j.created_at ELSE j.root_created_at END AS root_created_at
-), done_events AS (
-    -- The lease token fences the update, so worker_id held the lease. A
-    -- success leaves run_at as it was: the attempt's due time.
-    INSERT INTO baton.job_events (job_id, from_state, to_state, attempt, lease_token, worker, claimed_at, due_at, run_us)
-    SELECT id, 'running', 'succeeded', attempts, lease_token, $8::text, started_at, run_at, run_us FROM done
 ), new_queues AS (
     INSERT INTO baton.queues (name)
     SELECT DISTINCT next_queue FROM done WHERE next_queue <> ''
@@ -768,8 +768,9 @@ type JobCompleteManyRow struct {
 // A row marked direct (the worker holds a free slot of the next stage for
 // it) creates the next job already claimed by worker_id, unless the next
 // queue is paused: the hand-off and the next claim are then one commit.
-// The next job's creation (and a direct claim) need no history row: the
-// job's parent_id and started_at imply them (baton.job_history).
+// Neither the success nor the next job's creation (and a direct claim)
+// needs a history row: the rows' completed_by, parent_id and started_at
+// imply them (baton.job_history).
 //
 // A fan_out stage hands off one job per element of its array result, in
 // order (parent_seq 0 .. n-1), and records the fan-out (baton.fan_outs). A
@@ -1079,7 +1080,9 @@ func (q *Queries) JobHeartbeat(ctx context.Context, arg JobHeartbeatParams) ([]i
 
 const jobHeld = `-- name: JobHeld :one
 SELECT j.state, j.lease_token = $1::bigint AS ours,
-       coalesce((SELECT e.to_state::text FROM baton.job_events e
+       coalesce(CASE WHEN j.state = 'succeeded' AND j.lease_token = $1::bigint AND j.completed_by = $2::text
+                     THEN 'succeeded' END, -- the success the row records (migration 28)
+                (SELECT e.to_state::text FROM baton.job_events e
                  WHERE e.job_id = j.id AND e.lease_token = $1::bigint AND e.from_state = 'running'
                    AND e.worker = $2::text AND coalesce(e.error, '') NOT LIKE 'lease expired%'
                  ORDER BY e.id DESC LIMIT 1), '')::text AS ended_as
@@ -1102,8 +1105,9 @@ type JobHeldRow struct {
 // worker.CompleteTx or FailTx, whether that commit ended the lease's run
 // (ended_as: the state its history row moved it to, written by this worker
 // and not the reaper), was rolled back with the caller's transaction (still
-// running under the lease), or the lease moved on. The history, not the
-// job's row, says what this run did: a failure retried at once may be
+// running under the lease), or the lease moved on. A success is the job's
+// row's to say (it records its success, and a succeeded job never changes);
+// anything else the stored history's: a failure retried at once may be
 // claimed again (a new lease) before the worker reads.
 func (q *Queries) JobHeld(ctx context.Context, arg JobHeldParams) (JobHeldRow, error) {
 	row := q.db.QueryRow(ctx, jobHeld, arg.LeaseToken, arg.WorkerID, arg.ID)

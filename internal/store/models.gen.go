@@ -385,6 +385,10 @@ type Job struct {
 	// The lease the job was submitted with (the worker caps it by its stage's max_job_lease); NULL: the stage's.
 	LeaseMs  *int32  `json:"lease_ms"`
 	GroupKey *string `json:"group_key"`
+	// For a succeeded job: the worker that completed it (its success has no job_events row; baton.job_history implies it). NULL for other jobs and for successes stored as rows.
+	CompletedBy *string `json:"completed_by"`
+	// With completed_by: how long the successful attempt's handler ran, in microseconds of the worker's monotonic clock.
+	RunUs *int64 `json:"run_us"`
 }
 
 type JobEvent struct {

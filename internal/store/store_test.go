@@ -262,7 +262,7 @@ func complete(t *testing.T, x store.DBTX, id, token int64, next string) []store.
 	t.Helper()
 	rows, err := store.New(x).JobCompleteMany(context.Background(), store.JobCompleteManyParams{
 		Ids: []int64{id}, LeaseTokens: []int64{token}, Results: []string{`{"ok":true}`}, NextQueues: []string{next},
-		WorkerID: "test",
+		RunUs: []int64{5000}, WorkerID: "test",
 	})
 	require.NoError(t, err)
 	return rows
@@ -288,7 +288,7 @@ func TestCompleteHandsOffOnceAndStaleTokensCommitNothing(t *testing.T) {
 
 	require.Empty(t, complete(t, pool, id, c.LeaseToken, "b"), "a second completion must be fenced")
 	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE queue = 'b'"))
-	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE job_id = $1 AND to_state = 'succeeded'", id))
+	require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.job_history WHERE job_id = $1 AND to_state = 'succeeded'", id))
 
 	// The unique hand-off guard holds even if a fence were bypassed.
 	_, err = pool.Exec(context.Background(), "INSERT INTO baton.jobs (queue, state, payload, max_attempts, parent_id, parent_seq) VALUES ('b', 'available', '{}', 5, $1, 0)", id)
@@ -460,7 +460,7 @@ func TestFailRetriesThenDies(t *testing.T) {
 
 // leased_by names the worker holding the lease, and only while there is one:
 // however the lease ends (success, failure, release, reaping, cancel), the
-// job's row names no worker, and its history names the one that held it.
+// job's row names no lessee, and its history names the one that held it.
 func TestTheLeaseEndsWithItsHolder(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
@@ -492,7 +492,7 @@ func TestTheLeaseEndsWithItsHolder(t *testing.T) {
 		require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND leased_by = 'test'", id))
 		do(id, c.LeaseToken)
 		require.Equal(t, 1, count(t, pool, "SELECT count(*) FROM baton.jobs WHERE id = $1 AND leased_by IS NULL AND state <> 'running'", id), end)
-		require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM baton.job_events
+		require.Equal(t, 1, count(t, pool, `SELECT count(*) FROM baton.job_history
 			WHERE job_id = $1 AND from_state = 'running' AND worker = 'test'`, id), "%s: the history names the holder", end)
 		// baton.attempts tells how the attempt ended, and when it was due:
 		// the run_at it was claimed at, whatever the end did to run_at.
@@ -690,7 +690,7 @@ func history(t *testing.T, pool *pgxpool.Pool, id int64) []string {
 	return out
 }
 
-func TestHistoryShowsTheClaimsAndHandOffsItDoesNotStore(t *testing.T) {
+func TestHistoryShowsTheClaimsHandOffsAndSuccessesItDoesNotStore(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
@@ -725,8 +725,16 @@ func TestHistoryShowsTheClaimsAndHandOffsItDoesNotStore(t *testing.T) {
 		"available>running#2@test", "running>succeeded#2@test",
 	}, history(t, pool, id))
 	// Only the changes no other row implies were stored: the creation and
-	// the four ends of attempts.
-	require.Equal(t, 5, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE job_id = $1", id))
+	// the three ends of attempts that did not succeed. The success is the
+	// job's row's (migration 28), and the reports read it from there.
+	require.Equal(t, 4, count(t, pool, "SELECT count(*) FROM baton.job_events WHERE job_id = $1", id))
+	var worker string
+	var run, wait float64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT worker, run_seconds, wait_seconds FROM baton.attempts
+		WHERE job_id = $1 AND outcome = 'succeeded'`, id).Scan(&worker, &run, &wait))
+	require.Equal(t, "test", worker)
+	require.InDelta(t, 0.005, run, 1e-9, "the run time the completion reported")
+	require.GreaterOrEqual(t, wait, 0.0)
 
 	// The handed-off job's creation is implied by its parent; canceling it
 	// while it runs shows the claim and whose run was canceled.
