@@ -271,7 +271,7 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 // and its rate's bucket are not overtaken by another replica's claim.
 func (s *stage) claimRows(ctx context.Context, p store.JobClaimParams) (rows []store.JobClaimRow, err error) {
 	if !s.limited() {
-		return store.New(s.w.pool).JobClaim(ctx, p)
+		return store.New(s.w.pool).JobClaimBatch(ctx, p)
 	}
 	err = s.holdingQueue(ctx, int(p.MaxJobs), func(q *store.Queries, n int) (int, error) {
 		p.MaxJobs = int32(n)
@@ -287,7 +287,7 @@ func (s *stage) claimRows(ctx context.Context, p store.JobClaimParams) (rows []s
 				rows[i] = store.JobClaimRow(r)
 			}
 		} else {
-			rows, err = q.JobClaim(ctx, p)
+			rows, err = q.JobClaimBatch(ctx, p)
 		}
 		return len(rows), err
 	})

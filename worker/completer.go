@@ -77,7 +77,7 @@ func (s *stage) commit(batch []*done) {
 		if s.cfg.Join {
 			return s.completeJoining(ctx, p, batch)
 		}
-		return store.New(s.w.pool).JobCompleteMany(ctx, p)
+		return store.New(s.w.pool).JobCompleteManyBatch(ctx, p)
 	})
 	picked := time.Since(began)
 	s.metrics.completionSeconds.Observe(picked.Seconds())
@@ -153,7 +153,7 @@ func (s *stage) completeJoining(ctx context.Context, p store.JobCompleteManyPara
 		parentOf[d.job.ID] = d.job.ParentID
 	}
 	err = store.WithTx(ctx, s.w.pool, func(q *store.Queries) error {
-		if rows, err = q.JobCompleteMany(ctx, p); err != nil {
+		if rows, err = q.JobCompleteManyBatch(ctx, p); err != nil {
 			return err
 		}
 		var parents []int64
