@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/internal/dbtest"
@@ -60,4 +61,51 @@ func TestTheBatchScansReadWhatSqlcsDo(t *testing.T) {
 	none, err := q.JobClaimBatch(ctx, store.JobClaimParams{QueueName: "nothing", MaxJobs: 1000, LeaseMs: 30000, WorkerID: "test", MaxAttempts: 5})
 	require.NoError(t, err)
 	require.Empty(t, none)
+}
+
+// The claim and the completion run with the server's generic plan, in a
+// setting that ends with their statement: on one session, seven claims and
+// completions are planned once each and never again (pg_prepared_statements
+// counts the plans of the session's statements; left to choose, the server
+// made custom plans), and the session's plan_cache_mode and jit are still
+// its own.
+func TestTheHotStatementsRunWithGenericPlans(t *testing.T) {
+	t.Parallel()
+	_, url := dbtest.NewWithURL(t)
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.MaxConns = 1 // one session: the statements counted are the ones run
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+	q := store.New(pool)
+	for range 7 {
+		submit(t, pool, store.NewJob{Queue: "a"}, store.NewJob{Queue: "a"})
+		rows, err := q.JobClaimBatch(ctx, store.JobClaimParams{QueueName: "a", MaxJobs: 10, LeaseMs: 30000, WorkerID: "test", MaxAttempts: 5})
+		require.NoError(t, err)
+		require.Len(t, rows, 2)
+		var p store.JobCompleteManyParams
+		for _, r := range rows {
+			p.Ids, p.LeaseTokens = append(p.Ids, r.ID), append(p.LeaseTokens, r.LeaseToken)
+			p.Results, p.NextQueues = append(p.Results, `{}`), append(p.NextQueues, "b")
+			p.TraceParents, p.Direct, p.RunUs = append(p.TraceParents, ""), append(p.Direct, false), append(p.RunUs, 1)
+		}
+		p.WorkerID = "test"
+		done, err := q.JobCompleteManyBatch(ctx, p)
+		require.NoError(t, err)
+		require.Len(t, done, 2)
+	}
+	var custom, generic int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT coalesce(sum(custom_plans), 0), coalesce(sum(generic_plans), 0)
+		FROM pg_prepared_statements
+		WHERE (statement LIKE '%ahead AS MATERIALIZED%' OR statement LIKE '%input AS MATERIALIZED%') AND statement NOT LIKE '%pg_prepared_statements%'`).Scan(&custom, &generic))
+	require.Zero(t, custom, "custom plans")
+	require.Equal(t, 14, generic, "executions with the generic plan")
+	var mode, jit string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT current_setting('plan_cache_mode'), current_setting('jit')").Scan(&mode, &jit))
+	require.Equal(t, []string{"auto", "on"}, []string{mode, jit}, "the session's own settings")
+	var succeeded int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM baton.jobs WHERE queue = 'a' AND state = 'succeeded'").Scan(&succeeded))
+	require.Equal(t, 14, succeeded, "every completion committed")
 }
