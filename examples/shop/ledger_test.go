@@ -112,15 +112,13 @@ func chargeUnderFaults(t *testing.T, n int, unsafe bool) (rows, invoices int) {
 	}
 	before, frozen := reaped(), false
 	require.Eventually(t, func() bool {
-		if !frozen {
-			require.NoError(t, workers[1].cmd.Process.Signal(syscall.SIGSTOP))
-			frozen = leases() > 0
-		} else if reaped() > before {
+		if frozen && reaped() > before {
 			return true
-		} else {
-			frozen = leases() > 0
 		}
 		if !frozen {
+			require.NoError(t, workers[1].cmd.Process.Signal(syscall.SIGSTOP))
+		}
+		if frozen = leases() > 0; !frozen {
 			require.NoError(t, workers[1].cmd.Process.Signal(syscall.SIGCONT))
 		}
 		return false

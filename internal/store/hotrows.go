@@ -15,9 +15,8 @@ import (
 // collector's work with them (docs/benchmarks.md, "Fewer bytes per job").
 // A column added to either statement fails every claim or completion here
 // at once ("number of field descriptions must equal number of
-// destinations"), so the tests of both catch a drift.
-
-// Both statements also run with the server's generic plan (genericRows).
+// destinations"), so the tests of both catch a drift. Both also run with
+// the server's generic plan (genericRows).
 
 // JobClaimBatch is JobClaim with room for max_jobs rows (at most 1,024) made
 // at its first row.
@@ -118,9 +117,10 @@ func (q *Queries) JobCompleteManyBatch(ctx context.Context, arg JobCompleteManyP
 // genericRows runs a hot statement with the server's generic plan: in one
 // round trip, set_config makes plan_cache_mode force_generic_plan for the
 // statement's own transaction (the implicit one of the pipeline, so the
-// setting ends with it). Left to choose, the server planned the completion
-// again at every execution, because its generic plan, made without knowing
-// the batch's size, looks dearer; both statements are written so that any
+// setting ends with it). Left to choose, the server plans a statement again
+// while its generic plan looks dearer than the custom plans so far, and a
+// run's first completions are small batches (docs/benchmarks.md, "Generic
+// plans for the hot statements"); both statements are written so that any
 // plan reads through the indexes (design.md, "Indexes"). That estimate
 // grows with the backlog (a claim's generic plan costs 20,000 at 2 million
 // waiting jobs: its LIMIT is taken for a tenth of them), and past
