@@ -411,11 +411,18 @@ func TestCheckerCatchesBrokenBuilds(t *testing.T) {
 	}{
 		{
 			name: "no-completion-fence",
-			patches: []patch{{
-				gen,
-				"    WHERE j.id = i.id\n      AND j.lease_token = i.lease_token\n      AND j.state = i.state\n",
-				"    WHERE j.id = i.id\n",
-			}},
+			patches: []patch{
+				{
+					gen,
+					"    WHERE j.id = i.id\n      AND j.lease_token = i.lease_token\n      AND j.state = i.state\n",
+					"    WHERE j.id = i.id\n",
+				},
+				// Nor does its heartbeat stop a handler whose lease it
+				// finds lost: otherwise the zombie completes only when its
+				// handler happens to return before that heartbeat, a race
+				// on waking that CI once lost with no damage done.
+				{"worker/lease.go", "\t\t\tin.cancel(errLeaseLost)\n", "\t\t\t_ = in\n"},
+			},
 			// A zombie that held a slow job completes it while another
 			// worker is still re-running it.
 			load:  loadOpts{slowEvery: 10},
