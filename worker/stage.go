@@ -133,7 +133,7 @@ func (s *stage) takeLocked(c claimed) task {
 	s.metrics.claimed.Inc()
 	jctx, cancel := context.WithCancelCause(s.w.handlerCtx)
 	s.listLocked(c.job.ID, c.token, c.lease, cancel)
-	return task{ctx: jctx, c: c}
+	return task{ctx: jctx, cancel: cancel, c: c}
 }
 
 // dispatch hands a started job to a handler goroutine: one waiting for its
@@ -156,8 +156,9 @@ func (s *stage) dispatch(t task) {
 
 // task is a claimed job for a handler goroutine, with its context.
 type task struct {
-	ctx context.Context
-	c   claimed
+	ctx    context.Context
+	cancel context.CancelCauseFunc // ends ctx (a lost lease, the timeout)
+	c      claimed
 	// queued is when a job claimed ahead began to wait for a slot (zero:
 	// it started at its claim).
 	queued time.Time
@@ -169,7 +170,7 @@ type task struct {
 // retires it, or when the worker stops.
 func (s *stage) handlerLoop(t task) {
 	for {
-		if !s.execute(t.ctx, t.c) {
+		if !s.execute(t) {
 			s.handlers.Done()
 		}
 		s.mu.Lock()
@@ -228,8 +229,8 @@ func signal(c chan struct{}) {
 // goes to the completer, which settles the job once it is committed
 // (committing); the goroutine does not wait for that commit, and takes its
 // next job. Every other outcome is settled here.
-func (s *stage) execute(ctx context.Context, c claimed) (committing bool) {
-	job := c.job
+func (s *stage) execute(t task) (committing bool) {
+	ctx, c, job := t.ctx, t.c, t.c.job
 	defer func() {
 		if !committing {
 			s.settle(c)
@@ -240,14 +241,14 @@ func (s *stage) execute(ctx context.Context, c claimed) (committing bool) {
 	if c.timeout > 0 {
 		timeout, tooLong = c.timeout, fmt.Errorf("timeout: handler ran longer than the job's own %s", c.timeout)
 	}
-	hctx, cancel := context.WithTimeoutCause(sctx, timeout, tooLong)
+	hctx, stop := withTimeout(sctx, t.cancel, timeout, tooLong)
 	began := time.Now()
 	job.exec = execution{stage: s, token: c.token, began: began, span: trace.SpanContextFromContext(sctx)}
 	out, err := safeHandle(hctx, s.handler, job)
 	ran := time.Since(began) // monotonic: the handler's own time, whatever the batches did
 	s.metrics.handlerSeconds.Observe(ran.Seconds())
 	cause := context.Cause(hctx)
-	cancel()
+	stop()
 	if err != nil && cause != nil {
 		err = cause // report the timeout, not the handler's reaction to it
 	}
@@ -268,7 +269,7 @@ func (s *stage) execute(ctx context.Context, c claimed) (committing bool) {
 		s.afterCompleteTx(c, err, ran)
 		return
 	}
-	if lost := context.Cause(ctx); lost != nil {
+	if lost := context.Cause(ctx); lost != nil && lost != tooLong {
 		// The lease moved on (reaped, canceled, or released at shutdown): any
 		// write would be fenced, so make none.
 		if !errors.Is(lost, errReleased) {

@@ -147,6 +147,38 @@ stages:
 	require.Contains(t, *s.LastError, "timeout: handler ran longer than 200ms")
 }
 
+// A Go handler's context carries its timeout as a deadline, and ends with
+// context.DeadlineExceeded at it, the timeout as its cause, in what the
+// handler derives from it too.
+func TestAGoHandlersContextEndsAtItsTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	type seen struct {
+		left       time.Duration
+		hasDL      bool
+		err, cause error
+		childCause error
+	}
+	seenc := make(chan seen, 1)
+	name := b.handle(worker.HandlerFunc(func(ctx context.Context, _ *worker.Job) (json.RawMessage, error) {
+		dl, ok := ctx.Deadline()
+		child, cancel := context.WithCancel(ctx)
+		defer cancel()
+		<-child.Done()
+		seenc <- seen{left: time.Until(dl), hasDL: ok, err: ctx.Err(), cause: context.Cause(ctx), childCause: context.Cause(child)}
+		return nil, ctx.Err()
+	}))
+	b.start(fmt.Sprintf("poll_interval: 20ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    timeout: 300ms\n    max_attempts: 1\n", name))
+	s := b.waitState(b.submit(`{}`), "dead")
+	require.Equal(t, "timeout: handler ran longer than 300ms", *s.LastError)
+	got := <-seenc
+	require.True(t, got.hasDL, "the handler's context has a deadline")
+	require.LessOrEqual(t, got.left, time.Duration(0), "it ended no sooner than its deadline")
+	require.ErrorIs(t, got.err, context.DeadlineExceeded)
+	require.EqualError(t, got.cause, "timeout: handler ran longer than 300ms")
+	require.Equal(t, got.cause, got.childCause, "a derived context has the same cause")
+}
+
 func TestHTTPHandler(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
