@@ -13,12 +13,15 @@ import (
 	"github.com/baton-run/baton/internal/store"
 )
 
-// A claim reads the claim index from its front, and every job claimed since
-// the table's last vacuum leaves an entry there that the claim must step
-// over: with no vacuum, claiming from a 2M-job backlog ran at 42 % of the
-// speed of a 100k one. Autovacuum may be off, throttled, or an interval
-// away, so maintenance vacuums Baton's tables itself once their dead row
-// versions pass vacuumShare of their rows (and vacuumFloor).
+// Every claim and completion leaves a dead row version and its index
+// entries. Autovacuum may be off, throttled, or an interval away, so
+// maintenance vacuums Baton's tables itself once their dead row versions
+// pass vacuumShare of their rows (and vacuumFloor): that bounds the tables'
+// size, and the index entries the check below a claim floor reads. (It was
+// first for the claims: with no vacuum, claiming from a 2M-job backlog ran
+// at 42 % of the speed of a 100k one, stepping over the entries of every
+// job claimed since. Claims start at their floor now, and a 2M burn-down
+// ran as fast without vacuum: docs/benchmarks.md.)
 const (
 	vacuumShare = 0.05
 	vacuumFloor = 20_000
