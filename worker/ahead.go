@@ -85,7 +85,7 @@ func (s *stage) startClaimed(cs []claimed) {
 		return
 	}
 	now := time.Now()
-	var starts []task
+	starts := s.starting[:0] // one slice for every claim: grown per claim, it was a tenth of the worker's bytes
 	bytes := 0
 	for _, c := range cs {
 		bytes += len(c.job.Payload)
@@ -107,6 +107,8 @@ func (s *stage) startClaimed(cs []claimed) {
 	for _, t := range starts {
 		s.dispatch(t)
 	}
+	clear(starts) // keeps no job's context
+	s.starting = starts
 }
 
 // drain stops jobs claimed ahead from starting: shutdown began.

@@ -32,6 +32,7 @@ type stage struct {
 	closing  bool                // shutting down: no more reservations
 	draining bool                // shutting down: no job claimed ahead starts
 	ahead    []task              // jobs claimed ahead, waiting for a slot (ahead.go)
+	starting []task              // the claim loop's own: a claim's jobs to dispatch (startClaimed)
 	caughtUp atomic.Bool         // the last claim found fewer due jobs than free slots
 	handlers sync.WaitGroup
 	// Handler goroutines (handlerLoop): goroutines counts them, idle hands
