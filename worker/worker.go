@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -196,16 +195,17 @@ func DefaultID() string {
 	return fmt.Sprintf("%s-%d", cmp.Or(host, "worker"), os.Getpid())
 }
 
-// PoolSize is the connection pool size that fits the pipeline (its
-// ConnectConfig.MaxConns): enough for claims, completions and heartbeats to
-// overlap, but near the core count, since more connections than cores make
-// Postgres slower, not faster.
+// PoolSize is the connection pool size a replica of the pipeline needs (its
+// ConnectConfig.MaxConns): 2, and one more for every four stages past the
+// first four. Claims and completions are batched, so a replica's load fits
+// in two connections (a burn-down ran as fast with 2 as with 8); what costs
+// is every replica's connections together on the server: on two cores, four
+// replicas of 8 connections ran a third slower than one replica, four of 2
+// about as fast (docs/benchmarks.md, "Replicas"). Handlers whose own
+// transactions use the worker's pool (CompleteTx) need connections of
+// their own on top of it.
 func (p *Pipeline) PoolSize() int32 {
-	total := 0
-	for _, s := range p.Stages {
-		total += s.ceiling()
-	}
-	return int32(min(total, max(4, 2*runtime.GOMAXPROCS(0))) + len(p.Stages) + 2)
+	return int32(2 + max(0, len(p.Stages)-1)/4)
 }
 
 // ErrNotWorking is Ready's answer while the worker starts or drains.

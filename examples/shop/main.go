@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string) error {
 			return errUsage
 		}
 		p := shop.Pipeline(*lease)
-		pool, err := db.Connect(ctx, db.ConnectConfig{URL: url, AppName: "shop-worker " + *id, MaxConns: p.PoolSize()})
+		pool, err := db.Connect(ctx, db.ConnectConfig{URL: url, AppName: "shop-worker " + *id, MaxConns: p.PoolSize() + 4}) // and the ledger's transactions (CompleteTx)
 		if err != nil {
 			return err
 		}
