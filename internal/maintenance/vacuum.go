@@ -81,8 +81,11 @@ func vacuumDue(ctx context.Context, pool *pgxpool.Pool, waits map[string]vacuumW
 		if w := waits[table]; now.Before(w.until) && h.Horizon < w.since { // no wait: until is zero
 			continue
 		}
-		// VACUUM takes no parameters; the name comes from pg_class.
-		if _, err := pool.Exec(ctx, "VACUUM (SKIP_LOCKED) baton."+pgx.Identifier{table}.Sanitize()); err != nil {
+		// VACUUM takes no parameters; the name comes from pg_class. One
+		// process, as autovacuum's: parallel index workers (started per
+		// vacuum) took cores from the claims and completions beside it, and
+		// a burn-down ran faster without them (docs/benchmarks.md).
+		if _, err := pool.Exec(ctx, "VACUUM (SKIP_LOCKED, PARALLEL 0) baton."+pgx.Identifier{table}.Sanitize()); err != nil {
 			return vacuumed, fmt.Errorf("vacuuming baton.%s: %w", table, store.MapError(err))
 		}
 		vacuumed = append(vacuumed, table)
