@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baton-run/baton/internal/store"
@@ -50,8 +51,23 @@ const (
 // way runs to its end (within dbTimeout): a canceled transaction is ended by
 // closing its connection, and its server session would hold the prune lock
 // a moment past the stop of the worker that ran it.
+//
+// Its batches run on one connection, taken for the whole round: a
+// replica's pool is small (two connections), and a batch that queued for
+// a connection behind every claim and completion pruned too slowly to keep
+// up with a busy queue (the soak's tables grew by 95 MB every 500,000 jobs).
 func Prune(ctx context.Context, pool *pgxpool.Pool, r Retention) (pruned int64, more bool, err error) {
 	r = r.orDefault()
+	if err := ctx.Err(); err != nil {
+		return 0, false, err
+	}
+	actx, cancel := context.WithTimeout(ctx, dbTimeout)
+	conn, err := pool.Acquire(actx)
+	cancel()
+	if err != nil {
+		return 0, false, fmt.Errorf("pruning finished jobs: %w", store.MapError(err))
+	}
+	defer conn.Release()
 	for until := time.Now().Add(pruneBudget); ; {
 		if err := ctx.Err(); err != nil {
 			return pruned, false, err
@@ -59,7 +75,8 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, r Retention) (pruned int64, 
 		var n int64
 		locked := false
 		batch, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
-		err := store.WithTx(batch, pool, func(q *store.Queries) error {
+		err := pgx.BeginFunc(batch, conn, func(tx pgx.Tx) error {
+			q := store.New(tx)
 			var err error
 			if locked, err = q.RetentionTryLock(batch); err != nil || !locked {
 				return err
