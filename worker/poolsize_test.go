@@ -36,7 +36,9 @@ func TestAReplicaWorksOnAPoolOfPoolSize(t *testing.T) {
 	ctx := context.Background()
 	_, url := dbtest.NewWithURL(t)
 	const stages = 4
-	p := chain(t, stages, "    lease: 1s\n")
+	yaml := pipelineYAML(stages, "    lease: 1s\n")
+	p, err := worker.ParsePipeline([]byte(yaml))
+	require.NoError(t, err)
 	pool, err := store.Connect(ctx, store.ConnectConfig{URL: url, MaxConns: p.PoolSize()})
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
@@ -57,7 +59,7 @@ func TestAReplicaWorksOnAPoolOfPoolSize(t *testing.T) {
 		}
 		return job.Payload, nil
 	})
-	r := workertest.Start(t, pool, pipelineYAML(stages, "    lease: 1s\n"), worker.Config{ID: "small-pool", Handlers: worker.Handlers{"pass": pass}})
+	r := workertest.Start(t, pool, yaml, worker.Config{ID: "small-pool", Handlers: worker.Handlers{"pass": pass}})
 
 	const jobs = 300
 	batch := make([]store.NewJob, jobs)

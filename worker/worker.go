@@ -200,8 +200,8 @@ func DefaultID() string {
 // first four. Claims and completions are batched, so a replica's load fits
 // in two connections (a burn-down ran as fast with 2 as with 8); what costs
 // is every replica's connections together on the server: on two cores, four
-// replicas of 8 connections ran a third slower than one replica, four of 2
-// about as fast (docs/benchmarks.md, "Replicas"). Handlers whose own
+// replicas of 2 connections ran a quarter faster than four of 8
+// (docs/benchmarks.md, "A replica's pool of two connections"). Handlers whose own
 // transactions use the worker's pool (CompleteTx) need connections of
 // their own on top of it.
 func (p *Pipeline) PoolSize() int32 {

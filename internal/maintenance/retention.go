@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baton-run/baton/internal/store"
@@ -75,8 +74,7 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, r Retention) (pruned int64, 
 		var n int64
 		locked := false
 		batch, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
-		err := pgx.BeginFunc(batch, conn, func(tx pgx.Tx) error {
-			q := store.New(tx)
+		err := store.WithTx(batch, conn, func(q *store.Queries) error {
 			var err error
 			if locked, err = q.RetentionTryLock(batch); err != nil || !locked {
 				return err

@@ -20,7 +20,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // DefaultURL is used when DATABASE_URL is not set.
@@ -108,8 +107,8 @@ func Refused(err error) bool {
 	return errors.As(err, &pgErr) && !errors.Is(MapError(err), ErrUnavailable) && !strings.HasPrefix(pgErr.Code, "40")
 }
 
-// WithTx runs fn in a transaction on pool: committed when fn returns nil,
+// WithTx runs fn in a transaction on db: committed when fn returns nil,
 // rolled back otherwise.
-func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(q *Queries) error) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(New(tx)) })
+func WithTx(ctx context.Context, db Beginner, fn func(q *Queries) error) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { return fn(New(tx)) })
 }
