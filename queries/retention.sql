@@ -1,8 +1,3 @@
--- name: RetentionTryLock :one
--- Taken for the transaction that prunes: one replica prunes at a time, and
--- the others pass (transaction-scoped, so it works through PgBouncer too).
-SELECT pg_try_advisory_xact_lock(hashtextextended('baton prune', 727274)) AS locked;
-
 -- name: JobPrune :one
 -- Deletes up to max_jobs finished jobs that have been finished longer than
 -- their queue keeps them, with their history rows, in one statement. Each
@@ -11,7 +6,8 @@ SELECT pg_try_advisory_xact_lock(hashtextextended('baton prune', 727274)) AS loc
 -- past its cutoff are read oldest first from jobs_finished_idx, so a prune
 -- reads only what it deletes. Only succeeded, dead and canceled jobs are
 -- looked at: a running or waiting job is never pruned. SKIP LOCKED passes
--- over a job that a re-drive holds. The count triggers keep queue_summary
+-- over a job that a re-drive or another replica's prune holds, so replicas
+-- prune side by side, each its own batch. The count triggers keep queue_summary
 -- exact, and a job handed off from a pruned one keeps its parent_id. The
 -- jobs' history, faults, snoozes, waiting fan-outs and tags go with them.
 WITH retention AS (

@@ -134,8 +134,8 @@ stages:
 	require.Len(t, page, 1)
 	require.Equal(t, "each", page[0].Queue)
 
-	// The worker's own maintenance prunes too: stop it, so that this Prune
-	// is not the one that finds another replica pruning and returns.
+	// The worker's own maintenance prunes too: stop it, so that its prune
+	// does not delete these jobs first.
 	r.Stop(t)
 	_, err = b.pool.Exec(context.Background(), "UPDATE baton.jobs SET finished_at = now() - interval '2 days' WHERE finished_at IS NOT NULL")
 	require.NoError(t, err)

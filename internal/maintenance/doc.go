@@ -6,7 +6,7 @@
 //   - promotion.go: due delayed and retrying jobs become available
 //   - expired.go: old idempotency keys and ended dashboard sessions go
 //   - counts.go: the count deltas are folded into the counters
-//   - retention.go: finished jobs past retention are pruned (one replica at a time)
+//   - retention.go: finished jobs past retention are pruned (replicas side by side)
 //   - vacuum.go: tables with many dead rows are vacuumed
 //   - readers.go: reporting sessions past their limits are ended
 //

@@ -22,7 +22,7 @@ const dbTimeout = 10 * time.Second
 // (reapWait); each of its steps is a single guarded
 // statement besides (SKIP LOCKED, or a delete each row of which one replica
 // wins), so replicas need no leader. Beside it, finished jobs past
-// retention r are pruned (Prune, in retention.go: one replica at a time)
+// retention r are pruned (Prune, in retention.go: replicas side by side)
 // every ten intervals, or at once again while pruning is behind, tables
 // with many dead rows are vacuumed (Vacuum, in vacuum.go), and reporting
 // sessions past limits l are ended every five intervals (readers.go).

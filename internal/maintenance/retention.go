@@ -43,18 +43,23 @@ const (
 
 // Prune deletes finished jobs, with their history, that have been finished
 // longer than their queue keeps them (its overrides, else r), in batches for
-// up to two seconds, on one replica at a time: if another replica is
-// pruning, it returns at once. It never touches a job that is running or
-// waiting. It returns how many jobs it deleted, and whether it stopped with
-// more to delete. Once ctx is done it starts no batch, but the batch under
-// way runs to its end (within dbTimeout): a canceled transaction is ended by
-// closing its connection, and its server session would hold the prune lock
-// a moment past the stop of the worker that ran it.
+// up to two seconds. Replicas prune side by side, each batch taking jobs no
+// other holds (SKIP LOCKED): pruning then keeps pace with the replicas that
+// finish jobs. (One replica at a time, as it was, fell behind four: the
+// soak's tables grew by 190 MB every 500,000 jobs, docs/benchmarks.md.) It
+// never touches a job that is running or waiting. It returns how many jobs
+// it deleted, and whether it stopped with more to delete. Once ctx is done
+// it starts no batch, but the batch under way runs to its end (within
+// dbTimeout): a canceled transaction is ended by closing its connection,
+// and its server session would hold its rows' locks a moment past the stop
+// of the worker that ran it.
 //
 // Its batches run on one connection, taken for the whole round: a
 // replica's pool is small (two connections), and a batch that queued for
 // a connection behind every claim and completion pruned too slowly to keep
 // up with a busy queue (the soak's tables grew by 95 MB every 500,000 jobs).
+// While pruning is behind, each replica's claims and completions so share
+// its other connection: what finishes jobs slows until pruning catches up.
 func Prune(ctx context.Context, pool *pgxpool.Pool, r Retention) (pruned int64, more bool, err error) {
 	r = r.orDefault()
 	if err := ctx.Err(); err != nil {
@@ -71,19 +76,10 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, r Retention) (pruned int64, 
 		if err := ctx.Err(); err != nil {
 			return pruned, false, err
 		}
-		var n int64
-		locked := false
 		batch, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
-		err := store.WithTx(batch, conn, func(q *store.Queries) error {
-			var err error
-			if locked, err = q.RetentionTryLock(batch); err != nil || !locked {
-				return err
-			}
-			n, err = q.JobPrune(batch, store.JobPruneParams{
-				SucceededMs: store.RetentionMs(r.Succeeded), DeadMs: store.RetentionMs(r.Dead), CanceledMs: store.RetentionMs(r.Canceled),
-				MaxJobs: pruneBatch,
-			})
-			return err
+		n, err := store.New(conn).JobPrune(batch, store.JobPruneParams{
+			SucceededMs: store.RetentionMs(r.Succeeded), DeadMs: store.RetentionMs(r.Dead), CanceledMs: store.RetentionMs(r.Canceled),
+			MaxJobs: pruneBatch,
 		})
 		cancel()
 		if err != nil {
@@ -91,7 +87,7 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, r Retention) (pruned int64, 
 		}
 		pruned += n
 		switch {
-		case !locked || n < pruneBatch:
+		case n < pruneBatch:
 			return pruned, false, nil
 		case !time.Now().Before(until):
 			return pruned, true, nil

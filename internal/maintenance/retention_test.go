@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-run/baton/internal/dbtest"
@@ -109,27 +110,43 @@ func TestPruneDeletesWhatRetentionLetsGo(t *testing.T) {
 	require.Zero(t, n)
 }
 
-// One replica prunes at a time: while another holds the prune lock, Prune
-// returns at once without deleting anything.
-func TestPruneRunsOnOneReplicaAtATime(t *testing.T) {
+// Replicas prune side by side: while one replica's batch is under way
+// (held here by a lock on its oldest job's history), another's Prune
+// deletes the jobs that batch did not take. One replica at a time, as it
+// was, fell behind four replicas finishing jobs.
+func TestReplicasPruneSideBySide(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
 	ctx := context.Background()
-	succeededTwoDaysAgo(t, pool)
+	oldest := succeededTwoDaysAgo(t, pool)
+	_, err := pool.Exec(ctx, `INSERT INTO baton.jobs (queue, state, payload, attempts, started_at, finished_at)
+		SELECT 'q', 'succeeded', '{}', 1, now() - interval '2 days', now() - interval '1 day' - interval '1 second' * g
+		FROM generate_series(1, 1499) g`)
+	require.NoError(t, err)
 
-	tx, err := pool.Begin(ctx)
+	holder, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	locked, err := store.New(tx).RetentionTryLock(ctx)
+	defer holder.Rollback(ctx) //nolint:errcheck // released below; this is for a failed assertion
+	_, err = holder.Exec(ctx, "SELECT 1 FROM baton.job_events WHERE job_id = $1 FOR UPDATE", oldest)
 	require.NoError(t, err)
-	require.True(t, locked)
-	n, _, err := maintenance.Prune(ctx, pool, maintenance.Retention{})
-	require.NoError(t, err)
-	require.Zero(t, n, "another replica is pruning")
-	require.NoError(t, tx.Rollback(ctx))
+	first := make(chan int64, 1)
+	go func() {
+		n, _, err := maintenance.Prune(ctx, pool, maintenance.Retention{})
+		assert.NoError(t, err)
+		first <- n
+	}()
+	awaitPruneWaiting(t, pool) // the first replica's batch, the 1,000 oldest
 
-	n, _, err = maintenance.Prune(ctx, pool, maintenance.Retention{})
+	n, more, err := maintenance.Prune(ctx, pool, maintenance.Retention{})
 	require.NoError(t, err)
-	require.EqualValues(t, 1, n, "a day is the default for succeeded jobs")
+	require.EqualValues(t, 500, n, "the second replica prunes the jobs the first one's batch does not hold")
+	require.False(t, more)
+
+	require.NoError(t, holder.Rollback(ctx))
+	require.EqualValues(t, 1000, <-first)
+	var left int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM baton.jobs").Scan(&left))
+	require.Zero(t, left)
 }
 
 // A Prune stopped mid-batch (its worker shutting down) finishes the batch
@@ -160,12 +177,7 @@ func TestPruneFinishesTheBatchUnderWayWhenStopped(t *testing.T) {
 		n, _, err := maintenance.Prune(stop, pool, maintenance.Retention{})
 		done <- result{n, err}
 	}()
-	require.Eventually(t, func() bool {
-		var waiting bool
-		require.NoError(t, pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%JobPrune%')`).Scan(&waiting))
-		return waiting
-	}, 10*time.Second, 5*time.Millisecond, "the batch waits on the history's lock")
+	awaitPruneWaiting(t, pool)
 	cancel()
 	select {
 	case r := <-done:
@@ -180,6 +192,17 @@ func TestPruneFinishesTheBatchUnderWayWhenStopped(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
 		WHERE l.locktype = 'advisory' AND d.datname = current_database()`).Scan(&held))
 	require.Zero(t, held, "the prune lock went with the batch")
+}
+
+// awaitPruneWaiting waits until a prune batch waits on a lock.
+func awaitPruneWaiting(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var waiting bool
+		require.NoError(t, pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%JobPrune%')`).Scan(&waiting))
+		return waiting
+	}, 10*time.Second, 5*time.Millisecond, "a prune batch waits on the history's lock")
 }
 
 // succeededTwoDaysAgo submits a job and makes it one that succeeded two

@@ -66,7 +66,8 @@ type JobPruneParams struct {
 // past its cutoff are read oldest first from jobs_finished_idx, so a prune
 // reads only what it deletes. Only succeeded, dead and canceled jobs are
 // looked at: a running or waiting job is never pruned. SKIP LOCKED passes
-// over a job that a re-drive holds. The count triggers keep queue_summary
+// over a job that a re-drive or another replica's prune holds, so replicas
+// prune side by side, each its own batch. The count triggers keep queue_summary
 // exact, and a job handed off from a pruned one keeps its parent_id. The
 // jobs' history, faults, snoozes, waiting fan-outs and tags go with them.
 func (q *Queries) JobPrune(ctx context.Context, arg JobPruneParams) (int64, error) {
@@ -79,17 +80,4 @@ func (q *Queries) JobPrune(ctx context.Context, arg JobPruneParams) (int64, erro
 	var pruned int64
 	err := row.Scan(&pruned)
 	return pruned, err
-}
-
-const retentionTryLock = `-- name: RetentionTryLock :one
-SELECT pg_try_advisory_xact_lock(hashtextextended('baton prune', 727274)) AS locked
-`
-
-// Taken for the transaction that prunes: one replica prunes at a time, and
-// the others pass (transaction-scoped, so it works through PgBouncer too).
-func (q *Queries) RetentionTryLock(ctx context.Context) (bool, error) {
-	row := q.db.QueryRow(ctx, retentionTryLock)
-	var locked bool
-	err := row.Scan(&locked)
-	return locked, err
 }
