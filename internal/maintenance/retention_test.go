@@ -150,10 +150,11 @@ func TestReplicasPruneSideBySide(t *testing.T) {
 }
 
 // A Prune stopped mid-batch (its worker shutting down) finishes the batch
-// before it returns, so that no prune lock or row lock of it outlives the
-// worker: ended by closing its connection, the transaction's server session
-// held the prune lock a moment longer, and a Prune right after a worker's
-// stop found it taken and deleted nothing.
+// before it returns, so that no lock of it outlives the worker: ended by
+// closing its connection, the transaction's server session held its locks a
+// moment longer (the prune lock of before, which a Prune right after a
+// worker's stop found taken; its rows' locks now). No advisory lock is
+// taken at all since replicas prune side by side; the check stays.
 func TestPruneFinishesTheBatchUnderWayWhenStopped(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
