@@ -61,6 +61,30 @@ stages:
 		changes(capped), "the claim row with its note stands in for the implied one")
 }
 
+// A job with a shorter timeout of its own, started while a run with the
+// stage's long one is under way, still ends at its own: the stage's one
+// timer is armed again for the earlier deadline (timeout.go). The long run
+// goes on.
+func TestAShortTimeoutEndsItsRunBesideALongOne(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	started := make(chan int64, 2)
+	name := b.handle(worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (json.RawMessage, error) {
+		started <- j.ID
+		<-ctx.Done() // runs until its timeout, or the worker stops
+		return nil, ctx.Err()
+	}))
+	b.start(fmt.Sprintf("poll_interval: 20ms\nshutdown_grace: 50ms\nstages:\n  - queue: a\n    handler: {go: %q}\n    timeout: 1h\n    max_attempts: 1\n", name))
+
+	long := b.submitJob(store.NewJob{Queue: "a"})
+	require.Equal(t, long, <-started)
+	short := b.waitState(b.submitJob(store.NewJob{Queue: "a", Timeout: 200 * time.Millisecond}), "dead")
+	require.Equal(t, "timeout: handler ran longer than the job's own 200ms", *short.LastError)
+	still, err := store.Status(context.Background(), b.pool, long)
+	require.NoError(t, err)
+	require.Equal(t, store.BatonJobStateRunning, still.State, "the long run goes on")
+}
+
 // A job's own lease, shorter than the stage's, is the one the claim sets and
 // the heartbeats keep: they come as often as it needs, so the job, running
 // for several of its leases, never loses it. (The lease is 1 s, not the

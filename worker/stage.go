@@ -64,6 +64,7 @@ type stage struct {
 	rate        store.Rate
 
 	completions chan *done // successes for the completer to commit
+	deadlines   deadlines  // the stage's timer that ends runs past their timeout (timeout.go)
 
 	// beatLease is the lease the heartbeats' cadence keeps (the shortest of
 	// the stage's and its running jobs' own); beatSooner says a job with a
@@ -95,11 +96,17 @@ type claimed struct {
 
 func (c claimed) run() run { return run{c.job.ID, c.token} }
 
-// inflight is a job whose handler is running.
+// inflight is a job this worker holds: its handler waits for a slot, runs,
+// or has returned and its outcome waits to be recorded.
 type inflight struct {
 	token  int64
 	cancel context.CancelCauseFunc
 	lease  time.Duration // the job's own lease; 0: the stage's
+	// ctx is the context its handler runs under (runUnder), and due its
+	// deadline as the stage's timer counts it (timeout.go); 0 while no
+	// handler runs under it.
+	ctx handlerContext
+	due atomic.Int64
 }
 
 func (s *stage) count() int {
@@ -133,8 +140,8 @@ func (s *stage) takeLocked(c claimed) task {
 	s.w.stats.claimed.Add(1)
 	s.metrics.claimed.Inc()
 	jctx, cancel := context.WithCancelCause(s.w.handlerCtx)
-	s.listLocked(c.job.ID, c.token, c.lease, cancel)
-	return task{ctx: jctx, cancel: cancel, c: c}
+	in := s.listLocked(c.job.ID, c.token, c.lease, cancel)
+	return task{ctx: jctx, in: in, c: c}
 }
 
 // dispatch hands a started job to a handler goroutine: one waiting for its
@@ -157,9 +164,9 @@ func (s *stage) dispatch(t task) {
 
 // task is a claimed job for a handler goroutine, with its context.
 type task struct {
-	ctx    context.Context
-	cancel context.CancelCauseFunc // ends ctx (a lost lease, the timeout)
-	c      claimed
+	ctx context.Context
+	in  *inflight // its entry in the running set: cancel ends ctx (a lost lease, the timeout)
+	c   claimed
 	// queued is when a job claimed ahead began to wait for a slot (zero:
 	// it started at its claim).
 	queued time.Time
@@ -200,14 +207,16 @@ func (s *stage) handlerLoop(t task) {
 // process claimed the job before (its lease expired while the process was
 // frozen, say), the earlier run's lease is lost: it is stopped. A lease
 // shorter than the heartbeats keep up with makes them come sooner.
-func (s *stage) listLocked(id, token int64, lease time.Duration, cancel context.CancelCauseFunc) {
+func (s *stage) listLocked(id, token int64, lease time.Duration, cancel context.CancelCauseFunc) *inflight {
 	if earlier := s.running[id]; earlier != nil && earlier.token != token {
 		earlier.cancel(errLeaseLost)
 	}
-	s.running[id] = &inflight{token: token, cancel: cancel, lease: lease}
+	in := &inflight{token: token, cancel: cancel, lease: lease}
+	s.running[id] = in
 	if lease > 0 && lease < s.beatLease {
 		signal(s.beatSooner)
 	}
+	return in
 }
 
 // unlistLocked takes a job's run off the running set (not a later claim's).
@@ -242,14 +251,14 @@ func (s *stage) execute(t task) (committing bool) {
 	if c.timeout > 0 {
 		timeout, tooLong = c.timeout, fmt.Errorf("timeout: handler ran longer than the job's own %s", c.timeout)
 	}
-	hctx, stop := withTimeout(sctx, t.cancel, timeout, tooLong)
+	hctx := s.runUnder(t.in, sctx, timeout, tooLong)
 	began := time.Now()
 	job.exec = execution{stage: s, token: c.token, began: began, span: trace.SpanContextFromContext(sctx)}
 	out, err := safeHandle(hctx, s.handler, job)
 	ran := time.Since(began) // monotonic: the handler's own time, whatever the batches did
 	s.metrics.handlerSeconds.Observe(ran.Seconds())
 	cause := context.Cause(hctx)
-	stop()
+	t.in.due.Store(0) // over: the stage's timer leaves it be
 	if err != nil && cause != nil {
 		err = cause // report the timeout, not the handler's reaction to it
 	}

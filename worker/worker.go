@@ -167,7 +167,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 			running: map[int64]*inflight{}, slots: slotsFor(st), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 			beatLease: st.Lease.D(), beatSooner: make(chan struct{}, 1),
 			idle: make(chan task), retire: make(chan struct{}), stopped: make(chan struct{}),
-			completions: make(chan *done, st.ceiling()),
+			completions: make(chan *done, st.ceiling()), deadlines: deadlines{epoch: time.Now()},
 		}
 		s.metrics.slots.Set(float64(s.slots.size))
 		w.stages[st.Queue] = s
@@ -316,6 +316,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	completers.Wait()
 	for _, s := range w.stages {
 		close(s.stopped) // every handler has returned: their goroutines end
+		s.deadlines.stop()
 	}
 	st := w.Stats()
 	w.log.Info("worker stopped", "succeeded", st.Succeeded, "failed", st.Failed,
