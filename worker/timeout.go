@@ -25,11 +25,13 @@ type deadlines struct {
 // since is how far t is past the epoch, as a due.
 func (d *deadlines) since(t time.Time) int64 { return int64(t.Sub(d.epoch)) }
 
-// arm makes the timer fire by due (since epoch) at the latest. The run's
-// due is stored before: either endOverdue reads it, or arm finds at zero
-// (endOverdue clears it before it reads the running set) and waits for it.
-// Most runs find the timer armed for an earlier deadline, and take no lock.
-func (d *deadlines) arm(due int64, fire func()) {
+// armBy makes the stage's timer fire by due (since epoch) at the latest.
+// The run's due is stored before: either endOverdue reads it, or armBy
+// finds at zero (endOverdue clears it before it reads the running set) and
+// waits for it. Most runs find the timer armed for an earlier deadline,
+// and take no lock.
+func (s *stage) armBy(due int64) {
+	d := &s.deadlines
 	if at := d.at.Load(); at != 0 && at <= due {
 		return
 	}
@@ -41,7 +43,7 @@ func (d *deadlines) arm(due int64, fire func()) {
 	d.at.Store(due)
 	wait := time.Duration(due - d.since(time.Now()))
 	if d.timer == nil {
-		d.timer = time.AfterFunc(wait, fire)
+		d.timer = time.AfterFunc(wait, s.endOverdue)
 	} else {
 		d.timer.Reset(wait)
 	}
@@ -66,7 +68,7 @@ func (s *stage) runUnder(in *inflight, ctx context.Context, timeout time.Duratio
 	in.ctx = handlerContext{Context: ctx, deadline: now.Add(timeout), tooLong: tooLong}
 	due := s.deadlines.since(now) + int64(timeout)
 	in.due.Store(due)
-	s.deadlines.arm(due, s.endOverdue)
+	s.armBy(due)
 	return &in.ctx
 }
 
@@ -76,7 +78,7 @@ func (s *stage) endOverdue() {
 	d := &s.deadlines
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.at.Store(0) // before reading the running set: see arm
+	d.at.Store(0) // before reading the running set: see armBy
 	now, next := d.since(time.Now()), int64(0)
 	s.mu.Lock()
 	for _, in := range s.running {
@@ -91,7 +93,7 @@ func (s *stage) endOverdue() {
 		}
 	}
 	s.mu.Unlock()
-	if next != 0 { // arm waits for d.mu: at is still 0
+	if next != 0 { // armBy waits for d.mu: at is still 0
 		d.at.Store(next)
 		d.timer.Reset(time.Duration(next - now))
 	}
