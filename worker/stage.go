@@ -251,8 +251,8 @@ func (s *stage) execute(t task) (committing bool) {
 	if c.timeout > 0 {
 		timeout, tooLong = c.timeout, fmt.Errorf("timeout: handler ran longer than the job's own %s", c.timeout)
 	}
-	hctx := s.runUnder(t.in, sctx, timeout, tooLong)
 	began := time.Now()
+	hctx := s.runUnder(t.in, sctx, began, timeout, tooLong)
 	job.exec = execution{stage: s, token: c.token, began: began, span: trace.SpanContextFromContext(sctx)}
 	out, err := safeHandle(hctx, s.handler, job)
 	ran := time.Since(began) // monotonic: the handler's own time, whatever the batches did

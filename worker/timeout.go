@@ -62,11 +62,10 @@ func (d *deadlines) stop() {
 // runUnder is the context a run's handler runs under: the job's own (which
 // a lost lease cancels with its cause) with the timeout as its deadline,
 // kept in the run's inflight entry (one allocation for both), and the
-// stage's timer armed for it.
-func (s *stage) runUnder(in *inflight, ctx context.Context, timeout time.Duration, tooLong error) context.Context {
-	now := time.Now()
-	in.ctx = handlerContext{Context: ctx, deadline: now.Add(timeout), tooLong: tooLong}
-	due := s.deadlines.since(now) + int64(timeout)
+// stage's timer armed for it. began is the handler's start.
+func (s *stage) runUnder(in *inflight, ctx context.Context, began time.Time, timeout time.Duration, tooLong error) context.Context {
+	in.ctx = handlerContext{Context: ctx, deadline: began.Add(timeout), tooLong: tooLong}
+	due := s.deadlines.since(began) + int64(timeout)
 	in.due.Store(due)
 	s.armBy(due)
 	return &in.ctx
