@@ -37,7 +37,10 @@ import (
 //	PRESSURE_OUT      where the phase table goes (default: the temp dir)
 //
 // Phases: clean, idle-in-tx (one connection holds an xid), active-readers
-// (4 REPEATABLE READ connections scanning the event tables in a loop),
+// (4 connections, each in one REPEATABLE READ transaction for the phase,
+// counting the first event table of the adapter's manifest every 100 ms,
+// as the harness's hook does; PRESSURE_MANIFEST, default
+// bench/portable/adapter.json),
 // high-load (1.5 × the rate), recovery (as clean, after pressure),
 // kill-replica (SIGKILL the adapter, start it again), pg-restart,
 // terminate (pg_terminate_backend of one adapter connection every 0.5 s),
@@ -114,10 +117,15 @@ type pressureRun struct {
 	argv    []string
 	env     []string
 	control string // PRODUCER_RATE_CONTROL_FILE
-	mu      sync.Mutex
-	phase   *phaseFigures
-	adapter *exec.Cmd
-	done    chan error
+	// From the adapter's manifest, as the harness reads it: the event
+	// tables (their dead rows and sizes), and what the readers run.
+	tables    []string
+	readers   int
+	readerSQL string
+	mu        sync.Mutex
+	phase     *phaseFigures
+	adapter   *exec.Cmd
+	done      chan error
 }
 
 func TestPressure(t *testing.T) {
@@ -134,6 +142,7 @@ func TestPressure(t *testing.T) {
 	require.NoError(t, c.waitReady(30*time.Second))
 	r := &pressureRun{t: t, c: c, db: "baton_bench", control: filepath.Join(t.TempDir(), "producer_rate.txt")}
 	r.argv = strings.Fields(cmp.Or(os.Getenv("PRESSURE_ADAPTER"), batonBin+" bench --adapter"))
+	r.readManifest(cmp.Or(os.Getenv("PRESSURE_MANIFEST"), "../bench/portable/adapter.json"))
 	r.exec(t, "postgres", "CREATE DATABASE baton_bench")
 	r.exec(t, "postgres", "CREATE EXTENSION pg_stat_statements")
 	sampleEvery := "5"
@@ -198,23 +207,25 @@ func (r *pressureRun) apply(ctx context.Context, phase string, rate float64) {
 		require.NoError(t, err)
 		go func() { <-ctx.Done(); conn.Close(context.Background()) }()
 	case "active-readers":
-		for range 4 {
+		// As the harness's hook: each reader holds one REPEATABLE READ
+		// transaction for the whole phase (its snapshot holds back vacuum
+		// too) and scans the manifest's first event table, 100 ms apart.
+		for range r.readers {
 			go func() {
+				conn, err := pgx.Connect(ctx, r.c.url(r.db))
+				if err != nil {
+					return
+				}
+				defer conn.Close(context.Background())
+				if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ"); err != nil {
+					return
+				}
 				for ctx.Err() == nil {
-					conn, err := pgx.Connect(ctx, r.c.url(r.db))
-					if err != nil {
-						continue
+					_, _ = conn.Exec(ctx, r.readerSQL)
+					select {
+					case <-ctx.Done():
+					case <-time.After(100 * time.Millisecond): // the harness's pause
 					}
-					for ctx.Err() == nil {
-						tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
-						if err != nil {
-							break
-						}
-						_, _ = tx.Exec(ctx, "SELECT count(*) FROM baton.jobs")
-						_, _ = tx.Exec(ctx, "SELECT count(*) FROM baton.job_events")
-						_ = tx.Rollback(context.Background())
-					}
-					conn.Close(context.Background())
 				}
 			}()
 		}
@@ -327,9 +338,30 @@ func (r *pressureRun) peak(d time.Duration) float64 {
 	return median(f.complete[len(f.complete)/4:])
 }
 
-// eventTables are the tables whose dead rows and sizes a phase records.
+// readManifest takes the event tables from the adapter's manifest
+// (adapter.json), and the readers' count and scan as the harness's
+// active-readers hook: ACTIVE_READER_COUNT (4) readers running
+// ACTIVE_READER_SQL (a count of the first event table).
+func (r *pressureRun) readManifest(path string) {
+	raw, err := os.ReadFile(path)
+	require.NoError(r.t, err, "PRESSURE_MANIFEST names the adapter's adapter.json")
+	var m struct {
+		EventTables []string `json:"event_tables"`
+	}
+	require.NoError(r.t, json.Unmarshal(raw, &m), path)
+	require.NotEmpty(r.t, m.EventTables, "%s names no event_tables", path)
+	r.tables = m.EventTables
+	r.readers = 4
+	if n, err := strconv.Atoi(os.Getenv("ACTIVE_READER_COUNT")); err == nil && n >= 0 {
+		r.readers = n
+	}
+	r.readerSQL = cmp.Or(os.Getenv("ACTIVE_READER_SQL"), "SELECT count(*) FROM "+m.EventTables[0])
+}
+
+// eventTables are the manifest's tables ($1) whose dead rows and sizes a
+// phase records.
 const eventTables = `FROM pg_stat_user_tables s
-	WHERE s.schemaname = 'baton' AND s.relname IN ('jobs', 'job_events', 'job_count_deltas')`
+	WHERE s.schemaname || '.' || s.relname = ANY ($1::text[])`
 
 // measure records the event tables' dead rows and sizes and the oldest
 // snapshot's age at a phase's end.
@@ -342,7 +374,7 @@ func (r *pressureRun) measure(f *phaseFigures) {
 		SELECT coalesce(sum(s.n_dead_tup), 0)::bigint, coalesce(sum(pg_relation_size(s.relid)), 0)::bigint,
 		       coalesce(sum(pg_indexes_size(s.relid)), 0)::bigint,
 		       (SELECT coalesce(max(age(backend_xmin)), 0) FROM pg_stat_activity)::bigint
-		`+eventTables).Scan(&f.dead, &f.tableBytes, &f.indexBytes, &f.oldestXmin))
+		`+eventTables, r.tables).Scan(&f.dead, &f.tableBytes, &f.indexBytes, &f.oldestXmin))
 	f.statements = r.statements()
 }
 
@@ -366,7 +398,7 @@ func (r *pressureRun) watchDead(f *phaseFigures, d time.Duration) {
 		case <-tick.C:
 		}
 		var dead int64
-		if err := conn.QueryRow(ctx, "SELECT coalesce(sum(s.n_dead_tup), 0)::bigint "+eventTables).Scan(&dead); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT coalesce(sum(s.n_dead_tup), 0)::bigint "+eventTables, r.tables).Scan(&dead); err != nil {
 			continue // a phase may restart the server under it
 		}
 		above := f.deadMax > f.cleanDead
