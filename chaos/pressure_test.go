@@ -435,6 +435,9 @@ func (r *pressureRun) statements() []statementCost {
 // drain runs the adapter with nothing offered until every job is done, and
 // returns how many jobs are not succeeded then (lost, or stuck).
 func (r *pressureRun) drain() int64 {
+	r.mu.Lock()
+	r.phase = nil // the drain's samples belong to no phase
+	r.mu.Unlock()
 	require.NoError(r.t, os.WriteFile(r.control, []byte("0"), 0o600))
 	r.start("PRODUCER_MODE=fixed")
 	defer func() { require.NoError(r.t, r.stop()) }()
