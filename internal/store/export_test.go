@@ -9,4 +9,6 @@ const (
 	JobHeartbeatSQL    = jobHeartbeat
 	JobReleaseManySQL  = jobReleaseMany
 	JobNoteClaimsSQL   = jobNoteClaims
+
+	HotPlanSettings = hotPlanSettings
 )

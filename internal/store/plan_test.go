@@ -296,3 +296,35 @@ func explainPlan(t *testing.T, pool *pgxpool.Pool, mode, explain, sql, args stri
 	require.NoError(t, err)
 	return strings.Join(plan, "\n")
 }
+
+// While claims keep up, the waiting jobs' table is a few pages, and the
+// cheapest way to find the rows a claim deletes by their addresses is to
+// scan it. A generic plan made then is kept while a held horizon grows the
+// table to millions of dead rows: every claim read them all. Under the
+// hot statements' settings the claim finds its rows by their addresses
+// whatever the table's size.
+func TestClaimFindsItsWaitingRowsByAddressOnASmallTable(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO baton.queues (name) VALUES ('a');
+		INSERT INTO baton.jobs (queue, state, payload) SELECT 'a', 'available', '{}' FROM generate_series(1, 10)`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "VACUUM ANALYZE baton.waiting_jobs")
+	require.NoError(t, err)
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // only plans
+	_, err = tx.Exec(ctx, store.HotPlanSettings)
+	require.NoError(t, err)
+	_, err = tx.Prepare(ctx, "claim", store.JobClaimSQL)
+	require.NoError(t, err)
+	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE claim(false, 100, 'a', 0, 0, NULL, 3, 30000, 30000, 'w')")
+	require.NoError(t, err)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	plan := strings.Join(lines, "\n")
+	require.Contains(t, plan, "Tid Scan on waiting_jobs", plan)
+	require.NotContains(t, plan, "Seq Scan on waiting_jobs", plan)
+	require.NotContains(t, plan, "Seq Scan on jobs", plan)
+}

@@ -21,3 +21,16 @@ func (q *Queries) BackendPid(ctx context.Context) (int32, error) {
 	err := row.Scan(&pid)
 	return pid, err
 }
+
+const seqScansOff = `-- name: SeqScansOff :exec
+SELECT set_config('enable_seqscan', 'off', true)
+`
+
+// Turns sequential scans off for the rest of the transaction: a limited
+// claim's (worker holdingQueue), whose statements plan as genericRows's do
+// (the waiting jobs' table looks small to the planner while claims keep
+// up, and a plan that scans it reads every dead row under a held horizon).
+func (q *Queries) SeqScansOff(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, seqScansOff)
+	return err
+}
