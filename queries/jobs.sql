@@ -417,12 +417,18 @@ ORDER BY priority, run_at, id;
 -- heartbeating, while it drains its other jobs, then marks the run alone
 -- (JobStartAlone). Like JobClaim, one statement, fenced by the new token. A
 -- statement of its own, not JobClaim with a parameter: only a plan that knows
--- it wants isolated jobs can read them from their small partial index. It
--- locks the job's waiting row, as JobClaim does.
+-- it wants isolated jobs can read them from their small partial index.
+--
+-- Every stage runs it before its claims each poll interval. Unlike JobClaim
+-- it locks the job's row, then deletes the job's waiting row by the claim
+-- index's key: a plan that joined the waiting rows first read the queue's
+-- whole claim index, every dead entry under a held horizon (80 ms a poll,
+-- and growing, that the claims waited for). No claim locks an isolated
+-- job's waiting row (JobClaim and JobClaimGrouped pass them over), so the
+-- order cannot deadlock.
 WITH locked AS MATERIALIZED (
-    SELECT j.id, w.ctid AS t
+    SELECT j.id, j.queue, j.priority, j.run_at
     FROM baton.jobs j
-    JOIN baton.waiting_jobs w ON w.queue = j.queue AND w.priority = j.priority AND w.run_at = j.run_at AND w.id = j.id
     WHERE j.queue = @queue_name::text
       AND j.isolated
       AND j.state IN ('scheduled', 'available', 'retrying')
@@ -443,9 +449,10 @@ WITH locked AS MATERIALIZED (
         FROM (SELECT coalesce((SELECT q.global_concurrency FROM baton.queues q WHERE q.name = @queue_name::text),
                               nullif(@global_concurrency::integer, 0)) AS n) l
         WHERE l.n IS NOT NULL))
-    FOR UPDATE OF w SKIP LOCKED
+    FOR UPDATE OF j SKIP LOCKED
 ), taken AS (
-    DELETE FROM baton.waiting_jobs w WHERE w.ctid = ANY (ARRAY(SELECT t FROM locked))
+    DELETE FROM baton.waiting_jobs w USING locked l
+    WHERE w.queue = l.queue AND w.priority = l.priority AND w.run_at = l.run_at AND w.id = l.id
 )
 UPDATE baton.jobs j
 SET state = 'running',
@@ -458,7 +465,6 @@ SET state = 'running',
     alone_since = NULL
 FROM locked
 WHERE j.id = locked.id
-  AND j.state IN ('scheduled', 'available', 'retrying') AND j.run_at <= now() AND j.isolated
 RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts::integer AS max_attempts, j.lease_token,
           j.run_at, j.created_at, j.started_at::timestamptz AS started_at, j.parent_id, j.trace_parent, j.lost_leases,
           j.tags, j.timeout_ms, j.lease_ms, j.group_key;

@@ -4,8 +4,9 @@
 SELECT pg_backend_pid()::integer AS pid;
 
 -- name: SeqScansOff :exec
--- Turns sequential scans off for the rest of the transaction: a limited
--- claim's (worker holdingQueue), whose statements plan as genericRows's do
+-- Turns sequential scans off for the rest of the transaction: a claim's
+-- that cannot go through genericRows (a limited claim's, worker
+-- holdingQueue, and an isolated claim's), whose statements plan as its do
 -- (the waiting jobs' table looks small to the planner while claims keep
 -- up, and a plan that scans it reads every dead row under a held horizon).
 SELECT set_config('enable_seqscan', 'off', true);

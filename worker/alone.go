@@ -53,7 +53,14 @@ func (s *stage) claimIsolated(ctx context.Context) {
 			err = pgx.ErrNoRows // the rate let no claim through
 		}
 	} else {
-		row, err = store.New(w.pool).JobClaimIsolated(qctx, p)
+		err = pgx.BeginFunc(qctx, w.pool, func(tx pgx.Tx) error {
+			q := store.New(tx)
+			if err := q.SeqScansOff(qctx); err != nil {
+				return err
+			}
+			row, err = q.JobClaimIsolated(qctx, p)
+			return err
+		})
 	}
 	if err != nil {
 		if err := store.MapError(err); !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {

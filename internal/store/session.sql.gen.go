@@ -26,8 +26,9 @@ const seqScansOff = `-- name: SeqScansOff :exec
 SELECT set_config('enable_seqscan', 'off', true)
 `
 
-// Turns sequential scans off for the rest of the transaction: a limited
-// claim's (worker holdingQueue), whose statements plan as genericRows's do
+// Turns sequential scans off for the rest of the transaction: a claim's
+// that cannot go through genericRows (a limited claim's, worker
+// holdingQueue, and an isolated claim's), whose statements plan as its do
 // (the waiting jobs' table looks small to the planner while claims keep
 // up, and a plan that scans it reads every dead row under a held horizon).
 func (q *Queries) SeqScansOff(ctx context.Context) error {
