@@ -33,7 +33,7 @@ func TestSubmitIsAnsweredWithoutReadingAfterTheCommit(t *testing.T) {
 	for _, sql := range []string{
 		"CREATE ROLE " + role,
 		"GRANT USAGE ON SCHEMA baton TO " + role,
-		"GRANT INSERT ON baton.jobs, baton.job_events, baton.queues, baton.job_count_deltas, baton.waiting_jobs, baton.idempotency_keys, baton.job_tags TO " + role,
+		"GRANT INSERT ON baton.jobs, baton.job_events, baton.queues, baton.job_count_deltas, baton.idempotency_keys, baton.job_tags TO " + role,
 		"GRANT SELECT (id, state, run_at, created_at, tags) ON baton.jobs TO " + role,
 		"GRANT SELECT, UPDATE ON baton.queues, baton.idempotency_keys TO " + role,
 	} {

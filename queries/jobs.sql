@@ -158,21 +158,13 @@ WHERE queue = @queue::text AND unique_key = baton.unique_key(@unique_key::text, 
 -- commits meanwhile: the worker runs this statement after QueueHoldForClaim
 -- in one transaction. Without a limit the count is never read.
 --
--- The claim reads and locks the jobs' rows in baton.waiting_jobs (migration
--- 29), deletes them, and updates the jobs. The UPDATE checks again that each
--- job waits and is due: it waits for a job row another statement holds (a
--- cancel, a promotion, SQL run by hand), and a job that changed meanwhile is
--- not claimed; the waiting row it locked goes either way (a job still
--- waiting has a new one: the trigger that saw the change wrote it).
---
 -- The claim index keeps an entry for every row version it ever held, until
 -- vacuum removes the versions no transaction can see. While a transaction
 -- somewhere holds back that horizon (an idle session, a long report), the
 -- entries of every job claimed since pile up in front of the waiting ones,
 -- and a claim that reads the index from its front steps over them all: 29 ms
 -- and 8,700 pages a claim after three minutes of a held xid at 3,175 jobs/s,
--- against 0.4 ms and 540 clean (on the job table's index, before migration
--- 29; the narrow table's index grows far slower). So the worker passes a floor, the
+-- against 0.4 ms and 540 clean. So the worker passes a floor, the
 -- (priority, run_at) of the jobs it claimed last less a margin for
 -- submits that commit late, and the claim starts reading there: jobs of
 -- a more urgent priority (ahead) and those at or above the floor (rest).
@@ -186,31 +178,31 @@ WITH room AS MATERIALIZED (
                               nullif(@global_concurrency::integer, 0)) AS n) l
         WHERE l.n IS NOT NULL)) AS n
 ), ahead AS MATERIALIZED (
-    SELECT w.id, w.ctid AS t
-    FROM baton.waiting_jobs w
-    WHERE w.queue = @queue_name::text
-      AND w.priority < @floor_priority::integer
-      AND w.run_at <= now()
-      AND NOT w.isolated -- these run alone: JobClaimIsolated
+    SELECT j.id
+    FROM baton.jobs j
+    WHERE j.queue = @queue_name::text
+      AND j.state IN ('scheduled', 'available', 'retrying')
+      AND j.priority < @floor_priority::integer
+      AND j.run_at <= now()
+      AND NOT j.isolated -- these run alone: JobClaimIsolated
       AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = @queue_name::text AND q.paused)
-    ORDER BY w.priority, w.run_at, w.id
+    ORDER BY j.priority, j.run_at, j.id
     LIMIT (SELECT n FROM room)
-    FOR UPDATE OF w SKIP LOCKED
+    FOR UPDATE OF j SKIP LOCKED
 ), rest AS MATERIALIZED (
-    SELECT w.id, w.ctid AS t
-    FROM baton.waiting_jobs w
-    WHERE w.queue = @queue_name::text
-      AND (w.priority, w.run_at) >= (@floor_priority::integer, coalesce(sqlc.narg('floor_run_at')::timestamptz, '-infinity'))
-      AND w.run_at <= now()
-      AND NOT w.isolated
+    SELECT j.id
+    FROM baton.jobs j
+    WHERE j.queue = @queue_name::text
+      AND j.state IN ('scheduled', 'available', 'retrying')
+      AND (j.priority, j.run_at) >= (@floor_priority::integer, coalesce(sqlc.narg('floor_run_at')::timestamptz, '-infinity'))
+      AND j.run_at <= now()
+      AND NOT j.isolated
       AND NOT EXISTS (SELECT 1 FROM baton.queues q WHERE q.name = @queue_name::text AND q.paused)
-    ORDER BY w.priority, w.run_at, w.id
+    ORDER BY j.priority, j.run_at, j.id
     LIMIT (SELECT n FROM room) - (SELECT count(*) FROM ahead)
-    FOR UPDATE OF w SKIP LOCKED
+    FOR UPDATE OF j SKIP LOCKED
 ), locked AS (
-    SELECT id, t FROM ahead UNION ALL SELECT id, t FROM rest
-), taken AS (
-    DELETE FROM baton.waiting_jobs w WHERE w.ctid = ANY (ARRAY(SELECT t FROM locked))
+    SELECT id FROM ahead UNION ALL SELECT id FROM rest
 ), claimed AS (
     UPDATE baton.jobs j
     SET state = 'running',
@@ -221,7 +213,6 @@ WITH room AS MATERIALIZED (
         leased_by = @worker_id::text,
         started_at = clock_timestamp()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
-      AND j.state IN ('scheduled', 'available', 'retrying') AND j.run_at <= now() AND NOT j.isolated
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
               j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.tags, j.timeout_ms, j.lease_ms, j.group_key
 )
@@ -241,12 +232,13 @@ ORDER BY priority, run_at, id;
 -- job claimed since, and the claim loop must not wait for it.
 SELECT EXISTS (
     SELECT 1
-    FROM baton.waiting_jobs w
-    WHERE w.queue = @queue_name::text
-      AND w.priority = @floor_priority::integer
-      AND w.run_at < @floor_run_at::timestamptz
-      AND w.run_at <= now()
-      AND NOT w.isolated
+    FROM baton.jobs j
+    WHERE j.queue = @queue_name::text
+      AND j.state IN ('scheduled', 'available', 'retrying')
+      AND j.priority = @floor_priority::integer
+      AND j.run_at < @floor_run_at::timestamptz
+      AND j.run_at <= now()
+      AND NOT j.isolated
 ) AS below;
 
 -- name: JobClaimGrouped :many
@@ -272,8 +264,8 @@ SELECT EXISTS (
 -- writes back the tags (one row per group claimed from) and the clock.
 -- Otherwise it takes them by priority, as JobClaim. Jobs without a group are
 -- one group of their own (tagged under the group ''), not limited per
--- group, taken from the queue's next 1,000 due jobs (waiting_jobs_claim_idx:
--- no index reads them alone).
+-- group, taken from the queue's next 1,000 due jobs (jobs_claim_idx: no
+-- index reads them alone).
 WITH RECURSIVE room AS MATERIALIZED (
     SELECT least(@max_jobs::integer, coalesce((
         SELECT greatest(0, l.n - (SELECT count(*) FROM baton.jobs r WHERE r.queue = @queue_name::text AND r.state = 'running'))
@@ -351,11 +343,10 @@ WITH RECURSIVE room AS MATERIALIZED (
     WHERE cut.tag = 'Infinity'::float8 OR h.base + 1.0 / h.weight <= cut.tag + 1e-9
     UNION ALL
     SELECT '', x.id, x.priority, x.run_at, row_number() OVER (ORDER BY x.priority, x.run_at, x.id) AS rank
-    FROM (SELECT w.id, w.priority, w.run_at, j.group_key
-          FROM baton.waiting_jobs w
-          JOIN baton.jobs j ON j.id = w.id
-          WHERE w.queue = @queue_name::text AND w.run_at <= now() AND NOT w.isolated
-          ORDER BY w.priority, w.run_at, w.id LIMIT 1000) x
+    FROM (SELECT j.id, j.priority, j.run_at, j.group_key FROM baton.jobs j
+          WHERE j.queue = @queue_name::text
+            AND j.state IN ('scheduled', 'available', 'retrying') AND j.run_at <= now() AND NOT j.isolated
+          ORDER BY j.priority, j.run_at, j.id LIMIT 1000) x
     WHERE x.group_key IS NULL
 ), candidates AS (
     SELECT k.group_key, k.id, k.priority, k.run_at, coalesce(w.weight, 1) AS weight,
@@ -366,18 +357,15 @@ WITH RECURSIVE room AS MATERIALIZED (
     LEFT JOIN baton.queue_groups w ON w.queue = @queue_name::text AND w.group_key = k.group_key
     WHERE @group_concurrency::integer = 0 OR k.group_key = '' OR k.rank + coalesce(r.n, 0) <= @group_concurrency::integer
 ), locked AS MATERIALIZED (
-    -- The chosen jobs' waiting rows, found by the claim index's key; the
-    -- claim then goes on as JobClaim's.
-    SELECT w.id, w.ctid AS t
-    FROM (SELECT c.id, c.priority, c.run_at FROM candidates c
-          ORDER BY CASE WHEN @fair::boolean THEN c.tag ELSE 0 END, c.priority, c.run_at, c.id
-          LIMIT (SELECT n FROM room)) c
-    JOIN baton.waiting_jobs w
-      ON w.queue = @queue_name::text AND w.priority = c.priority AND w.run_at = c.run_at AND w.id = c.id
-    WHERE w.run_at <= now()
-    FOR UPDATE OF w SKIP LOCKED
-), taken AS (
-    DELETE FROM baton.waiting_jobs w WHERE w.ctid = ANY (ARRAY(SELECT t FROM locked))
+    SELECT j.id
+    FROM baton.jobs j
+    WHERE j.id = ANY (ARRAY(
+            SELECT c.id FROM candidates c
+            ORDER BY CASE WHEN @fair::boolean THEN c.tag ELSE 0 END, c.priority, c.run_at, c.id
+            LIMIT (SELECT n FROM room)))
+      AND j.state IN ('scheduled', 'available', 'retrying')
+      AND j.run_at <= now()
+    FOR UPDATE OF j SKIP LOCKED
 ), served AS (
     SELECT c.group_key, max(c.tag + 1.0 / c.weight) AS next_tag, max(c.tag) AS clock
     FROM candidates c
@@ -400,7 +388,6 @@ WITH RECURSIVE room AS MATERIALIZED (
         leased_by = @worker_id::text,
         started_at = clock_timestamp()
     WHERE j.id = ANY (ARRAY(SELECT id FROM locked))
-      AND j.state IN ('scheduled', 'available', 'retrying') AND j.run_at <= now() AND NOT j.isolated
     RETURNING j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.lease_token,
               j.run_at, j.created_at, j.started_at, j.parent_id, j.trace_parent, j.tags, j.timeout_ms, j.lease_ms, j.group_key
 )
@@ -418,16 +405,8 @@ ORDER BY priority, run_at, id;
 -- (JobStartAlone). Like JobClaim, one statement, fenced by the new token. A
 -- statement of its own, not JobClaim with a parameter: only a plan that knows
 -- it wants isolated jobs can read them from their small partial index.
---
--- Every stage runs it before its claims each poll interval. Unlike JobClaim
--- it locks the job's row, then deletes the job's waiting row by the claim
--- index's key: a plan that joined the waiting rows first read the queue's
--- whole claim index, every dead entry under a held horizon (80 ms a poll,
--- and growing, that the claims waited for). No claim locks an isolated
--- job's waiting row (JobClaim and JobClaimGrouped pass them over), so the
--- order cannot deadlock.
 WITH locked AS MATERIALIZED (
-    SELECT j.id, j.queue, j.priority, j.run_at
+    SELECT j.id
     FROM baton.jobs j
     WHERE j.queue = @queue_name::text
       AND j.isolated
@@ -450,9 +429,6 @@ WITH locked AS MATERIALIZED (
                               nullif(@global_concurrency::integer, 0)) AS n) l
         WHERE l.n IS NOT NULL))
     FOR UPDATE OF j SKIP LOCKED
-), taken AS (
-    DELETE FROM baton.waiting_jobs w USING locked l
-    WHERE w.queue = l.queue AND w.priority = l.priority AND w.run_at = l.run_at AND w.id = l.id
 )
 UPDATE baton.jobs j
 SET state = 'running',

@@ -53,14 +53,7 @@ func (s *stage) claimIsolated(ctx context.Context) {
 			err = pgx.ErrNoRows // the rate let no claim through
 		}
 	} else {
-		err = pgx.BeginFunc(qctx, w.pool, func(tx pgx.Tx) error {
-			q := store.New(tx)
-			if err := q.SeqScansOff(qctx); err != nil {
-				return err
-			}
-			row, err = q.JobClaimIsolated(qctx, p)
-			return err
-		})
+		row, err = store.New(w.pool).JobClaimIsolated(qctx, p)
 	}
 	if err != nil {
 		if err := store.MapError(err); !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {

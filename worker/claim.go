@@ -329,9 +329,6 @@ func (s *stage) limited() bool {
 func (s *stage) holdingQueue(ctx context.Context, max int, claim func(q *store.Queries, n int) (int, error)) error {
 	return pgx.BeginFunc(ctx, s.w.pool, func(tx pgx.Tx) error {
 		q := store.New(tx)
-		if err := q.SeqScansOff(ctx); err != nil {
-			return err
-		}
 		h, err := q.QueueHoldForClaim(ctx, store.QueueHoldForClaimParams{
 			Name: s.cfg.Queue, RateCount: s.rate.Count, RatePeriodMs: s.rate.PeriodMs(),
 		})

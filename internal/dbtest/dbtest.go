@@ -57,38 +57,7 @@ func NewWithURL(t testing.TB) (*pgxpool.Pool, string) {
 		testenv.Missing(t, "no test database: %v", err)
 	}
 	t.Cleanup(cleanup)
-	t.Cleanup(func() { checkWaitingJobs(t, pool) }) // before the pool closes
 	return pool, u
-}
-
-// checkWaitingJobs fails t unless every waiting job has its row in
-// baton.waiting_jobs, under the same key, and no other job has one: run
-// after each test, whatever it did.
-func checkWaitingJobs(t testing.TB, pool *pgxpool.Pool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var missing, extra int64
-	var some []int64
-	err := pool.QueryRow(ctx, `
-		WITH waiting AS (
-		    SELECT id, queue, priority, run_at, isolated FROM baton.jobs
-		    WHERE state IN ('scheduled', 'available', 'retrying')
-		), kept AS (
-		    SELECT id, queue, priority, run_at, isolated FROM baton.waiting_jobs
-		), m AS (
-		    SELECT id FROM (SELECT * FROM waiting EXCEPT ALL SELECT * FROM kept) m
-		), e AS (
-		    SELECT id FROM (SELECT * FROM kept EXCEPT ALL SELECT * FROM waiting) e
-		)
-		SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM e),
-		       coalesce((SELECT array_agg(id) FROM (SELECT id FROM m UNION ALL SELECT id FROM e ORDER BY id LIMIT 10) s), '{}')`,
-	).Scan(&missing, &extra, &some)
-	if err != nil {
-		return // a test that closed its pool, or migrated the schema down
-	}
-	if missing > 0 || extra > 0 {
-		t.Errorf("baton.waiting_jobs does not match the waiting jobs: %d missing, %d extra (jobs %v…)", missing, extra, some)
-	}
 }
 
 // LoginAs lets an existing role log in, with a password of its own (a

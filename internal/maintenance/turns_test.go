@@ -98,7 +98,7 @@ func TestVacuumRunsOnOneReplicaAnInterval(t *testing.T) {
 
 	claimInBulk(t, pool)
 	require.Eventually(t, func() bool { return deadJobRows(t, pool) >= 30000 }, 10*time.Second, 20*time.Millisecond)
-	require.ElementsMatch(t, []string{"jobs", "waiting_jobs"}, replica(a), "the first replica takes the turn and vacuums")
+	require.Equal(t, []string{"jobs"}, replica(a), "the first replica takes the turn and vacuums")
 
 	deadRows("UPDATE baton.jobs SET state = 'available'") // due again at once, as under load
 	require.Empty(t, replica(b), "another replica, within the interval, leaves it")

@@ -9,6 +9,4 @@ const (
 	JobHeartbeatSQL    = jobHeartbeat
 	JobReleaseManySQL  = jobReleaseMany
 	JobNoteClaimsSQL   = jobNoteClaims
-
-	HotPlanSettings = hotPlanSettings
 )

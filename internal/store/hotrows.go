@@ -114,11 +114,6 @@ func (q *Queries) JobCompleteManyBatch(ctx context.Context, arg JobCompleteManyP
 	return items, nil
 }
 
-// hotPlanSettings are the settings genericRows plans and runs a hot
-// statement under, for its own transaction.
-const hotPlanSettings = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true), " +
-	"set_config('enable_seqscan', 'off', true)"
-
 // genericRows runs a hot statement with the server's generic plan: in one
 // round trip, set_config makes plan_cache_mode force_generic_plan for the
 // statement's own transaction (the implicit one of the pipeline, so the
@@ -130,14 +125,8 @@ const hotPlanSettings = "SELECT set_config('plan_cache_mode', 'force_generic_pla
 // grows with the backlog (a claim's generic plan costs 20,000 at 2 million
 // waiting jobs: its LIMIT is taken for a tenth of them), and past
 // jit_above_cost the server would compile every claim, so jit is off for
-// the statement too. So are sequential scans: while claims keep up, the
-// waiting jobs' table is a few pages, where a scan is the cheaper way to
-// find the rows a claim deletes by their addresses (ctid), and a generic
-// plan made then read the whole table in every claim while a held horizon
-// grew it to millions of dead rows (16 ms and 5,600 pages a claim, the
-// claims fell behind). In a transaction the statement runs as it is: the
-// settings would outlive it there (a limited claim's transaction turns
-// sequential scans off itself: SeqScansOff).
+// the statement too. In a transaction the statement runs as it is: the
+// settings would outlive it there.
 func genericRows(ctx context.Context, db DBTX, sql string, args ...any) (pgx.Rows, error) {
 	p, ok := db.(interface {
 		SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
@@ -146,7 +135,7 @@ func genericRows(ctx context.Context, db DBTX, sql string, args ...any) (pgx.Row
 		return db.Query(ctx, sql, args...)
 	}
 	b := &pgx.Batch{}
-	b.Queue(hotPlanSettings)
+	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)")
 	b.Queue(sql, args...)
 	br := p.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {

@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type JobState string
@@ -333,15 +331,6 @@ type BatonThroughputHourly struct {
 	Interruptions int64     `json:"interruptions"`
 	Redrives      int64     `json:"redrives"`
 	Snoozes       int64     `json:"snoozes"`
-}
-
-type BatonWaitingJob struct {
-	ID       int64      `json:"id"`
-	Queue    string     `json:"queue"`
-	Priority int16      `json:"priority"`
-	RunAt    time.Time  `json:"run_at"`
-	Isolated bool       `json:"isolated"`
-	Ctid     pgtype.TID `json:"ctid"`
 }
 
 type BatonWorkerActivity struct {

@@ -21,17 +21,3 @@ func (q *Queries) BackendPid(ctx context.Context) (int32, error) {
 	err := row.Scan(&pid)
 	return pid, err
 }
-
-const seqScansOff = `-- name: SeqScansOff :exec
-SELECT set_config('enable_seqscan', 'off', true)
-`
-
-// Turns sequential scans off for the rest of the transaction: a claim's
-// that cannot go through genericRows (a limited claim's, worker
-// holdingQueue, and an isolated claim's), whose statements plan as its do
-// (the waiting jobs' table looks small to the planner while claims keep
-// up, and a plan that scans it reads every dead row under a held horizon).
-func (q *Queries) SeqScansOff(ctx context.Context) error {
-	_, err := q.db.Exec(ctx, seqScansOff)
-	return err
-}
