@@ -422,6 +422,11 @@ func TestCheckerCatchesBrokenBuilds(t *testing.T) {
 				// handler happens to return before that heartbeat, a race
 				// on waking that CI once lost with no damage done.
 				{"worker/lease.go", "\t\t\tin.cancel(errLeaseLost)\n", "\t\t\t_ = in\n"},
+				// Nor does the zombie's own process claiming the reaped job
+				// again stop its earlier run: CI once saw the woken worker
+				// claim it back before its handler returned, and the only
+				// zombie stopped, damage 0 and zombie_rejected 1.
+				{"worker/stage.go", "\t\tearlier.cancel(errLeaseLost)\n", "\t\t_ = earlier\n"},
 			},
 			// A zombie that held a slow job completes it while another
 			// worker is still re-running it.
