@@ -169,8 +169,9 @@ WHERE queue = @queue::text AND unique_key = baton.unique_key(@unique_key::text, 
 -- submits that commit late, and the claim starts reading there: jobs of
 -- a more urgent priority (ahead) and those at or above the floor (rest).
 -- A job below the floor in its own priority (run_at far in the past) is
--- found by JobBelowFloor, which the worker runs beside its claims; then it
--- claims once with no floor (floor_priority 0, floor_run_at NULL).
+-- found by JobBelowFloor, which the worker runs beside its claims; then its
+-- next claim's floor is that job's run_at. Its first claim has no floor
+-- (floor_priority 0, floor_run_at NULL).
 WITH room AS MATERIALIZED (
     SELECT least(@max_jobs::integer, (
         SELECT greatest(0, l.n - (SELECT count(*) FROM baton.jobs r WHERE r.queue = @queue_name::text AND r.state = 'running'))
@@ -224,22 +225,24 @@ FROM claimed
 ORDER BY priority, run_at, id;
 
 -- name: JobBelowFloor :one
--- Says whether a due job waits below a stage's claim floor in the floor's
--- own priority (more urgent ones every claim reads): one submitted to run
--- at a past time, or by a transaction that committed long after it began.
--- The worker asks from a loop of its own and, if so, claims once with no
--- floor: while a transaction holds back vacuum, this read steps over every
--- job claimed since, and the claim loop must not wait for it.
-SELECT EXISTS (
-    SELECT 1
-    FROM baton.jobs j
-    WHERE j.queue = @queue_name::text
-      AND j.state IN ('scheduled', 'available', 'retrying')
-      AND j.priority = @floor_priority::integer
-      AND j.run_at < @floor_run_at::timestamptz
-      AND j.run_at <= now()
-      AND NOT j.isolated
-) AS below;
+-- The run_at of the oldest due job waiting below a stage's claim floor in
+-- the floor's own priority (more urgent ones every claim reads):
+-- one submitted to run at a past time, or by a transaction that committed
+-- long after it began. The worker asks from a loop of its own and, if one
+-- waits, its next claim starts there rather than at the index's front:
+-- while a transaction holds back vacuum, a read from the front steps over
+-- every job claimed since (this one does, off the claim loop), and one from
+-- the found job only over those claimed after it. No row: none waits.
+SELECT j.run_at
+FROM baton.jobs j
+WHERE j.queue = @queue_name::text
+  AND j.state IN ('scheduled', 'available', 'retrying')
+  AND j.priority = @floor_priority::integer
+  AND j.run_at < @floor_run_at::timestamptz
+  AND j.run_at <= now()
+  AND NOT j.isolated
+ORDER BY j.run_at
+LIMIT 1;
 
 -- name: JobClaimGrouped :many
 -- JobClaim for a stage with group_concurrency or fair: the worker runs it

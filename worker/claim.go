@@ -156,8 +156,10 @@ const maxFloorWait = 30 * time.Second
 // poll interval, or less often when the check is slow, so that it takes at
 // most a twentieth of the time: while a transaction holds back vacuum it
 // reads every job claimed since (250 ms after two minutes at 3,175 jobs/s,
-// and growing). A job it finds is claimed by the stage's next claim, made
-// with no floor. In a loop of its own, so that no claim waits for it.
+// and growing). The stage's next claim starts reading at the oldest job it
+// finds, not at the index's front (which steps over every job claimed
+// since, as this check does). In a loop of its own, so that no claim waits
+// for it.
 //
 // One replica of those working the queue checks an interval (maintenance.TakeTurn,
 // the step floor:<queue>): even clean, the check reads the claim index's entries below
@@ -176,21 +178,21 @@ func (s *stage) watchFloor(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if f := s.floor.Load(); f != nil && !s.belowFloor.Load() &&
+		if f := s.floor.Load(); f != nil && s.belowFloor.Load() == nil &&
 			maintenance.TakeTurn(ctx, store.New(s.w.pool), "floor:"+s.cfg.Queue, wait*9/10, s.log) {
 			began := time.Now()
 			s.w.stats.floorChecks.Add(1)
 			qctx, cancel := context.WithTimeout(ctx, dbTimeout)
-			below, err := store.New(s.w.pool).JobBelowFloor(qctx, store.JobBelowFloorParams{
+			oldest, err := store.New(s.w.pool).JobBelowFloor(qctx, store.JobBelowFloorParams{
 				QueueName: s.cfg.Queue, FloorPriority: int32(f.priority), FloorRunAt: f.runAt,
 			})
 			cancel()
 			switch {
-			case err != nil && ctx.Err() == nil:
-				s.log.Warn("looking for jobs below the claim floor", "error", store.MapError(err))
-			case below:
-				s.belowFloor.Store(true)
+			case err == nil:
+				s.belowFloor.Store(&claimFloor{priority: f.priority, runAt: oldest})
 				signal(s.wake)
+			case !errors.Is(err, pgx.ErrNoRows) && ctx.Err() == nil:
+				s.log.Warn("looking for jobs below the claim floor", "error", store.MapError(err))
 			}
 			wait = max(poll, min(20*time.Since(began), maxFloorWait))
 		}
@@ -209,8 +211,14 @@ func (s *stage) claim(ctx context.Context, n int) (int, error) {
 		MaxAttempts: int32(s.cfg.MaxAttempts), MaxJobLeaseMs: s.cfg.MaxJobLease.D().Milliseconds(),
 		GlobalConcurrency: int32(s.cfg.GlobalConcurrency),
 	}
-	if f := s.floor.Load(); f != nil && !s.belowFloor.Swap(false) {
+	f := s.belowFloor.Swap(nil)
+	if f == nil {
+		f = s.floor.Load()
+	}
+	if f != nil {
 		p.FloorPriority, p.FloorRunAt = int32(f.priority), &f.runAt
+	} else {
+		s.w.stats.floorlessClaims.Add(1)
 	}
 	rows, err := s.claimRows(qctx, p)
 	if err = store.MapError(err); errors.Is(err, store.ErrUnreadable) || errors.Is(err, context.DeadlineExceeded) {

@@ -18,7 +18,10 @@ import (
 // (priority, run_at) of the jobs it claimed last (JobClaim). Jobs of a more
 // urgent priority are still claimed at once, and a job whose run_at is far
 // below the floor in its priority (submitted to run at a past time) is
-// found by the check below the floor, within a poll interval.
+// found by the check below the floor, within a poll interval; the claim
+// that takes it starts at its run_at, not at the claim index's front
+// (which, while a transaction holds back vacuum, steps over every job
+// claimed since).
 func TestClaimsFromTheFloorFindUrgentAndLateJobs(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -27,15 +30,17 @@ func TestClaimsFromTheFloorFindUrgentAndLateJobs(t *testing.T) {
 		ran <- string(j.Payload)
 		return nil, nil
 	}))
-	b.start(fmt.Sprintf("poll_interval: 300ms\nstages:\n  - queue: a\n    handler: {go: %q}\n", name))
+	r := b.start(fmt.Sprintf("poll_interval: 300ms\nstages:\n  - queue: a\n    handler: {go: %q}\n", name))
 
 	b.submitJob(store.NewJob{Queue: "a", Payload: []byte(`"first"`), Priority: 5})
 	require.Equal(t, `"first"`, <-ran)
 	b.submitJob(store.NewJob{Queue: "a", Payload: []byte(`"urgent"`), Priority: 1})
 	require.Equal(t, `"urgent"`, <-ran, "a more urgent priority than the floor's")
+	floorless := worker.FloorlessClaims(r.Worker)
 	late := b.submitJob(store.NewJob{Queue: "a", Payload: []byte(`"late"`), Priority: 1, RunAt: time.Now().Add(-time.Hour)})
 	b.waitStateWithin(late, "succeeded", 10*time.Second)
 	require.Equal(t, `"late"`, <-ran, "an hour below the floor: found below it")
+	require.Equal(t, floorless, worker.FloorlessClaims(r.Worker), "every claim since the first had a floor")
 }
 
 // The check below the floor reads every claim index entry below it that the

@@ -51,9 +51,10 @@ type stage struct {
 	// the alarm (setAlarm). Other wakes cost no extra query.
 	lookAhead atomic.Bool
 	// floor is where the next claim starts reading the claim index (nil:
-	// at its front); belowFloor says a due job waits below it (claim.go).
+	// at its front); belowFloor, if set, is where the next claim starts
+	// instead: a due job waits below the floor there (claim.go).
 	floor      atomic.Pointer[claimFloor]
-	belowFloor atomic.Bool
+	belowFloor atomic.Pointer[claimFloor]
 	// lookIsolated says an isolated job may wait in the queue (a hint from
 	// the reaper, or a poll): the claim loop tries to claim one (alone.go).
 	lookIsolated atomic.Bool

@@ -113,7 +113,7 @@ type Worker struct {
 	working atomic.Bool
 	stats   struct {
 		claimed, succeeded, failed, leasesLost, released, claimBatches, completeBatches atomic.Int64
-		floorChecks                                                                     atomic.Int64 // JobBelowFloor, for the tests
+		floorChecks, floorlessClaims                                                    atomic.Int64 // for the tests
 	}
 }
 

@@ -29,16 +29,16 @@ func (q *Queries) FanOutPending(ctx context.Context, parentID int64) (FanOutPend
 }
 
 const jobBelowFloor = `-- name: JobBelowFloor :one
-SELECT EXISTS (
-    SELECT 1
-    FROM baton.jobs j
-    WHERE j.queue = $1::text
-      AND j.state IN ('scheduled', 'available', 'retrying')
-      AND j.priority = $2::integer
-      AND j.run_at < $3::timestamptz
-      AND j.run_at <= now()
-      AND NOT j.isolated
-) AS below
+SELECT j.run_at
+FROM baton.jobs j
+WHERE j.queue = $1::text
+  AND j.state IN ('scheduled', 'available', 'retrying')
+  AND j.priority = $2::integer
+  AND j.run_at < $3::timestamptz
+  AND j.run_at <= now()
+  AND NOT j.isolated
+ORDER BY j.run_at
+LIMIT 1
 `
 
 type JobBelowFloorParams struct {
@@ -47,17 +47,19 @@ type JobBelowFloorParams struct {
 	FloorRunAt    time.Time `json:"floor_run_at"`
 }
 
-// Says whether a due job waits below a stage's claim floor in the floor's
-// own priority (more urgent ones every claim reads): one submitted to run
-// at a past time, or by a transaction that committed long after it began.
-// The worker asks from a loop of its own and, if so, claims once with no
-// floor: while a transaction holds back vacuum, this read steps over every
-// job claimed since, and the claim loop must not wait for it.
-func (q *Queries) JobBelowFloor(ctx context.Context, arg JobBelowFloorParams) (bool, error) {
+// The run_at of the oldest due job waiting below a stage's claim floor in
+// the floor's own priority (more urgent ones every claim reads):
+// one submitted to run at a past time, or by a transaction that committed
+// long after it began. The worker asks from a loop of its own and, if one
+// waits, its next claim starts there rather than at the index's front:
+// while a transaction holds back vacuum, a read from the front steps over
+// every job claimed since (this one does, off the claim loop), and one from
+// the found job only over those claimed after it. No row: none waits.
+func (q *Queries) JobBelowFloor(ctx context.Context, arg JobBelowFloorParams) (time.Time, error) {
 	row := q.db.QueryRow(ctx, jobBelowFloor, arg.QueueName, arg.FloorPriority, arg.FloorRunAt)
-	var below bool
-	err := row.Scan(&below)
-	return below, err
+	var run_at time.Time
+	err := row.Scan(&run_at)
+	return run_at, err
 }
 
 const jobCancel = `-- name: JobCancel :one
@@ -242,8 +244,9 @@ type JobClaimRow struct {
 // submits that commit late, and the claim starts reading there: jobs of
 // a more urgent priority (ahead) and those at or above the floor (rest).
 // A job below the floor in its own priority (run_at far in the past) is
-// found by JobBelowFloor, which the worker runs beside its claims; then it
-// claims once with no floor (floor_priority 0, floor_run_at NULL).
+// found by JobBelowFloor, which the worker runs beside its claims; then its
+// next claim's floor is that job's run_at. Its first claim has no floor
+// (floor_priority 0, floor_run_at NULL).
 func (q *Queries) JobClaim(ctx context.Context, arg JobClaimParams) ([]JobClaimRow, error) {
 	rows, err := q.db.Query(ctx, jobClaim,
 		arg.CheckPayloads,
